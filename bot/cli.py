@@ -1,0 +1,165 @@
+"""The `opsloop` command line (SPEC: Command line).
+
+Exit status: 0 success, 1 a check failed, 2 bad usage or bad input (with a
+one-line reason on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bot.bootstrap import SYSTEM_ACTOR, bootstrap
+from bot.settings import Settings
+from opsloop import audit
+from opsloop.accounts import import_catalog
+from opsloop.db import Database
+from opsloop.errors import ConfigError, OpsloopError
+
+OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(BAD_INPUT, f"{self.prog}: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="opsloop", description="Slack-native operations bot.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    shell = sub.add_parser("shell", help="local console: type what you would type in Slack")
+    shell.add_argument("--as", dest="user", default="console", help="act as this user id")
+    shell.set_defaults(run=cmd_shell)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    db_sub.add_parser("upgrade", help="apply pending migrations").set_defaults(run=cmd_db_upgrade)
+
+    audit_p = sub.add_parser("audit", help="the hash-chained audit log")
+    audit_sub = audit_p.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    audit_sub.add_parser("verify", help="check every link of the chain").set_defaults(run=cmd_audit_verify)
+    export = audit_sub.add_parser("export", help="write the chain as JSON Lines")
+    export.add_argument("--since", type=_date, help="only events from this date (YYYY-MM-DD)")
+    export.set_defaults(run=cmd_audit_export)
+
+    accounts = sub.add_parser("accounts", help="the account catalog")
+    acc_sub = accounts.add_subparsers(dest="accounts_command", required=True, parser_class=_Parser)
+    imp = acc_sub.add_parser("import", help="create or update accounts from CSV or YAML")
+    imp.add_argument("file", type=Path)
+    imp.set_defaults(run=cmd_accounts_import)
+    return parser
+
+
+def _date(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC) if "T" not in text else (
+            datetime.fromisoformat(text).astimezone(UTC)
+        )
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.console import Console
+
+    services = bootstrap(settings)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        import readline  # noqa: F401 - gives input() line editing and history
+
+    console = Console(services, user=args.user)
+    console.run(_lines(interactive, lambda: f"{console.user}> "), interactive=interactive)
+    return OK
+
+
+def _lines(interactive: bool, prompt: Callable[[], str]) -> Iterator[str]:
+    if not interactive:
+        return (line.rstrip("\n") for line in sys.stdin)
+
+    def typed() -> Iterator[str]:
+        while True:
+            try:
+                yield input(prompt())
+            except EOFError:
+                print()
+                return
+            except KeyboardInterrupt:
+                print()
+
+    return typed()
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    db = Database.from_url(settings.database_url)
+    db.upgrade()
+    print("database schema is current")
+    return OK
+
+
+def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    db = Database.from_url(settings.database_url)
+    with db.transaction() as session:
+        verdict = audit.verify(session)
+    if verdict.ok:
+        print(f"audit chain intact: {verdict.checked} events")
+        return OK
+    print(f"audit chain broken: {verdict.problem}", file=sys.stderr)
+    return CHECK_FAILED
+
+
+def cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
+    db = Database.from_url(settings.database_url)
+    with db.transaction() as session:
+        for line in audit.export(session, since=args.since):
+            sys.stdout.write(line + "\n")
+    return OK
+
+
+def cmd_accounts_import(args: argparse.Namespace, settings: Settings) -> int:
+    services = bootstrap(settings, load_accounts=False)
+    result = import_catalog(services.db, services.clock, args.file, actor=SYSTEM_ACTOR)
+    print(f"{args.file}: {result.created} created, {result.updated} updated, "
+          f"{result.unchanged} unchanged")
+    return OK
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        print(f"opsloop: environment: {first['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return BAD_INPUT
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run: Command = args.run
+    try:
+        return run(args, settings)
+    except ConfigError as error:
+        print(f"opsloop: {error}", file=sys.stderr)
+        return BAD_INPUT
+    except OpsloopError as error:
+        print(f"opsloop: {error}", file=sys.stderr)
+        return BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""`opsloop shell`: type what you would type in Slack, see what the bot would say.
+
+Channel messages are printed as they would appear (with their buttons,
+numbered so `press N` can click them); `as USER` switches who is typing.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from typing import TextIO
+
+from bot.bootstrap import Services
+from opsloop.errors import OpsloopError, UsageError
+from opsloop.messages import Button, Message, Reply
+from opsloop.models import OutboxMessage
+from opsloop.outbox import Delivered, Dispatcher
+
+log = logging.getLogger(__name__)
+
+SHELL_HELP = """\
+Type slash commands as in Slack, e.g. /incident declare "Checkout API returns 500" sev1 tenant:acme
+  press N        press button N of a message above
+  as USER        act as another user (e.g. as U0SRE1); whoami shows who you are
+  help           this help, then every command's help
+  quit           leave (or Ctrl-D)"""
+
+_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def plain(text: str) -> str:
+    """Slack markup to terminal text: mentions as @U1, entities decoded."""
+    return html.unescape(_MENTION.sub(r"@\1", text))
+
+
+class ConsoleChat:
+    """The chat transport of the console: prints what Slack would show, numbers the buttons."""
+
+    def __init__(self, out: TextIO, channel_names: dict[str, str]) -> None:
+        self.out = out
+        self.names = channel_names
+        self.buttons: dict[int, Button] = {}
+        self._posted = 0
+
+    def send(self, message: OutboxMessage, parent: OutboxMessage | None) -> Delivered:
+        body = Message.from_json(message.payload["message"])
+        where = f"#{self.names.get(message.target, message.target)}"
+        if message.update_key is not None:
+            prefix = f"{where} (updated)"
+        elif message.thread_key is not None and parent is not None:
+            prefix = f"{where} ↳ thread of {parent.key.removeprefix('card:')}"
+        else:
+            prefix = where
+        self.show(prefix, body)
+        self._posted += 1
+        return Delivered(external_id=f"console.{self._posted}", external_target=message.target)
+
+    def show(self, prefix: str, body: Message) -> None:
+        lines = [plain(body.text)]
+        if body.fields:
+            lines.append(" · ".join(f"{k}: {plain(v)}" for k, v in body.fields))
+        if body.body:
+            lines.append(plain(body.body))
+        if body.buttons:
+            lines.append(" ".join(self._number(b) for b in body.buttons))
+        if body.context:
+            lines.append(plain(body.context))
+        print(f"{prefix} | " + f"\n{' ' * len(prefix)} | ".join(lines), file=self.out)
+
+    def _number(self, button: Button) -> str:
+        number = len(self.buttons) + 1
+        self.buttons[number] = button
+        return f"[{number}: {button.label}]"
+
+
+class Console:
+    def __init__(self, services: Services, *, user: str, out: TextIO = sys.stdout) -> None:
+        self.services = services
+        self.user = user
+        self.out = out
+        names = {cid: name for name, cid in services.policy.channels.items()}
+        self.chat = ConsoleChat(out, names)
+        self.dispatcher = Dispatcher(services.db, {"chat": self.chat}, services.clock)
+
+    def run(self, lines: Iterable[str], *, interactive: bool = False) -> None:
+        if interactive:
+            roles = ", ".join(self.services.authz.roles_of(self.user)) or "no roles"
+            self._say(f"opsloop shell — you are {self.user} ({roles}). Type help, or quit.")
+        self.dispatcher.drain()  # anything queued while nobody was listening
+        for line in lines:
+            if line.strip() in ("quit", "exit"):
+                break
+            self.execute(line)
+
+    def execute(self, line: str) -> None:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return
+        try:
+            reply = self._dispatch(line)
+        except OpsloopError as error:
+            reply = Reply(f"✗ {error}")
+        except Exception:  # never a traceback in the user's face
+            log.exception("console command failed: %s", line)
+            reply = Reply("✗ internal error (details in the log); nothing was changed")
+        if reply is not None:
+            self._reply(reply)
+        self.dispatcher.drain()
+
+    def _dispatch(self, line: str) -> Reply | None:
+        word, _, rest = line.partition(" ")
+        if word.startswith("/"):
+            return self.services.commands.handle(word, rest, actor=self.user)
+        if word == "help":
+            return Reply(f"{SHELL_HELP}\n\n{self.services.commands.help()}")
+        if word == "as":
+            if not rest.strip():
+                raise UsageError("usage: as USER")
+            self.user = rest.strip().lstrip("@")
+            roles = ", ".join(self.services.authz.roles_of(self.user)) or "no roles"
+            return Reply(f"You are now {self.user} ({roles}).")
+        if word == "whoami":
+            roles = ", ".join(self.services.authz.roles_of(self.user)) or "no roles"
+            return Reply(f"{self.user} ({roles})")
+        if word == "press":
+            number = rest.strip()
+            if not number.isdigit() or int(number) not in self.chat.buttons:
+                raise UsageError("usage: press N, with N a button number shown above")
+            button = self.chat.buttons[int(number)]
+            return self.services.commands.press(button.action, button.value, actor=self.user)
+        raise UsageError(f"unknown input {word!r}: type a slash command, press N, as USER or help")
+
+    def _reply(self, reply: Reply) -> None:
+        if reply.form == "incident.declare":
+            self._say('usage: /incident declare "title" [sev1..sev4] [tenant:ID ...] '
+                      "(in Slack, this opens a form)")
+            return
+        self._say(plain(reply.text))
+        if reply.message is not None:
+            self.chat.show("  ", reply.message)
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.out)

@@ -1,0 +1,47 @@
+"""Who may do what: the `roles` and `permissions` of the policy file."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from opsloop.policy import Policy
+
+
+class Directory(Protocol):
+    """Resolves a user group (Slack `S...` id) to its members, at the moment of asking."""
+
+    def members(self, group_id: str) -> frozenset[str]: ...
+
+
+class StaticDirectory:
+    def __init__(self, groups: dict[str, frozenset[str]] | None = None) -> None:
+        self.groups = groups or {}
+
+    def members(self, group_id: str) -> frozenset[str]:
+        return self.groups.get(group_id, frozenset())
+
+
+class Authorizer:
+    def __init__(self, policy: Policy, directory: Directory | None = None) -> None:
+        self.policy = policy
+        self.directory = directory or StaticDirectory()
+
+    def has_role(self, user: str, role: str) -> bool:
+        if role == "everyone":
+            return True
+        for member in self.policy.roles.get(role, []):
+            if member == user:
+                return True
+            if member.startswith("S") and user in self.directory.members(member):
+                return True
+        return False
+
+    def roles_of(self, user: str) -> list[str]:
+        return [role for role in self.policy.roles if self.has_role(user, role)]
+
+    def allowed(self, user: str, action: str) -> bool:
+        return any(self.has_role(user, role) for role in self.policy.roles_allowed(action))
+
+    def explain(self, action: str) -> str:
+        roles = self.policy.roles_allowed(action)
+        return " or ".join(roles)

@@ -1,0 +1,51 @@
+"""The slash commands and buttons, as text in and `Reply` out.
+
+Slack and the console both hand what a person typed (or pressed) to
+`Commands`; neither knows the grammar, so both behave the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from opsloop.commands.workitems import WorkItemCommands
+from opsloop.errors import UsageError
+from opsloop.messages import Reply
+from opsloop.workitems import WorkItems
+
+Handler = Callable[[str, str, str | None], Reply]
+
+
+class Commands:
+    def __init__(self, workitems: WorkItems) -> None:
+        self.items = WorkItemCommands(workitems)
+        self.handlers: dict[str, Handler] = {
+            "/incident": self.items.incident,
+            "/escalate": self.items.escalate,
+            "/exception": self.items.exception,
+        }
+        self.buttons: dict[str, Callable[[str, str, str], Reply]] = {
+            "workitem": self.items.press,
+        }
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.handlers)
+
+    def handle(self, command: str, text: str, *, actor: str, channel: str | None = None) -> Reply:
+        """Run one slash command as `actor`; domain errors propagate for the adapter to show."""
+        handler = self.handlers.get(command)
+        if handler is None:
+            raise UsageError(f"unknown command {command} (try: {', '.join(self.handlers)})")
+        return handler(text.strip(), actor, channel)
+
+    def press(self, action: str, value: str, *, actor: str) -> Reply:
+        """Run a button press (`workitem.acknowledge` with value `INC-1`) as `actor`."""
+        family, _, verb = action.partition(".")
+        handler = self.buttons.get(family)
+        if handler is None or not verb:
+            raise UsageError(f"unknown button {action}")
+        return handler(verb, value, actor)
+
+    def help(self) -> str:
+        return "\n\n".join(handler("help", "", None).text for handler in self.handlers.values())

@@ -1,0 +1,112 @@
+"""Engines, transactions and migrations for SQLite (embedded) and PostgreSQL (scale-out)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from opsloop.errors import ConfigError
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 here (the driver opsloop installs), not psycopg2."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    try:
+        url = normalize_url(url)
+        if url.startswith("sqlite"):
+            return _sqlite_engine(url, **kwargs)
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    except Exception as error:  # an unparseable URL or a missing driver
+        raise ConfigError(f"OPSLOOP_DATABASE_URL: cannot use {make_url_safe(url)}: {error}") from None
+
+
+def make_url_safe(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+    # pysqlite's own transaction handling is off so that every transaction
+    # starts with BEGIN IMMEDIATE: writers queue on the lock instead of
+    # failing with "database is locked" when a read upgrades to a write.
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Database:
+    """The one handle on storage the services share."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        return cls(make_engine(url))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits together on success and rolls back on any error."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # ------------------------------------------------------------------ migrations
+
+    def alembic_config(self) -> Config:
+        config = Config()
+        config.set_main_option("script_location", str(resources.files("opsloop") / "migrations"))
+        return config
+
+    def upgrade(self) -> None:
+        """Apply every pending migration; running it again changes nothing."""
+        config = self.alembic_config()
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def migrations_current(self) -> bool:
+        script = ScriptDirectory.from_config(self.alembic_config())
+        with self.engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+        return current == set(script.get_heads())
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,66 @@
+"""What the product says, independent of where it is shown.
+
+The core builds `Message`s; `bot/` renders them as Block Kit for Slack or as
+text for the console. Buttons carry an action id and a value that come back
+unchanged when pressed (see `opsloop.actions`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action: str  # e.g. "incident.acknowledge"
+    value: str  # e.g. "INC-1"
+    style: Literal["primary", "danger"] | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str  # the headline; also the notification fallback
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    body: str | None = None
+    buttons: list[Button] = field(default_factory=list)
+    context: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Message:
+        return cls(
+            text=data["text"],
+            fields=[(k, v) for k, v in data.get("fields", [])],
+            body=data.get("body"),
+            buttons=[Button(**b) for b in data.get("buttons", [])],
+            context=data.get("context"),
+        )
+
+    def plain(self) -> str:
+        """Plain text, for transports without layout (and for logs and tests)."""
+        lines = [self.text]
+        lines += [f"{k}: {v}" for k, v in self.fields]
+        if self.body:
+            lines.append(self.body)
+        if self.context:
+            lines.append(self.context)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The answer to a command: shown only to the person who typed it."""
+
+    text: str
+    message: Message | None = None
+    # set when the answer is a form to fill in (Slack opens a modal)
+    form: str | None = None
+
+
+def escape(text: str) -> str:
+    """Escape user-supplied text for Slack mrkdwn: `<!channel>` stays text, never a ping."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

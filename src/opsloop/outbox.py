@@ -1,0 +1,320 @@
+"""The durable outbox: everything the product sends leaves through here.
+
+A message is a row written in the same transaction as the change that caused
+it, so a change and its announcement land together or not at all. The
+`Dispatcher` delivers rows through a `Sender` per transport, records every
+attempt, retries transient failures with capped exponential backoff (or after
+the `Retry-After` the far side asked for), and keeps order within a lane (one
+transport + target, e.g. one Slack channel): only a lane's oldest pending
+message is ever in flight. Delivery is at least once: a worker that dies
+mid-send leaves a lease that expires and another worker retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from opsloop.clock import Clock
+from opsloop.db import Database
+from opsloop.models import OutboxAttempt, OutboxMessage
+
+log = logging.getLogger(__name__)
+
+PENDING, SENT, FAILED, SUPERSEDED = "pending", "sent", "failed", "superseded"
+
+
+class DeliveryError(Exception):
+    """A transient failure: try again later (after `retry_after` seconds if given)."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(Exception):
+    """The far side will never accept this message; it is marked failed."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    external_id: str | None = None  # e.g. Slack's message ts
+    external_target: str | None = None  # e.g. the channel id Slack answered with
+
+
+class Sender(Protocol):
+    def send(self, message: OutboxMessage, parent: OutboxMessage | None) -> Delivered:
+        """Deliver one message or raise DeliveryError / PermanentDeliveryError.
+
+        `parent` is the earlier message named by `update_key` or `thread_key`.
+        """
+        ...
+
+
+def enqueue(
+    session: Session,
+    *,
+    transport: str,
+    target: str,
+    payload: dict[str, Any],
+    now: datetime,
+    key: str | None = None,
+    thread_key: str | None = None,
+    update_key: str | None = None,
+    lane: str | None = None,
+    supersede: bool = False,
+) -> OutboxMessage | None:
+    """Queue a message in the caller's transaction.
+
+    A `key` makes the message idempotent: queueing the same key again is a
+    no-op that returns None (so nobody is told the same thing twice).
+    `supersede` (with `update_key`) drops edits of the same message still
+    waiting, since only the newest content matters: a burst of changes
+    becomes one edit.
+    """
+    if supersede and update_key is not None:
+        session.exec(
+            update(OutboxMessage)
+            .where(
+                col(OutboxMessage.update_key) == update_key,
+                col(OutboxMessage.status) == PENDING,
+                col(OutboxMessage.leased_until).is_(None),
+            )
+            .values(status=SUPERSEDED)
+        )
+    if key is not None:
+        existing = session.exec(select(OutboxMessage.id).where(OutboxMessage.key == key)).first()
+        if existing is not None:
+            return None
+    message = OutboxMessage(
+        key=key or f"auto:{uuid.uuid4().hex}",
+        transport=transport,
+        target=target,
+        lane=lane or f"{transport}:{target}",
+        thread_key=thread_key,
+        update_key=update_key,
+        payload=payload,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def depth(session: Session) -> int:
+    """How many messages wait to be delivered."""
+    count = session.exec(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == PENDING)
+    ).one()
+    return int(count)
+
+
+@dataclass
+class Backoff:
+    base: float = 1.0
+    cap: float = 300.0
+
+    def delay(self, attempts: int) -> float:
+        """Seconds before try number `attempts + 1`: exponential, capped, with jitter."""
+        ceiling = min(self.cap, self.base * 2 ** max(0, attempts - 1))
+        return float(ceiling / 2 + random.random() * ceiling / 2)
+
+
+@dataclass
+class DeliveryStats:
+    """Counters the HTTP adapter exposes as metrics."""
+
+    delivered: int = 0
+    failures: int = 0
+    rate_limited: int = 0
+    dead: int = 0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        senders: Mapping[str, Sender],
+        clock: Clock,
+        *,
+        lease: timedelta = timedelta(seconds=60),
+        backoff: Backoff | None = None,
+        pace: Mapping[str, timedelta] | None = None,
+    ) -> None:
+        self.db = db
+        self.senders = senders
+        self.clock = clock
+        self.lease = lease
+        self.backoff = backoff or Backoff()
+        self.pace = dict(pace or {})  # transport -> least time between two sends on one lane
+        self.stats = DeliveryStats()
+        self._wake = threading.Event()
+
+    # ------------------------------------------------------------------ one pass
+
+    def run_once(self, limit: int = 50) -> int:
+        """Deliver what is due now, one message per lane; returns how many were delivered."""
+        delivered = 0
+        for message_id in self._claim(limit):
+            delivered += self._deliver(message_id)
+        return delivered
+
+    def drain(self, max_rounds: int = 1000) -> int:
+        """Deliver until nothing is due (tests and the console)."""
+        total = 0
+        for _ in range(max_rounds):
+            sent = self.run_once()
+            total += sent
+            if sent == 0:
+                break
+        return total
+
+    def _claim(self, limit: int) -> list[int]:
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            head = (
+                select(func.min(OutboxMessage.id))
+                .where(OutboxMessage.status == PENDING)
+                .group_by(OutboxMessage.lane)
+            )
+            query = (
+                select(OutboxMessage)
+                .where(
+                    col(OutboxMessage.id).in_(head),
+                    OutboxMessage.transport.in_(list(self.senders)),  # type: ignore[attr-defined]
+                    col(OutboxMessage.next_attempt_at) <= now,
+                    col(OutboxMessage.leased_until).is_(None) | (col(OutboxMessage.leased_until) < now),
+                )
+                .order_by(col(OutboxMessage.id))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            candidates = list(session.exec(query))
+            candidates = self._paced(session, candidates, now)
+            for message in candidates:
+                message.leased_until = now + self.lease
+                session.add(message)
+            return [m.id for m in candidates if m.id is not None]
+
+    def _paced(
+        self, session: Session, candidates: list[OutboxMessage], now: datetime
+    ) -> list[OutboxMessage]:
+        paced = [m for m in candidates if m.transport in self.pace]
+        if not paced:
+            return candidates
+        longest = max(self.pace.values())
+        last_sent: dict[str, datetime] = dict(
+            session.exec(  # type: ignore[arg-type]
+                select(OutboxMessage.lane, func.max(OutboxMessage.sent_at))
+                .where(
+                    col(OutboxMessage.lane).in_({m.lane for m in paced}),
+                    col(OutboxMessage.sent_at) > now - longest,  # type: ignore[operator]
+                )
+                .group_by(OutboxMessage.lane)
+            ).all()
+        )
+        return [
+            m
+            for m in candidates
+            if m.transport not in self.pace
+            or m.lane not in last_sent
+            or last_sent[m.lane] <= now - self.pace[m.transport]
+        ]
+
+    def _deliver(self, message_id: int) -> int:
+        with self.db.transaction() as session:
+            message = session.get(OutboxMessage, message_id)
+            if message is None or message.status != PENDING:
+                return 0
+            parent_key = message.update_key or message.thread_key
+            parent = None
+            if parent_key is not None:
+                parent = session.exec(
+                    select(OutboxMessage).where(OutboxMessage.key == parent_key)
+                ).first()
+        sender = self.senders[message.transport]
+        started = time.monotonic()
+        error: str | None = None
+        retry_after: float | None = None
+        permanent = False
+        result = Delivered()
+        try:
+            if parent is not None and parent.status == PENDING:
+                raise DeliveryError(f"waiting for message {parent.key} to be delivered first")
+            result = sender.send(message, parent)
+        except DeliveryError as failure:
+            error, retry_after = str(failure) or type(failure).__name__, failure.retry_after
+        except PermanentDeliveryError as failure:
+            error, permanent = str(failure) or type(failure).__name__, True
+        except Exception as failure:  # a sender bug must not stop the worker
+            log.exception("sender %s crashed on outbox message %s", message.transport, message_id)
+            error = f"{type(failure).__name__}: {failure}"
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        return self._record(message_id, result, error, retry_after, permanent, elapsed_ms)
+
+    def _record(
+        self,
+        message_id: int,
+        result: Delivered,
+        error: str | None,
+        retry_after: float | None,
+        permanent: bool,
+        elapsed_ms: int,
+    ) -> int:
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            message = session.get(OutboxMessage, message_id)
+            assert message is not None
+            message.attempts += 1
+            message.leased_until = None
+            session.add(OutboxAttempt(message_id=message_id, at=now, ok=error is None,
+                                      error=error, duration_ms=elapsed_ms))
+            if error is None:
+                message.status, message.sent_at, message.last_error = SENT, now, None
+                message.external_id = result.external_id
+                message.external_target = result.external_target
+                self.stats.delivered += 1
+            else:
+                message.last_error = error
+                self.stats.failures += 1
+                if permanent:
+                    message.status = FAILED
+                    self.stats.dead += 1
+                    log.error("outbox message %s failed for good: %s", message.key, error)
+                else:
+                    if retry_after is not None:
+                        self.stats.rate_limited += 1
+                    wait = retry_after if retry_after is not None else self.backoff.delay(message.attempts)
+                    message.next_attempt_at = now + timedelta(seconds=wait)
+                    log.warning("outbox message %s: attempt %d failed (%s); retry in %.1fs",
+                                message.key, message.attempts, error, wait)
+            session.add(message)
+        return 1 if error is None else 0
+
+    # ------------------------------------------------------------------ the worker loop
+
+    def wake(self) -> None:
+        """Tell the worker there is something new (called after a commit that queued messages)."""
+        self._wake.set()
+
+    def run_forever(self, stop: threading.Event, idle: float = 0.5) -> None:
+        while not stop.is_set():
+            try:
+                busy = self.run_once() > 0
+            except Exception:
+                log.exception("outbox pass failed; trying again")
+                busy = False
+            if not busy:
+                self._wake.wait(idle)
+                self._wake.clear()

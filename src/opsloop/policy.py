@@ -1,0 +1,418 @@
+"""The policy file (`opsloop.yml`): operations as code, validated strictly.
+
+Every key is declared here; an unknown key, a bad value or a dangling
+reference (a channel, role, escalation chain or on-call team that is not
+defined) is refused at start with the file, the key path and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from opsloop.durations import parse_duration
+from opsloop.errors import ConfigError
+from opsloop.types import Kind, Severity, Tier
+
+# --------------------------------------------------------------------------- value types
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a duration is written as text, e.g. 30s, 5m, 1h, 2d")
+    return parse_duration(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_days(value: Any) -> frozenset[int]:
+    """`mon-fri`, `mon,wed,fri`, `daily` or a list of day names -> weekday numbers (mon=0)."""
+    if isinstance(value, frozenset):
+        return value
+    items = value if isinstance(value, list) else str(value).replace(" ", "").split(",")
+    days: set[int] = set()
+    for item in items:
+        word = str(item).lower()
+        if word in ("daily", "all", "mon-sun"):
+            days.update(range(7))
+        elif "-" in word:
+            start, _, end = word.partition("-")
+            if start not in _WEEKDAYS or end not in _WEEKDAYS:
+                raise ValueError(f"unknown day range {item!r} (use e.g. mon-fri)")
+            a, b = _WEEKDAYS.index(start), _WEEKDAYS.index(end)
+            days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
+        elif word in _WEEKDAYS:
+            days.add(_WEEKDAYS.index(word))
+        else:
+            raise ValueError(f"unknown day {item!r} (use mon, tue, ... sun, or a range mon-fri)")
+    if not days:
+        raise ValueError("at least one day is needed")
+    return frozenset(days)
+
+
+Days = Annotated[frozenset[int], BeforeValidator(parse_days)]
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)") from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_timezone)]
+
+
+def _clock_time(value: Any) -> time:
+    if isinstance(value, int):  # YAML 1.1 reads an unquoted 08:00 as sexagesimal 480
+        raise ValueError("quote times of day, e.g. \"08:00\"")
+    try:
+        hours, minutes = str(value).split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise ValueError(f"invalid time of day {value!r} (use HH:MM)") from None
+
+
+ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class Integration(Strict):
+    name: Name
+    kind: Literal["alertmanager", "events_v2", "signals"]
+    token_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+
+
+class Route(Strict):
+    """One node of the routing tree; the first match wins unless `continue` is set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    match: dict[str, str] = {}
+    match_re: dict[str, str] = {}
+    severity: Severity | None = None
+    runbook: str | None = None
+    channel: str | None = None
+    sla: str | None = None
+    escalation: str | None = None
+    audiences: list[str] = []
+    continue_: bool = Field(default=False, alias="continue")
+
+    @field_validator("match_re")
+    @classmethod
+    def _compiles(cls, patterns: dict[str, str]) -> dict[str, str]:
+        for label, pattern in patterns.items():
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"{label}: invalid regular expression: {error}") from None
+        return patterns
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        if any(labels.get(key) != value for key, value in self.match.items()):
+            return False
+        # anchored, like Alertmanager's match_re
+        return all(
+            re.fullmatch(pattern, labels.get(key, "")) is not None
+            for key, pattern in self.match_re.items()
+        )
+
+
+class Calendar(Strict):
+    days: Days
+    hours: str = "09:00-17:00"
+    timezone: TimeZone | None = None
+    holidays: list[date] = []
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        start, sep, end = value.partition("-")
+        if not sep:
+            raise ValueError("write working hours as HH:MM-HH:MM")
+        if _clock_time(start) >= _clock_time(end):
+            raise ValueError("working hours must end after they start")
+        return value
+
+    @property
+    def opens(self) -> time:
+        return _clock_time(self.hours.partition("-")[0])
+
+    @property
+    def closes(self) -> time:
+        return _clock_time(self.hours.partition("-")[2])
+
+
+class SlaMatch(Strict):
+    kind: Kind | None = None
+    severity: Severity | None = None
+    tier: Tier | None = None
+    labels: dict[str, str] = {}
+
+
+class SlaTargets(Strict):
+    response: Duration | None = None
+    update: Duration | None = None
+    resolution: Duration | None = None
+
+
+class SlaPolicy(Strict):
+    match: SlaMatch = SlaMatch()
+    calendar: str = "24x7"
+    targets: SlaTargets
+    warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = [0.75]
+    escalation: str | None = None
+
+
+class Sla(Strict):
+    calendars: dict[Name, Calendar] = {}
+    policies: list[SlaPolicy] = []
+
+
+class EscalationLevel(Strict):
+    notify: list[str] = Field(min_length=1)
+    wait: Duration
+
+
+class EscalationChain(Strict):
+    repeat: Annotated[int, Field(ge=0, le=20)] = 0
+    levels: list[EscalationLevel] = Field(min_length=1)
+
+
+class Rotation(Strict):
+    rotation: list[str] = Field(min_length=1)
+    handoff: str = "mon 09:00"
+    length: Duration = timedelta(weeks=1)
+    timezone: TimeZone | None = None
+
+    @field_validator("handoff")
+    @classmethod
+    def _handoff(cls, value: str) -> str:
+        day, _, at = value.strip().partition(" ")
+        if day.lower() not in _WEEKDAYS:
+            raise ValueError("write the handoff as a day and a time, e.g. \"mon 09:00\"")
+        _clock_time(at)
+        return value
+
+
+class Actions(Strict):
+    allow_hosts: list[str] = []
+    secrets: dict[str, Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]] = {}
+
+
+class Digest(Strict):
+    at: ClockTime = time(8, 0)
+    days: Days = parse_days("mon-fri")
+    channel: str = "leadership"
+
+
+# Actions a role may be allowed to take. `everyone` is a pseudo-role.
+PERMISSION_DEFAULTS: dict[str, list[str]] = {
+    "incident.declare": ["responder", "commander", "admin"],
+    "incident.acknowledge": ["responder", "commander", "admin"],
+    "incident.mitigate": ["responder", "commander", "admin"],
+    "incident.resolve": ["responder", "commander", "admin"],
+    "incident.close": ["commander", "admin"],
+    "incident.reopen": ["responder", "commander", "admin"],
+    "incident.assign": ["commander", "admin"],
+    "escalation.open": ["everyone"],
+    "escalation.acknowledge": ["responder", "commander", "csm", "admin"],
+    "escalation.mitigate": ["responder", "commander", "csm", "admin"],
+    "escalation.resolve": ["responder", "commander", "csm", "admin"],
+    "escalation.close": ["csm", "commander", "admin"],
+    "escalation.reopen": ["responder", "commander", "csm", "admin"],
+    "escalation.assign": ["csm", "commander", "admin"],
+    "exception.request": ["everyone"],
+    "exception.approve": ["approver", "admin"],
+    "exception.reject": ["approver", "admin"],
+    "exception.expire": ["approver", "admin"],
+    "exception.assign": ["approver", "admin"],
+}
+
+
+# --------------------------------------------------------------------------- the file
+
+
+class Policy(Strict):
+    timezone: TimeZone = "UTC"
+    channels: dict[Name, str] = Field(default_factory=dict)
+    roles: dict[Name, list[str]] = Field(default_factory=dict)
+    permissions: dict[str, list[str]] = Field(default_factory=dict)
+    integrations: list[Integration] = []
+    routing: list[Route] = []
+    sla: Sla = Sla()
+    escalation: dict[Name, EscalationChain] = {}
+    oncall: dict[Name, Rotation] = {}
+    actions: Actions = Actions()
+    accounts: str | None = None
+    digest: Digest | None = None
+
+    # where the file was read from: relative paths in it are relative to its folder
+    _base_dir: Path = PrivateAttr(default=Path())
+
+    @model_validator(mode="after")
+    def _references(self) -> Policy:
+        problems: list[tuple[str, str]] = []
+        if "ops" not in self.channels:
+            problems.append(("channels", "an `ops` channel is required: incidents are posted there"))
+        for action, roles in self.permissions.items():
+            if action not in PERMISSION_DEFAULTS:
+                known = ", ".join(sorted(PERMISSION_DEFAULTS))
+                problems.append((f"permissions.{action}", f"unknown action (known: {known})"))
+            for role in roles:
+                if role != "everyone" and role not in self.roles:
+                    problems.append((f"permissions.{action}", f"unknown role {role!r}"))
+        names = [i.name for i in self.integrations]
+        for name in {n for n in names if names.count(n) > 1}:
+            problems.append(("integrations", f"integration name {name!r} is used twice"))
+        for i, route in enumerate(self.routing):
+            where = f"routing[{i}]"
+            if route.channel is not None and route.channel not in self.channels:
+                problems.append((f"{where}.channel", f"unknown channel {route.channel!r}"))
+            if route.escalation is not None and route.escalation not in self.escalation:
+                problems.append((f"{where}.escalation", f"unknown escalation chain {route.escalation!r}"))
+        for i, sla in enumerate(self.sla.policies):
+            where = f"sla.policies[{i}]"
+            if sla.calendar != "24x7" and sla.calendar not in self.sla.calendars:
+                problems.append((f"{where}.calendar", f"unknown calendar {sla.calendar!r} "
+                                 "(define it under sla.calendars, or use 24x7)"))
+            if sla.escalation is not None and sla.escalation not in self.escalation:
+                problems.append((f"{where}.escalation", f"unknown escalation chain {sla.escalation!r}"))
+        for name, chain in self.escalation.items():
+            for j, level in enumerate(chain.levels):
+                for target in level.notify:
+                    reason = self._target_problem(target)
+                    if reason:
+                        problems.append((f"escalation.{name}.levels[{j}].notify", reason))
+        if self.digest is not None and self.digest.channel not in self.channels:
+            problems.append(("digest.channel", f"unknown channel {self.digest.channel!r}"))
+        if problems:
+            raise ValueError("; ".join(f"{path}: {reason}" for path, reason in problems))
+        return self
+
+    def _target_problem(self, target: str) -> str | None:
+        prefix, sep, name = target.partition(":")
+        if sep and prefix == "oncall":
+            return None if name in self.oncall else f"unknown on-call team {name!r}"
+        if sep and prefix == "role":
+            return None if name in self.roles else f"unknown role {name!r}"
+        if re.fullmatch(r"[UWS][A-Z0-9]+", target):
+            return None
+        return f"{target!r} is not oncall:TEAM, role:NAME, a user id (U...) or a user-group id (S...)"
+
+    # ------------------------------------------------------------------ lookups
+
+    def roles_allowed(self, action: str) -> list[str]:
+        return self.permissions.get(action, PERMISSION_DEFAULTS[action])
+
+    def channel(self, name: str) -> str:
+        """The Slack channel id for a channel name of the policy (`ops` -> `C0OPS`)."""
+        return self.channels.get(name, name)
+
+    @property
+    def accounts_path(self) -> Path | None:
+        return None if self.accounts is None else self._base_dir / self.accounts
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a policy file must not."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def load_yaml(path: Path) -> Any:
+    """Read a YAML file, refusing duplicate keys; errors name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+
+
+def format_location(loc: tuple[int | str, ...]) -> str:
+    """('sla', 'policies', 0, 'targets') -> 'sla.policies[0].targets'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not str(part).startswith(("function-", "json-or-python")):
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def validation_problems(error: ValidationError) -> list[str]:
+    lines = []
+    for problem in error.errors():
+        path = format_location(problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key"
+        if problem["type"] == "value_error" and path == "(top level)":
+            lines.extend(message.split("; "))  # cross-reference problems carry their own paths
+        else:
+            lines.append(f"{path}: {message}")
+    return lines
+
+
+def load_policy(path: Path) -> Policy:
+    """Load and validate the policy file, or raise ConfigError naming each problem."""
+    raw = load_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the policy file must be a mapping of sections")
+    try:
+        policy = Policy.model_validate(raw)
+    except ValidationError as error:
+        problems = validation_problems(error)
+        raise ConfigError("\n".join(f"{path}: {line}" for line in problems)) from None
+    policy._base_dir = path.parent
+    return policy

@@ -1,0 +1,56 @@
+"""Shared names of the domain."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, TypeAlias
+
+JSON: TypeAlias = dict[str, Any]
+UserId: TypeAlias = str  # a Slack user id (U...), or a console user's name
+
+
+class Kind(StrEnum):
+    INCIDENT = "incident"
+    ESCALATION = "escalation"
+    EXCEPTION = "exception"
+
+    @property
+    def prefix(self) -> str:
+        return _PREFIX[self]
+
+    @classmethod
+    def from_prefix(cls, prefix: str) -> Kind:
+        for kind, p in _PREFIX.items():
+            if p == prefix.upper():
+                return kind
+        raise KeyError(prefix)
+
+
+_PREFIX = {Kind.INCIDENT: "INC", Kind.ESCALATION: "ESC", Kind.EXCEPTION: "EXC"}
+
+
+class Severity(StrEnum):
+    SEV1 = "sev1"
+    SEV2 = "sev2"
+    SEV3 = "sev3"
+    SEV4 = "sev4"
+
+
+class State(StrEnum):
+    # incidents and escalations
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    # exceptions
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class Tier(StrEnum):
+    ENTERPRISE = "enterprise"
+    MID_MARKET = "mid-market"
+    SMB = "smb"

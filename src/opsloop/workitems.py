@@ -1,0 +1,334 @@
+"""Work items: declare, open and request them; move them through their lifecycle.
+
+Each change runs in one transaction that also writes its timeline line, its
+audit event and the outbox messages announcing it, and calls the hooks later
+capabilities register (timers, loops, health) with the same session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from opsloop import audit, outbox
+from opsloop.authz import Authorizer
+from opsloop.cards import card, card_key, user
+from opsloop.clock import Clock
+from opsloop.db import Database
+from opsloop.errors import InvalidInput, NotFound, PermissionDenied
+from opsloop.lifecycle import INITIAL, OPEN_STATES, transition
+from opsloop.messages import Message, escape
+from opsloop.models import Account, Counter, TimelineEvent, WorkItem, WorkItemTenant
+from opsloop.policy import Policy
+from opsloop.types import Kind, Severity, State
+
+CHAT = "chat"  # the outbox transport of the team's chat (Slack, or the console)
+MAX_TITLE = 300
+_SNAPSHOT = (
+    "ref", "kind", "title", "severity", "state", "owner", "comms_owner", "channel", "labels",
+    "acknowledged_at", "mitigated_at", "resolved_at", "closed_at", "decided_at", "expires_at",
+    "expired_at",
+)
+
+
+@dataclass(frozen=True)
+class ItemEvent:
+    """What hooks are told: `action` happened to `item` (created, acknowledge, ...)."""
+
+    item: WorkItem
+    action: str
+    actor: str
+    at: datetime
+    before: State | None
+    tenants: list[str]
+    note: str | None = None
+
+
+Hook = Callable[[Session, ItemEvent], None]
+
+
+@dataclass
+class ItemView:
+    item: WorkItem
+    tenants: list[str]
+    timeline: list[TimelineEvent] = field(default_factory=list)
+
+
+class WorkItems:
+    def __init__(
+        self,
+        db: Database,
+        policy: Policy,
+        clock: Clock,
+        authorizer: Authorizer,
+        hooks: Sequence[Hook] = (),
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.policy = policy
+        self.clock = clock
+        self.authz = authorizer
+        self.hooks = list(hooks)
+        self.after_commit = after_commit or (lambda: None)
+
+    # ------------------------------------------------------------------ creating
+
+    def declare(
+        self,
+        *,
+        actor: str,
+        title: str,
+        severity: Severity | None = None,
+        tenants: Iterable[str] = (),
+        labels: dict[str, str] | None = None,
+        owner: str | None = None,
+        channel: str | None = None,
+    ) -> WorkItem:
+        """Declare an incident."""
+        return self._create(Kind.INCIDENT, actor=actor, title=title,
+                            severity=severity or Severity.SEV3, tenants=tenants, labels=labels,
+                            owner=owner or actor, channel=channel)
+
+    def open_escalation(
+        self, *, actor: str, title: str, severity: Severity | None = None,
+        tenants: Iterable[str] = (), labels: dict[str, str] | None = None,
+    ) -> WorkItem:
+        """Open a customer escalation; it is posted to the support channel when there is one."""
+        channel = "support" if "support" in self.policy.channels else "ops"
+        return self._create(Kind.ESCALATION, actor=actor, title=title,
+                            severity=severity or Severity.SEV3, tenants=tenants, labels=labels,
+                            owner=None, channel=channel)
+
+    def request_exception(
+        self, *, actor: str, title: str, expires_in: timedelta | None = None,
+        tenants: Iterable[str] = (), labels: dict[str, str] | None = None,
+    ) -> WorkItem:
+        """Ask for an exception; approvers decide, and an approval lapses after `expires_in`."""
+        extra = {"expires_in": int(expires_in.total_seconds())} if expires_in else {}
+        return self._create(Kind.EXCEPTION, actor=actor, title=title, severity=Severity.SEV4,
+                            tenants=tenants, labels={**(labels or {})}, owner=actor,
+                            channel="ops", extra=extra)
+
+    def _create(
+        self, kind: Kind, *, actor: str, title: str, severity: Severity,
+        tenants: Iterable[str], labels: dict[str, str] | None, owner: str | None,
+        channel: str | None, extra: dict[str, Any] | None = None,
+    ) -> WorkItem:
+        action = {Kind.INCIDENT: "incident.declare", Kind.ESCALATION: "escalation.open",
+                  Kind.EXCEPTION: "exception.request"}[kind]
+        self._authorize(actor, action, subject=kind.value)
+        title = " ".join(title.split())
+        if not title:
+            raise InvalidInput(f"a {kind.value} needs a title")
+        if len(title) > MAX_TITLE:
+            raise InvalidInput(f"the title is {len(title)} characters; at most {MAX_TITLE}")
+        tenant_ids = sorted(set(tenants))
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            self._check_tenants(session, tenant_ids)
+            number = session.exec(
+                update(Counter).where(col(Counter.name) == kind.value)
+                .values(value=col(Counter.value) + 1).returning(col(Counter.value))
+            ).one()[0]
+            item = WorkItem(
+                ref=f"{kind.prefix}-{number}", kind=kind.value, number=number, title=title,
+                severity=severity.value, state=INITIAL[kind].value, owner=owner,
+                created_by=actor, channel=self.policy.channel(channel or "ops"),
+                labels={**(labels or {}), **{k: str(v) for k, v in (extra or {}).items()}},
+                created_at=now, updated_at=now,
+            )
+            session.add(item)
+            session.flush()
+            assert item.id is not None
+            for tenant in tenant_ids:
+                session.add(WorkItemTenant(work_item_id=item.id, tenant_id=tenant))
+            verb = {Kind.INCIDENT: "declared", Kind.ESCALATION: "opened",
+                    Kind.EXCEPTION: "requested"}[kind]
+            line = f"{user(actor)} {verb} {item.ref}: {escape(title)}"
+            self._timeline(session, item, actor, "created", line)
+            audit.record(session, at=now, actor=actor, action=f"{kind.value}.created",
+                         subject=item.ref, after={**_snapshot(item), "tenants": tenant_ids})
+            outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
+                           key=card_key(item.ref),
+                           payload={"message": card(item, tenant_ids).to_json()})
+            self._notify(session, ItemEvent(item, "created", actor, now, None, tenant_ids))
+        self.after_commit()
+        return item
+
+    def _check_tenants(self, session: Session, tenant_ids: list[str]) -> None:
+        if not tenant_ids:
+            return
+        known = set(session.exec(select(Account.id).where(col(Account.id).in_(tenant_ids))))
+        unknown = [t for t in tenant_ids if t not in known]
+        if unknown:
+            raise NotFound(
+                f"unknown tenant {', '.join(unknown)}: add it to the account catalog "
+                "(opsloop accounts import FILE)"
+            )
+
+    # ------------------------------------------------------------------ changing
+
+    def act(self, *, actor: str, ref: str, action: str, note: str | None = None) -> WorkItem:
+        """Apply a lifecycle action (acknowledge, mitigate, resolve, close, reopen, approve, ...)."""
+        kind = kind_of(ref)
+        now = self.clock.now()
+        self._authorize(actor, f"{kind.value}.{action}", subject=ref.upper())
+        with self.db.transaction() as session:
+            item = self._lock(session, ref)
+            before = State(item.state)
+            step = transition(kind, before, action, item.ref)
+            old = _snapshot(item)
+            item.state = step.target.value
+            item.updated_at = now
+            if step.stamp:
+                setattr(item, step.stamp, now)
+            if action == "reopen":
+                item.mitigated_at = item.resolved_at = None
+            if action == "acknowledge" and item.owner is None:
+                item.owner = actor
+            if action == "approve" and "expires_in" in item.labels:
+                item.expires_at = now + timedelta(seconds=int(item.labels["expires_in"]))
+            session.add(item)
+            text = f"{user(actor)} {step.verb} {item.ref}" + (f": {escape(note)}" if note else "")
+            self._changed(session, item, actor, action, text, old, now, before, note)
+        self.after_commit()
+        return item
+
+    def assign(
+        self, *, actor: str, ref: str, owner: str | None = None, comms_owner: str | None = None
+    ) -> WorkItem:
+        """Set the owner and/or the comms owner."""
+        kind = kind_of(ref)
+        self._authorize(actor, f"{kind.value}.assign", subject=ref.upper())
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            item = self._lock(session, ref)
+            old = _snapshot(item)
+            parts = []
+            if owner is not None:
+                item.owner = owner
+                parts.append(f"owner {user(owner)}")
+            if comms_owner is not None:
+                item.comms_owner = comms_owner
+                parts.append(f"comms owner {user(comms_owner)}")
+            if not parts:
+                raise InvalidInput("name an owner or a comms owner")
+            item.updated_at = now
+            session.add(item)
+            text = f"{user(actor)} made {' and '.join(parts)} of {item.ref}"
+            self._changed(session, item, actor, "assign", text, old, now, State(item.state), None)
+        self.after_commit()
+        return item
+
+    def _changed(
+        self, session: Session, item: WorkItem, actor: str, action: str, text: str,
+        old: dict[str, Any], now: datetime, before: State, note: str | None,
+    ) -> None:
+        assert item.id is not None
+        tenants = self._tenants(session, item.id)
+        self._timeline(session, item, actor, action, text)
+        new = _snapshot(item)
+        audit.record(
+            session, at=now, actor=actor, action=f"{item.kind}.{action}", subject=item.ref,
+            before={k: v for k, v in old.items() if new[k] != v} | ({"note": None} if note else {}),
+            after={k: v for k, v in new.items() if old[k] != v} | ({"note": note} if note else {}),
+        )
+        self.announce(session, item, tenants, text, now)
+        self._notify(session, ItemEvent(item, action, actor, now, before, tenants, note))
+
+    def announce(
+        self, session: Session, item: WorkItem, tenants: list[str], line: str | None, now: datetime
+    ) -> None:
+        """Refresh the item's card in place and add `line` to its thread."""
+        key = card_key(item.ref)
+        outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
+                       update_key=key, lane=f"{CHAT}:{item.channel}", supersede=True,
+                       payload={"message": card(item, tenants).to_json()})
+        if line:
+            outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
+                           thread_key=key, payload={"message": Message(text=line).to_json()})
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, ref: str) -> ItemView:
+        with self.db.transaction() as session:
+            item = self._find(session, ref)
+            assert item.id is not None
+            timeline = list(session.exec(
+                select(TimelineEvent).where(TimelineEvent.work_item_id == item.id)
+                .order_by(col(TimelineEvent.id))
+            ))
+            return ItemView(item, self._tenants(session, item.id), timeline)
+
+    def list_items(self, *, kind: Kind | None = None, open_only: bool = True,
+             limit: int = 50) -> list[ItemView]:
+        with self.db.transaction() as session:
+            query = select(WorkItem).order_by(col(WorkItem.id).desc()).limit(limit)
+            if kind is not None:
+                query = query.where(WorkItem.kind == kind.value)
+            if open_only:
+                states = {s.value for k in ([kind] if kind else list(Kind)) for s in OPEN_STATES[k]}
+                query = query.where(col(WorkItem.state).in_(states))
+            items = list(session.exec(query))
+            return [ItemView(i, self._tenants(session, i.id or 0)) for i in items]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _authorize(self, actor: str, action: str, *, subject: str) -> None:
+        if self.authz.allowed(actor, action):
+            return
+        with self.db.transaction() as session:
+            audit.record(session, at=self.clock.now(), actor=actor, action="permission.denied",
+                         subject=subject, after={"attempted": action})
+        raise PermissionDenied(
+            f"you may not {action.replace('.', ' ')}: that needs the role "
+            f"{self.authz.explain(action)}"
+        )
+
+    def _find(self, session: Session, ref: str, *, lock: bool = False) -> WorkItem:
+        kind_of(ref)
+        query = select(WorkItem).where(WorkItem.ref == ref.upper())
+        if lock:
+            query = query.with_for_update()
+        item = session.exec(query).first()
+        if item is None:
+            raise NotFound(f"no work item {ref.upper()}")
+        return item
+
+    def _lock(self, session: Session, ref: str) -> WorkItem:
+        return self._find(session, ref, lock=True)
+
+    def _tenants(self, session: Session, item_id: int) -> list[str]:
+        return list(session.exec(
+            select(WorkItemTenant.tenant_id).where(WorkItemTenant.work_item_id == item_id)
+            .order_by(col(WorkItemTenant.tenant_id))
+        ))
+
+    def _timeline(self, session: Session, item: WorkItem, actor: str, action: str, text: str) -> None:
+        assert item.id is not None
+        session.add(TimelineEvent(work_item_id=item.id, at=item.updated_at, actor=actor,
+                                  action=action, text=text))
+
+    def _notify(self, session: Session, event: ItemEvent) -> None:
+        for hook in self.hooks:
+            hook(session, event)
+
+
+def kind_of(ref: str) -> Kind:
+    """INC-12 -> incident; anything else that is not a work item id is InvalidInput."""
+    prefix, sep, number = ref.partition("-")
+    try:
+        if not sep or not number.isdigit():
+            raise KeyError(ref)
+        return Kind.from_prefix(prefix)
+    except KeyError:
+        raise InvalidInput(f"{ref!r} is not a work item id (like INC-1, ESC-2 or EXC-3)") from None
+
+
+def _snapshot(item: WorkItem) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in _SNAPSHOT}

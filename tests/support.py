@@ -1,0 +1,49 @@
+"""Test helpers shared by tests/core and tests/bot."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from opsloop.messages import Message
+from opsloop.models import OutboxMessage
+from opsloop.outbox import Delivered, DeliveryError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **kwargs: Any) -> datetime:
+        self.current += timedelta(**kwargs)
+        return self.current
+
+
+class RecordingSender:
+    """An outbox sender that records what it was given, and can be told to fail."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutboxMessage] = []
+        self.failures: list[Exception] = []  # raised, in order, before anything succeeds
+        self.calls = 0
+
+    def send(self, message: OutboxMessage, parent: OutboxMessage | None) -> Delivered:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(message)
+        return Delivered(external_id=f"ts.{len(self.sent)}", external_target=message.target)
+
+    def fail_next(self, times: int, reason: str = "unreachable", retry_after: float | None = None) -> None:
+        self.failures += [DeliveryError(reason, retry_after=retry_after) for _ in range(times)]
+
+    def texts(self) -> list[str]:
+        return [Message.from_json(m.payload["message"]).text for m in self.sent]
