@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
+import opsloop.schema  # noqa: F401 - every table, for the PostgreSQL reset
 from bot.bootstrap import Services, bootstrap
 from bot.settings import Settings
 from opsloop.db import Database

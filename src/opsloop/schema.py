@@ -1,0 +1,8 @@
+"""Every module that defines tables, imported so `SQLModel.metadata` knows them all.
+
+Alembic's environment and the tests import this; a new table module adds a line here.
+"""
+
+from __future__ import annotations
+
+import opsloop.models  # noqa: F401
