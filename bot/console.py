@@ -134,9 +134,8 @@ class Console:
         raise UsageError(f"unknown input {word!r}: type a slash command, press N, as USER or help")
 
     def _reply(self, reply: Reply) -> None:
-        if reply.form == "incident.declare":
-            self._say('usage: /incident declare "title" [sev1..sev4] [tenant:ID ...] '
-                      "(in Slack, this opens a form)")
+        if reply.form is not None:
+            self._say(f"usage: {reply.form.usage} (in Slack, this opens a form)")
             return
         self._say(plain(reply.text))
         if reply.message is not None:

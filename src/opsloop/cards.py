@@ -31,7 +31,7 @@ def user(user_id: str | None) -> str:
     return f"<@{user_id}>" if user_id else "—"
 
 
-def card(item: WorkItem, tenants: list[str]) -> Message:
+def card(item: WorkItem, tenants: list[str], extra: list[tuple[str, str]] | None = None) -> Message:
     kind, state = Kind(item.kind), State(item.state)
     fields = [
         ("Severity", item.severity),
@@ -43,6 +43,7 @@ def card(item: WorkItem, tenants: list[str]) -> Message:
         fields.append(("Comms", user(item.comms_owner)))
     if item.expires_at is not None:
         fields.append(("Expires", _when(item.expires_at)))
+    fields += extra or []
     buttons = []
     for action in next_actions(kind, state):
         label, style = _LABELS[action]

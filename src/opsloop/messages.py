@@ -52,13 +52,38 @@ class Message:
 
 
 @dataclass(frozen=True)
+class FormField:
+    name: str
+    label: str
+    placeholder: str | None = None
+    multiline: bool = False
+    optional: bool = False
+    options: list[str] | None = None  # a choice among these instead of free text
+    initial: str | None = None
+
+
+@dataclass(frozen=True)
+class Form:
+    """Questions to ask before acting (Slack shows a modal; the console prints `usage`).
+
+    What is filled in comes back through `Commands.submit(form.id, form.context, values)`.
+    """
+
+    id: str  # e.g. "incident.declare"
+    title: str
+    fields: list[FormField]
+    usage: str  # the typed command that does the same, for surfaces without forms
+    submit_label: str = "Submit"
+    context: str = ""  # opaque, handed back on submit (e.g. the work item it is about)
+
+
+@dataclass(frozen=True)
 class Reply:
     """The answer to a command: shown only to the person who typed it."""
 
     text: str
     message: Message | None = None
-    # set when the answer is a form to fill in (Slack opens a modal)
-    form: str | None = None
+    form: Form | None = None  # set when the answer is a form to fill in
 
 
 def escape(text: str) -> str:

@@ -50,6 +50,8 @@ class ItemEvent:
 
 
 Hook = Callable[[Session, ItemEvent], None]
+# Contributes fields to a work item's card (clock states, runbook progress ...).
+CardExtra = Callable[[Session, WorkItem], list[tuple[str, str]]]
 
 
 @dataclass
@@ -57,6 +59,7 @@ class ItemView:
     item: WorkItem
     tenants: list[str]
     timeline: list[TimelineEvent] = field(default_factory=list)
+    card: Message | None = None
 
 
 class WorkItems:
@@ -68,12 +71,14 @@ class WorkItems:
         authorizer: Authorizer,
         hooks: Sequence[Hook] = (),
         after_commit: Callable[[], None] | None = None,
+        card_extras: Sequence[CardExtra] = (),
     ) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
         self.authz = authorizer
         self.hooks = list(hooks)
+        self.card_extras = list(card_extras)
         self.after_commit = after_commit or (lambda: None)
 
     # ------------------------------------------------------------------ creating
@@ -153,10 +158,10 @@ class WorkItems:
             self._timeline(session, item, actor, "created", line)
             audit.record(session, at=now, actor=actor, action=f"{kind.value}.created",
                          subject=item.ref, after={**_snapshot(item), "tenants": tenant_ids})
+            self._notify(session, ItemEvent(item, "created", actor, now, None, tenant_ids))
             outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
                            key=card_key(item.ref),
-                           payload={"message": card(item, tenant_ids).to_json()})
-            self._notify(session, ItemEvent(item, "created", actor, now, None, tenant_ids))
+                           payload={"message": self.card(session, item, tenant_ids).to_json()})
         self.after_commit()
         return item
 
@@ -238,8 +243,8 @@ class WorkItems:
             before={k: v for k, v in old.items() if new[k] != v} | ({"note": None} if note else {}),
             after={k: v for k, v in new.items() if old[k] != v} | ({"note": note} if note else {}),
         )
-        self.announce(session, item, tenants, text, now)
         self._notify(session, ItemEvent(item, action, actor, now, before, tenants, note))
+        self.announce(session, item, tenants, text, now)
 
     def announce(
         self, session: Session, item: WorkItem, tenants: list[str], line: str | None, now: datetime
@@ -248,10 +253,14 @@ class WorkItems:
         key = card_key(item.ref)
         outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
                        update_key=key, lane=f"{CHAT}:{item.channel}", supersede=True,
-                       payload={"message": card(item, tenants).to_json()})
+                       payload={"message": self.card(session, item, tenants).to_json()})
         if line:
             outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
                            thread_key=key, payload={"message": Message(text=line).to_json()})
+
+    def card(self, session: Session, item: WorkItem, tenants: list[str]) -> Message:
+        extra = [field for contribute in self.card_extras for field in contribute(session, item)]
+        return card(item, tenants, extra)
 
     # ------------------------------------------------------------------ reading
 
@@ -263,7 +272,8 @@ class WorkItems:
                 select(TimelineEvent).where(TimelineEvent.work_item_id == item.id)
                 .order_by(col(TimelineEvent.id))
             ))
-            return ItemView(item, self._tenants(session, item.id), timeline)
+            tenants = self._tenants(session, item.id)
+            return ItemView(item, tenants, timeline, self.card(session, item, tenants))
 
     def list_items(self, *, kind: Kind | None = None, open_only: bool = True,
              limit: int = 50) -> list[ItemView]:

@@ -134,7 +134,7 @@ def test_each_change_writes_item_timeline_audit_and_outbox_in_one_transaction(
         lines = s.exec(select(TimelineEvent.text).order_by(col(TimelineEvent.id))).all()
         assert lines[-1] == "<@U0RESP1> acknowledged INC-1: on it"
         out = s.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all()
-        assert [(m.key, m.update_key, m.thread_key) for m in out][0] == ("card:INC-1", None, None)
+        assert (out[0].key, out[0].update_key, out[0].thread_key) == ("card:INC-1", None, None)
         assert {m.update_key for m in out[1:]} >= {"card:INC-1"}
         assert {m.thread_key for m in out[1:]} >= {"card:INC-1"}
 

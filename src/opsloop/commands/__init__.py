@@ -27,6 +27,10 @@ class Commands:
         self.buttons: dict[str, Callable[[str, str, str], Reply]] = {
             "workitem": self.items.press,
         }
+        # form id -> handler(context, values, actor)
+        self.forms: dict[str, Callable[[str, dict[str, str], str], Reply]] = {
+            "incident.declare": lambda _ctx, values, actor: self.items.submit_declare(values, actor),
+        }
 
     @property
     def names(self) -> list[str]:
@@ -46,6 +50,13 @@ class Commands:
         if handler is None or not verb:
             raise UsageError(f"unknown button {action}")
         return handler(verb, value, actor)
+
+    def submit(self, form: str, context: str, values: dict[str, str], *, actor: str) -> Reply:
+        """Run a filled-in form (a Slack modal) as `actor`."""
+        handler = self.forms.get(form)
+        if handler is None:
+            raise UsageError(f"unknown form {form}")
+        return handler(context, {k: v.strip() for k, v in values.items()}, actor)
 
     def help(self) -> str:
         return "\n\n".join(handler("help", "", None).text for handler in self.handlers.values())

@@ -8,7 +8,7 @@ from opsloop.cards import card, user
 from opsloop.commands.parse import is_ref, mention, sort_words, tokens
 from opsloop.durations import format_duration, parse_duration
 from opsloop.errors import UsageError
-from opsloop.messages import Reply, escape
+from opsloop.messages import Form, FormField, Reply, escape
 from opsloop.types import Kind, Severity
 from opsloop.workitems import ItemView, WorkItems
 
@@ -30,6 +30,20 @@ EXCEPTION_HELP = """\
 • `/exception "what and why" [expires:4h] [tenant:ID ...]` — request one (approvers decide)
 • `/exception approve|reject EXC-n [reason]` · `/exception end EXC-n` — decide, end early
 • `/exception status EXC-n` · `/exception list [all]` · `/exception help`"""
+
+DECLARE_USAGE = '/incident declare "title" [sev1..sev4] [tenant:ID ...]'
+DECLARE_FORM = Form(
+    id="incident.declare",
+    title="Declare an incident",
+    submit_label="Declare",
+    usage=DECLARE_USAGE,
+    fields=[
+        FormField("title", "What is broken?", placeholder="Checkout API returns 500"),
+        FormField("severity", "Severity", options=[s.value for s in Severity], initial="sev3"),
+        FormField("tenants", "Affected tenants (ids, space-separated)", optional=True,
+                  placeholder="acme globex"),
+    ],
+)
 
 _VERBS = {
     "ack": "acknowledge", "acknowledge": "acknowledge", "mitigate": "mitigate",
@@ -96,7 +110,7 @@ class WorkItemCommands:
 
     def _declare(self, words: list[str], actor: str) -> Reply:
         if not words:
-            return Reply("Declare an incident", form="incident.declare")
+            return Reply("Declare an incident", form=DECLARE_FORM)
         parsed = sort_words(words, options={"tenant", "owner"})
         title = " ".join(parsed.text)
         if not title:
@@ -134,6 +148,17 @@ class WorkItemCommands:
         item = self.items.act(actor=actor, ref=ref, action=action, note=note)
         return Reply(f"{item.ref} {_DONE[action]} — now {item.state}")
 
+    def submit_declare(self, values: dict[str, str], actor: str) -> Reply:
+        """The declare form, filled in."""
+        severity = values.get("severity") or "sev3"
+        if severity not in {s.value for s in Severity}:
+            raise UsageError(f"severity: {severity!r} is not one of sev1 .. sev4")
+        item = self.items.declare(
+            actor=actor, title=values.get("title", ""), severity=Severity(severity),
+            tenants=(values.get("tenants") or "").replace(",", " ").split(),
+        )
+        return Reply(f"Declared {item.ref}: {escape(item.title)} ({item.severity})")
+
     def press(self, verb: str, value: str, actor: str) -> Reply:
         """A work item button: `acknowledge` on `INC-1` ..."""
         if not is_ref(value):
@@ -168,7 +193,7 @@ class WorkItemCommands:
             for n, (label, when) in enumerate(stamps)
         )
         timeline = "\n".join(f"  {e.at:%H:%M} {e.text}" for e in view.timeline)
-        return Reply(f"{clock}\n*Timeline*\n{timeline}", message=card(i, view.tenants))
+        return Reply(f"{clock}\n*Timeline*\n{timeline}", message=view.card or card(i, view.tenants))
 
 
 def _stamp(when: datetime) -> str:
