@@ -105,13 +105,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
         shutil.copy(sqlite_template, path)
         yield f"sqlite:///{path}"
         return
-    leg: PostgresLeg = request.getfixturevalue("postgres_leg")
-    if leg.url is None:
-        pytest.skip(leg.skip_reason)
-    db = Database.from_url(leg.url)
-    leg.reset(db)
+    yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def postgres_url(postgres_leg: PostgresLeg) -> str:
+    """An emptied, migrated PostgreSQL database, for tests that only make sense there."""
+    if postgres_leg.url is None:
+        pytest.skip(postgres_leg.skip_reason)
+    db = Database.from_url(postgres_leg.url)
+    postgres_leg.reset(db)
     db.dispose()
-    yield leg.url
+    return postgres_leg.url
 
 
 @pytest.fixture
