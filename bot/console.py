@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from bot.bootstrap import Services
+from opsloop.authz import is_system
 from opsloop.errors import OpsloopError, UsageError
 from opsloop.messages import Button, Message, Reply
 from opsloop.models import OutboxMessage
@@ -119,6 +120,8 @@ class Console:
         if word == "as":
             if not rest.strip():
                 raise UsageError("usage: as USER")
+            if is_system(rest.strip()):
+                raise UsageError("system actors are integrations, not people; pick a user id")
             self.user = rest.strip().lstrip("@")
             roles = ", ".join(self.services.authz.roles_of(self.user)) or "no roles"
             return Reply(f"You are now {self.user} ({roles}).")

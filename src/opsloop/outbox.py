@@ -73,6 +73,7 @@ def enqueue(
     update_key: str | None = None,
     lane: str | None = None,
     supersede: bool = False,
+    delay: timedelta = timedelta(0),
 ) -> OutboxMessage | None:
     """Queue a message in the caller's transaction.
 
@@ -80,18 +81,20 @@ def enqueue(
     no-op that returns None (so nobody is told the same thing twice).
     `supersede` (with `update_key`) drops edits of the same message still
     waiting, since only the newest content matters: a burst of changes
-    becomes one edit.
+    becomes one edit. `delay` holds a message back (with `supersede`: at
+    most one edit per `delay`, however long the burst).
     """
+    due = now + delay
     if supersede and update_key is not None:
-        session.exec(
-            update(OutboxMessage)
-            .where(
-                col(OutboxMessage.update_key) == update_key,
-                col(OutboxMessage.status) == PENDING,
-                col(OutboxMessage.leased_until).is_(None),
-            )
-            .values(status=SUPERSEDED)
+        waiting = (
+            col(OutboxMessage.update_key) == update_key,
+            col(OutboxMessage.status) == PENDING,
+            col(OutboxMessage.leased_until).is_(None),
         )
+        earliest = session.exec(select(func.min(OutboxMessage.next_attempt_at)).where(*waiting)).one()
+        if earliest is not None:
+            due = min(due, earliest)  # a steady stream of edits must not postpone the edit forever
+        session.exec(update(OutboxMessage).where(*waiting).values(status=SUPERSEDED))
     if key is not None:
         existing = session.exec(select(OutboxMessage.id).where(OutboxMessage.key == key)).first()
         if existing is not None:
@@ -104,7 +107,7 @@ def enqueue(
         thread_key=thread_key,
         update_key=update_key,
         payload=payload,
-        next_attempt_at=now,
+        next_attempt_at=due,
         created_at=now,
     )
     session.add(message)

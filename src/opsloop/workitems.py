@@ -127,6 +127,19 @@ class WorkItems:
         action = {Kind.INCIDENT: "incident.declare", Kind.ESCALATION: "escalation.open",
                   Kind.EXCEPTION: "exception.request"}[kind]
         self._authorize(actor, action, subject=kind.value)
+        with self.db.transaction() as session:
+            item = self.create_in(session, kind, actor=actor, title=title, severity=severity,
+                                  tenants=tenants, labels=labels, owner=owner, channel=channel,
+                                  extra=extra)
+        self.after_commit()
+        return item
+
+    def create_in(
+        self, session: Session, kind: Kind, *, actor: str, title: str, severity: Severity,
+        tenants: Iterable[str] = (), labels: dict[str, str] | None = None, owner: str | None = None,
+        channel: str | None = None, extra: dict[str, Any] | None = None,
+    ) -> WorkItem:
+        """Create a work item in the caller's transaction (the caller has authorised `actor`)."""
         title = " ".join(title.split())
         if not title:
             raise InvalidInput(f"a {kind.value} needs a title")
@@ -134,35 +147,33 @@ class WorkItems:
             raise InvalidInput(f"the title is {len(title)} characters; at most {MAX_TITLE}")
         tenant_ids = sorted(set(tenants))
         now = self.clock.now()
-        with self.db.transaction() as session:
-            self._check_tenants(session, tenant_ids)
-            number = session.exec(
-                update(Counter).where(col(Counter.name) == kind.value)
-                .values(value=col(Counter.value) + 1).returning(col(Counter.value))
-            ).one()[0]
-            item = WorkItem(
-                ref=f"{kind.prefix}-{number}", kind=kind.value, number=number, title=title,
-                severity=severity.value, state=INITIAL[kind].value, owner=owner,
-                created_by=actor, channel=self.policy.channel(channel or "ops"),
-                labels={**(labels or {}), **{k: str(v) for k, v in (extra or {}).items()}},
-                created_at=now, updated_at=now,
-            )
-            session.add(item)
-            session.flush()
-            assert item.id is not None
-            for tenant in tenant_ids:
-                session.add(WorkItemTenant(work_item_id=item.id, tenant_id=tenant))
-            verb = {Kind.INCIDENT: "declared", Kind.ESCALATION: "opened",
-                    Kind.EXCEPTION: "requested"}[kind]
-            line = f"{user(actor)} {verb} {item.ref}: {escape(title)}"
-            self._timeline(session, item, actor, "created", line)
-            audit.record(session, at=now, actor=actor, action=f"{kind.value}.created",
-                         subject=item.ref, after={**_snapshot(item), "tenants": tenant_ids})
-            self._notify(session, ItemEvent(item, "created", actor, now, None, tenant_ids))
-            outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
-                           key=card_key(item.ref),
-                           payload={"message": self.card(session, item, tenant_ids).to_json()})
-        self.after_commit()
+        self._check_tenants(session, tenant_ids)
+        number = session.exec(
+            update(Counter).where(col(Counter.name) == kind.value)
+            .values(value=col(Counter.value) + 1).returning(col(Counter.value))
+        ).one()[0]
+        item = WorkItem(
+            ref=f"{kind.prefix}-{number}", kind=kind.value, number=number, title=title,
+            severity=severity.value, state=INITIAL[kind].value, owner=owner,
+            created_by=actor, channel=self.policy.channel(channel or "ops"),
+            labels={**(labels or {}), **{k: str(v) for k, v in (extra or {}).items()}},
+            created_at=now, updated_at=now,
+        )
+        session.add(item)
+        session.flush()
+        assert item.id is not None
+        for tenant in tenant_ids:
+            session.add(WorkItemTenant(work_item_id=item.id, tenant_id=tenant))
+        verb = {Kind.INCIDENT: "declared", Kind.ESCALATION: "opened",
+                Kind.EXCEPTION: "requested"}[kind]
+        line = f"{user(actor)} {verb} {item.ref}: {escape(title)}"
+        self._timeline(session, item, actor, "created", line)
+        audit.record(session, at=now, actor=actor, action=f"{kind.value}.created",
+                     subject=item.ref, after={**_snapshot(item), "tenants": tenant_ids})
+        self._notify(session, ItemEvent(item, "created", actor, now, None, tenant_ids))
+        outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
+                       key=card_key(item.ref),
+                       payload={"message": self.card(session, item, tenant_ids).to_json()})
         return item
 
     def _check_tenants(self, session: Session, tenant_ids: list[str]) -> None:
@@ -181,27 +192,34 @@ class WorkItems:
     def act(self, *, actor: str, ref: str, action: str, note: str | None = None) -> WorkItem:
         """Apply a lifecycle action (acknowledge, mitigate, resolve, close, reopen, approve, ...)."""
         kind = kind_of(ref)
-        now = self.clock.now()
         self._authorize(actor, f"{kind.value}.{action}", subject=ref.upper())
         with self.db.transaction() as session:
-            item = self._lock(session, ref)
-            before = State(item.state)
-            step = transition(kind, before, action, item.ref)
-            old = _snapshot(item)
-            item.state = step.target.value
-            item.updated_at = now
-            if step.stamp:
-                setattr(item, step.stamp, now)
-            if action == "reopen":
-                item.mitigated_at = item.resolved_at = None
-            if action == "acknowledge" and item.owner is None:
-                item.owner = actor
-            if action == "approve" and "expires_in" in item.labels:
-                item.expires_at = now + timedelta(seconds=int(item.labels["expires_in"]))
-            session.add(item)
-            text = f"{user(actor)} {step.verb} {item.ref}" + (f": {escape(note)}" if note else "")
-            self._changed(session, item, actor, action, text, old, now, before, note)
+            item = self.act_in(session, self.lock(session, ref), actor=actor, action=action, note=note)
         self.after_commit()
+        return item
+
+    def act_in(
+        self, session: Session, item: WorkItem, *, actor: str, action: str, note: str | None = None,
+        debounce: timedelta = timedelta(0),
+    ) -> WorkItem:
+        """Apply a lifecycle action to a locked item in the caller's transaction."""
+        now = self.clock.now()
+        before = State(item.state)
+        step = transition(Kind(item.kind), before, action, item.ref)
+        old = _snapshot(item)
+        item.state = step.target.value
+        item.updated_at = now
+        if step.stamp:
+            setattr(item, step.stamp, now)
+        if action == "reopen":
+            item.mitigated_at = item.resolved_at = None
+        if action == "acknowledge" and item.owner is None:
+            item.owner = actor
+        if action == "approve" and "expires_in" in item.labels:
+            item.expires_at = now + timedelta(seconds=int(item.labels["expires_in"]))
+        session.add(item)
+        text = f"{user(actor)} {step.verb} {item.ref}" + (f": {escape(note)}" if note else "")
+        self._changed(session, item, actor, action, text, old, now, before, note, debounce)
         return item
 
     def assign(
@@ -212,7 +230,7 @@ class WorkItems:
         self._authorize(actor, f"{kind.value}.assign", subject=ref.upper())
         now = self.clock.now()
         with self.db.transaction() as session:
-            item = self._lock(session, ref)
+            item = self.lock(session, ref)
             old = _snapshot(item)
             parts = []
             if owner is not None:
@@ -233,6 +251,7 @@ class WorkItems:
     def _changed(
         self, session: Session, item: WorkItem, actor: str, action: str, text: str,
         old: dict[str, Any], now: datetime, before: State, note: str | None,
+        debounce: timedelta = timedelta(0),
     ) -> None:
         assert item.id is not None
         tenants = self._tenants(session, item.id)
@@ -244,16 +263,22 @@ class WorkItems:
             after={k: v for k, v in new.items() if old[k] != v} | ({"note": note} if note else {}),
         )
         self._notify(session, ItemEvent(item, action, actor, now, before, tenants, note))
-        self.announce(session, item, tenants, text, now)
+        self.announce(session, item, tenants, text, now, debounce=debounce)
 
     def announce(
-        self, session: Session, item: WorkItem, tenants: list[str], line: str | None, now: datetime
+        self, session: Session, item: WorkItem, tenants: list[str], line: str | None, now: datetime,
+        *, debounce: timedelta = timedelta(0),
     ) -> None:
-        """Refresh the item's card in place and add `line` to its thread."""
+        """Refresh the item's card in place and add `line` to its thread.
+
+        Edits of one card have a lane of their own (an edit is no new message
+        in the channel) and supersede edits still waiting; `debounce` folds a
+        burst of machine-made changes into at most one edit per period.
+        """
         key = card_key(item.ref)
         outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
-                       update_key=key, lane=f"{CHAT}:{item.channel}", supersede=True,
-                       payload={"message": self.card(session, item, tenants).to_json()})
+                       update_key=key, lane=f"{CHAT}:{item.channel}:edit:{item.ref}", supersede=True,
+                       delay=debounce, payload={"message": self.card(session, item, tenants).to_json()})
         if line:
             outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
                            thread_key=key, payload={"message": Message(text=line).to_json()})
@@ -310,7 +335,8 @@ class WorkItems:
             raise NotFound(f"no work item {ref.upper()}")
         return item
 
-    def _lock(self, session: Session, ref: str) -> WorkItem:
+    def lock(self, session: Session, ref: str) -> WorkItem:
+        """The item, row-locked for the rest of the caller's transaction."""
         return self._find(session, ref, lock=True)
 
     def _tenants(self, session: Session, item_id: int) -> list[str]:
