@@ -12,6 +12,7 @@ from opsloop.clock import Clock, SystemClock
 from opsloop.commands import Commands
 from opsloop.db import Database
 from opsloop.errors import ConfigError
+from opsloop.intake.service import Intake
 from opsloop.policy import Policy, load_policy
 from opsloop.workitems import WorkItems
 
@@ -27,6 +28,7 @@ class Services:
     authz: Authorizer
     workitems: WorkItems
     commands: Commands
+    intake: Intake
     # called after every commit that may have queued outbound messages
     wakers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -61,8 +63,12 @@ def bootstrap(
             waker()
 
     workitems = WorkItems(db, policy, clock, authz, after_commit=wake)
+    intake = Intake(db, policy, clock, workitems)
+    workitems.hooks.append(intake.on_item_event)
+    workitems.card_extras.append(intake.card_fields)
     services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
-                        workitems=workitems, commands=Commands(workitems), wakers=wakers)
+                        workitems=workitems, commands=Commands(workitems), intake=intake,
+                        wakers=wakers)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=SYSTEM_ACTOR)
     return services

@@ -6,6 +6,11 @@ row breaks the chain. Writers lock the single `audit_head` row before
 appending, which keeps the chain linear under concurrent transactions on
 PostgreSQL (SQLite serialises writers anyway); the head also records the
 newest link, so deleting the tail shows too.
+
+Lock order: every writing transaction appends to the chain, so the head is
+a point all writers pass. A transaction that will lock other rows too (work
+items, alerts) calls `lock_chain` FIRST; taking the head after other rows
+lets two writers wait on each other (PostgreSQL reports a deadlock).
 """
 
 from __future__ import annotations
@@ -42,6 +47,11 @@ def digest(event: AuditEvent) -> str:
     return hashlib.sha256(canonical(event)).hexdigest()
 
 
+def lock_chain(session: Session) -> AuditHead:
+    """Take the chain's head for the rest of the transaction (see the lock order above)."""
+    return session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
+
+
 def record(
     session: Session,
     *,
@@ -53,7 +63,7 @@ def record(
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event in the caller's transaction (it commits or rolls back with the change)."""
-    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
+    head = lock_chain(session)
     event = AuditEvent(
         seq=head.seq + 1,
         at=at,

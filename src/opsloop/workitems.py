@@ -128,6 +128,7 @@ class WorkItems:
                   Kind.EXCEPTION: "exception.request"}[kind]
         self._authorize(actor, action, subject=kind.value)
         with self.db.transaction() as session:
+            audit.lock_chain(session)
             item = self.create_in(session, kind, actor=actor, title=title, severity=severity,
                                   tenants=tenants, labels=labels, owner=owner, channel=channel,
                                   extra=extra)
@@ -194,15 +195,20 @@ class WorkItems:
         kind = kind_of(ref)
         self._authorize(actor, f"{kind.value}.{action}", subject=ref.upper())
         with self.db.transaction() as session:
+            audit.lock_chain(session)
             item = self.act_in(session, self.lock(session, ref), actor=actor, action=action, note=note)
         self.after_commit()
         return item
 
     def act_in(
         self, session: Session, item: WorkItem, *, actor: str, action: str, note: str | None = None,
-        debounce: timedelta = timedelta(0),
+        debounce: timedelta = timedelta(0), quiet: bool = False,
     ) -> WorkItem:
-        """Apply a lifecycle action to a locked item in the caller's transaction."""
+        """Apply a lifecycle action to a locked item in the caller's transaction.
+
+        `quiet` keeps the change off the item's thread (it is still on its
+        timeline and card): for machine-made changes that would be noise.
+        """
         now = self.clock.now()
         before = State(item.state)
         step = transition(Kind(item.kind), before, action, item.ref)
@@ -219,7 +225,7 @@ class WorkItems:
             item.expires_at = now + timedelta(seconds=int(item.labels["expires_in"]))
         session.add(item)
         text = f"{user(actor)} {step.verb} {item.ref}" + (f": {escape(note)}" if note else "")
-        self._changed(session, item, actor, action, text, old, now, before, note, debounce)
+        self._changed(session, item, actor, action, text, old, now, before, note, debounce, quiet)
         return item
 
     def assign(
@@ -230,6 +236,7 @@ class WorkItems:
         self._authorize(actor, f"{kind.value}.assign", subject=ref.upper())
         now = self.clock.now()
         with self.db.transaction() as session:
+            audit.lock_chain(session)
             item = self.lock(session, ref)
             old = _snapshot(item)
             parts = []
@@ -251,10 +258,10 @@ class WorkItems:
     def _changed(
         self, session: Session, item: WorkItem, actor: str, action: str, text: str,
         old: dict[str, Any], now: datetime, before: State, note: str | None,
-        debounce: timedelta = timedelta(0),
+        debounce: timedelta = timedelta(0), quiet: bool = False,
     ) -> None:
         assert item.id is not None
-        tenants = self._tenants(session, item.id)
+        tenants = self.tenants(session, item.id)
         self._timeline(session, item, actor, action, text)
         new = _snapshot(item)
         audit.record(
@@ -263,7 +270,7 @@ class WorkItems:
             after={k: v for k, v in new.items() if old[k] != v} | ({"note": note} if note else {}),
         )
         self._notify(session, ItemEvent(item, action, actor, now, before, tenants, note))
-        self.announce(session, item, tenants, text, now, debounce=debounce)
+        self.announce(session, item, tenants, None if quiet else text, now, debounce=debounce)
 
     def announce(
         self, session: Session, item: WorkItem, tenants: list[str], line: str | None, now: datetime,
@@ -297,7 +304,7 @@ class WorkItems:
                 select(TimelineEvent).where(TimelineEvent.work_item_id == item.id)
                 .order_by(col(TimelineEvent.id))
             ))
-            tenants = self._tenants(session, item.id)
+            tenants = self.tenants(session, item.id)
             return ItemView(item, tenants, timeline, self.card(session, item, tenants))
 
     def list_items(self, *, kind: Kind | None = None, open_only: bool = True,
@@ -310,7 +317,7 @@ class WorkItems:
                 states = {s.value for k in ([kind] if kind else list(Kind)) for s in OPEN_STATES[k]}
                 query = query.where(col(WorkItem.state).in_(states))
             items = list(session.exec(query))
-            return [ItemView(i, self._tenants(session, i.id or 0)) for i in items]
+            return [ItemView(i, self.tenants(session, i.id or 0)) for i in items]
 
     # ------------------------------------------------------------------ helpers
 
@@ -339,7 +346,7 @@ class WorkItems:
         """The item, row-locked for the rest of the caller's transaction."""
         return self._find(session, ref, lock=True)
 
-    def _tenants(self, session: Session, item_id: int) -> list[str]:
+    def tenants(self, session: Session, item_id: int) -> list[str]:
         return list(session.exec(
             select(WorkItemTenant.tenant_id).where(WorkItemTenant.work_item_id == item_id)
             .order_by(col(WorkItemTenant.tenant_id))

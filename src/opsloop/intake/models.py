@@ -1,0 +1,60 @@
+"""Alerts as opsloop remembers them: one row per alert incarnation, one per Alertmanager group."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, Text, text
+from sqlmodel import Field, SQLModel
+
+from opsloop.models import json_column, utc_column
+
+
+class Alert(SQLModel, table=True):
+    """An alert (Alertmanager fingerprint or Events v2 dedup key) and the incident it belongs to.
+
+    `active` rows are the current incarnation of their key: at most one per
+    integration and key (a partial unique index, so two concurrent senders
+    cannot open two incidents for one alert). A row stops being active when
+    its incident is resolved (or, for Events v2, when the alert resolves), so
+    the next trigger with that key opens a new incident.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("uq_alerts_active_key", "integration", "key", unique=True,
+              sqlite_where=text("active"), postgresql_where=text("active")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    integration: str = Field(max_length=64)
+    key: str = Field(max_length=255)
+    work_item_id: int = Field(foreign_key="work_items.id", index=True, ondelete="CASCADE")
+    active: bool = True
+    status: str = Field(default="firing", max_length=16)  # firing | resolved
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False))
+    labels: dict[str, Any] = json_column(dict)
+    first_seen_at: datetime = utc_column(nullable=False)
+    last_seen_at: datetime = utc_column(nullable=False)
+    resolved_at: datetime | None = utc_column()
+    seen: int = 1  # how many times a sender told us about it (repeat_interval re-sends)
+    flaps: int = 0  # resolved, then firing again
+
+
+class AlertGroup(SQLModel, table=True):
+    """An Alertmanager group (`groupKey`): all its alerts belong to one incident."""
+
+    __tablename__ = "alert_groups"
+    __table_args__ = (
+        Index("uq_alert_groups_active_key", "integration", "group_hash", unique=True,
+              sqlite_where=text("active"), postgresql_where=text("active")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    integration: str = Field(max_length=64)
+    group_hash: str = Field(max_length=64)  # SHA-256 of the groupKey, which can be long
+    group_key: str = Field(sa_column=Column(Text, nullable=False))
+    work_item_id: int = Field(foreign_key="work_items.id", index=True, ondelete="CASCADE")
+    active: bool = True
+    created_at: datetime = utc_column(nullable=False)
