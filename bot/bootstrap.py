@@ -13,6 +13,7 @@ from opsloop.commands import Commands
 from opsloop.db import Database
 from opsloop.errors import ConfigError
 from opsloop.intake.service import Intake
+from opsloop.loops.service import FeedbackLoops
 from opsloop.policy import Policy, load_policy
 from opsloop.workitems import WorkItems
 
@@ -29,6 +30,7 @@ class Services:
     workitems: WorkItems
     commands: Commands
     intake: Intake
+    loops: FeedbackLoops
     # called after every commit that may have queued outbound messages
     wakers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -66,8 +68,15 @@ def bootstrap(
     intake = Intake(db, policy, clock, workitems)
     workitems.hooks.append(intake.on_item_event)
     workitems.card_extras.append(intake.card_fields)
+    try:
+        loops = FeedbackLoops(db, policy, clock)
+    except ConfigError as error:
+        raise ConfigError(f"{settings.config}: {error}") from None
+    workitems.hooks.append(loops.on_item_event)
+    workitems.card_extras.append(loops.card_fields)
+    workitems.loop_readers.append(loops.describe_open)
     services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
-                        workitems=workitems, commands=Commands(workitems), intake=intake,
+                        workitems=workitems, commands=Commands(workitems), intake=intake, loops=loops,
                         wakers=wakers)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=SYSTEM_ACTOR)

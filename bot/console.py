@@ -77,6 +77,21 @@ class ConsoleChat:
         return f"[{number}: {button.label}]"
 
 
+class ConsoleOutbound:
+    """Email and webhooks in the console: printed, not sent."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def send(self, message: OutboxMessage, parent: OutboxMessage | None) -> Delivered:
+        if message.transport == "email":
+            print(f"✉ email to {message.target} | {message.payload['subject']}", file=self.out)
+        else:
+            print(f"↗ webhook {message.target} | {message.payload['json'].get('subject', '')}",
+                  file=self.out)
+        return Delivered()
+
+
 class Console:
     def __init__(self, services: Services, *, user: str, out: TextIO = sys.stdout) -> None:
         self.services = services
@@ -84,7 +99,9 @@ class Console:
         self.out = out
         names = {cid: name for name, cid in services.policy.channels.items()}
         self.chat = ConsoleChat(out, names)
-        self.dispatcher = Dispatcher(services.db, {"chat": self.chat}, services.clock)
+        outbound = ConsoleOutbound(out)
+        self.dispatcher = Dispatcher(services.db, {"chat": self.chat, "email": outbound,
+                                                   "webhook": outbound}, services.clock)
 
     def run(self, lines: Iterable[str], *, interactive: bool = False) -> None:
         if interactive:
@@ -109,6 +126,7 @@ class Console:
             reply = Reply("✗ internal error (details in the log); nothing was changed")
         if reply is not None:
             self._reply(reply)
+        self.services.loops.sweep()
         self.dispatcher.drain()
 
     def _dispatch(self, line: str) -> Reply | None:

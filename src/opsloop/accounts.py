@@ -21,7 +21,7 @@ from opsloop.policy import format_location, load_yaml
 from opsloop.types import Tier
 
 COLUMNS = ("id", "name", "tier", "arr", "renewal_date", "csm", "sales_owner",
-           "support_channel", "contact_email", "region")
+           "support_channel", "contact_email", "region", "webhook_url")
 
 
 class AccountRow(BaseModel):
@@ -39,6 +39,7 @@ class AccountRow(BaseModel):
     support_channel: str | None = None
     contact_email: Annotated[str | None, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] = None
     region: str | None = None
+    webhook_url: Annotated[str | None, Field(pattern=r"^https://[^\s]+$")] = None  # optional, https only
 
     @field_validator("*", mode="before")
     @classmethod

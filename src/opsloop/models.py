@@ -65,6 +65,7 @@ class Account(SQLModel, table=True):
     support_channel: str | None = Field(default=None, max_length=64)
     contact_email: str | None = Field(default=None, max_length=254)
     region: str | None = Field(default=None, max_length=32)
+    webhook_url: str | None = Field(default=None, max_length=500)  # the customer's status webhook
     updated_at: datetime | None = utc_column()
 
 

@@ -235,6 +235,50 @@ class Digest(Strict):
     channel: str = "leadership"
 
 
+AudienceName = Literal["sales", "support", "customers", "product"]
+LoopEvent = Literal["start", "cadence", "resolution"]
+
+
+class AudienceFilter(Strict):
+    """Which work items an audience hears about; an empty list means any."""
+
+    kinds: list[Kind] = []
+    severities: list[Severity] = []
+    tiers: list[Tier] = []  # matches when any affected account has one of these tiers
+
+
+class Webhook(Strict):
+    url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]  # the URL is a secret too
+
+
+class Audience(Strict):
+    when: AudienceFilter = AudienceFilter()
+    events: list[LoopEvent] = ["start", "resolution"]
+    cadence: Duration | None = None  # how often "cadence" notices go out while open
+    templates: dict[LoopEvent, str] = {}  # override the shipped Jinja2 templates
+    webhook: Webhook | None = None  # support: a ticket system; customers: per account instead
+    from_address: str = "status@opsloop.example"  # customers: the email sender
+
+    @model_validator(mode="after")
+    def _cadence(self) -> Audience:
+        if "cadence" in self.events and self.cadence is None:
+            raise ValueError("`cadence` in events needs a cadence duration, e.g. cadence: 1h")
+        return self
+
+
+class Loops(Strict):
+    report_after: Duration = timedelta(hours=24)  # open loops past this after resolution are reported
+
+
+class ProductPriority(Strict):
+    """When one theme recurs across enough tenants or ARR, the product channel hears of it."""
+
+    min_tenants: Annotated[int, Field(ge=1)] = 3
+    min_arr: Annotated[int, Field(ge=0)] | None = None
+    window: Duration = timedelta(days=30)
+    channel: str = "product"
+
+
 # Actions a role may be allowed to take. `everyone` is a pseudo-role.
 PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "incident.declare": ["responder", "commander", "admin"],
@@ -244,6 +288,7 @@ PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "incident.close": ["commander", "admin"],
     "incident.reopen": ["responder", "commander", "admin"],
     "incident.assign": ["commander", "admin"],
+    "incident.tenants": ["responder", "commander", "admin"],
     "escalation.open": ["everyone"],
     "escalation.acknowledge": ["responder", "commander", "csm", "admin"],
     "escalation.mitigate": ["responder", "commander", "csm", "admin"],
@@ -251,6 +296,7 @@ PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "escalation.close": ["csm", "commander", "admin"],
     "escalation.reopen": ["responder", "commander", "csm", "admin"],
     "escalation.assign": ["csm", "commander", "admin"],
+    "escalation.tenants": ["responder", "commander", "csm", "admin"],
     "exception.request": ["everyone"],
     "exception.approve": ["approver", "admin"],
     "exception.reject": ["approver", "admin"],
@@ -275,6 +321,9 @@ class Policy(Strict):
     actions: Actions = Actions()
     accounts: str | None = None
     digest: Digest | None = None
+    audiences: dict[AudienceName, Audience] = {}
+    loops: Loops = Loops()
+    product_priority: ProductPriority | None = None
 
     # where the file was read from: relative paths in it are relative to its folder
     _base_dir: Path = PrivateAttr(default=Path())
@@ -315,6 +364,12 @@ class Policy(Strict):
                         problems.append((f"escalation.{name}.levels[{j}].notify", reason))
         if self.digest is not None and self.digest.channel not in self.channels:
             problems.append(("digest.channel", f"unknown channel {self.digest.channel!r}"))
+        for name in ("support", "product"):
+            if name in self.audiences and name not in self.channels:
+                problems.append((f"audiences.{name}", f"needs a `{name}` channel under channels"))
+        pp = self.product_priority
+        if pp is not None and pp.channel not in self.channels:
+            problems.append(("product_priority.channel", f"unknown channel {pp.channel!r}"))
         if problems:
             raise ValueError("; ".join(f"{path}: {reason}" for path, reason in problems))
         return self

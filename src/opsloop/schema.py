@@ -6,4 +6,5 @@ Alembic's environment and the tests import this; a new table module adds a line 
 from __future__ import annotations
 
 import opsloop.intake.models
+import opsloop.loops.models
 import opsloop.models  # noqa: F401

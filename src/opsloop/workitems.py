@@ -60,6 +60,7 @@ class ItemView:
     tenants: list[str]
     timeline: list[TimelineEvent] = field(default_factory=list)
     card: Message | None = None
+    open_loops: list[str] = field(default_factory=list)  # "sales → U0SALES1", from the loops hook
 
 
 class WorkItems:
@@ -79,6 +80,8 @@ class WorkItems:
         self.authz = authorizer
         self.hooks = list(hooks)
         self.card_extras = list(card_extras)
+        # describe the item's open feedback loops, one line each (the loops capability adds one)
+        self.loop_readers: list[Callable[[Session, WorkItem], list[str]]] = []
         self.after_commit = after_commit or (lambda: None)
 
     # ------------------------------------------------------------------ creating
@@ -255,6 +258,34 @@ class WorkItems:
         self.after_commit()
         return item
 
+    def add_tenants(self, *, actor: str, ref: str, tenants: Iterable[str]) -> WorkItem:
+        """Name more affected accounts; their audiences are told from now on."""
+        kind = kind_of(ref)
+        self._authorize(actor, f"{kind.value}.tenants", subject=ref.upper())
+        wanted = sorted(set(tenants))
+        if not wanted:
+            raise InvalidInput("name at least one tenant id")
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            item = self.lock(session, ref)
+            assert item.id is not None
+            self._check_tenants(session, wanted)
+            known = set(self.tenants(session, item.id))
+            added = [t for t in wanted if t not in known]
+            if not added:
+                raise InvalidInput(f"{item.ref} already names {', '.join(wanted)}")
+            old = {**_snapshot(item), "tenants": sorted(known)}
+            for tenant in added:
+                session.add(WorkItemTenant(work_item_id=item.id, tenant_id=tenant))
+            item.updated_at = now
+            session.add(item)
+            session.flush()
+            text = f"{user(actor)} added {', '.join(added)} to {item.ref}"
+            self._changed(session, item, actor, "tenants", text, old, now, State(item.state), None)
+        self.after_commit()
+        return item
+
     def _changed(
         self, session: Session, item: WorkItem, actor: str, action: str, text: str,
         old: dict[str, Any], now: datetime, before: State, note: str | None,
@@ -263,7 +294,7 @@ class WorkItems:
         assert item.id is not None
         tenants = self.tenants(session, item.id)
         self._timeline(session, item, actor, action, text)
-        new = _snapshot(item)
+        new = {**_snapshot(item), **({"tenants": tenants} if "tenants" in old else {})}
         audit.record(
             session, at=now, actor=actor, action=f"{item.kind}.{action}", subject=item.ref,
             before={k: v for k, v in old.items() if new[k] != v} | ({"note": None} if note else {}),
@@ -305,7 +336,8 @@ class WorkItems:
                 .order_by(col(TimelineEvent.id))
             ))
             tenants = self.tenants(session, item.id)
-            return ItemView(item, tenants, timeline, self.card(session, item, tenants))
+            loops = [line for describe in self.loop_readers for line in describe(session, item)]
+            return ItemView(item, tenants, timeline, self.card(session, item, tenants), loops)
 
     def list_items(self, *, kind: Kind | None = None, open_only: bool = True,
              limit: int = 50) -> list[ItemView]:

@@ -17,6 +17,7 @@ INCIDENT_HELP = """\
 • `/incident declare "title" [sev1..sev4] [tenant:ID ...]` — declare (sev3 if not given)
 • `/incident ack|mitigate|resolve|close|reopen INC-n [note]` — move it along
 • `/incident assign INC-n @user` · `/incident comms INC-n @user` — owner, comms owner
+• `/incident tenants INC-n add ID [ID ...]` — name more affected accounts
 • `/incident status INC-n` · `/incident list [all]` · `/incident help`"""
 
 ESCALATE_HELP = """\
@@ -73,7 +74,7 @@ class WorkItemCommands:
     def escalate(self, text: str, actor: str, channel: str | None) -> Reply:
         words = tokens(text)
         verb = words[0].lower() if words else "help"
-        if verb in _VERBS or verb in ("status", "list", "help", "assign", "comms"):
+        if verb in _VERBS or verb in ("status", "list", "help", "assign", "comms", "tenants"):
             return self._common(Kind.ESCALATION, verb, words[1:], actor, ESCALATE_HELP)
         parsed = sort_words(words, options={"tenant"})
         title = " ".join(parsed.text)
@@ -134,6 +135,11 @@ class WorkItemCommands:
         ref, rest = args[0].upper(), args[1:]
         if verb == "status":
             return self._status(self.items.get(ref))
+        if verb == "tenants":
+            if len(rest) < 2 or rest[0].lower() != "add":
+                raise UsageError(f"usage: tenants {ref} add ID [ID ...]")
+            item = self.items.add_tenants(actor=actor, ref=ref, tenants=rest[1:])
+            return Reply(f"{item.ref}: now affects {', '.join(self.items.get(ref).tenants)}")
         if verb in ("assign", "comms"):
             who = mention(rest[0]) if rest else None
             if who is None:
@@ -193,7 +199,9 @@ class WorkItemCommands:
             for n, (label, when) in enumerate(stamps)
         )
         timeline = "\n".join(f"  {e.at:%H:%M} {e.text}" for e in view.timeline)
-        return Reply(f"{clock}\n*Timeline*\n{timeline}", message=view.card or card(i, view.tenants))
+        loops = "".join(f"\n  {line}" for line in view.open_loops)
+        loops = f"\n*Open feedback loops*{loops}" if loops else ""
+        return Reply(f"{clock}\n*Timeline*\n{timeline}{loops}", message=view.card or card(i, view.tenants))
 
 
 def _stamp(when: datetime) -> str:

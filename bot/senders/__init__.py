@@ -1,0 +1,1 @@
+"""Outbox senders for transports other than chat: email (SMTP) and webhooks (HTTP)."""

@@ -1,0 +1,1 @@
+"""Feedback loops: sales, support, customers and product hear about work items, until resolved."""
