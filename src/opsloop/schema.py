@@ -6,3 +6,4 @@ Alembic's environment and the tests import this; a new table module adds a line 
 from __future__ import annotations
 
 import opsloop.models  # noqa: F401
+import opsloop.runbooks.models  # noqa: F401
