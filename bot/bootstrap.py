@@ -13,6 +13,9 @@ from opsloop.commands import Commands
 from opsloop.db import Database
 from opsloop.errors import ConfigError
 from opsloop.policy import Policy, load_policy
+from opsloop.runbooks.check import startup_problems
+from opsloop.runbooks.loader import Library
+from opsloop.runbooks.runs import Runbooks
 from opsloop.workitems import WorkItems
 
 SYSTEM_ACTOR = "opsloop"
@@ -29,6 +32,7 @@ class Services:
     commands: Commands
     # called after every commit that may have queued outbound messages
     wakers: list[Callable[[], None]] = field(default_factory=list)
+    runbooks: Runbooks | None = None
 
 
 
@@ -47,6 +51,10 @@ def bootstrap(
     refusing to start while it is behind.
     """
     policy = load_policy(settings.config)
+    library = Library(settings.runbooks_dir)
+    problems = startup_problems(library, policy, str(settings.config))
+    if problems:
+        raise ConfigError("\n".join(problems))
     db = Database.from_url(settings.database_url)
     if migrate or (migrate is None and db.is_sqlite):
         db.upgrade()
@@ -61,8 +69,13 @@ def bootstrap(
             waker()
 
     workitems = WorkItems(db, policy, clock, authz, after_commit=wake)
+    runbooks = Runbooks(db, policy, clock, authz, library, workitems)
+    workitems.hooks.append(runbooks.on_created)
+    workitems.posted_hooks.append(runbooks.on_posted)
+    workitems.card_extras.append(runbooks.card_fields)
     services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
-                        workitems=workitems, commands=Commands(workitems), wakers=wakers)
+                        workitems=workitems, commands=Commands(workitems, runbooks), wakers=wakers,
+                        runbooks=runbooks)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=SYSTEM_ACTOR)
     return services
