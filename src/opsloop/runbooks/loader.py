@@ -80,7 +80,8 @@ def problems(error: ValidationError, raw: dict[str, Any]) -> list[str]:
 
 
 def _path(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
-    out, node, skip_tag = "", raw, False
+    out, skip_tag = "", False
+    node: Any = raw
     for part in loc:
         if skip_tag and part in STEP_TYPES:  # the discriminated union puts the step type in the path
             skip_tag = False
@@ -99,7 +100,7 @@ def _path(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
         if text.startswith(("function-", "json-or-python", "constrained-")):
             continue
         out += f".{text}" if out else text
-        node = node.get(part) if isinstance(node, dict) else None  # type: ignore[assignment]
+        node = node.get(part) if isinstance(node, dict) else None
     return out or "(top level)"
 
 

@@ -28,16 +28,16 @@ from opsloop.errors import (
     PermissionDenied,
 )
 from opsloop.messages import Message, escape
-from opsloop.models import TimelineEvent, WorkItem, WorkItemTenant
+from opsloop.models import WorkItem
 from opsloop.policy import Policy
 from opsloop.runbooks import states as S
 from opsloop.runbooks.checklist import checklist, checklist_key, progress
+from opsloop.runbooks.engine import Engine, resolve_inputs, values_from_labels
 from opsloop.runbooks.loader import Library, LoadedRunbook
 from opsloop.runbooks.models import RunbookRun, RunbookSnapshot, RunbookStepRun
 from opsloop.runbooks.pinning import pin, runbook_of
 from opsloop.runbooks.redesign import after_bypass
-from opsloop.runbooks.render import Context, RenderError, evaluate, render_chat
-from opsloop.runbooks.schema import ApprovalStep, HttpStep, NotifyStep, Runbook
+from opsloop.runbooks.schema import ApprovalStep
 from opsloop.workitems import ItemEvent, WorkItems, kind_of
 
 CHAT = "chat"
@@ -62,6 +62,7 @@ class Runbooks:
         self.authz = authz
         self.library = library
         self.items = workitems
+        self.engine = Engine(policy)
 
     # ------------------------------------------------------------------ attaching (WorkItems hooks)
 
@@ -108,7 +109,7 @@ class Runbooks:
             return
         run_id, notes = pending
         for note in notes:
-            self._line(session, event.item, event.actor, "runbook", note, event.at)
+            self.engine.line(session, event.item, event.actor, "runbook", note, event.at)
         if run_id is not None:
             run = session.get(RunbookRun, run_id)
             assert run is not None
@@ -117,8 +118,8 @@ class Runbooks:
     def card_fields(self, session: Session, item: WorkItem) -> list[tuple[str, str]]:
         """The card's runbook line: `db-failover 1.2.0 · 3/7 steps`."""
         fields = []
-        for run in self._runs(session, item):
-            done, total = progress(self._steps(session, run))
+        for run in self.engine.runs(session, item):
+            done, total = progress(self.engine.steps(session, run))
             state = {S.RUN_NEEDS_INPUTS: " · needs inputs", S.RUN_COMPLETED: " · finished",
                      S.RUN_STOPPED: " · stopped"}.get(run.state, "")
             version = session.get(RunbookSnapshot, run.snapshot_id)
@@ -138,8 +139,8 @@ class Runbooks:
             item = self._item(session, ref, channel)
             if item.state in _CLOSED:
                 raise IllegalTransition(f"{item.ref} is {item.state}; a runbook cannot start on it")
-            tenants = self._tenants(session, item)
-            existing = [r for r in self._runs(session, item)
+            tenants = self.engine.tenants(session, item)
+            existing = [r for r in self.engine.runs(session, item)
                         if r.runbook_id == runbook_id and r.state in S.RUN_OPEN]
             if existing and existing[0].state == S.RUN_RUNNING:
                 raise IllegalTransition(f"{item.ref} already runs {runbook_id}; its checklist is in "
@@ -154,10 +155,10 @@ class Runbooks:
                     return f"dry run: inputs are valid for {runbook_id} {runbook.version}; nothing started"
                 run.inputs, run.state, run.started_at, run.started_by = values, S.RUN_RUNNING, now, actor
                 session.add(run)
-                self._audit(session, actor, "runbook.started", item, now,
+                self.engine.audit(session, actor, "runbook.started", item, now,
                             after={"run": run.id, "runbook": runbook.id, "version": runbook.version,
                                    "inputs": values})
-                self._advance(session, run, runbook, item, tenants, now)
+                self.engine.advance(session, run, runbook, item, tenants, now)
                 self._post_checklist(session, run, item, tenants, now, new=False)
                 line = f"{user(actor)} started runbook {runbook.id} {runbook.version} on {item.ref}"
             else:
@@ -171,8 +172,8 @@ class Runbooks:
                 self._post_checklist(session, run, item, tenants, now, new=True)
                 line = f"{user(actor)} started runbook {runbook_id} {loaded.runbook.version} on {item.ref}"
             for note in notes:
-                self._line(session, item, actor, "runbook", note, now)
-            self._timeline(session, item, actor, "runbook.started", line, now)
+                self.engine.line(session, item, actor, "runbook", note, now)
+            self.engine.timeline(session, item, actor, "runbook.started", line, now)
             self.items.announce(session, item, tenants, line, now)
         self.items.after_commit()
         return "\n".join([f"Started runbook {runbook_id} on {item.ref}; its checklist is in the thread.",
@@ -193,7 +194,7 @@ class Runbooks:
         runbook = loaded.runbook
         assert item.id is not None
         if auto:  # inputs named like the item's labels (service, cluster ...) come from them
-            values, missing = _from_labels(runbook, item.labels)
+            values, missing = values_from_labels(runbook, item.labels)
         else:
             values, missing = resolve_inputs(runbook, given), []
         snapshot, warning = pin(session, loaded, now)
@@ -205,16 +206,17 @@ class Runbooks:
                          started_by=actor, created_at=now, started_at=None if missing else now)
         session.add(run)
         session.flush()
+        assert run.id is not None
         for position, step in enumerate(runbook.steps):
             session.add(RunbookStepRun(run_id=run.id, step_id=step.id, position=position,
                                        state=S.WAITING, updated_at=now))
         session.flush()
-        self._audit(session, actor, "runbook.attached" if missing else "runbook.started", item, now,
+        self.engine.audit(session, actor, "runbook.attached" if missing else "runbook.started", item, now,
                     after={"run": run.id, "runbook": runbook.id, "version": runbook.version,
                            "sha256": loaded.sha256, "inputs": values,
                            **({"missing_inputs": missing} if missing else {})})
         if not missing:
-            self._advance(session, run, runbook, item, tenants, now)
+            self.engine.advance(session, run, runbook, item, tenants, now)
         return run
 
     # ------------------------------------------------------------------ moving steps
@@ -223,8 +225,9 @@ class Runbooks:
         """The open run of `ref` that has a step `step_id` (for typed commands)."""
         with self.db.transaction() as session:
             item = self._item(session, ref, None)
-            for run in self._runs(session, item):
-                if run.state in S.RUN_OPEN and any(s.step_id == step_id for s in self._steps(session, run)):
+            for run in self.engine.runs(session, item):
+                steps = self.engine.steps(session, run)
+                if run.state in S.RUN_OPEN and any(s.step_id == step_id for s in steps):
                     assert run.id is not None
                     return run.id
         raise NotFound(f"{ref.upper()} has no running runbook with a step {step_id!r}")
@@ -270,7 +273,7 @@ class Runbooks:
         snapshot = session.get(RunbookSnapshot, run.snapshot_id)
         assert item is not None and snapshot is not None
         runbook = runbook_of(snapshot)
-        rows = {s.step_id: s for s in self._steps(session, run)}
+        rows = {s.step_id: s for s in self.engine.steps(session, run)}
         row = rows.get(step_id)
         if row is None:
             raise NotFound(f"runbook {runbook.id} has no step {step_id!r} "
@@ -287,15 +290,15 @@ class Runbooks:
         else:
             line = self._tick(step, row, actor, verb, reason, now)
         session.add(row)
-        self._audit(session, actor, f"runbook.step.{verb}", item, now,
+        self.engine.audit(session, actor, f"runbook.step.{verb}", item, now,
                     before={"run": run.id, "step": step_id, "state": before},
                     after={"run": run.id, "step": step_id, "state": row.state,
                            **({"reason": reason} if reason else {}),
                            **({"approvals": [a["by"] for a in row.approvals]} if row.approvals else {})})
-        tenants = self._tenants(session, item)
-        self._advance(session, run, runbook, item, tenants, now)
+        tenants = self.engine.tenants(session, item)
+        self.engine.advance(session, run, runbook, item, tenants, now)
         self._post_checklist(session, run, item, tenants, now, new=False)
-        self._timeline(session, item, actor, f"runbook.step.{verb}", line, now)
+        self.engine.timeline(session, item, actor, f"runbook.step.{verb}", line, now)
         self.items.announce(session, item, tenants, line, now)
         if row.state in S.BYPASSED:
             after_bypass(session, self.policy, runbook, step_id, now)
@@ -357,106 +360,21 @@ class Runbooks:
                 return True
         return False
 
-    # ------------------------------------------------------------------ the engine
-
-    def _advance(self, session: Session, run: RunbookRun, runbook: Runbook, item: WorkItem,
-                 tenants: list[str], now: datetime) -> None:
-        """Open every step whose prerequisites are met; post notify steps; finish the run."""
-        rows = {s.step_id: s for s in self._steps(session, run)}
-        changed = True
-        while changed:
-            changed = False
-            for index, step in enumerate(runbook.steps):
-                row = rows[step.id]
-                if row.state != S.WAITING:
-                    continue
-                needs = [rows[p].state for p in runbook.prerequisites(index)]
-                stopped = [p for p in runbook.prerequisites(index) if rows[p].state in S.STOPPING]
-                if stopped:
-                    why = f"{stopped[0]} was {rows[stopped[0]].state}"
-                    self._auto(session, item, run, row, S.BLOCKED, why, now)
-                elif all(state in S.SATISFIED for state in needs):
-                    self._open(session, run, runbook, step, row, rows, item, tenants, now)
-                else:
-                    continue
-                changed = True
-        if all(r.state in S.TERMINAL for r in rows.values()) and run.state == S.RUN_RUNNING:
-            stopped = any(r.state in S.STOPPING for r in rows.values())
-            run.state = S.RUN_STOPPED if stopped else S.RUN_COMPLETED
-            run.finished_at = now
-            session.add(run)
-            self._audit(session, S.AUTOMATIC, f"runbook.{run.state}", item, now,
-                        after={"run": run.id, "runbook": run.runbook_id})
-            self._line(session, item, S.AUTOMATIC, "runbook",
-                       f"Runbook {run.runbook_id} {run.state} on {item.ref}", now)
-
-    def _open(self, session: Session, run: RunbookRun, runbook: Runbook, step: Any, row: RunbookStepRun,
-              rows: dict[str, RunbookStepRun], item: WorkItem, tenants: list[str], now: datetime) -> None:
-        context = self.context(runbook, run, list(rows.values()), item, tenants)
-        if step.when is not None:
-            try:
-                if not evaluate(step.when, context, where=f"steps.{step.id}.when"):
-                    self._auto(session, item, run, row, S.SKIPPED, f"condition is false: {step.when}", now)
-                    return
-            except RenderError as error:  # never guess: leave it to people
-                self._auto(session, item, run, row, S.OPEN, f"decide by hand: {error}", now)
-                return
-        if isinstance(step, NotifyStep):
-            try:
-                text = render_chat(step.message, context, where=f"steps.{step.id}.message")
-            except RenderError as error:
-                self._auto(session, item, run, row, S.OPEN, f"could not post, post it by hand: {error}", now)
-                return
-            outbox.enqueue(session, transport=CHAT, target=self.policy.channel(step.channel), now=now,
-                           key=f"runbook-notify:{run.id}:{step.id}",
-                           payload={"message": Message(text=text, context=f"{item.ref} · runbook "
-                                                       f"{runbook.id} · step {step.id}").to_json()})
-            row.outputs = {"channel": step.channel}
-            self._auto(session, item, run, row, S.DONE, None, now)
-            return
-        self._auto(session, item, run, row, S.EXECUTOR if isinstance(step, HttpStep) else S.OPEN, None, now)
-
-    def _auto(self, session: Session, item: WorkItem, run: RunbookRun, row: RunbookStepRun, state: str,
-              reason: str | None, now: datetime) -> None:
-        before = row.state
-        row.state, row.reason, row.updated_at = state, reason, now
-        if state in S.TERMINAL:
-            row.actor, row.finished_at = S.AUTOMATIC, now
-        session.add(row)
-        self._audit(session, S.AUTOMATIC, "runbook.step.auto", item, now,
-                    before={"run": run.id, "step": row.step_id, "state": before},
-                    after={"run": run.id, "step": row.step_id, "state": state,
-                           **({"reason": reason} if reason else {})})
-
-    def context(self, runbook: Runbook, run: RunbookRun, rows: list[RunbookStepRun], item: WorkItem,
-                tenants: list[str]) -> Context:
-        by_id = {r.step_id: r for r in rows}
-        steps: dict[str, dict[str, Any]] = {}
-        for step in runbook.steps:
-            row = by_id.get(step.id)
-            declared = dict.fromkeys(step.outputs) if isinstance(step, HttpStep) else {}
-            steps[step.id] = {"status": row.state if row else S.WAITING,
-                              "outputs": {**declared, **(row.outputs if row else {})}}
-        # a run still waiting for inputs shows their names where the values will go
-        inputs = {**{k: f"‹{k}›" for k in runbook.inputs}, **run.inputs}
-        return Context(inputs=inputs, item=item_context(item, tenants), steps=steps,
-                       secret_names=frozenset(self.policy.actions.secrets))
-
     # ------------------------------------------------------------------ reading
 
     def checklists(self, ref: str) -> list[Message]:
         """The checklist of every run on a work item, newest first."""
         with self.db.transaction() as session:
             item = self._item(session, ref, None)
-            tenants = self._tenants(session, item)
-            return [self._checklist(session, run, item, tenants) for run in self._runs(session, item)]
+            tenants = self.engine.tenants(session, item)
+            return [self._checklist(session, run, item, tenants) for run in self.engine.runs(session, item)]
 
     def _checklist(self, session: Session, run: RunbookRun, item: WorkItem, tenants: list[str]) -> Message:
         snapshot = session.get(RunbookSnapshot, run.snapshot_id)
         assert snapshot is not None
         runbook = runbook_of(snapshot)
-        rows = self._steps(session, run)
-        return checklist(run, runbook, rows, self.context(runbook, run, rows, item, tenants),
+        rows = self.engine.steps(session, run)
+        return checklist(run, runbook, rows, self.engine.context(runbook, run, rows, item, tenants),
                          sha256=snapshot.sha256)
 
     def _post_checklist(self, session: Session, run: RunbookRun, item: WorkItem, tenants: list[str],
@@ -470,19 +388,6 @@ class Runbooks:
         else:
             outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now, update_key=key,
                            lane=f"{CHAT}:{item.channel}", supersede=True, payload=payload)
-
-    def _runs(self, session: Session, item: WorkItem) -> list[RunbookRun]:
-        return list(session.exec(select(RunbookRun).where(RunbookRun.work_item_id == item.id)
-                                 .order_by(col(RunbookRun.id).desc())))
-
-    def _steps(self, session: Session, run: RunbookRun) -> list[RunbookStepRun]:
-        return list(session.exec(select(RunbookStepRun).where(RunbookStepRun.run_id == run.id)
-                                 .order_by(col(RunbookStepRun.position))))
-
-    def _tenants(self, session: Session, item: WorkItem) -> list[str]:
-        return list(session.exec(select(WorkItemTenant.tenant_id)
-                                 .where(WorkItemTenant.work_item_id == item.id)
-                                 .order_by(col(WorkItemTenant.tenant_id))))
 
     def _item(self, session: Session, ref: str | None, channel: str | None) -> WorkItem:
         if ref is not None:
@@ -510,72 +415,6 @@ class Runbooks:
         raise PermissionDenied(f"you may not {action.replace('.', ' ')}: that needs the role "
                                f"{self.authz.explain(action)}")
 
-    def _audit(self, session: Session, actor: str, action: str, item: WorkItem, now: datetime,
-               before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
-        audit.record(session, at=now, actor=actor, action=action, subject=item.ref, before=before,
-                     after=after)
-
-    def _timeline(self, session: Session, item: WorkItem, actor: str, action: str, text: str,
-                  now: datetime) -> None:
-        assert item.id is not None
-        session.add(TimelineEvent(work_item_id=item.id, at=now, actor=actor, action=action, text=text))
-
-    def _line(self, session: Session, item: WorkItem, actor: str, action: str, text: str,
-              now: datetime) -> None:
-        """A timeline line that is also said in the item's thread."""
-        self._timeline(session, item, actor, action, text, now)
-        outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
-                       thread_key=card_key(item.ref), payload={"message": Message(text=text).to_json()})
-
-
 def _not_now(row: RunbookStepRun, verb: str) -> str:
     return f"step {row.step_id} is {row.state.replace('_', ' ')}; it cannot be {verb} now"
 
-
-def item_context(item: WorkItem, tenants: list[str]) -> dict[str, Any]:
-    """The work item as templates see it: plain values, nothing that reaches the database."""
-    return {"id": item.ref, "ref": item.ref, "kind": item.kind, "title": item.title,
-            "severity": item.severity, "state": item.state, "tenants": list(tenants),
-            "labels": dict(item.labels), "owner": item.owner, "channel": item.channel}
-
-
-def resolve_inputs(runbook: Runbook, given: dict[str, Any]) -> dict[str, Any]:
-    """Typed inputs from what was typed, plus defaults; InvalidInput names every problem."""
-    problems: list[str] = []
-    values: dict[str, Any] = {}
-    for name in given:
-        if name not in runbook.inputs:
-            takes = ", ".join(runbook.inputs) or "no inputs"
-            problems.append(f"unknown input {name!r} ({runbook.id} takes: {takes})")
-    for name, spec in runbook.inputs.items():
-        if name in given:
-            raw = given[name]
-            try:
-                values[name] = raw if not isinstance(raw, str) else spec.accept(raw)
-            except InvalidInput as error:
-                problems.append(f"{name}: {error}")
-        elif spec.default is not None:
-            values[name] = spec.default
-        elif spec.required:
-            hint = f" matching {spec.pattern}" if spec.pattern else f" ({spec.type})"
-            problems.append(f"missing input {name}=…{hint}")
-    if problems:
-        raise InvalidInput("; ".join(problems))
-    return values
-
-
-def _from_labels(runbook: Runbook, labels: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
-    values: dict[str, Any] = {}
-    missing: list[str] = []
-    for name, spec in runbook.inputs.items():
-        if name in labels:
-            try:
-                values[name] = spec.accept(labels[name])
-                continue
-            except InvalidInput:
-                pass
-        if spec.default is not None:
-            values[name] = spec.default
-        elif spec.required:
-            missing.append(name)
-    return values, missing
