@@ -28,7 +28,7 @@ from opsloop.errors import (
     PermissionDenied,
 )
 from opsloop.messages import Message, escape
-from opsloop.models import WorkItem
+from opsloop.models import AuditHead, WorkItem
 from opsloop.policy import Policy
 from opsloop.runbooks import states as S
 from opsloop.runbooks.checklist import checklist, checklist_key, progress
@@ -266,6 +266,9 @@ class Runbooks:
 
     def _act(self, session: Session, actor: str, run_id: int, step_id: str, verb: str,
              reason: str | None, now: datetime) -> str:
+        # Lock order: the audit chain's head before any other row, as every writer does, so two
+        # writers never wait on each other (PostgreSQL would report a deadlock).
+        session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
         run = session.exec(select(RunbookRun).where(RunbookRun.id == run_id).with_for_update()).first()
         if run is None:
             raise NotFound(f"no runbook run {run_id}")
