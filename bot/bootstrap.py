@@ -15,6 +15,9 @@ from opsloop.errors import ConfigError
 from opsloop.intake.service import Intake
 from opsloop.loops.service import FeedbackLoops
 from opsloop.policy import Policy, load_policy
+from opsloop.runbooks.check import startup_problems
+from opsloop.runbooks.loader import Library
+from opsloop.runbooks.runs import Runbooks
 from opsloop.workitems import WorkItems
 
 SYSTEM_ACTOR = "opsloop"
@@ -31,9 +34,9 @@ class Services:
     commands: Commands
     intake: Intake
     loops: FeedbackLoops
+    runbooks: Runbooks
     # called after every commit that may have queued outbound messages
     wakers: list[Callable[[], None]] = field(default_factory=list)
-
 
 
 def bootstrap(
@@ -51,6 +54,10 @@ def bootstrap(
     refusing to start while it is behind.
     """
     policy = load_policy(settings.config)
+    library = Library(settings.runbooks_dir)
+    problems = startup_problems(library, policy, str(settings.config))
+    if problems:
+        raise ConfigError("\n".join(problems))
     db = Database.from_url(settings.database_url)
     if migrate or (migrate is None and db.is_sqlite):
         db.upgrade()
@@ -65,6 +72,10 @@ def bootstrap(
             waker()
 
     workitems = WorkItems(db, policy, clock, authz, after_commit=wake)
+    runbooks = Runbooks(db, policy, clock, authz, library, workitems)
+    workitems.hooks.append(runbooks.on_created)
+    workitems.posted_hooks.append(runbooks.on_posted)
+    workitems.card_extras.append(runbooks.card_fields)
     intake = Intake(db, policy, clock, workitems)
     workitems.hooks.append(intake.on_item_event)
     workitems.card_extras.append(intake.card_fields)
@@ -76,8 +87,8 @@ def bootstrap(
     workitems.card_extras.append(loops.card_fields)
     workitems.loop_readers.append(loops.describe_open)
     services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
-                        workitems=workitems, commands=Commands(workitems), intake=intake, loops=loops,
-                        wakers=wakers)
+                        workitems=workitems, commands=Commands(workitems, runbooks), intake=intake,
+                        loops=loops, wakers=wakers, runbooks=runbooks)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=SYSTEM_ACTOR)
     return services

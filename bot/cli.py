@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from bot import runbooks_cli
 from bot.bootstrap import SYSTEM_ACTOR, bootstrap
 from bot.settings import Settings
 from opsloop import audit
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp = acc_sub.add_parser("import", help="create or update accounts from CSV or YAML")
     imp.add_argument("file", type=Path)
     imp.set_defaults(run=cmd_accounts_import)
+
+    runbooks_cli.register(sub, _Parser)
     return parser
 
 

@@ -229,6 +229,19 @@ class Actions(Strict):
     secrets: dict[str, Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]] = {}
 
 
+class Redesign(Strict):
+    """When one step of a runbook is bypassed (skipped, worked around) more than `threshold`
+    times within `window`, its owners are told the runbook needs a redesign."""
+
+    threshold: Annotated[int, Field(ge=1, le=1000)]
+    window: Duration
+    channel: str | None = None  # post there, mentioning the owners, instead of a DM to each
+
+
+class RunbooksPolicy(Strict):
+    redesign: Redesign | None = None
+
+
 class Digest(Strict):
     at: ClockTime = time(8, 0)
     days: Days = parse_days("mon-fri")
@@ -302,6 +315,8 @@ PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "exception.reject": ["approver", "admin"],
     "exception.expire": ["approver", "admin"],
     "exception.assign": ["approver", "admin"],
+    "runbook.run": ["responder", "commander", "csm", "admin"],
+    "runbook.step": ["responder", "commander", "csm", "admin"],
 }
 
 
@@ -324,6 +339,7 @@ class Policy(Strict):
     audiences: dict[AudienceName, Audience] = {}
     loops: Loops = Loops()
     product_priority: ProductPriority | None = None
+    runbooks: RunbooksPolicy = RunbooksPolicy()
 
     # where the file was read from: relative paths in it are relative to its folder
     _base_dir: Path = PrivateAttr(default=Path())
@@ -370,6 +386,9 @@ class Policy(Strict):
         pp = self.product_priority
         if pp is not None and pp.channel not in self.channels:
             problems.append(("product_priority.channel", f"unknown channel {pp.channel!r}"))
+        redesign = self.runbooks.redesign
+        if redesign is not None and redesign.channel is not None and redesign.channel not in self.channels:
+            problems.append(("runbooks.redesign.channel", f"unknown channel {redesign.channel!r}"))
         if problems:
             raise ValueError("; ".join(f"{path}: {reason}" for path, reason in problems))
         return self

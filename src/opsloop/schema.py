@@ -7,4 +7,5 @@ from __future__ import annotations
 
 import opsloop.intake.models
 import opsloop.loops.models
-import opsloop.models  # noqa: F401
+import opsloop.models
+import opsloop.runbooks.models  # noqa: F401

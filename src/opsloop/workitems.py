@@ -73,6 +73,7 @@ class WorkItems:
         hooks: Sequence[Hook] = (),
         after_commit: Callable[[], None] | None = None,
         card_extras: Sequence[CardExtra] = (),
+        posted_hooks: Sequence[Hook] = (),
     ) -> None:
         self.db = db
         self.policy = policy
@@ -82,6 +83,9 @@ class WorkItems:
         self.card_extras = list(card_extras)
         # describe the item's open feedback loops, one line each (the loops capability adds one)
         self.loop_readers: list[Callable[[Session, WorkItem], list[str]]] = []
+        # Called after a new item's card is queued, so what they post can thread under it
+        # (a thread reply queued before its card would block the channel's lane).
+        self.posted_hooks = list(posted_hooks)
         self.after_commit = after_commit or (lambda: None)
 
     # ------------------------------------------------------------------ creating
@@ -174,10 +178,13 @@ class WorkItems:
         self._timeline(session, item, actor, "created", line)
         audit.record(session, at=now, actor=actor, action=f"{kind.value}.created",
                      subject=item.ref, after={**_snapshot(item), "tenants": tenant_ids})
-        self._notify(session, ItemEvent(item, "created", actor, now, None, tenant_ids))
+        event = ItemEvent(item, "created", actor, now, None, tenant_ids)
+        self._notify(session, event)
         outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
                        key=card_key(item.ref),
                        payload={"message": self.card(session, item, tenant_ids).to_json()})
+        for hook in self.posted_hooks:
+            hook(session, event)
         return item
 
     def _check_tenants(self, session: Session, tenant_ids: list[str]) -> None:

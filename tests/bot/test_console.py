@@ -37,6 +37,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
         "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
         "OPSLOOP_DATABASE_URL": f"sqlite:///{tmp_path / 'opsloop.db'}",
         "OPSLOOP_CONFIG": str(ROOT / "opsloop.yml"),
+        "OPSLOOP_RUNBOOKS_DIR": str(ROOT / "runbooks"),
     }
 
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from opsloop.commands.runbook import RunbookCommands
 from opsloop.commands.workitems import WorkItemCommands
 from opsloop.errors import UsageError
 from opsloop.messages import Reply
+from opsloop.runbooks.runs import Runbooks
 from opsloop.workitems import WorkItems
 
 Handler = Callable[[str, str, str | None], Reply]
 
 
 class Commands:
-    def __init__(self, workitems: WorkItems) -> None:
+    def __init__(self, workitems: WorkItems, runbooks: Runbooks | None = None) -> None:
         self.items = WorkItemCommands(workitems)
         self.handlers: dict[str, Handler] = {
             "/incident": self.items.incident,
@@ -31,6 +33,12 @@ class Commands:
         self.forms: dict[str, Callable[[str, dict[str, str], str], Reply]] = {
             "incident.declare": lambda _ctx, values, actor: self.items.submit_declare(values, actor),
         }
+        if runbooks is not None:
+            self.runbooks = RunbookCommands(runbooks)
+            self.handlers["/runbook"] = self.runbooks.command
+            self.buttons["runbook"] = self.runbooks.press
+            self.forms["runbook.skip"] = self.runbooks.submit_skip
+            self.forms["runbook.reject"] = self.runbooks.submit_reject
 
     @property
     def names(self) -> list[str]:

@@ -14,7 +14,7 @@ from opsloop.workitems import ItemView, WorkItems
 
 INCIDENT_HELP = """\
 */incident* — declare and drive incidents
-• `/incident declare "title" [sev1..sev4] [tenant:ID ...]` — declare (sev3 if not given)
+• `/incident declare "title" [sev1..sev4] [tenant:ID ...] [runbook:ID]` — declare (sev3 if not given)
 • `/incident ack|mitigate|resolve|close|reopen INC-n [note]` — move it along
 • `/incident assign INC-n @user` · `/incident comms INC-n @user` — owner, comms owner
 • `/incident tenants INC-n add ID [ID ...]` — name more affected accounts
@@ -112,16 +112,18 @@ class WorkItemCommands:
     def _declare(self, words: list[str], actor: str) -> Reply:
         if not words:
             return Reply("Declare an incident", form=DECLARE_FORM)
-        parsed = sort_words(words, options={"tenant", "owner"})
+        parsed = sort_words(words, options={"tenant", "owner", "runbook"})
         title = " ".join(parsed.text)
         if not title:
             raise UsageError('usage: /incident declare "title" [sev1..sev4] [tenant:ID ...]')
         owner = parsed.option("owner")
+        runbook = parsed.option("runbook")  # overrides routing; the runbooks hook reads the label
         item = self.items.declare(
             actor=actor, title=title,
             severity=Severity(parsed.severity) if parsed.severity else None,
             tenants=parsed.options.get("tenant", []),
             owner=mention(owner) if owner else None,
+            labels={"runbook": runbook} if runbook else None,
         )
         return Reply(f"Declared {item.ref}: {escape(item.title)} ({item.severity})")
 

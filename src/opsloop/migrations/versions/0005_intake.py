@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 import opsloop.models
 
 revision = '0005_intake'
-down_revision = '0001'
+down_revision = '0003_runbooks'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,146 @@
+"""Reading runbook files, with errors that name the file, the step and the field.
+
+    runbooks/restart.yaml: steps[2] (restart).request.url: the url must start with https://
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from opsloop.errors import ConfigError, NotFound
+from opsloop.policy import _StrictLoader  # the policy's YAML reader: duplicate keys are refused
+from opsloop.runbooks.schema import STEP_TYPES, Runbook
+from opsloop.runbooks.versions import content_hash
+
+MAX_FILE = 256 * 1024
+
+
+@dataclass(frozen=True)
+class LoadedRunbook:
+    runbook: Runbook
+    source: str  # where it came from: a path, `git:REV:path` or `snapshot`
+    data: bytes  # the exact bytes; the hash and the pinned snapshot are of these
+    sha256: str
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8")
+
+
+def parse(data: bytes, source: str, *, expected_id: str | None = None) -> LoadedRunbook:
+    """Validate one runbook's bytes; `source` names it in errors."""
+    if len(data) > MAX_FILE:
+        raise ConfigError(f"{source}: the file is {len(data)} bytes; at most {MAX_FILE}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{source}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    try:
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: invalid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a runbook is a mapping (schema_version, id, version, steps, ...)")
+    try:
+        runbook = Runbook.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError("\n".join(f"{source}: {line}" for line in problems(error, raw))) from None
+    if expected_id is not None and runbook.id != expected_id:
+        raise ConfigError(f"{source}: id: {runbook.id!r} must match the file name ({expected_id}.yaml)")
+    return LoadedRunbook(runbook, source, data, content_hash(data))
+
+
+def problems(error: ValidationError, raw: dict[str, Any]) -> list[str]:
+    """Pydantic's errors as `steps[2] (restart).request.url: reason` lines."""
+    lines: list[str] = []
+    for problem in error.errors():
+        loc, kind = problem["loc"], problem["type"]
+        message = problem["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            message = "unknown key"
+        elif kind == "missing":
+            message = "required"
+        elif kind in ("union_tag_not_found", "union_tag_invalid"):
+            loc = (*loc, "type")
+            message = f"must be one of {', '.join(STEP_TYPES)}"
+        path = _path(loc, raw)
+        if kind == "value_error" and path == "(top level)":
+            lines.extend(message.split("; "))  # cross-step problems carry their own paths
+        elif kind == "value_error" and message.split(":")[0] in ("pattern", "default", "min_approvals"):
+            lines.append(f"{path}.{message}")  # model checks that name their own field
+        else:
+            lines.append(f"{path}: {message}")
+    return lines
+
+
+def _path(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
+    out, skip_tag = "", False
+    node: Any = raw
+    for part in loc:
+        if skip_tag and part in STEP_TYPES:  # the discriminated union puts the step type in the path
+            skip_tag = False
+            continue
+        skip_tag = False
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if out.startswith("steps[") and out.count("[") == 1 and isinstance(node, dict):
+                step_id = node.get("id")
+                if isinstance(step_id, str):
+                    out += f" ({step_id})"
+                skip_tag = True
+            continue
+        text = str(part)
+        if text.startswith(("function-", "json-or-python", "constrained-")):
+            continue
+        out += f".{text}" if out else text
+        node = node.get(part) if isinstance(node, dict) else None
+    return out or "(top level)"
+
+
+class Library:
+    """The runbooks directory, read from disk on every call.
+
+    Reading again each time is cheap (a handful of small files) and means a
+    new run always starts from the file as it is now; runs already started
+    keep their pinned snapshot.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, runbook_id: str) -> Path:
+        return self.directory / f"{runbook_id}.yaml"
+
+    def ids(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.stem for p in self.directory.glob("*.yaml"))
+
+    def load(self, runbook_id: str) -> LoadedRunbook:
+        path = self.path(runbook_id)
+        if "/" in runbook_id or not path.is_file():
+            known = ", ".join(self.ids()) or "none"
+            raise NotFound(f"no runbook {runbook_id!r} in {self.directory} (known: {known})")
+        return self.load_path(path)
+
+    def load_path(self, path: Path) -> LoadedRunbook:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+        return parse(data, str(path), expected_id=path.stem)
+
+    def load_all(self) -> Iterator[tuple[str, LoadedRunbook | ConfigError]]:
+        """Every runbook file, loaded, or the error that stopped it."""
+        for runbook_id in self.ids():
+            try:
+                yield runbook_id, self.load_path(self.path(runbook_id))
+            except ConfigError as error:
+                yield runbook_id, error

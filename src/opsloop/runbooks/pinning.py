@@ -1,0 +1,55 @@
+"""Pinning: a run keeps the exact bytes it started with, whatever happens to the file."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+
+from sqlmodel import Session, col, select
+
+from opsloop.runbooks.loader import LoadedRunbook, parse
+from opsloop.runbooks.models import RunbookSnapshot
+from opsloop.runbooks.schema import Runbook
+
+
+def pin(session: Session, loaded: LoadedRunbook, now: datetime) -> tuple[RunbookSnapshot, str | None]:
+    """The snapshot of these exact bytes (stored on first use), and a warning when the same
+    version was pinned before with different content (an edit without a version bump)."""
+    snapshot = session.exec(
+        select(RunbookSnapshot).where(RunbookSnapshot.sha256 == loaded.sha256)
+    ).first()
+    if snapshot is not None:
+        return snapshot, None
+    runbook = loaded.runbook
+    others = session.exec(
+        select(RunbookSnapshot.sha256).where(
+            RunbookSnapshot.runbook_id == runbook.id, RunbookSnapshot.version == runbook.version
+        )
+    ).all()
+    snapshot = RunbookSnapshot(runbook_id=runbook.id, version=runbook.version, sha256=loaded.sha256,
+                               content=loaded.text, first_seen=now)
+    session.add(snapshot)
+    session.flush()
+    warning = None
+    if others:
+        warning = (f"runbook {runbook.id} {runbook.version} was changed without raising its version "
+                   f"(pinned before as {others[0][:12]}, now {loaded.sha256[:12]}); "
+                   "raise `version` in the file")
+    return snapshot, warning
+
+
+def runbook_of(snapshot: RunbookSnapshot) -> Runbook:
+    """The runbook a snapshot holds, parsed from its stored text (never from the file)."""
+    return _parse(snapshot.sha256, snapshot.content).runbook
+
+
+@lru_cache(maxsize=256)
+def _parse(sha256: str, content: str) -> LoadedRunbook:
+    return parse(content.encode("utf-8"), f"snapshot {sha256[:12]}")
+
+
+def snapshots(session: Session, runbook_id: str) -> list[RunbookSnapshot]:
+    return list(session.exec(
+        select(RunbookSnapshot).where(RunbookSnapshot.runbook_id == runbook_id)
+        .order_by(col(RunbookSnapshot.id))
+    ))
