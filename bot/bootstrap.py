@@ -12,7 +12,11 @@ from opsloop.clock import Clock, SystemClock
 from opsloop.commands import Commands
 from opsloop.db import Database
 from opsloop.errors import ConfigError
+from opsloop.oncall import OnCall
 from opsloop.policy import Policy, load_policy
+from opsloop.sla.escalation import Escalations
+from opsloop.sla.service import Sla
+from opsloop.sla.sweeper import Sweeper
 from opsloop.workitems import WorkItems
 
 SYSTEM_ACTOR = "opsloop"
@@ -27,6 +31,9 @@ class Services:
     authz: Authorizer
     workitems: WorkItems
     commands: Commands
+    sla: Sla
+    oncall: OnCall
+    sweeper: Sweeper  # fires due SLA warnings, breaches and escalation pages (bot.scheduler runs it)
     # called after every commit that may have queued outbound messages
     wakers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -61,8 +68,14 @@ def bootstrap(
             waker()
 
     workitems = WorkItems(db, policy, clock, authz, after_commit=wake)
+    oncall = OnCall(db, policy, clock, authz)
+    sla = Sla(policy, clock, workitems, Escalations(policy, authz, oncall))
+    sla.install()
+    sweeper = Sweeper(db, clock, sla.handlers(), after_commit=wake)
+    commands = Commands(workitems, sla=sla, oncall=oncall)
     services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
-                        workitems=workitems, commands=Commands(workitems), wakers=wakers)
+                        workitems=workitems, commands=commands, sla=sla, oncall=oncall,
+                        sweeper=sweeper, wakers=wakers)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=SYSTEM_ACTOR)
     return services

@@ -5,4 +5,5 @@ Alembic's environment and the tests import this; a new table module adds a line 
 
 from __future__ import annotations
 
-import opsloop.models  # noqa: F401
+import opsloop.models
+import opsloop.sla.models  # noqa: F401

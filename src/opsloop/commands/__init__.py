@@ -8,16 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from opsloop.commands.clocks import ClockCommands
+from opsloop.commands.oncall import OnCallCommands
 from opsloop.commands.workitems import WorkItemCommands
 from opsloop.errors import UsageError
 from opsloop.messages import Reply
+from opsloop.oncall import OnCall
+from opsloop.sla.service import Sla
 from opsloop.workitems import WorkItems
 
 Handler = Callable[[str, str, str | None], Reply]
 
 
 class Commands:
-    def __init__(self, workitems: WorkItems) -> None:
+    def __init__(self, workitems: WorkItems, *, sla: Sla | None = None,
+                 oncall: OnCall | None = None) -> None:
         self.items = WorkItemCommands(workitems)
         self.handlers: dict[str, Handler] = {
             "/incident": self.items.incident,
@@ -31,6 +36,12 @@ class Commands:
         self.forms: dict[str, Callable[[str, dict[str, str], str], Reply]] = {
             "incident.declare": lambda _ctx, values, actor: self.items.submit_declare(values, actor),
         }
+        if sla is not None:
+            clocks = ClockCommands(sla)
+            self.items.verbs.update(clocks.verbs)
+            self.buttons["clock"] = clocks.press
+        if oncall is not None:
+            self.handlers["/oncall"] = OnCallCommands(oncall).oncall_command
 
     @property
     def names(self) -> list[str]:

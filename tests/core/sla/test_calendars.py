@@ -66,7 +66,8 @@ def test_autumn_dst_change_keeps_local_hours() -> None:
     # working ends Monday 10:00 CET, which is 65 real hours later (the night had 25 hours).
     start, due = local(2026, 10, 23, 16), BUSINESS.add(local(2026, 10, 23, 16), timedelta(hours=2))
     assert due == local(2026, 10, 26, 10)
-    assert due.astimezone(BERLIN).utcoffset() == timedelta(hours=1) and start.utcoffset() == timedelta(hours=2)
+    assert due.astimezone(BERLIN).utcoffset() == timedelta(hours=1)
+    assert start.utcoffset() == timedelta(hours=2)
     assert due.astimezone(UTC) - start.astimezone(UTC) == timedelta(hours=67)
 
 
