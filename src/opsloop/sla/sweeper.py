@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from opsloop.clock import Clock
@@ -100,26 +101,51 @@ class Sweeper:
             query = select(Timer.id).where(col(Timer.fired_at).is_(None), col(Timer.due_at) <= now).limit(1)
             return connection.execute(query).first() is not None
 
-    def _fire_batch(self, now: datetime, size: int) -> int:
-        with self.db.transaction() as session:
-            if not self.db.is_sqlite:
-                session.exec(select(AuditHead.id).where(AuditHead.id == 1).with_for_update()).one()
-            timers = list(session.exec(
-                select(Timer).where(col(Timer.fired_at).is_(None), col(Timer.due_at) <= now)
-                .order_by(col(Timer.due_at), col(Timer.id)).limit(size)
-                .with_for_update(skip_locked=True)
-            ))
-            for timer in timers:
-                timer.outcome = self._run(session, timer, now)
-                timer.fired_at = now
-                session.add(timer)
-            return len(timers)
+    def _fire_batch(self, now: datetime, size: int, *, careful: bool = False) -> int:
+        """Claim and fire one batch. The fast path runs handlers back to back; if one
+        raises, the whole batch is undone and run again with a savepoint per timer, so
+        only the failing timer's own work is lost (and its failure recorded)."""
+        try:
+            with self.db.transaction() as session:
+                if not self.db.is_sqlite:
+                    session.exec(select(AuditHead.id).where(AuditHead.id == 1).with_for_update()).one()
+                timers = list(session.exec(
+                    select(Timer).where(col(Timer.fired_at).is_(None), col(Timer.due_at) <= now)
+                    .order_by(col(Timer.due_at), col(Timer.id)).limit(size)
+                    .with_for_update(skip_locked=True)
+                ))
+                outcomes: dict[str, list[int]] = {}
+                for timer in timers:
+                    outcome = self._run_careful(session, timer, now) if careful else self._run(
+                        session, timer, now)
+                    outcomes.setdefault(outcome, []).append(timer.id or 0)
+                session.flush()
+                for outcome, ids in outcomes.items():  # one statement per outcome, not per timer
+                    session.exec(update(Timer).where(col(Timer.id).in_(ids))  # type: ignore[call-overload]
+                                 .values(fired_at=now, outcome=outcome))
+                return len(timers)
+        except _HandlerFailed:
+            return self._fire_batch(now, size, careful=True)
 
-    def _run(self, session: Session, timer: Timer, now: datetime) -> str:
+    def _handler(self, timer: Timer) -> TimerHandler | None:
         handler = self.handlers.get(timer.kind)
         if handler is None:
             log.error("timer %s: no handler for kind %r; marked fired", timer.id, timer.kind)
             self.stats.failed += 1
+        return handler
+
+    def _run(self, session: Session, timer: Timer, now: datetime) -> str:
+        handler = self._handler(timer)
+        if handler is None:
+            return f"error: no handler for {timer.kind!r}"
+        try:
+            return handler(session, timer, now)
+        except Exception as error:
+            raise _HandlerFailed from error
+
+    def _run_careful(self, session: Session, timer: Timer, now: datetime) -> str:
+        handler = self._handler(timer)
+        if handler is None:
             return f"error: no handler for {timer.kind!r}"
         try:
             with session.begin_nested():  # a failing handler undoes only its own work
@@ -129,3 +155,7 @@ class Sweeper:
             log.exception("timer %s (%s) failed", timer.id, timer.kind)
             self.stats.failed += 1
             return f"error: {type(error).__name__}: {error}"[:500]
+
+
+class _HandlerFailed(Exception):
+    """A handler raised on the fast path: the batch is redone timer by timer."""
