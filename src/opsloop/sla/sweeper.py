@@ -80,11 +80,10 @@ class Sweeper:
             started = time.perf_counter()
             count = self._fire_batch(moment, min(self.batch, limit - fired))
             self.stats.record(time.perf_counter() - started, count)
-            fired += count
             if count == 0:
                 break
-        if fired:
-            self.after_commit()
+            fired += count
+            self.after_commit()  # e.g. wake the outbox: this batch's messages are committed
         return fired
 
     def run_safely(self) -> int:
