@@ -69,11 +69,16 @@ class Sweeper:
         self.after_commit = after_commit or (lambda: None)
         self.stats = SweepStats()
 
-    def sweep(self, now: datetime | None = None, limit: int = 10_000) -> int:
-        """Fire every timer due at `now` (default: the clock's now), up to `limit`; returns how many."""
+    def sweep(self, now: datetime | None = None, limit: int = 10_000, budget: float | None = None) -> int:
+        """Fire every timer due at `now` (default: the clock's now), up to `limit`; returns how many.
+
+        With a `budget` (seconds), stop starting new batches once it is spent, so a
+        scheduler job ends before its next run is due; what is left fires next run.
+        """
         self.stats.sweeps += 1
         fired = 0
-        while fired < limit:
+        ends = time.monotonic() + budget if budget is not None else None
+        while fired < limit and (ends is None or time.monotonic() < ends):
             moment = now or self.clock.now()
             if not self._anything_due(moment):
                 break
@@ -86,10 +91,10 @@ class Sweeper:
             self.after_commit()  # e.g. wake the outbox: this batch's messages are committed
         return fired
 
-    def run_safely(self) -> int:
+    def run_safely(self, budget: float | None = None) -> int:
         """One sweep for a scheduler job: an error is logged, never raised into the scheduler."""
         try:
-            return self.sweep()
+            return self.sweep(budget=budget)
         except Exception:
             log.exception("timer sweep failed; the next one retries")
             return 0

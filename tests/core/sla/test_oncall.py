@@ -27,7 +27,8 @@ def test_the_anchor_starts_the_first_member_and_shifts_follow_in_order() -> None
     assert rotation_shift(WEEKLY, BERLIN, berlin(2026, 11, 2, 9)).user == "U0A"
     assert rotation_shift(WEEKLY, BERLIN, berlin(2026, 11, 9, 8, 59)).user == "U0A"
     shift = rotation_shift(WEEKLY, BERLIN, berlin(2026, 11, 9, 9))
-    assert (shift.user, shift.starts_at, shift.ends_at) == ("U0B", berlin(2026, 11, 9, 9), berlin(2026, 11, 16, 9))
+    assert (shift.user, shift.starts_at) == ("U0B", berlin(2026, 11, 9, 9))
+    assert shift.ends_at == berlin(2026, 11, 16, 9)
     assert rotation_shift(WEEKLY, BERLIN, berlin(2026, 11, 16, 9)).user == "U0C"
     assert rotation_shift(WEEKLY, BERLIN, berlin(2026, 11, 23, 9)).user == "U0A"
     # before the anchor the rotation runs backwards the same way
@@ -66,7 +67,7 @@ def test_times_people_type() -> None:
 
 
 def test_an_override_wins_then_the_rotation_resumes(services: Services, clock: FakeClock) -> None:
-    before, following = services.oncall.now_and_next("sre")
+    before = services.oncall.now_and_next("sre")[0]
     reply = services.commands.handle("/oncall", "override <@U0SUB|sub> until +4h", actor=COMMANDER)
     assert reply.text.startswith("<@U0SUB> is on call for sre from ")
     now, after = services.oncall.now_and_next("sre")
