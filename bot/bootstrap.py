@@ -14,10 +14,14 @@ from opsloop.db import Database
 from opsloop.errors import ConfigError
 from opsloop.intake.service import Intake
 from opsloop.loops.service import FeedbackLoops
+from opsloop.oncall import OnCall
 from opsloop.policy import Policy, load_policy
 from opsloop.runbooks.check import startup_problems
 from opsloop.runbooks.loader import Library
 from opsloop.runbooks.runs import Runbooks
+from opsloop.sla.escalation import Escalations
+from opsloop.sla.service import Sla
+from opsloop.sla.sweeper import Sweeper
 from opsloop.workitems import WorkItems
 
 SYSTEM_ACTOR = "opsloop"
@@ -35,6 +39,9 @@ class Services:
     intake: Intake
     loops: FeedbackLoops
     runbooks: Runbooks
+    sla: Sla
+    oncall: OnCall
+    sweeper: Sweeper  # fires due SLA warnings, breaches and escalation pages (bot.scheduler runs it)
     # called after every commit that may have queued outbound messages
     wakers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -86,9 +93,14 @@ def bootstrap(
     workitems.hooks.append(loops.on_item_event)
     workitems.card_extras.append(loops.card_fields)
     workitems.loop_readers.append(loops.describe_open)
+    oncall = OnCall(db, policy, clock, authz)
+    sla = Sla(policy, clock, workitems, Escalations(policy, authz, oncall))
+    sla.install()
+    sweeper = Sweeper(db, clock, sla.handlers(), after_commit=wake)
+    commands = Commands(workitems, runbooks, sla=sla, oncall=oncall)
     services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
-                        workitems=workitems, commands=Commands(workitems, runbooks), intake=intake,
-                        loops=loops, wakers=wakers, runbooks=runbooks)
+                        workitems=workitems, commands=commands, intake=intake, loops=loops,
+                        runbooks=runbooks, sla=sla, oncall=oncall, sweeper=sweeper, wakers=wakers)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=SYSTEM_ACTOR)
     return services

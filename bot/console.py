@@ -107,6 +107,7 @@ class Console:
         if interactive:
             roles = ", ".join(self.services.authz.roles_of(self.user)) or "no roles"
             self._say(f"opsloop shell — you are {self.user} ({roles}). Type help, or quit.")
+        self.services.sweeper.run_safely()  # timers that came due while nobody was listening
         self.dispatcher.drain()  # anything queued while nobody was listening
         for line in lines:
             if line.strip() in ("quit", "exit"):
@@ -127,6 +128,7 @@ class Console:
         if reply is not None:
             self._reply(reply)
         self.services.loops.sweep()
+        self.services.sweeper.run_safely()  # so clocks move in the console too
         self.dispatcher.drain()
 
     def _dispatch(self, line: str) -> Reply | None:

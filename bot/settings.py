@@ -30,6 +30,8 @@ class Settings(BaseSettings):
         "development", validation_alias=_env("OPSLOOP_ENV")
     )
     log_level: str = Field("WARNING", validation_alias=_env("OPSLOOP_LOG_LEVEL"))
+    # seconds between timer sweeps; a timer fires at most this late (plus the sweep itself)
+    sweep_interval: float = Field(0.25, gt=0, le=60, validation_alias=_env("OPSLOOP_SWEEP_INTERVAL"))
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> Settings:

@@ -31,7 +31,10 @@ def user(user_id: str | None) -> str:
     return f"<@{user_id}>" if user_id else "—"
 
 
-def card(item: WorkItem, tenants: list[str], extra: list[tuple[str, str]] | None = None) -> Message:
+def card(
+    item: WorkItem, tenants: list[str], extra: list[tuple[str, str]] | None = None,
+    extra_buttons: list[Button] | None = None,
+) -> Message:
     kind, state = Kind(item.kind), State(item.state)
     fields = [
         ("Severity", item.severity),
@@ -49,6 +52,7 @@ def card(item: WorkItem, tenants: list[str], extra: list[tuple[str, str]] | None
         label, style = _LABELS[action]
         buttons.append(Button(label=label, action=f"workitem.{action}", value=item.ref,
                               style=style))  # type: ignore[arg-type]
+    buttons += extra_buttons or []
     return Message(
         text=f"{_ICON.get(item.severity, '')} {item.ref} {escape(item.title)}".strip(),
         fields=fields,

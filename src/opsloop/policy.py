@@ -191,6 +191,15 @@ class SlaPolicy(Strict):
     targets: SlaTargets
     warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = [0.75]
     escalation: str | None = None
+    # when the chain starts paging: as the item triggers (PagerDuty's way), or once the
+    # response target is breached; either way an acknowledgement stops it
+    escalate_on: Literal["trigger", "breach"] = "trigger"
+
+    @model_validator(mode="after")
+    def _breach_needs_a_response_target(self) -> SlaPolicy:
+        if self.escalate_on == "breach" and self.escalation and self.targets.response is None:
+            raise ValueError("escalate_on: breach needs a response target to breach")
+        return self
 
 
 class Sla(Strict):
@@ -213,6 +222,9 @@ class Rotation(Strict):
     handoff: str = "mon 09:00"
     length: Duration = timedelta(weeks=1)
     timezone: TimeZone | None = None
+    # the first member's shift starts at the first handoff on or after this date
+    # (default 2024-01-01); change it to shift who is on call without reordering
+    anchor: date | None = None
 
     @field_validator("handoff")
     @classmethod
@@ -317,6 +329,11 @@ PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "exception.assign": ["approver", "admin"],
     "runbook.run": ["responder", "commander", "csm", "admin"],
     "runbook.step": ["responder", "commander", "csm", "admin"],
+    "incident.pause": ["responder", "commander", "admin"],
+    "incident.update": ["responder", "commander", "admin"],
+    "escalation.pause": ["responder", "commander", "csm", "admin"],
+    "escalation.update": ["responder", "commander", "csm", "admin"],
+    "oncall.override": ["commander", "admin"],
 }
 
 

@@ -8,4 +8,5 @@ from __future__ import annotations
 import opsloop.intake.models
 import opsloop.loops.models
 import opsloop.models
-import opsloop.runbooks.models  # noqa: F401
+import opsloop.runbooks.models
+import opsloop.sla.models  # noqa: F401

@@ -22,7 +22,7 @@ from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound, PermissionDenied
 from opsloop.lifecycle import INITIAL, OPEN_STATES, transition
-from opsloop.messages import Message, escape
+from opsloop.messages import Button, Message, escape
 from opsloop.models import Account, Counter, TimelineEvent, WorkItem, WorkItemTenant
 from opsloop.policy import Policy
 from opsloop.types import Kind, Severity, State
@@ -52,6 +52,8 @@ class ItemEvent:
 Hook = Callable[[Session, ItemEvent], None]
 # Contributes fields to a work item's card (clock states, runbook progress ...).
 CardExtra = Callable[[Session, WorkItem], list[tuple[str, str]]]
+# Contributes buttons to a work item's card, after its lifecycle buttons (Pause clock ...).
+CardButtons = Callable[[Session, WorkItem], list[Button]]
 
 
 @dataclass
@@ -74,6 +76,7 @@ class WorkItems:
         after_commit: Callable[[], None] | None = None,
         card_extras: Sequence[CardExtra] = (),
         posted_hooks: Sequence[Hook] = (),
+        card_buttons: Sequence[CardButtons] = (),
     ) -> None:
         self.db = db
         self.policy = policy
@@ -86,6 +89,7 @@ class WorkItems:
         # Called after a new item's card is queued, so what they post can thread under it
         # (a thread reply queued before its card would block the channel's lane).
         self.posted_hooks = list(posted_hooks)
+        self.card_buttons = list(card_buttons)
         self.after_commit = after_commit or (lambda: None)
 
     # ------------------------------------------------------------------ creating
@@ -293,6 +297,29 @@ class WorkItems:
         self.after_commit()
         return item
 
+    def record(
+        self, *, actor: str, ref: str, action: str, text: str, note: str | None = None,
+        permission: str | None = None,
+    ) -> WorkItem:
+        """A change that is not a lifecycle step (a status update, a paused clock ...).
+
+        Authorised as `<kind>.<permission or action>`, then written like every change:
+        a timeline line, an audit event, the hooks (which may refuse with a DomainError,
+        undoing it all) and the refreshed card, in one transaction.
+        """
+        kind = kind_of(ref)
+        self._authorize(actor, f"{kind.value}.{permission or action}", subject=ref.upper())
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            item = self.lock(session, ref)
+            old = _snapshot(item)
+            item.updated_at = now
+            session.add(item)
+            self._changed(session, item, actor, action, text, old, now, State(item.state), note)
+        self.after_commit()
+        return item
+
     def _changed(
         self, session: Session, item: WorkItem, actor: str, action: str, text: str,
         old: dict[str, Any], now: datetime, before: State, note: str | None,
@@ -330,7 +357,8 @@ class WorkItems:
 
     def card(self, session: Session, item: WorkItem, tenants: list[str]) -> Message:
         extra = [field for contribute in self.card_extras for field in contribute(session, item)]
-        return card(item, tenants, extra)
+        buttons = [button for contribute in self.card_buttons for button in contribute(session, item)]
+        return card(item, tenants, extra, buttons)
 
     # ------------------------------------------------------------------ reading
 

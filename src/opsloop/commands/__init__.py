@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from opsloop.commands.clocks import ClockCommands
+from opsloop.commands.oncall import OnCallCommands
 from opsloop.commands.runbook import RunbookCommands
 from opsloop.commands.workitems import WorkItemCommands
 from opsloop.errors import UsageError
 from opsloop.messages import Reply
+from opsloop.oncall import OnCall
 from opsloop.runbooks.runs import Runbooks
+from opsloop.sla.service import Sla
 from opsloop.workitems import WorkItems
 
 Handler = Callable[[str, str, str | None], Reply]
 
 
 class Commands:
-    def __init__(self, workitems: WorkItems, runbooks: Runbooks | None = None) -> None:
+    def __init__(self, workitems: WorkItems, runbooks: Runbooks | None = None, *,
+                 sla: Sla | None = None, oncall: OnCall | None = None) -> None:
         self.items = WorkItemCommands(workitems)
         self.handlers: dict[str, Handler] = {
             "/incident": self.items.incident,
@@ -39,6 +44,12 @@ class Commands:
             self.buttons["runbook"] = self.runbooks.press
             self.forms["runbook.skip"] = self.runbooks.submit_skip
             self.forms["runbook.reject"] = self.runbooks.submit_reject
+        if sla is not None:
+            clocks = ClockCommands(sla)
+            self.items.verbs.update(clocks.verbs)
+            self.buttons["clock"] = clocks.press
+        if oncall is not None:
+            self.handlers["/oncall"] = OnCallCommands(oncall).oncall_command
 
     @property
     def names(self) -> list[str]:

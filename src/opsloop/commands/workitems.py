@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from opsloop.cards import card, user
@@ -18,12 +19,15 @@ INCIDENT_HELP = """\
 • `/incident ack|mitigate|resolve|close|reopen INC-n [note]` — move it along
 • `/incident assign INC-n @user` · `/incident comms INC-n @user` — owner, comms owner
 • `/incident tenants INC-n add ID [ID ...]` — name more affected accounts
+• `/incident update INC-n "what changed"` — a status update (meets the update target)
+• `/incident pause INC-n [reason]` · `/incident resume INC-n` — stop and restart its SLA clocks
 • `/incident status INC-n` · `/incident list [all]` · `/incident help`"""
 
 ESCALATE_HELP = """\
 */escalate* — raise a customer escalation
 • `/escalate "what the customer hit" tenant:ID [sev1..sev4]` — open one (sev3 if not given)
 • `/escalate ack|mitigate|resolve|close|reopen ESC-n [note]` · `/escalate assign ESC-n @user`
+• `/escalate update ESC-n "what changed"` · `/escalate pause ESC-n [reason]` · `/escalate resume ESC-n`
 • `/escalate status ESC-n` · `/escalate list [all]` · `/escalate help`"""
 
 EXCEPTION_HELP = """\
@@ -58,9 +62,14 @@ _DONE = {
 }
 
 
+# more verbs on a work item, registered by other features: (kind, ref, words after it, actor)
+ExtraVerb = Callable[[Kind, str, list[str], str], Reply]
+
+
 class WorkItemCommands:
     def __init__(self, items: WorkItems) -> None:
         self.items = items
+        self.verbs: dict[str, ExtraVerb] = {}
 
     # ------------------------------------------------------------------ the three commands
 
@@ -74,7 +83,8 @@ class WorkItemCommands:
     def escalate(self, text: str, actor: str, channel: str | None) -> Reply:
         words = tokens(text)
         verb = words[0].lower() if words else "help"
-        if verb in _VERBS or verb in ("status", "list", "help", "assign", "comms", "tenants"):
+        if verb in _VERBS or verb in self.verbs or verb in ("status", "list", "help", "assign", "comms",
+                                                              "tenants"):
             return self._common(Kind.ESCALATION, verb, words[1:], actor, ESCALATE_HELP)
         parsed = sort_words(words, options={"tenant"})
         title = " ".join(parsed.text)
@@ -149,6 +159,8 @@ class WorkItemCommands:
             key = "owner" if verb == "assign" else "comms_owner"
             item = self.items.assign(actor=actor, ref=ref, **{key: who})
             return Reply(f"{item.ref}: {'owner' if verb == 'assign' else 'comms owner'} is now {user(who)}")
+        if verb in self.verbs and kind is not Kind.EXCEPTION:
+            return self.verbs[verb](kind, ref, rest, actor)
         action = _VERBS.get(verb)
         if action is None:
             raise UsageError(f"unknown subcommand {verb!r}\n{help_text}")

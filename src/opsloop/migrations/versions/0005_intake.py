@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 import opsloop.models
 
 revision = '0005_intake'
-down_revision = '0003_runbooks'
+down_revision = '0004_timers'
 branch_labels = None
 depends_on = None
 

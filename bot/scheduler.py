@@ -1,0 +1,47 @@
+"""The scheduler inside `serve` and `socket`: an APScheduler job that sweeps due timers.
+
+Every replica runs one; the sweeper's claim makes each timer fire once however
+many replicas sweep (see opsloop.sla.sweeper).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.bootstrap import Services
+
+log = logging.getLogger(__name__)
+SWEEP_JOB = "timers.sweep"
+
+
+def build_scheduler(services: Services, *, interval: float | None = None) -> BackgroundScheduler:
+    """A scheduler (not started) sweeping every `interval` seconds (default: OPSLOOP_SWEEP_INTERVAL).
+
+    `coalesce` folds runs missed while a sweep was busy into one, and
+    `max_instances=1` never overlaps two sweeps of one replica.
+    """
+    every = interval if interval is not None else services.settings.sweep_interval
+    scheduler = BackgroundScheduler(timezone=UTC)
+    # a sweep stops taking new batches within the interval, so under a steady stream of
+    # due timers runs do not pile up behind one another (APScheduler warns about each)
+    scheduler.add_job(services.sweeper.run_safely, "interval", seconds=every, id=SWEEP_JOB,
+                      kwargs={"budget": every * 0.5},
+                      coalesce=True, max_instances=1, misfire_grace_time=None,
+                      next_run_time=datetime.now(UTC))  # overdue timers fire right after start
+    return scheduler
+
+
+def start_scheduler(services: Services, *, interval: float | None = None) -> BackgroundScheduler:
+    scheduler = build_scheduler(services, interval=interval)
+    scheduler.start()
+    log.info("timer sweeper started (every %ss)", scheduler.get_job(SWEEP_JOB).trigger.interval_length)
+    return scheduler
+
+
+def stop_scheduler(scheduler: BackgroundScheduler, *, wait: bool = True) -> None:
+    """Stop sweeping; with `wait`, a sweep in progress finishes (and commits) first."""
+    if scheduler.running:
+        scheduler.shutdown(wait=wait)

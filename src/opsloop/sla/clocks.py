@@ -1,0 +1,166 @@
+"""One clock against one target: start, pause, resume, stop, breach, and how it reads on a card.
+
+These functions work inside the caller's transaction and keep the clock's
+warning and breach timers in step with it: a paused clock has none pending,
+a resumed one gets them back at its moved due time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
+
+from opsloop.durations import format_duration
+from opsloop.policy import Policy
+from opsloop.sla.calendars import BusinessHours, WorkingTime, working_time
+from opsloop.sla.models import BREACHED, MET, PAUSED, RUNNING, STOPPED, SlaClock, Timer
+from opsloop.sla.policies import policy_at
+
+WARN, BREACH = "warn", "breach"
+LABELS = {"response": "Response", "update": "Update", "resolution": "Resolution"}
+
+
+class ClockBook:
+    """The clocks of work items, measured in their policies' calendars."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def calendar(self, clock: SlaClock) -> WorkingTime:
+        return working_time(self.policy, clock.calendar)
+
+    # ------------------------------------------------------------------ reading
+
+    def current(self, session: Session, work_item_id: int, *, lock: bool = False) -> dict[str, SlaClock]:
+        """The newest clock of each target (earlier ones are finished cycles)."""
+        query = select(SlaClock).where(SlaClock.work_item_id == work_item_id).order_by(col(SlaClock.id))
+        if lock:
+            query = query.with_for_update()
+        return {clock.target: clock for clock in session.exec(query)}
+
+    def used(self, clock: SlaClock, now: datetime) -> timedelta:
+        """Working time counted against the target so far."""
+        used = timedelta(seconds=clock.used_seconds)
+        if clock.running_since is not None:
+            used += self.calendar(clock).elapsed(clock.running_since, now)
+        return used
+
+    def left(self, clock: SlaClock, now: datetime) -> timedelta:
+        return timedelta(seconds=clock.target_seconds) - self.used(clock, now)
+
+    # ------------------------------------------------------------------ changing
+
+    def start(
+        self, session: Session, *, work_item_id: int, target: str, seconds: int, policy_index: int,
+        calendar: str, now: datetime, paused: bool = False,
+    ) -> SlaClock:
+        clock = SlaClock(work_item_id=work_item_id, target=target, policy_index=policy_index,
+                         calendar=calendar, target_seconds=seconds, started_at=now)
+        if paused:  # an update cycle that begins while the item's clocks are paused
+            clock.state, clock.paused_at = PAUSED, now
+        else:
+            clock.running_since = now
+            clock.due_at = working_time(self.policy, calendar).add(now, timedelta(seconds=seconds))
+        session.add(clock)
+        session.flush()
+        if not paused:
+            self._schedule(session, clock, now)
+        return clock
+
+    def pause(self, session: Session, clock: SlaClock, now: datetime) -> None:
+        assert clock.state == RUNNING and clock.running_since is not None
+        clock.used_seconds = self.used(clock, now).total_seconds()
+        clock.running_since = clock.due_at = None
+        clock.state, clock.paused_at = PAUSED, now
+        session.add(clock)
+        self.cancel_timers(session, clock)
+
+    def resume(self, session: Session, clock: SlaClock, now: datetime) -> None:
+        assert clock.state == PAUSED and clock.paused_at is not None
+        clock.paused_seconds += (now - clock.paused_at).total_seconds()
+        clock.state, clock.paused_at, clock.running_since = RUNNING, None, now
+        clock.due_at = self.calendar(clock).add(now, self.left(clock, now))
+        session.add(clock)
+        session.flush()
+        self._schedule(session, clock, now)
+
+    def stop(self, session: Session, clock: SlaClock, now: datetime) -> str | None:
+        """What the clock measures has happened. Returns `met` or `breached` if that settled it now."""
+        if clock.stopped_at is not None:
+            return None
+        settled: str | None = None
+        if clock.state == PAUSED and clock.paused_at is not None:
+            clock.paused_seconds += (now - clock.paused_at).total_seconds()
+            clock.paused_at = None
+        used = self.used(clock, now)
+        if clock.state in (RUNNING, PAUSED):
+            # a breach the sweeper has not reached yet is still a breach
+            settled = MET if used <= timedelta(seconds=clock.target_seconds) else BREACHED
+            clock.state = settled
+            clock.settled_at = now if settled == MET else clock.due_at
+        clock.used_seconds, clock.running_since, clock.stopped_at = used.total_seconds(), None, now
+        session.add(clock)
+        self.cancel_timers(session, clock)
+        return settled
+
+    def abandon(self, session: Session, clock: SlaClock, now: datetime) -> None:
+        """Stop measuring without a verdict (an update cadence that no longer applies)."""
+        clock.used_seconds = self.used(clock, now).total_seconds()
+        clock.state, clock.running_since, clock.stopped_at = STOPPED, None, now
+        session.add(clock)
+        self.cancel_timers(session, clock)
+
+    def breach(self, session: Session, clock: SlaClock) -> None:
+        """The target passed. The clock keeps counting, so a late stop says by how much it was missed."""
+        clock.state, clock.settled_at = BREACHED, clock.due_at
+        session.add(clock)
+
+    def cancel_timers(self, session: Session, clock: SlaClock) -> None:
+        session.exec(delete(Timer).where(col(Timer.clock_id) == clock.id,  # type: ignore[call-overload]
+                                         col(Timer.fired_at).is_(None)))
+
+    def _schedule(self, session: Session, clock: SlaClock, now: datetime) -> None:
+        assert clock.running_since is not None and clock.due_at is not None
+        calendar = self.calendar(clock)
+        used = timedelta(seconds=clock.used_seconds)
+        entry = policy_at(self.policy, clock.policy_index)
+        for fraction in sorted(entry.warn_at if entry else []):
+            mark = timedelta(seconds=clock.target_seconds * fraction)
+            if mark > used:  # a warning already passed before a pause is not given again
+                session.add(Timer(kind=WARN, due_at=calendar.add(clock.running_since, mark - used),
+                                  work_item_id=clock.work_item_id, clock_id=clock.id,
+                                  payload={"fraction": fraction}, created_at=now))
+        session.add(Timer(kind=BREACH, due_at=clock.due_at, work_item_id=clock.work_item_id,
+                          clock_id=clock.id, created_at=now))
+
+    # ------------------------------------------------------------------ showing
+
+    def describe(self, clock: SlaClock, now: datetime) -> str:
+        """How the clock reads on a card: `3m left`, `paused, 3m left`, `met in 4m`, `breached 2m ago`."""
+        target = timedelta(seconds=clock.target_seconds)
+        if clock.state == RUNNING:
+            text = f"{human(self.left(clock, now))} left"
+            calendar = self.calendar(clock)
+            if isinstance(calendar, BusinessHours) and not calendar.is_working(now):
+                text += " (outside business hours)"
+            return text
+        if clock.state == PAUSED:
+            return f"paused, {human(self.left(clock, now))} left"
+        if clock.state == MET:
+            return f"met in {human(self.used(clock, now))}"
+        if clock.state == BREACHED:
+            if clock.stopped_at is not None:
+                return f"missed by {human(self.used(clock, now) - target)}"
+            assert clock.settled_at is not None
+            return f"breached {human(now - clock.settled_at)} ago"
+        return "stopped"
+
+
+def human(delta: timedelta) -> str:
+    """A duration for people: seconds only while they matter."""
+    seconds = max(0, round(delta.total_seconds()))
+    if seconds >= 600:
+        seconds -= seconds % 60
+    return format_duration(timedelta(seconds=seconds)) if seconds else "0s"
