@@ -235,6 +235,16 @@ class Digest(Strict):
     channel: str = "leadership"
 
 
+class IncidentChannels(Strict):
+    """A dedicated Slack channel per incident of these severities, with people invited."""
+
+    severities: list[Severity] = Field(min_length=1)
+    # Slack channel names: lower case letters, digits, `-` and `_`; the name is
+    # prefix + number + title words, cut to Slack's 80 characters
+    prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,20}$")] = "inc-"
+    invite: list[str] = []  # role:NAME, user ids (U...) or user-group ids (S...)
+
+
 # Actions a role may be allowed to take. `everyone` is a pseudo-role.
 PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "incident.declare": ["responder", "commander", "admin"],
@@ -275,6 +285,7 @@ class Policy(Strict):
     actions: Actions = Actions()
     accounts: str | None = None
     digest: Digest | None = None
+    incident_channels: IncidentChannels | None = None
 
     # where the file was read from: relative paths in it are relative to its folder
     _base_dir: Path = PrivateAttr(default=Path())
@@ -315,6 +326,12 @@ class Policy(Strict):
                         problems.append((f"escalation.{name}.levels[{j}].notify", reason))
         if self.digest is not None and self.digest.channel not in self.channels:
             problems.append(("digest.channel", f"unknown channel {self.digest.channel!r}"))
+        for j, target in enumerate(self.incident_channels.invite if self.incident_channels else []):
+            reason = self._target_problem(target)
+            if target.startswith("oncall:"):
+                reason = "on-call teams cannot be invited yet: use role:NAME, a user id or a user-group id"
+            if reason:
+                problems.append((f"incident_channels.invite[{j}]", reason))
         if problems:
             raise ValueError("; ".join(f"{path}: {reason}" for path, reason in problems))
         return self
