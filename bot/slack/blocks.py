@@ -41,7 +41,7 @@ def _plain(text: str, limit: int) -> dict[str, Any]:
     return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
 
 
-def _chunks(text: str, size: int) -> list[str]:
+def chunks(text: str, size: int) -> list[str]:
     """Split at line breaks where possible so a long body reads well across sections."""
     parts: list[str] = []
     while len(text) > size:
@@ -87,7 +87,7 @@ def render(message: Message) -> list[Block]:
         blocks.append({"type": "section", "fields": [_mrkdwn(f) for f in fields[start:start + MAX_FIELDS]]})
     if message.body:
         blocks += [{"type": "section", "text": _mrkdwn(part)}
-                   for part in _chunks(message.body, MAX_SECTION_TEXT)]
+                   for part in chunks(message.body, MAX_SECTION_TEXT)]
     tail: list[Block] = []
     buttons = message.buttons
     ids = action_ids(buttons)

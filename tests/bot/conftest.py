@@ -8,7 +8,10 @@ import pytest
 from pydantic import SecretStr
 
 from bot.bootstrap import Services, bootstrap
+from bot.http import create_http_app
 from bot.settings import Settings
+from bot.slack.wiring import wire_slack
+from tests.bot.live_server import LiveServer
 from tests.bot.mock_slack import MockSlack
 from tests.support import FakeClock
 
@@ -36,3 +39,13 @@ def slack_services(slack_settings: Settings, clock: FakeClock) -> Iterator[Servi
     built = bootstrap(slack_settings, clock=clock)
     yield built
     built.db.dispose()
+
+
+@pytest.fixture
+def server(slack_services: Services, slack_settings: Settings, clock: FakeClock) -> Iterator[LiveServer]:
+    """The HTTP app as `opsloop serve` builds it, wired to the mock Slack, with the fake clock."""
+    dispatcher = wire_slack(slack_services, idle=0.05)
+    app = create_http_app(slack_services, slack_settings, dispatcher=dispatcher)
+    live = LiveServer(app, dispatcher=dispatcher, clock=clock, secret=SIGNING_SECRET).start()
+    yield live
+    live.stop()
