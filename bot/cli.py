@@ -129,8 +129,8 @@ def cmd_socket(args: argparse.Namespace, settings: Settings) -> int:
 
     services = bootstrap(settings)
     wire_slack(services)
-    handler = socket_handler(services, settings)  # refuses before connecting when a token is missing
-    asyncio.run(run_socket_mode(services, handler))
+    handler, session = socket_handler(services, settings)  # refuses before connecting without a token
+    asyncio.run(run_socket_mode(services, handler, session))
     return OK
 
 

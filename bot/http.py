@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.bootstrap import Services
 from bot.settings import Settings
-from bot.slack.app import create_app
+from bot.slack.app import create_slack_app
 from opsloop import outbox
 from opsloop.outbox import Dispatcher
 
@@ -42,7 +42,8 @@ ROUTES = ("/slack/events", "/healthz", "/readyz", "/metrics")
 def create_http_app(
     services: Services, settings: Settings, *, dispatcher: Dispatcher | None = None
 ) -> Starlette:
-    slack = AsyncSlackRequestHandler(create_app(services, settings))
+    slack_app = create_slack_app(services, settings)
+    slack = AsyncSlackRequestHandler(slack_app.app)
     registry = CollectorRegistry()
     registry.register(_OutboxCollector(services, dispatcher))
     requests = Counter("opsloop_http_requests", "HTTP requests by route and status",
@@ -71,6 +72,7 @@ def create_http_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         started = []
+        await slack_app.session.open()
         try:
             for worker in services.background:
                 worker.start()
@@ -79,6 +81,7 @@ def create_http_app(
         finally:
             for worker in reversed(started):
                 worker.stop()
+            await slack_app.session.close()
 
     app = Starlette(
         routes=[Route("/slack/events", slack_events, methods=["POST"]),

@@ -12,12 +12,12 @@ import asyncio
 import re
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bootstrap import Services
-from bot.slack.replies import report, show
+from bot.slack.replies import later, report, show
 
 # `family.verb`, with the `#n` Block Kit needs to tell repeated buttons apart (see blocks.action_ids)
 ACTION_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*(?:#\d+)?$")
@@ -29,17 +29,22 @@ def action_of(action_id: str) -> str:
 
 def register(app: AsyncApp, services: Services) -> list[str]:
     async def on_press(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
-                       respond: AsyncRespond, client: AsyncWebClient) -> None:
+                       client: AsyncWebClient) -> None:
         await ack()
         user = body["user"]["id"]
         channel = (body.get("channel") or {}).get("id")
-        try:
-            reply = await asyncio.to_thread(services.commands.press, action_of(action["action_id"]),
-                                            str(action.get("value") or ""), actor=user)
-            await show(reply, respond=respond, client=client, user=user, channel=channel,
-                       trigger_id=body.get("trigger_id"))
-        except Exception as error:
-            await report(error, respond=respond, client=client, user=user, channel=channel)
+        answer_to = body.get("response_url")
+
+        async def press() -> None:
+            try:
+                reply = await asyncio.to_thread(services.commands.press, action_of(action["action_id"]),
+                                                str(action.get("value") or ""), actor=user)
+                await show(reply, response_url=answer_to, client=client, user=user, channel=channel,
+                           trigger_id=body.get("trigger_id"))
+            except Exception as error:
+                await report(error, response_url=answer_to, client=client, user=user, channel=channel)
+
+        later(press())
 
     app.action(ACTION_ID)(on_press)
     return [ACTION_ID.pattern]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -26,11 +27,31 @@ from opsloop.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+class SharedSession:
+    """One aiohttp session for every call the app makes (Web API and response_url answers).
+
+    slack_sdk otherwise opens a new session, and a new connection, per call:
+    under load that was most of the event loop's time. It is opened inside
+    the running loop (aiohttp requires it), by the server's start-up."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def open(self) -> None:
+        self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+
+    async def close(self) -> None:
+        if self.client.session is not None:
+            await self.client.session.close()
+            self.client.session = None
+
+
 @dataclass(frozen=True)
 class SlackApp:
     """The app and what it listens to (the manifest must declare exactly this)."""
 
     app: AsyncApp
+    session: SharedSession
     commands: list[str]
     actions: list[str]
     views: list[str]
@@ -56,11 +77,15 @@ def create_slack_app(services: Services, settings: Settings, *, socket_mode: boo
         client=client,
         signing_secret=secret.get_secret_value() if secret is not None else "",
         request_verification_enabled=not socket_mode,
+        # listeners ack and hand the rest to `replies.later` themselves; without this Bolt runs each
+        # listener as a task and polls for its ack every 10 ms, which sets a floor under every answer
+        process_before_response=True,
         logger=logging.getLogger("bot.slack.bolt"),
     )
     app.error(_on_error)
     return SlackApp(
         app=app,
+        session=SharedSession(client),
         commands=commands.register(app, services),
         actions=actions.register(app, services),
         views=views.register(app, services),
@@ -69,7 +94,7 @@ def create_slack_app(services: Services, settings: Settings, *, socket_mode: boo
 
 
 async def _on_error(error: Exception, context: AsyncBoltContext, client: AsyncWebClient) -> None:
-    await report(error, respond=context.respond, client=client, user=context.user_id,
+    await report(error, response_url=context.response_url, client=client, user=context.user_id,
                  channel=context.channel_id)
 
 

@@ -2,24 +2,43 @@
 
 `report` is the one place an error becomes a message. Listeners call it for
 errors after their `ack()`, the app's `@app.error` handler for the rest: an
-exception escaping a listener *after* ack makes Bolt (1.30, asyncio runner)
-reset the acknowledgement, so a fast failure turns Slack's 200 into a 404
-after a 3 s wait.
+exception escaping a listener *after* ack makes Bolt (1.30) undo the
+acknowledgement (Slack then sees a 500, or a 404 after a 3 s wait).
+
+`later` runs what follows the acknowledgement as its own task, so the
+acknowledgement goes out at once (the app runs with process_before_response,
+see `bot.slack.app`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
-from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.slack.blocks import MAX_BLOCKS, MAX_SECTION_TEXT, chunks, fallback_text, modal, render
 from opsloop.errors import OpsloopError
 from opsloop.messages import Message, Reply
 
 log = logging.getLogger(__name__)
+_running: set[asyncio.Task[object]] = set()  # a task nobody references may be collected mid-flight
+
+
+def later(work: Coroutine[Any, Any, object]) -> None:
+    """Run `work` after the acknowledgement; it must report its own errors."""
+    task = asyncio.ensure_future(work)
+    _running.add(task)
+    task.add_done_callback(_finished)
+
+
+def _finished(task: asyncio.Task[object]) -> None:
+    _running.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("work after a Slack acknowledgement failed", exc_info=task.exception())
 
 
 def reply_blocks(reply: Reply) -> list[dict[str, Any]]:
@@ -34,7 +53,7 @@ def reply_blocks(reply: Reply) -> list[dict[str, Any]]:
 async def show(
     reply: Reply,
     *,
-    respond: AsyncRespond | None,
+    response_url: str | None,
     client: AsyncWebClient,
     user: str,
     channel: str | None,
@@ -44,13 +63,13 @@ async def show(
     if reply.form is not None and trigger_id:
         await client.views_open(trigger_id=trigger_id, view=modal(reply.form, channel=channel))
         return
-    await tell(reply, respond=respond, client=client, user=user, channel=channel)
+    await tell(reply, response_url=response_url, client=client, user=user, channel=channel)
 
 
 async def tell(
     reply: Reply | str,
     *,
-    respond: AsyncRespond | None,
+    response_url: str | None,
     client: AsyncWebClient,
     user: str | None,
     channel: str | None,
@@ -59,8 +78,10 @@ async def tell(
     chat.postEphemeral in the channel it came from. With neither, there is nobody to tell."""
     reply = reply if isinstance(reply, Reply) else Reply(reply)
     text, blocks = fallback_text(Message(text=reply.text)), reply_blocks(reply)
-    if respond is not None:
-        await respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+    if response_url:
+        # the app's shared HTTP session (see app.SharedSession): no new connection pool per answer
+        webhook = AsyncWebhookClient(response_url, session=client.session)
+        await webhook.send(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
     elif channel and user:
         await client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
 
@@ -68,7 +89,7 @@ async def tell(
 async def report(
     error: Exception,
     *,
-    respond: AsyncRespond | None,
+    response_url: str | None,
     client: AsyncWebClient,
     user: str | None,
     channel: str | None,
@@ -80,6 +101,6 @@ async def report(
         log.error("Slack request failed", exc_info=error)
         text = "✗ something went wrong on our side (details are in the opsloop log)"
     try:
-        await tell(text, respond=respond, client=client, user=user, channel=channel)
+        await tell(text, response_url=response_url, client=client, user=user, channel=channel)
     except Exception:  # Slack itself may be what failed
         log.exception("could not tell %s about an error", user)

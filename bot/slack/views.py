@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bootstrap import Services
 from bot.slack.blocks import form_metadata, form_values
-from bot.slack.replies import tell
+from bot.slack.replies import later, tell
 from opsloop.errors import OpsloopError
 
 MAX_ERROR = 150  # what Slack shows under a field
@@ -37,7 +37,7 @@ def register(app: AsyncApp, services: Services) -> list[str]:
             await ack(response_action="errors", errors={field: str(error)[:MAX_ERROR]})
             return
         await ack()
-        await tell(reply, respond=None, client=client, user=user, channel=channel)
+        later(tell(reply, response_url=None, client=client, user=user, channel=channel))
 
     forms = list(services.commands.forms)
     for form_id in forms:

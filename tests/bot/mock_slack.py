@@ -21,6 +21,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default 5 refuses connections under a benchmark's load
+
+
 @dataclass
 class Answer:
     status: int = 200
@@ -46,8 +51,7 @@ class MockSlack:
         self._ts = itertools.count(1)
         self._channels = itertools.count(1)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 
@@ -112,6 +116,8 @@ class MockSlack:
         mock = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Slack's servers do
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlmodel import func, select
 
 from bot.bootstrap import Services
+from bot.slack import commands as slack_commands
 from opsloop.models import AuditEvent, OutboxMessage, WorkItem
 from tests.bot.live_server import LiveServer
 from tests.bot.mock_slack import Answer, Call, MockSlack
@@ -31,6 +33,17 @@ def wait_for(predicate: object, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+def answered(answer: httpx.Response, mock: MockSlack) -> str:
+    """A command's private answer: in the acknowledgement itself, or later through response_url."""
+    assert answer.status_code == 200
+    if answer.text:
+        body = answer.json()
+        assert body["response_type"] == "ephemeral"
+        return str(body["text"])
+    wait_for(lambda: len(responses(mock)) == 1)
+    return responses(mock)[0]
+
+
 def counts(services: Services) -> tuple[int, int, int]:
     with services.db.transaction() as session:
         return (session.exec(select(func.count()).select_from(WorkItem)).one(),
@@ -47,7 +60,7 @@ def test_declare_then_acknowledge_by_button_updates_the_card_in_place(
 ) -> None:
     answer = server.post(command_body("/incident", 'declare "Checkout API returns 500" sev2 tenant:acme',
                                       user=COMMANDER, respond_to=mock_slack.url))
-    assert (answer.status_code, answer.text) == (200, "")
+    assert answered(answer, mock_slack) == "Declared INC-1: Checkout API returns 500 (sev2)"
     server.settle(lambda: len(cards(mock_slack)) == 1)
     [card] = cards(mock_slack)
     assert card.params["channel"] == "C0OPS"
@@ -57,7 +70,6 @@ def test_declare_then_acknowledge_by_button_updates_the_card_in_place(
     buttons = {e["text"]["text"]: (e["action_id"], e["value"])
                for b in card.params["blocks"] if b["type"] == "actions" for e in b["elements"]}
     assert buttons["Acknowledge"] == ("workitem.acknowledge", "INC-1")
-    wait_for(lambda: "Declared INC-1: Checkout API returns 500 (sev2)" in responses(mock_slack))
 
     pressed = server.post(press_body(*buttons["Acknowledge"], user=RESPONDER, respond_to=mock_slack.url,
                                      message_ts=card.params.get("ts", "")))
@@ -150,17 +162,26 @@ def test_declare_without_text_opens_a_modal_whose_submission_declares(
 @SQLITE_ONLY
 def test_every_command_answers_help(server: LiveServer, mock_slack: MockSlack) -> None:
     for command in ("/incident", "/escalate", "/exception"):
-        assert server.post(command_body(command, "help", user=STRANGER,
-                                        respond_to=mock_slack.url)).status_code == 200
-    wait_for(lambda: len(responses(mock_slack)) == 3)
-    assert sorted(r.split("\n")[0].split(" — ")[0] for r in responses(mock_slack)) == [
-        "*/escalate*", "*/exception*", "*/incident*"]
+        answer = server.post(command_body(command, "help", user=STRANGER, respond_to=mock_slack.url))
+        assert answer.json()["text"].startswith(f"*{command}* — ")  # answered in the acknowledgement
+    assert responses(mock_slack) == []
 
 
 @SQLITE_ONLY
-def test_a_usage_error_is_acknowledged_at_once_and_answered_privately(
+def test_a_usage_error_is_answered_privately_in_the_acknowledgement(
     server: LiveServer, mock_slack: MockSlack
 ) -> None:
+    answer = server.post(command_body("/incident", 'declare "unclosed', user=COMMANDER,
+                                      respond_to=mock_slack.url))
+    assert answer.json()["text"].startswith("✗ cannot read that")
+    assert answer.json()["response_type"] == "ephemeral"
+
+
+@SQLITE_ONLY
+def test_a_slow_command_is_acknowledged_at_once_and_answered_through_the_response_url(
+    server: LiveServer, mock_slack: MockSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slack_commands, "INLINE_ANSWER", 0)  # every command counts as slow
     started = time.monotonic()
     answer = server.post(command_body("/incident", 'declare "unclosed', user=COMMANDER,
                                       respond_to=mock_slack.url))
