@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.settings import Settings
 from opsloop.accounts import import_catalog
@@ -27,6 +28,15 @@ from opsloop.workitems import WorkItems
 SYSTEM_ACTOR = "opsloop"
 
 
+class Worker(Protocol):
+    """Something that runs in the background of `opsloop serve` / `opsloop socket`
+    (the outbox dispatcher, the scheduler): started once at start-up, stopped at shutdown."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -44,7 +54,8 @@ class Services:
     sweeper: Sweeper  # fires due SLA warnings, breaches and escalation pages (bot.scheduler runs it)
     # called after every commit that may have queued outbound messages
     wakers: list[Callable[[], None]] = field(default_factory=list)
-
+    # started (in order) and stopped (in reverse) by the long-running servers
+    background: list[Worker] = field(default_factory=list)
 
 def bootstrap(
     settings: Settings,

@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     shell.add_argument("--as", dest="user", default="console", help="act as this user id")
     shell.set_defaults(run=cmd_shell)
 
+    serve = sub.add_parser("serve", help="HTTP mode: Slack's Request URL, health, readiness, metrics")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000; 0: any)")
+    serve.set_defaults(run=cmd_serve)
+    sub.add_parser("socket", help="Slack Socket Mode (needs SLACK_APP_TOKEN)").set_defaults(run=cmd_socket)
+
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     db_sub.add_parser("upgrade", help="apply pending migrations").set_defaults(run=cmd_db_upgrade)
@@ -102,6 +108,39 @@ def _lines(interactive: bool, prompt: Callable[[], str]) -> Iterator[str]:
                 print()
 
     return typed()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from bot.http import create_http_app
+    from bot.scheduler import SchedulerWorker
+    from bot.senders import outbound_senders
+    from bot.slack.wiring import wire_slack
+
+    services = bootstrap(settings)
+    dispatcher = wire_slack(services, extra_senders=outbound_senders(settings))
+    services.background.append(SchedulerWorker(services))
+    app = create_http_app(services, settings, dispatcher=dispatcher)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
+                access_log=False, server_header=False)
+    return OK
+
+
+def cmd_socket(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from bot.scheduler import SchedulerWorker
+    from bot.senders import outbound_senders
+    from bot.slack.socket import run_socket_mode, socket_handler
+    from bot.slack.wiring import wire_slack
+
+    services = bootstrap(settings)
+    wire_slack(services, extra_senders=outbound_senders(settings))
+    services.background.append(SchedulerWorker(services))
+    handler, session = socket_handler(services, settings)  # refuses before connecting without a token
+    asyncio.run(run_socket_mode(services, handler, session))
+    return OK
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,6 +15,8 @@ from bot.bootstrap import Services
 
 log = logging.getLogger(__name__)
 SWEEP_JOB = "timers.sweep"
+LOOPS_JOB = "loops.sweep"
+LOOPS_EVERY = 15.0  # seconds
 
 
 def build_scheduler(services: Services, *, interval: float | None = None) -> BackgroundScheduler:
@@ -31,7 +33,35 @@ def build_scheduler(services: Services, *, interval: float | None = None) -> Bac
                       kwargs={"budget": every * 0.5},
                       coalesce=True, max_instances=1, misfire_grace_time=None,
                       next_run_time=datetime.now(UTC))  # overdue timers fire right after start
+    # feedback loops' cadence notices and overdue-loop reports: minutes matter, not seconds
+    scheduler.add_job(_loops_sweep, "interval", seconds=LOOPS_EVERY, id=LOOPS_JOB, args=[services],
+                      coalesce=True, max_instances=1, misfire_grace_time=None,
+                      next_run_time=datetime.now(UTC))
     return scheduler
+
+
+def _loops_sweep(services: Services) -> None:
+    try:
+        services.loops.sweep()
+    except Exception:  # a failed pass is logged and retried on the next tick
+        log.exception("feedback loop sweep failed")
+
+
+class SchedulerWorker:
+    """The scheduler as one of `services.background` (started and stopped with the server)."""
+
+    def __init__(self, services: Services, *, interval: float | None = None) -> None:
+        self.services = services
+        self.interval = interval
+        self._scheduler: BackgroundScheduler | None = None
+
+    def start(self) -> None:
+        self._scheduler = start_scheduler(self.services, interval=self.interval)
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            stop_scheduler(self._scheduler)
+            self._scheduler = None
 
 
 def start_scheduler(services: Services, *, interval: float | None = None) -> BackgroundScheduler:

@@ -302,6 +302,14 @@ class ProductPriority(Strict):
     min_arr: Annotated[int, Field(ge=0)] | None = None
     window: Duration = timedelta(days=30)
     channel: str = "product"
+class IncidentChannels(Strict):
+    """A dedicated Slack channel per incident of these severities, with people invited."""
+
+    severities: list[Severity] = Field(min_length=1)
+    # Slack channel names: lower case letters, digits, `-` and `_`; the name is
+    # prefix + number + title words, cut to Slack's 80 characters
+    prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,20}$")] = "inc-"
+    invite: list[str] = []  # role:NAME, user ids (U...) or user-group ids (S...)
 
 
 # Actions a role may be allowed to take. `everyone` is a pseudo-role.
@@ -357,6 +365,7 @@ class Policy(Strict):
     loops: Loops = Loops()
     product_priority: ProductPriority | None = None
     runbooks: RunbooksPolicy = RunbooksPolicy()
+    incident_channels: IncidentChannels | None = None
 
     # where the file was read from: relative paths in it are relative to its folder
     _base_dir: Path = PrivateAttr(default=Path())
@@ -406,6 +415,12 @@ class Policy(Strict):
         redesign = self.runbooks.redesign
         if redesign is not None and redesign.channel is not None and redesign.channel not in self.channels:
             problems.append(("runbooks.redesign.channel", f"unknown channel {redesign.channel!r}"))
+        for j, target in enumerate(self.incident_channels.invite if self.incident_channels else []):
+            reason = self._target_problem(target)
+            if target.startswith("oncall:"):
+                reason = "on-call teams cannot be invited yet: use role:NAME, a user id or a user-group id"
+            if reason:
+                problems.append((f"incident_channels.invite[{j}]", reason))
         if problems:
             raise ValueError("; ".join(f"{path}: {reason}" for path, reason in problems))
         return self

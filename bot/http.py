@@ -1,0 +1,161 @@
+"""The HTTP app of `opsloop serve`: Slack's one Request URL, health, readiness, metrics.
+
+    POST /slack/events   every Slack request (commands, interactivity, events), verified by Bolt
+    GET  /healthz        the process answers
+    GET  /readyz         the database answers and its schema is current (else 503 and why)
+    GET  /metrics        Prometheus text: requests, outbox depth, deliveries, failures, Slack 429s
+
+The lifespan starts `services.background` (the outbox worker, and whatever
+else registers there, e.g. the scheduler) and stops it in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.bootstrap import Services
+from bot.settings import Settings
+from bot.slack.app import create_slack_app
+from opsloop import outbox
+from opsloop.outbox import Dispatcher
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+ROUTES = ("/slack/events", "/healthz", "/readyz", "/metrics")
+
+
+def create_http_app(
+    services: Services, settings: Settings, *, dispatcher: Dispatcher | None = None
+) -> Starlette:
+    slack_app = create_slack_app(services, settings)
+    slack = AsyncSlackRequestHandler(slack_app.app)
+    registry = CollectorRegistry()
+    registry.register(_OutboxCollector(services, dispatcher))
+    requests = Counter("opsloop_http_requests", "HTTP requests by route and status",
+                       ["route", "status"], registry=registry)
+    latency = Histogram("opsloop_http_request_duration_seconds", "Time to answer, by route", ["route"],
+                        registry=registry, buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+
+    async def slack_events(request: Request) -> Response:
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            return JSONResponse({"error": "body larger than 1 MiB"}, status_code=413)
+        return await slack.handle(request)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        problem = await asyncio.to_thread(_readiness_problem, services)
+        if problem is not None:
+            return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics(request: Request) -> Response:
+        body = await asyncio.to_thread(generate_latest, registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        started = []
+        await slack_app.session.open()
+        try:
+            for worker in services.background:
+                worker.start()
+                started.append(worker)
+            yield
+        finally:
+            for worker in reversed(started):
+                worker.stop()
+            await slack_app.session.close()
+
+    app = Starlette(
+        routes=[Route("/slack/events", slack_events, methods=["POST"]),
+                Route("/healthz", healthz, methods=["GET"]),
+                Route("/readyz", readyz, methods=["GET"]),
+                Route("/metrics", metrics, methods=["GET"])],
+        lifespan=lifespan,
+    )
+    app.add_middleware(_Measure, requests=requests, latency=latency)
+    return app
+
+
+def _readiness_problem(services: Services) -> str | None:
+    try:
+        current = services.db.migrations_current()
+    except Exception as error:
+        reason = str(error).splitlines()[0][:200] if str(error) else ""
+        return f"database unreachable: {type(error).__name__} {reason}".strip()
+    return None if current else "database schema is not current: run `opsloop db upgrade`"
+
+
+class _OutboxCollector(Collector):
+    """Read at scrape time: the outbox's depth from the database, the dispatcher's counters."""
+
+    def __init__(self, services: Services, dispatcher: Dispatcher | None) -> None:
+        self.services = services
+        self.dispatcher = dispatcher
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        try:
+            with self.services.db.transaction() as session:
+                depth = outbox.depth(session)
+        except Exception:
+            log.warning("metrics: cannot read the outbox depth", exc_info=True)
+            depth = -1
+        yield GaugeMetricFamily("opsloop_outbox_depth", "Messages waiting to be delivered (-1: unknown)",
+                                value=depth)
+        if self.dispatcher is None:
+            return
+        stats = self.dispatcher.stats
+        for name, help_text, value in (
+            ("opsloop_outbox_delivered", "Messages delivered", stats.delivered),
+            ("opsloop_outbox_delivery_failures", "Failed delivery attempts (retried or not)", stats.failures),
+            ("opsloop_outbox_dead", "Messages that failed for good", stats.dead),
+            ("opsloop_slack_rate_limited", "Deliveries Slack answered with 429 / ratelimited",
+             stats.rate_limited),
+        ):
+            yield CounterMetricFamily(name, help_text, value=value)
+
+
+class _Measure:
+    """Counts every request by route (unknown paths as `other`, so labels stay few) and status."""
+
+    def __init__(self, app: ASGIApp, *, requests: Counter, latency: Histogram) -> None:
+        self.app = app
+        self.requests = requests
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope["path"] if scope["path"] in ROUTES else "other"
+            self.requests.labels(route, str(status)).inc()
+            self.latency.labels(route).observe(time.perf_counter() - started)

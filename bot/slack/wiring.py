@@ -1,0 +1,91 @@
+"""Turning bootstrapped services into Slack-facing ones (for `opsloop serve` and `opsloop socket`).
+
+`wire_slack` adds what only makes sense when Slack is really there: user
+groups read from Slack, dedicated incident channels (the console cannot
+create channels), and the outbox dispatcher delivering through the Slack
+sender, run as a background worker and woken by every commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+
+from bot.bootstrap import Services
+from bot.slack.directory import SlackDirectory
+from bot.slack.sender import SlackSender, web_client
+from opsloop.errors import ConfigError
+from opsloop.incident_channels import DedicatedChannels
+from opsloop.outbox import Dispatcher, Sender
+
+log = logging.getLogger(__name__)
+
+PACE = timedelta(seconds=1)  # Slack allows about one message per second per channel
+
+
+class DispatcherWorker:
+    """The outbox dispatcher's loop in a daemon thread."""
+
+    def __init__(self, dispatcher: Dispatcher, *, idle: float = 0.5) -> None:
+        self.dispatcher = dispatcher
+        self.idle = idle
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.dispatcher.run_forever, args=(self._stop, self.idle),
+                                        name="opsloop-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.dispatcher.wake()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                log.warning("the outbox worker did not stop within 10 s (a send is hanging)")
+            self._thread = None
+
+
+class ThrottledWake:
+    """Wakes the outbox worker at most every `gap` seconds: a burst of commits (hundreds a
+    second under load) then costs one delivery pass, not one each; a wake it skips is
+    caught by the worker's idle poll. Slack's pace of one message a second per channel
+    makes the difference invisible."""
+
+    def __init__(self, wake: Callable[[], None], *, gap: float = 0.05) -> None:
+        self.wake = wake
+        self.gap = gap
+        self._last = 0.0
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.gap:
+            self._last = now
+            self.wake()
+
+
+def wire_slack(services: Services, *, idle: float = 0.5,
+               extra_senders: Mapping[str, Sender] | None = None) -> Dispatcher:
+    """Attach Slack to `services`; returns the dispatcher (also queued as a background worker).
+
+    `extra_senders` deliver the outbox's other transports (email, webhooks) from the same worker.
+    """
+    settings = services.settings
+    if settings.slack_bot_token is None:
+        raise ConfigError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-...; see README: Slack)")
+    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    directory = SlackDirectory(client)
+    services.authz.directory = directory
+    channels = DedicatedChannels(services.db, services.policy, services.clock)
+    services.workitems.hooks.append(channels.hook)
+    sender = SlackSender(client, channels=channels, directory=directory)
+    senders: dict[str, Sender] = {**(extra_senders or {}), "chat": sender}
+    dispatcher = Dispatcher(services.db, senders, services.clock, pace={"chat": PACE})
+    services.wakers.append(ThrottledWake(dispatcher.wake))
+    services.background.append(DispatcherWorker(dispatcher, idle=idle))
+    return dispatcher

@@ -1,0 +1,146 @@
+"""A dedicated channel per serious incident (policy key `incident_channels`).
+
+The channel's id is only known once the chat side has created it, yet the
+incident's card must be posted *there*, after the responders were invited,
+and nothing may be lost if the chat side is down. So the creation is itself
+an outbox message, and the card waits behind it:
+
+1. When an incident of a listed severity is declared, the `hook` (run in the
+   declaring transaction) points the item's `channel` at a placeholder,
+   `pending:INC-7`, and queues an outbox *operation* on that lane:
+   `{"op": "channel.create", "ref", "name", "invite", "fallback"}`.
+   `WorkItems` then queues the card with the placeholder as its target, on
+   the same lane, so the dispatcher delivers the operation first and the card
+   only once the operation is done (one in-flight message per lane).
+2. The chat sender performs the operation (create, then invite) and reports
+   the new channel with `created`, which stores the real id on the item (and
+   audits it) before the operation is marked sent. A retried operation finds
+   the id already stored and does not create a second channel.
+3. Messages whose target is still a placeholder are resolved with `resolve`
+   at send time; later cards, updates and thread lines use the real id.
+4. If the channel cannot be made at all (a permanent refusal), `failed`
+   falls back to the channel the incident would have had (`ops`), so the
+   card still goes out and the refusal is on the timeline.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlmodel import Session, select
+
+from opsloop import audit, outbox
+from opsloop.cards import card_key
+from opsloop.clock import Clock
+from opsloop.db import Database
+from opsloop.errors import NotFound
+from opsloop.messages import Message
+from opsloop.models import TimelineEvent, WorkItem
+from opsloop.policy import Policy
+from opsloop.types import Kind
+from opsloop.workitems import CHAT, ItemEvent
+
+PENDING = "pending:"
+CREATE_CHANNEL = "channel.create"
+MAX_NAME = 80  # Slack's limit for a channel name
+SYSTEM = "opsloop"
+_USER = re.compile(r"^[UWS][A-Z0-9]+$")
+
+
+def channel_name(prefix: str, number: int, title: str) -> str:
+    """`inc-` 7 "EU DB primary down!" -> `inc-7-eu-db-primary-down` (Slack's name rules)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    name = f"{prefix}{number}" + (f"-{slug}" if slug else "")
+    return name[:MAX_NAME].rstrip("-_")
+
+
+def is_pending(target: str | None) -> bool:
+    return bool(target) and str(target).startswith(PENDING)
+
+
+class DedicatedChannels:
+    def __init__(self, db: Database, policy: Policy, clock: Clock) -> None:
+        self.db = db
+        self.policy = policy
+        self.clock = clock
+
+    # ------------------------------------------------------------------ in the declaring transaction
+
+    def hook(self, session: Session, event: ItemEvent) -> None:
+        """WorkItems hook: queue the channel's creation and make the card wait for it."""
+        config = self.policy.incident_channels
+        item = event.item
+        if (config is None or event.action != "created" or item.kind != Kind.INCIDENT
+                or item.severity not in config.severities):
+            return
+        fallback = item.channel or self.policy.channel("ops")
+        item.channel = f"{PENDING}{item.ref}"
+        session.add(item)
+        outbox.enqueue(session, transport=CHAT, target=item.channel, now=event.at,
+                       key=f"channel:{item.ref}", payload=self._operation(item, event.actor, fallback))
+
+    def _operation(self, item: WorkItem, actor: str, fallback: str) -> dict[str, Any]:
+        config = self.policy.incident_channels
+        assert config is not None
+        invite: list[str] = []
+        for target in [*config.invite, actor, item.owner or ""]:
+            members = self.policy.roles.get(target[5:], []) if target.startswith("role:") else [target]
+            invite += [m for m in members if _USER.match(m) and m not in invite]
+        return {"op": CREATE_CHANNEL, "ref": item.ref, "fallback": fallback, "invite": invite,
+                "name": channel_name(config.prefix, item.number, item.title)}
+
+    # ------------------------------------------------------------------ from the chat sender
+
+    def resolve(self, target: str) -> str | None:
+        """The channel a target stands for: itself, or a pending channel's id (None: not made yet)."""
+        if not is_pending(target):
+            return target
+        with self.db.transaction() as session:
+            channel = self._item(session, target[len(PENDING):]).channel
+        return None if is_pending(channel) else channel
+
+    def created(self, ref: str, channel: str) -> None:
+        """The channel exists: remember it on the item, and say where the incident lives now."""
+        self._settle(ref, channel, "incident.channel",
+                     f"{ref} has its own channel: <#{channel}>", announce=True)
+
+    def failed(self, ref: str, fallback: str, reason: str) -> None:
+        """No channel could be made: the incident stays where it would have been."""
+        self._settle(ref, fallback, "incident.channel_failed",
+                     f"could not create a channel for {ref} ({reason}); it stays in <#{fallback}>",
+                     announce=False)
+
+    def _settle(self, ref: str, channel: str, action: str, line: str, *, announce: bool) -> None:
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            item = self._item(session, ref, lock=True)
+            if not is_pending(item.channel):
+                return  # settled by an earlier attempt
+            before = item.channel
+            item.channel = channel
+            session.add(item)
+            assert item.id is not None
+            session.add(TimelineEvent(work_item_id=item.id, at=now, actor=SYSTEM,
+                                      action=action.partition(".")[2], text=line))
+            audit.record(session, at=now, actor=SYSTEM, action=action, subject=ref,
+                         before={"channel": before}, after={"channel": channel})
+            if announce:
+                ops = self.policy.channel("ops")
+                outbox.enqueue(session, transport=CHAT, target=ops, now=now, key=f"{card_key(ref)}:moved",
+                               payload={"message": Message(text=line).to_json()})
+
+    def channel_of(self, ref: str) -> str | None:
+        """The item's channel if it is settled (a retried operation must not create a second one)."""
+        with self.db.transaction() as session:
+            channel = self._item(session, ref).channel
+        return None if is_pending(channel) else channel
+
+    def _item(self, session: Session, ref: str, *, lock: bool = False) -> WorkItem:
+        query = select(WorkItem).where(WorkItem.ref == ref)
+        if lock:
+            query = query.with_for_update()
+        item = session.exec(query).first()
+        if item is None:
+            raise NotFound(f"no work item {ref}")
+        return item

@@ -1,0 +1,53 @@
+"""Fixtures for the Slack surface: a mock Slack Web API and services wired to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from bot.bootstrap import Services, bootstrap
+from bot.http import create_http_app
+from bot.settings import Settings
+from bot.slack.wiring import wire_slack
+from tests.bot.live_server import LiveServer
+from tests.bot.mock_slack import MockSlack
+from tests.support import FakeClock
+
+SIGNING_SECRET = "test-signing-secret"
+
+
+@pytest.fixture
+def mock_slack() -> Iterator[MockSlack]:
+    mock = MockSlack(groups={"S0ONCALL": ["U0RESP2", "U0GROUPIE"]}).start()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture
+def slack_settings(settings: Settings, mock_slack: MockSlack) -> Settings:
+    return settings.model_copy(update={
+        "config": Path(__file__).with_name("slack_policy.yml"),
+        "slack_bot_token": SecretStr("xoxb-test-token"),
+        "slack_signing_secret": SecretStr(SIGNING_SECRET),
+        "slack_api_url": mock_slack.api_url,
+    })
+
+
+@pytest.fixture
+def slack_services(slack_settings: Settings, clock: FakeClock) -> Iterator[Services]:
+    built = bootstrap(slack_settings, clock=clock)
+    yield built
+    built.db.dispose()
+
+
+@pytest.fixture
+def server(slack_services: Services, slack_settings: Settings, clock: FakeClock) -> Iterator[LiveServer]:
+    """The HTTP app as `opsloop serve` builds it, wired to the mock Slack, with the fake clock."""
+    dispatcher = wire_slack(slack_services, idle=0.05)
+    app = create_http_app(slack_services, slack_settings, dispatcher=dispatcher)
+    live = LiveServer(app, dispatcher=dispatcher, clock=clock, secret=SIGNING_SECRET).start()
+    yield live
+    live.stop()

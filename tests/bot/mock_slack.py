@@ -1,0 +1,155 @@
+"""A local stand-in for the Slack Web API that records every call and can be scripted.
+
+Serves `POST /api/<method>` (form-encoded or JSON, as slack_sdk sends them)
+and `POST /respond/<anything>` (response_url posts) on 127.0.0.1, an
+ephemeral port, in a daemon thread. Scripting:
+
+    mock.script("chat.postMessage", Answer(429, headers={"Retry-After": "1"}), Answer(429))
+    mock.down = True     # every call answers 503 until set back to False
+    mock.drop = True     # connections are closed without an answer (a network failure)
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default 5 refuses connections under a benchmark's load
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+    status: int
+
+
+class MockSlack:
+    def __init__(self, *, groups: dict[str, list[str]] | None = None) -> None:
+        self.calls: list[Call] = []
+        self.groups = groups or {}
+        self.down = False
+        self.drop = False
+        self._scripts: dict[str, list[Answer]] = defaultdict(list)
+        self._ts = itertools.count(1)
+        self._channels = itertools.count(1)
+        self._lock = threading.Lock()
+        self._server = _Server(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    def start(self) -> MockSlack:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def script(self, method: str, *answers: Answer) -> None:
+        with self._lock:
+            self._scripts[method].extend(answers)
+
+    def ok_calls(self, method: str) -> list[Call]:
+        """The calls of `method` that were answered with success."""
+        with self._lock:
+            return [c for c in self.calls if c.method == method and c.status == 200]
+
+    def all_calls(self, method: str | None = None) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if method is None or c.method == method]
+
+    # ------------------------------------------------------------------ answering
+
+    def _answer(self, method: str, params: dict[str, Any]) -> Answer:
+        with self._lock:
+            if self.down:
+                return Answer(503, {"ok": False, "error": "service_unavailable"})
+            if self._scripts[method]:
+                return self._scripts[method].pop(0)
+        if method.startswith("respond/"):
+            return Answer(200, {"ok": True})
+        channel = str(params.get("channel", ""))
+        if channel.startswith(("U", "W")):
+            channel = "D" + channel[1:]  # Slack answers a DM's channel id
+        answers: dict[str, dict[str, Any]] = {
+            "auth.test": {"user_id": "U0BOT", "bot_id": "B0BOT", "team_id": "T0TEAM", "team": "Team",
+                          "url": "https://team.slack.com/"},
+            "chat.postMessage": {"channel": channel, "ts": f"1700000000.{next(self._ts):06d}"},
+            "chat.update": {"channel": channel, "ts": params.get("ts")},
+            "chat.postEphemeral": {"message_ts": f"1700000000.{next(self._ts):06d}"},
+            "views.open": {"view": {"id": "V0VIEW"}},
+            "conversations.create": {"channel": {"id": f"C0NEW{next(self._channels)}",
+                                                 "name": params.get("name")}},
+            "conversations.invite": {"channel": {"id": channel}},
+            "usergroups.users.list": {"users": self.groups.get(str(params.get("usergroup")), [])},
+        }
+        return Answer(200, {"ok": True, **answers.get(method, {})})
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        mock = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Slack's servers do
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode()
+                split = urlsplit(self.path)
+                method = split.path.removeprefix("/api/").lstrip("/")
+                params: dict[str, Any] = dict(parse_qsl(split.query))
+                if "json" in (self.headers.get("Content-Type") or ""):
+                    params.update(json.loads(raw or "{}"))
+                else:
+                    params.update(parse_qsl(raw))
+                if isinstance(params.get("blocks"), str):
+                    params["blocks"] = json.loads(params["blocks"])
+                if mock.drop:
+                    with mock._lock:
+                        mock.calls.append(Call(method, params, dict(self.headers), 0))
+                    self.close_connection = True
+                    return
+                answer = mock._answer(method, params)
+                with mock._lock:
+                    mock.calls.append(Call(method, params, dict(self.headers), answer.status))
+                data = json.dumps(answer.body if answer.body is not None else {"ok": False}).encode()
+                self.send_response(answer.status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST
+
+        return Handler
