@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,17 @@ class LoadedRunbook:
 
 
 def parse(data: bytes, source: str, *, expected_id: str | None = None) -> LoadedRunbook:
-    """Validate one runbook's bytes; `source` names it in errors."""
+    """Validate one runbook's bytes; `source` names it in errors.
+
+    The result depends only on the arguments and the models are frozen, so it
+    is memoised: every declare reads the file (an edit counts at once) but the
+    same bytes are parsed and validated once. Errors are not cached.
+    """
+    return _parse(data, source, expected_id)
+
+
+@lru_cache(maxsize=256)
+def _parse(data: bytes, source: str, expected_id: str | None) -> LoadedRunbook:
     if len(data) > MAX_FILE:
         raise ConfigError(f"{source}: the file is {len(data)} bytes; at most {MAX_FILE}")
     try:
