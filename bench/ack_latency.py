@@ -46,7 +46,8 @@ def free_port() -> int:
 def start_server(port: int, mock: MockSlack, folder: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
            "OPSLOOP_DATABASE_URL": f"sqlite:///{folder / 'bench.db'}",
-           "OPSLOOP_CONFIG": str(ROOT / "opsloop.yml"), "OPSLOOP_RUNBOOKS_DIR": str(ROOT / "runbooks"), "OPSLOOP_SLACK_API_URL": mock.api_url,
+           "OPSLOOP_CONFIG": str(ROOT / "opsloop.yml"), "OPSLOOP_RUNBOOKS_DIR": str(ROOT / "runbooks"),
+           "OPSLOOP_SLACK_API_URL": mock.api_url,
            "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET, "OPSLOOP_LOG_LEVEL": "ERROR"}
     server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)], env=env,
                               cwd=folder)

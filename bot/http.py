@@ -1,6 +1,7 @@
 """The HTTP app of `opsloop serve`: Slack's one Request URL, health, readiness, metrics.
 
     POST /slack/events   every Slack request (commands, interactivity, events), verified by Bolt
+    POST /hooks/...      alert intake (see bot.hooks)
     GET  /healthz        the process answers
     GET  /readyz         the database answers and its schema is current (else 503 and why)
     GET  /metrics        Prometheus text: requests, outbox depth, deliveries, failures, Slack 429s
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.bootstrap import Services
+from bot.hooks import HOOK_ROUTES, hook_routes
 from bot.settings import Settings
 from bot.slack.app import create_slack_app
 from opsloop import outbox
@@ -36,7 +38,7 @@ from opsloop.outbox import Dispatcher
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
-ROUTES = ("/slack/events", "/healthz", "/readyz", "/metrics")
+ROUTES = ("/slack/events", "/healthz", "/readyz", "/metrics", *HOOK_ROUTES)
 
 
 def create_http_app(
@@ -50,6 +52,8 @@ def create_http_app(
                        ["route", "status"], registry=registry)
     latency = Histogram("opsloop_http_request_duration_seconds", "Time to answer, by route", ["route"],
                         registry=registry, buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+
+    hooks, batcher = hook_routes(services, registry)
 
     async def slack_events(request: Request) -> Response:
         if int(request.headers.get("content-length") or 0) > MAX_BODY:
@@ -79,6 +83,7 @@ def create_http_app(
                 started.append(worker)
             yield
         finally:
+            await batcher.close()
             for worker in reversed(started):
                 worker.stop()
             await slack_app.session.close()
@@ -87,7 +92,7 @@ def create_http_app(
         routes=[Route("/slack/events", slack_events, methods=["POST"]),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/readyz", readyz, methods=["GET"]),
-                Route("/metrics", metrics, methods=["GET"])],
+                Route("/metrics", metrics, methods=["GET"]), *hooks],
         lifespan=lifespan,
     )
     app.add_middleware(_Measure, requests=requests, latency=latency)

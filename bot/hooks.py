@@ -1,0 +1,207 @@
+"""Webhook intake over HTTP: Prometheus Alertmanager and PagerDuty-compatible Events API v2.
+
+    POST /hooks/alertmanager   Alertmanager's webhook (payload version 4); `Authorization: Bearer
+                               <token>` names the integration (policy `integrations`, kind alertmanager)
+    POST /hooks/events/v2      Events API v2; the body's `routing_key` is the integration's key
+
+Refusals change nothing: a missing or wrong token is 401, a body over 1 MiB
+is 413, malformed JSON is 400, and a payload of the wrong shape is 422
+(Alertmanager) or 400 (Events v2, as PagerDuty answers) with the list of
+fields at fault. Accepted payloads are stored by `Batcher`: requests arriving
+together are committed in one transaction (group commit), and each request
+is answered only after its batch committed, so an answer means "stored".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.bootstrap import Services
+from opsloop.intake.payloads import AlertmanagerWebhook, PayloadError, parse, parse_v2
+from opsloop.intake.service import Outcome, Signal
+from opsloop.policy import Policy
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+HOOK_ROUTES = ("/hooks/alertmanager", "/hooks/events/v2")
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, refusing (without reading on) anything over `limit` bytes."""
+    if int(request.headers.get("content-length") or 0) > limit:
+        raise TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge
+    return bytes(body)
+
+
+def tokens(policy: Policy, kind: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each integration's secret (read from its environment variable) -> its name."""
+    env = os.environ if env is None else env
+    found: dict[str, str] = {}
+    for integration in policy.integrations:
+        if integration.kind != kind:
+            continue
+        secret = env.get(integration.token_env, "")
+        if secret:
+            found[secret] = integration.name
+        else:
+            log.warning("integration %s: %s is not set; its requests will be refused",
+                        integration.name, integration.token_env)
+    return found
+
+
+def identify(presented: str, known: Mapping[str, str]) -> str | None:
+    """The integration whose secret is `presented`, compared in constant time."""
+    name = None
+    for secret, integration in known.items():
+        if hmac.compare_digest(presented.encode(), secret.encode()):
+            name = integration
+    return name
+
+
+class Batcher:
+    """Group commit: payloads that arrive within `window` share one transaction."""
+
+    def __init__(self, ingest: Callable[[Sequence[Signal]], list[Outcome]], *,
+                 window: float = 0.005, max_batch: int = 500) -> None:
+        self.ingest = ingest
+        self.window = window
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[Signal, asyncio.Future[Outcome]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, signal: Signal) -> Outcome:
+        if self._queue is None or self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = asyncio.create_task(self._run(self._queue))
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        await self._queue.put((signal, future))
+        return await future
+
+    async def _run(self, queue: asyncio.Queue[tuple[Signal, asyncio.Future[Outcome]]]) -> None:
+        while True:
+            batch = [await queue.get()]
+            await asyncio.sleep(self.window)  # let the requests arriving together join
+            while not queue.empty() and len(batch) < self.max_batch:
+                batch.append(queue.get_nowait())
+            await self._store(batch)
+
+    async def _store(self, batch: list[tuple[Signal, asyncio.Future[Outcome]]]) -> None:
+        try:
+            outcomes = await asyncio.to_thread(self.ingest, [signal for signal, _ in batch])
+        except Exception:
+            if len(batch) == 1:
+                log.exception("storing a signal failed")
+                _settle(batch[0][1], error=True)
+                return
+            # one bad apple must not fail its neighbours: store them one by one
+            for item in batch:
+                await self._store([item])
+            return
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            _settle(future, outcome)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def _settle(future: asyncio.Future[Outcome], outcome: Outcome | None = None, *, error: bool = False) -> None:
+    if future.done():
+        return
+    if error:
+        future.set_exception(RuntimeError("the signal could not be stored"))
+    else:
+        assert outcome is not None
+        future.set_result(outcome)
+
+
+def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[Route], Batcher]:
+    alertmanager_tokens = tokens(services.policy, "alertmanager")
+    events_tokens = tokens(services.policy, "events_v2")
+    batcher = Batcher(services.intake.ingest)
+    received = Counter("opsloop_intake_signals", "Webhook payloads by integration kind and outcome",
+                       ["kind", "outcome"], registry=registry)
+    created = Counter("opsloop_intake_incidents_created", "Incidents opened by intake", registry=registry)
+
+    async def alertmanager(request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        name = identify(token.strip(), alertmanager_tokens) if scheme.lower() == "bearer" else None
+        if name is None:
+            received.labels("alertmanager", "unauthorized").inc()
+            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        try:
+            raw = json.loads(await read_body(request))
+            hook = parse(AlertmanagerWebhook, raw)
+        except TooLarge:
+            return _refused(received, "alertmanager", 413, ["body: larger than 1 MiB"])
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            return _refused(received, "alertmanager", 400, [f"body: not JSON ({error})"])
+        except PayloadError as error:
+            return _refused(received, "alertmanager", 422, error.errors)
+        outcome = await batcher.submit((name, hook))
+        received.labels("alertmanager", "accepted").inc()
+        created.inc(len(outcome.created))
+        return JSONResponse({"status": "ok", "created": outcome.created,
+                             "updated": sorted(set(outcome.touched))})
+
+    async def events_v2(request: Request) -> Response:
+        try:
+            raw = json.loads(await read_body(request))
+        except TooLarge:
+            return _refused(received, "events_v2", 413, ["body: larger than 1 MiB"], pagerduty=True)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            return _refused(received, "events_v2", 400, [f"body: not JSON ({error})"], pagerduty=True)
+        key = raw.get("routing_key") if isinstance(raw, dict) else None
+        name = identify(key, events_tokens) if isinstance(key, str) and key else None
+        if name is None:
+            received.labels("events_v2", "unauthorized").inc()
+            return JSONResponse({"status": "invalid event", "message": "Unknown routing key",
+                                 "errors": ["routing_key: not the key of an events_v2 integration"]},
+                                status_code=401)
+        try:
+            event = parse_v2(raw)
+        except PayloadError as error:
+            return _refused(received, "events_v2", 400, error.errors, pagerduty=True)
+        except ValidationError as error:  # pragma: no cover - parse_v2 wraps these
+            return _refused(received, "events_v2", 400, [str(error)], pagerduty=True)
+        outcome = await batcher.submit((name, event))
+        received.labels("events_v2", "accepted").inc()
+        created.inc(len(outcome.created))
+        return JSONResponse({"status": "success", "message": "Event processed",
+                             "dedup_key": outcome.dedup_key}, status_code=202)
+
+    routes = [Route("/hooks/alertmanager", alertmanager, methods=["POST"]),
+              Route("/hooks/events/v2", events_v2, methods=["POST"])]
+    return routes, batcher
+
+
+def _refused(counter: Counter, kind: str, status: int, errors: list[str], *,
+             pagerduty: bool = False) -> JSONResponse:
+    counter.labels(kind, f"refused_{status}").inc()
+    body: dict[str, Any] = {"status": "invalid event", "message": "Event object is invalid",
+                            "errors": errors} if pagerduty else {"error": "invalid payload", "errors": errors}
+    return JSONResponse(body, status_code=status)

@@ -1,0 +1,143 @@
+"""Alert intake over HTTP: authentication, refusals that change nothing, dedup and grouping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from bot.bootstrap import Services
+from bot.http import create_http_app
+from bot.settings import Settings
+from bot.slack.wiring import wire_slack
+from opsloop.intake.models import Alert
+from opsloop.models import WorkItem
+from tests.bot.live_server import LiveServer
+from tests.support import FakeClock
+
+AM_TOKEN, V2_KEY = "am-secret-token", "v2-routing-key-0123456789abcdef"
+
+
+@pytest.fixture
+def hooks(monkeypatch: pytest.MonkeyPatch, slack_services: Services, slack_settings: Settings,
+          clock: FakeClock) -> Iterator[LiveServer]:
+    monkeypatch.setenv("OPSLOOP_TOKEN_PROMETHEUS", AM_TOKEN)
+    monkeypatch.setenv("OPSLOOP_ROUTING_KEY_MONITORS", V2_KEY)
+    dispatcher = wire_slack(slack_services, idle=0.05)
+    app = create_http_app(slack_services, slack_settings, dispatcher=dispatcher)
+    live = LiveServer(app, dispatcher=dispatcher, clock=clock, secret="unused").start()
+    yield live
+    live.stop()
+
+
+def am_payload(group: str = "HighLatency", *fingerprints: str, status: str = "firing") -> dict[str, Any]:
+    return {
+        "version": "4", "groupKey": f'{{}}:{{alertname="{group}"}}', "status": status, "receiver": "opsloop",
+        "groupLabels": {"alertname": group}, "commonLabels": {"alertname": group, "severity": "critical"},
+        "commonAnnotations": {"summary": "p99 over 2s"}, "externalURL": "http://am:9093",
+        "alerts": [{"status": status, "labels": {"alertname": group, "instance": fp},
+                    "annotations": {}, "startsAt": "2026-11-23T09:00:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z", "fingerprint": fp} for fp in fingerprints or ("fp1",)],
+    }
+
+
+def post_am(live: LiveServer, body: Any, token: str | None = AM_TOKEN, raw: bytes | None = None) -> httpx.Response:
+    assert live.client is not None
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return live.client.post("/hooks/alertmanager", content=raw if raw is not None else json.dumps(body),
+                            headers=headers)
+
+
+def post_v2(live: LiveServer, body: Any) -> httpx.Response:
+    assert live.client is not None
+    return live.client.post("/hooks/events/v2", json=body)
+
+
+def stored(services: Services) -> tuple[int, int]:
+    with services.db.transaction() as s:
+        return len(s.exec(select(WorkItem)).all()), len(s.exec(select(Alert)).all())
+
+
+def test_alertmanager_groups_and_dedups_repeat_sends(hooks: LiveServer, slack_services: Services) -> None:
+    first = post_am(hooks, am_payload("HighLatency", "fp1", "fp2"))
+    assert first.status_code == 200 and first.json()["created"] == ["INC-1"]
+    again = post_am(hooks, am_payload("HighLatency", "fp1", "fp2", "fp3"))  # repeat_interval, plus one
+    assert again.json() == {"status": "ok", "created": [], "updated": ["INC-1"]}
+    assert stored(slack_services) == (1, 3)
+    with slack_services.db.transaction() as s:
+        assert s.exec(select(WorkItem)).one().severity == "sev1"  # severity=critical
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token", "am-secret-token-but-longer"])
+def test_alertmanager_without_the_token_is_refused_and_nothing_is_stored(
+    hooks: LiveServer, slack_services: Services, token: str | None
+) -> None:
+    answer = post_am(hooks, am_payload(), token=token)
+    assert answer.status_code == 401
+    assert stored(slack_services) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "expected"),
+    [
+        (b"{not json", 400, "body: not JSON"),
+        (json.dumps({"groupKey": "g", "status": "firing", "alerts": [{"labels": []}]}).encode(), 422,
+         "alerts[0].labels: Input should be a valid dictionary"),
+        (json.dumps({"status": "firing", "alerts": []}).encode(), 422, "groupKey: Field required"),
+        (b"{" + b'"x": "' + b"a" * (1024 * 1024) + b'"}', 413, "larger than 1 MiB"),
+    ],
+)
+def test_bad_alertmanager_bodies_name_the_problem_and_store_nothing(
+    hooks: LiveServer, slack_services: Services, raw: bytes, status: int, expected: str
+) -> None:
+    answer = post_am(hooks, None, raw=raw)
+    assert answer.status_code == status
+    assert any(expected in e for e in answer.json()["errors"]), answer.json()
+    assert stored(slack_services) == (0, 0)
+
+
+def test_events_v2_answers_like_pagerduty(hooks: LiveServer, slack_services: Services) -> None:
+    trigger = {"routing_key": V2_KEY, "event_action": "trigger",
+               "payload": {"summary": "Disk full", "source": "db-1", "severity": "critical"}}
+    first = post_v2(hooks, trigger)
+    assert first.status_code == 202
+    body = first.json()
+    assert body["status"] == "success" and body["message"] == "Event processed"
+    key = body["dedup_key"]
+    assert key
+    assert post_v2(hooks, {**trigger, "dedup_key": key}).json()["dedup_key"] == key
+    assert post_v2(hooks, {"routing_key": V2_KEY, "event_action": "resolve", "dedup_key": key}).status_code == 202
+    reborn = post_v2(hooks, {**trigger, "dedup_key": key})
+    assert reborn.status_code == 202
+    with slack_services.db.transaction() as s:
+        states = [i.state for i in s.exec(select(WorkItem).order_by(WorkItem.id))]
+    assert states == ["mitigated", "triggered"]  # after a resolve, the same key opens a new incident
+
+
+def test_events_v2_refusals(hooks: LiveServer, slack_services: Services) -> None:
+    unknown = post_v2(hooks, {"routing_key": "nope", "event_action": "trigger",
+                              "payload": {"summary": "x", "source": "y", "severity": "info"}})
+    assert unknown.status_code == 401
+    invalid = post_v2(hooks, {"routing_key": V2_KEY, "event_action": "trigger", "payload": {"source": "y"}})
+    assert invalid.status_code == 400
+    errors = invalid.json()["errors"]
+    assert any("payload.summary" in e for e in errors) and any("payload.severity" in e for e in errors)
+    assert stored(slack_services) == (0, 0)
+
+
+def test_a_burst_of_concurrent_senders_is_stored_whole(hooks: LiveServer, slack_services: Services) -> None:
+    import concurrent.futures
+
+    def send(n: int) -> int:
+        return post_am(hooks, am_payload(f"G{n % 5}", f"fp-{n}")).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(send, range(200)))
+    assert statuses == [200] * 200
+    assert stored(slack_services) == (5, 200)
