@@ -101,7 +101,8 @@ class Console:
         self.chat = ConsoleChat(out, names)
         outbound = ConsoleOutbound(out)
         self.dispatcher = Dispatcher(services.db, {"chat": self.chat, "email": outbound,
-                                                   "webhook": outbound}, services.clock)
+                                                   "webhook": outbound}, services.clock,
+                                     prepare=services.workitems.prepare_outbound)
 
     def run(self, lines: Iterable[str], *, interactive: bool = False) -> None:
         if interactive:

@@ -85,7 +85,8 @@ def wire_slack(services: Services, *, idle: float = 0.5,
     services.workitems.hooks.append(channels.hook)
     sender = SlackSender(client, channels=channels, directory=directory)
     senders: dict[str, Sender] = {**(extra_senders or {}), "chat": sender}
-    dispatcher = Dispatcher(services.db, senders, services.clock, pace={"chat": PACE})
+    dispatcher = Dispatcher(services.db, senders, services.clock, pace={"chat": PACE},
+                            prepare=services.workitems.prepare_outbound)
     services.wakers.append(ThrottledWake(dispatcher.wake))
     services.background.append(DispatcherWorker(dispatcher, idle=idle))
     return dispatcher

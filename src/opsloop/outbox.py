@@ -17,7 +17,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -154,8 +154,11 @@ class Dispatcher:
         lease: timedelta = timedelta(seconds=60),
         backoff: Backoff | None = None,
         pace: Mapping[str, timedelta] | None = None,
+        prepare: Callable[[Session, OutboxMessage], None] | None = None,
     ) -> None:
         self.db = db
+        # fills in a payload that is rendered at send time (e.g. a debounced card edit)
+        self.prepare = prepare
         self.senders = senders
         self.clock = clock
         self.lease = lease
@@ -240,6 +243,8 @@ class Dispatcher:
             message = session.get(OutboxMessage, message_id)
             if message is None or message.status != PENDING:
                 return 0
+            if self.prepare is not None:
+                self.prepare(session, message)
             parent_key = message.update_key or message.thread_key
             parent = None
             if parent_key is not None:

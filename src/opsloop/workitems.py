@@ -23,11 +23,12 @@ from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound, PermissionDenied
 from opsloop.lifecycle import INITIAL, OPEN_STATES, transition
 from opsloop.messages import Button, Message, escape
-from opsloop.models import Account, Counter, TimelineEvent, WorkItem, WorkItemTenant
+from opsloop.models import Account, Counter, OutboxMessage, TimelineEvent, WorkItem, WorkItemTenant
 from opsloop.policy import Policy
 from opsloop.types import Kind, Severity, State
 
 CHAT = "chat"  # the outbox transport of the team's chat (Slack, or the console)
+CARD_OF = "card_of"  # an outbox payload naming a card to render when it is sent
 MAX_TITLE = 300
 _SNAPSHOT = (
     "ref", "kind", "title", "severity", "state", "owner", "comms_owner", "channel", "labels",
@@ -345,15 +346,36 @@ class WorkItems:
 
         Edits of one card have a lane of their own (an edit is no new message
         in the channel) and supersede edits still waiting; `debounce` folds a
-        burst of machine-made changes into at most one edit per period.
+        burst of machine-made changes into at most one edit per period. A
+        debounced edit is queued as "this card, as it is when sent" (rendered
+        by `prepare_outbound`), so a storm queues one cheap row per card.
         """
         key = card_key(item.ref)
-        outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
-                       update_key=key, lane=f"{CHAT}:{item.channel}:edit:{item.ref}", supersede=True,
-                       delay=debounce, payload={"message": self.card(session, item, tenants).to_json()})
+        lane = f"{CHAT}:{item.channel}:edit:{item.ref}"
+        if debounce > timedelta(0):
+            waiting = session.exec(select(OutboxMessage.id).where(
+                OutboxMessage.update_key == key, OutboxMessage.status == outbox.PENDING,
+                col(OutboxMessage.leased_until).is_(None))).first()
+            if waiting is None:
+                outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
+                               update_key=key, lane=lane, delay=debounce, payload={CARD_OF: item.ref})
+        else:
+            outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
+                           update_key=key, lane=lane, supersede=True,
+                           payload={"message": self.card(session, item, tenants).to_json()})
         if line:
             outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
                            thread_key=key, payload={"message": Message(text=line).to_json()})
+
+    def prepare_outbound(self, session: Session, message: OutboxMessage) -> None:
+        """Render a card queued as `{"card_of": ref}` as it is now, just before it is sent."""
+        ref = message.payload.get(CARD_OF)
+        if ref is None:
+            return
+        item = self._find(session, ref)
+        assert item.id is not None
+        card_now = self.card(session, item, self.tenants(session, item.id))
+        message.payload = {"message": card_now.to_json()}  # stored: the record of what was sent
 
     def card(self, session: Session, item: WorkItem, tenants: list[str]) -> Message:
         extra = [field for contribute in self.card_extras for field in contribute(session, item)]

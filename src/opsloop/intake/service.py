@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import func, insert, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
@@ -57,11 +57,52 @@ class Outcome:
 
 
 @dataclass
+class _NewAlert:
+    """An alert first seen in this batch: inserted with the others in one statement at the end
+    (building an ORM object per alert cost more than everything else in a storm)."""
+
+    integration: str
+    key: str
+    work_item_id: int
+    summary: str
+    labels: dict[str, str]
+    first_seen_at: datetime
+    last_seen_at: datetime
+    status: str = "firing"
+    active: bool = True
+    resolved_at: datetime | None = None
+    seen: int = 1
+    flaps: int = 0
+
+
+AlertRow = Alert | _NewAlert
+
+
+@dataclass
 class _Batch:
     session: Session
     now: datetime
     touched: dict[int, WorkItem] = field(default_factory=dict)
     quiet: set[int] = field(default_factory=set)  # flapping items: no thread line per flap
+    new: dict[tuple[str, str], _NewAlert] = field(default_factory=dict)
+
+    def find(self, integration: str, keys: list[str]) -> dict[str, AlertRow]:
+        """The active rows for these keys: new in this batch, or stored."""
+        found: dict[str, AlertRow] = {k: self.new[(integration, k)] for k in keys
+                                      if (integration, k) in self.new}
+        rest = [k for k in keys if k not in found]
+        if rest:
+            found.update({a.key: a for a in self.session.exec(select(Alert).where(
+                Alert.integration == integration, col(Alert.key).in_(rest), col(Alert.active)))})
+        return found
+
+    def add(self, row: _NewAlert) -> None:
+        self.new[(row.integration, row.key)] = row
+
+    def insert_new(self) -> None:
+        if self.new:
+            self.session.execute(insert(Alert), [dict(vars(row)) for row in self.new.values()])
+            self.new.clear()
 
 
 class Intake:
@@ -133,9 +174,7 @@ class Intake:
         group = s.exec(select(AlertGroup).where(
             AlertGroup.integration == name, AlertGroup.group_hash == group_hash,
             col(AlertGroup.active))).first()
-        keys = [a.key() for a in hook.alerts]
-        known = {a.key: a for a in s.exec(select(Alert).where(
-            Alert.integration == name, col(Alert.key).in_(keys), col(Alert.active)))}
+        known = batch.find(name, [a.key() for a in hook.alerts])
         for am in hook.alerts:
             key = am.key()
             row = known.get(key)
@@ -152,12 +191,12 @@ class Intake:
                 group = AlertGroup(integration=name, group_hash=group_hash, group_key=hook.groupKey,
                                    work_item_id=item.id, created_at=now)
                 s.add(group)
-            row = Alert(integration=name, key=key, work_item_id=group.work_item_id,
-                        summary=_summary(am, hook), labels=am.labels, first_seen_at=now, last_seen_at=now)
-            s.add(row)
-            known[key] = row
+            new = _NewAlert(integration=name, key=key, work_item_id=group.work_item_id,
+                            summary=_summary(am, hook), labels=am.labels, first_seen_at=now,
+                            last_seen_at=now)
+            batch.add(new)
+            known[key] = new
             self._item(batch, group.work_item_id)
-        s.flush()
         return outcome
 
     # ------------------------------------------------------------------ Events API v2
@@ -166,8 +205,7 @@ class Intake:
         s, now = batch.session, batch.now
         key = event.dedup_key or generated or uuid.uuid4().hex
         outcome = Outcome(dedup_key=key)
-        row = s.exec(select(Alert).where(
-            Alert.integration == name, Alert.key == key, col(Alert.active))).first()
+        row = batch.find(name, [key]).get(key)
         if event.event_action == "trigger":
             assert event.payload is not None
             if row is not None:
@@ -182,9 +220,9 @@ class Intake:
             item = self._open(batch, name, event.payload.summary, labels,
                               severity=EVENTS_V2_SEVERITY[event.payload.severity])
             assert item.id is not None
-            s.add(Alert(integration=name, key=key, work_item_id=item.id, summary=event.payload.summary,
-                        labels=labels, first_seen_at=now, last_seen_at=now))
-            s.flush()
+            batch.add(_NewAlert(integration=name, key=key, work_item_id=item.id,
+                                summary=event.payload.summary, labels=labels, first_seen_at=now,
+                                last_seen_at=now))
             outcome.created.append(item.ref)
             return outcome
         if row is None:
@@ -232,7 +270,7 @@ class Intake:
             batch.touched[item_id] = item
         return item
 
-    def _update(self, batch: _Batch, row: Alert, *, firing: bool, summary: str) -> None:
+    def _update(self, batch: _Batch, row: AlertRow, *, firing: bool, summary: str) -> None:
         now = batch.now
         row.last_seen_at = now
         row.seen += 1
@@ -245,12 +283,14 @@ class Intake:
                 batch.quiet.add(row.work_item_id)
         elif not firing and row.status == "firing":
             row.status, row.resolved_at = "resolved", now
-        batch.session.add(row)
+        if isinstance(row, Alert):
+            batch.session.add(row)
         self._item(batch, row.work_item_id)
 
     def _settle(self, batch: _Batch) -> None:
         """Move each touched incident where its alerts say, and refresh its card (debounced)."""
         s = batch.session
+        batch.insert_new()
         s.flush()
         for item_id, item in batch.touched.items():
             if item.state not in _OPEN:
