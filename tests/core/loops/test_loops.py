@@ -69,7 +69,7 @@ def test_resolution_closes_loops_once_delivered_and_status_shows_open_ones(
         item = services.workitems.lock(s, "INC-1")
         assert len(services.loops.open_loops(s, item)) == 4  # resolution notices queued, not delivered
     sent = deliver(services)
-    emails = [m for m in sent["email"].sent]
+    emails = sent["email"].sent
     assert [m.payload["subject"] for m in emails] == ["Resolved: the problem affecting your service"]
     status = services.commands.handle("/incident", "status INC-1", actor=COMMANDER).text
     assert "Open feedback loops" not in status
