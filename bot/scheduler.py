@@ -15,6 +15,7 @@ from bot.bootstrap import Services
 
 log = logging.getLogger(__name__)
 SWEEP_JOB = "timers.sweep"
+REMEDIATION_JOB = "remediation.work"
 
 
 def build_scheduler(services: Services, *, interval: float | None = None) -> BackgroundScheduler:
@@ -31,6 +32,10 @@ def build_scheduler(services: Services, *, interval: float | None = None) -> Bac
                       kwargs={"budget": every * 0.5},
                       coalesce=True, max_instances=1, misfire_grace_time=None,
                       next_run_time=datetime.now(UTC))  # overdue timers fire right after start
+    # approved http steps: its own job, so a slow API never delays timers (and vice versa)
+    scheduler.add_job(services.remediation.run_safely, "interval", seconds=every, id=REMEDIATION_JOB,
+                      coalesce=True, max_instances=1, misfire_grace_time=None,
+                      next_run_time=datetime.now(UTC))
     return scheduler
 
 
