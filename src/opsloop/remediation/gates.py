@@ -46,7 +46,9 @@ CHAT = "chat"
 
 
 def gates_of(runbook: Runbook, step_id: str) -> list[str]:
-    """The approval steps guarding `step_id`: back through its prerequisites, stopping at approvals."""
+    """The approval steps guarding `step_id`: back through its prerequisites, stopping at approvals
+    and at earlier http steps (a gate covers the calls up to the next call; a later call that
+    needs approval of its own gets its own gate, so its request can be shown when it is known)."""
     index = {s.id: i for i, s in enumerate(runbook.steps)}
     found: list[str] = []
     todo = runbook.prerequisites(index[step_id])
@@ -58,7 +60,7 @@ def gates_of(runbook: Runbook, step_id: str) -> list[str]:
         seen.add(name)
         if isinstance(runbook.step(name), ApprovalStep):
             found.append(name)
-        else:
+        elif not isinstance(runbook.step(name), HttpStep):
             todo += runbook.prerequisites(index[name])
     return sorted(found)
 
