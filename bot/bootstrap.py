@@ -16,6 +16,7 @@ from opsloop.clock import Clock, SystemClock
 from opsloop.commands import Commands
 from opsloop.db import Database
 from opsloop.errors import ConfigError
+from opsloop.exception_approvals import ExceptionApprovals
 from opsloop.intake.service import Intake
 from opsloop.loops.service import FeedbackLoops
 from opsloop.oncall import OnCall
@@ -51,6 +52,7 @@ class Services:
     oncall: OnCall
     sweeper: Sweeper  # fires due SLA warnings, breaches and escalation pages (bot.scheduler runs it)
     remediation: Remediation  # runs approved http steps (bot.scheduler runs its work loop)
+    exceptions: ExceptionApprovals  # asks approvers, announces decisions, expires exceptions
     # called after every commit that may have queued outbound messages
     wakers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -116,12 +118,15 @@ def bootstrap(
     remediation = Remediation(db, policy, clock, authz, runbooks, executor)
     remediation.install()
     runbooks.dry_runners.append(DryRun(remediation.gates, executor).report)
-    sweeper = Sweeper(db, clock, {**sla.handlers(), **remediation.handlers()}, after_commit=wake)
+    exceptions = ExceptionApprovals(policy, clock, authz, workitems)
+    exceptions.install()
+    sweeper = Sweeper(db, clock, {**sla.handlers(), **remediation.handlers(), **exceptions.handlers()},
+                      after_commit=wake)
     commands = Commands(workitems, runbooks, sla=sla, oncall=oncall, remediation=remediation)
     services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
                         workitems=workitems, commands=commands, intake=intake, loops=loops,
                         runbooks=runbooks, sla=sla, oncall=oncall, sweeper=sweeper,
-                        remediation=remediation, wakers=wakers)
+                        remediation=remediation, exceptions=exceptions, wakers=wakers)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=SYSTEM_ACTOR)
     return services
