@@ -242,6 +242,7 @@ class Remediation:
         try:
             self.executor.check(spec)
         except (Refused, MissingSecret) as error:
+            call.request = request  # secrets as markers: safe to keep, and shown with the refusal
             self._refuse(session, call, f"refused before sending: {error}", now)
             return None
         if call.state == PENDING:
