@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
+
+import httpx
 
 from bot.settings import Settings
 from opsloop.accounts import import_catalog
@@ -13,10 +17,15 @@ from opsloop.clock import Clock, SystemClock
 from opsloop.commands import Commands
 from opsloop.db import Database
 from opsloop.errors import ConfigError
+from opsloop.exception_approvals import ExceptionApprovals
 from opsloop.intake.service import Intake
 from opsloop.loops.service import FeedbackLoops
 from opsloop.oncall import OnCall
 from opsloop.policy import Policy, load_policy
+from opsloop.remediation.dryrun import DryRun
+from opsloop.remediation.http import HttpExecutor
+from opsloop.remediation.safety import Resolver, SystemResolver
+from opsloop.remediation.service import Remediation
 from opsloop.runbooks.check import startup_problems
 from opsloop.runbooks.loader import Library
 from opsloop.runbooks.runs import Runbooks
@@ -52,6 +61,8 @@ class Services:
     sla: Sla
     oncall: OnCall
     sweeper: Sweeper  # fires due SLA warnings, breaches and escalation pages (bot.scheduler runs it)
+    remediation: Remediation  # runs approved http steps (bot.scheduler runs its work loop)
+    exceptions: ExceptionApprovals  # asks approvers, announces decisions, expires exceptions
     # called after every commit that may have queued outbound messages
     wakers: list[Callable[[], None]] = field(default_factory=list)
     # started (in order) and stopped (in reverse) by the long-running servers
@@ -64,6 +75,10 @@ def bootstrap(
     directory: Directory | None = None,
     migrate: bool | None = None,
     load_accounts: bool = True,
+    http_client: httpx.Client | None = None,
+    resolver: Resolver | None = None,
+    environ: Mapping[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Services:
     """Build every service from settings.
 
@@ -107,11 +122,22 @@ def bootstrap(
     oncall = OnCall(db, policy, clock, authz)
     sla = Sla(policy, clock, workitems, Escalations(policy, authz, oncall))
     sla.install()
-    sweeper = Sweeper(db, clock, sla.handlers(), after_commit=wake)
-    commands = Commands(workitems, runbooks, sla=sla, oncall=oncall)
+    # runbook http steps: never follow redirects, whatever the client's defaults
+    client = http_client or httpx.Client(follow_redirects=False, trust_env=False)
+    executor = HttpExecutor(client, policy.actions, resolver or SystemResolver(),
+                            os.environ if environ is None else environ, sleep=sleep, now=clock.now)
+    remediation = Remediation(db, policy, clock, authz, runbooks, executor)
+    remediation.install()
+    runbooks.dry_runners.append(DryRun(remediation.gates, executor).report)
+    exceptions = ExceptionApprovals(policy, clock, authz, workitems)
+    exceptions.install()
+    sweeper = Sweeper(db, clock, {**sla.handlers(), **remediation.handlers(), **exceptions.handlers()},
+                      after_commit=wake)
+    commands = Commands(workitems, runbooks, sla=sla, oncall=oncall, remediation=remediation)
     services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
                         workitems=workitems, commands=commands, intake=intake, loops=loops,
-                        runbooks=runbooks, sla=sla, oncall=oncall, sweeper=sweeper, wakers=wakers)
+                        runbooks=runbooks, sla=sla, oncall=oncall, sweeper=sweeper,
+                        remediation=remediation, exceptions=exceptions, wakers=wakers)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=SYSTEM_ACTOR)
     return services

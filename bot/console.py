@@ -130,6 +130,7 @@ class Console:
             self._reply(reply)
         self.services.loops.sweep()
         self.services.sweeper.run_safely()  # so clocks move in the console too
+        self.services.remediation.run_safely()  # approved http steps run (their results posted)
         self.dispatcher.drain()
 
     def _dispatch(self, line: str) -> Reply | None:

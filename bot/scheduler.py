@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 SWEEP_JOB = "timers.sweep"
 LOOPS_JOB = "loops.sweep"
 LOOPS_EVERY = 15.0  # seconds
+REMEDIATION_JOB = "remediation.work"
 
 
 def build_scheduler(services: Services, *, interval: float | None = None) -> BackgroundScheduler:
@@ -35,6 +36,10 @@ def build_scheduler(services: Services, *, interval: float | None = None) -> Bac
                       next_run_time=datetime.now(UTC))  # overdue timers fire right after start
     # feedback loops' cadence notices and overdue-loop reports: minutes matter, not seconds
     scheduler.add_job(_loops_sweep, "interval", seconds=LOOPS_EVERY, id=LOOPS_JOB, args=[services],
+                      coalesce=True, max_instances=1, misfire_grace_time=None,
+                      next_run_time=datetime.now(UTC))
+    # approved http steps: its own job, so a slow API never delays timers (and vice versa)
+    scheduler.add_job(services.remediation.run_safely, "interval", seconds=every, id=REMEDIATION_JOB,
                       coalesce=True, max_instances=1, misfire_grace_time=None,
                       next_run_time=datetime.now(UTC))
     return scheduler

@@ -237,8 +237,16 @@ class Rotation(Strict):
 
 
 class Actions(Strict):
-    allow_hosts: list[str] = []
+    allow_hosts: list[str] = []  # exact names, or `*.example.com`
     secrets: dict[str, Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]] = {}
+    allow_loopback: bool = False  # 127.0.0.0/8 and ::1 (link-local and metadata never)
+
+
+class ExceptionsPolicy(Strict):
+    """How exception requests reach their approvers (the roles allowed `exception.approve`)."""
+
+    ask: list[Literal["channel", "dm"]] = ["channel", "dm"]  # the ops channel's card, DMs
+    default_expires: Duration | None = None  # an approval with no `expires:` lasts this long
 
 
 class Redesign(Strict):
@@ -337,6 +345,7 @@ PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "exception.assign": ["approver", "admin"],
     "runbook.run": ["responder", "commander", "csm", "admin"],
     "runbook.step": ["responder", "commander", "csm", "admin"],
+    "runbook.remediate": ["responder", "commander", "admin"],  # confirm or retry an http call
     "incident.pause": ["responder", "commander", "admin"],
     "incident.update": ["responder", "commander", "admin"],
     "escalation.pause": ["responder", "commander", "csm", "admin"],
@@ -366,6 +375,7 @@ class Policy(Strict):
     product_priority: ProductPriority | None = None
     runbooks: RunbooksPolicy = RunbooksPolicy()
     incident_channels: IncidentChannels | None = None
+    exceptions: ExceptionsPolicy = ExceptionsPolicy()
 
     # where the file was read from: relative paths in it are relative to its folder
     _base_dir: Path = PrivateAttr(default=Path())

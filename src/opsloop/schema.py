@@ -8,5 +8,6 @@ from __future__ import annotations
 import opsloop.intake.models
 import opsloop.loops.models
 import opsloop.models
+import opsloop.remediation.models
 import opsloop.runbooks.models
 import opsloop.sla.models  # noqa: F401

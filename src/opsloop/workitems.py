@@ -92,6 +92,9 @@ class WorkItems:
         self.posted_hooks = list(posted_hooks)
         self.card_buttons = list(card_buttons)
         self.after_commit = after_commit or (lambda: None)
+        # may refuse a person's lifecycle action on an item beyond their role (e.g. approving
+        # their own exception): return why, or None. A refusal is audited and changes nothing.
+        self.guards: list[Callable[[WorkItem, str, str], str | None]] = []
 
     # ------------------------------------------------------------------ creating
 
@@ -209,9 +212,19 @@ class WorkItems:
         """Apply a lifecycle action (acknowledge, mitigate, resolve, close, reopen, approve, ...)."""
         kind = kind_of(ref)
         self._authorize(actor, f"{kind.value}.{action}", subject=ref.upper())
+        refusal: str | None = None
         with self.db.transaction() as session:
             audit.lock_chain(session)
-            item = self.act_in(session, self.lock(session, ref), actor=actor, action=action, note=note)
+            item = self.lock(session, ref)
+            refusal = next((why for guard in self.guards if (why := guard(item, actor, action))), None)
+            if refusal is None:
+                item = self.act_in(session, item, actor=actor, action=action, note=note)
+            else:
+                audit.record(session, at=self.clock.now(), actor=actor, action="permission.denied",
+                             subject=item.ref, after={"attempted": f"{kind.value}.{action}",
+                                                      "reason": refusal})
+        if refusal is not None:
+            raise PermissionDenied(refusal)
         self.after_commit()
         return item
 

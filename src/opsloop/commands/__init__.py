@@ -10,11 +10,13 @@ from collections.abc import Callable
 
 from opsloop.commands.clocks import ClockCommands
 from opsloop.commands.oncall import OnCallCommands
+from opsloop.commands.remediation import REMEDIATION_HELP, RemediationCommands
 from opsloop.commands.runbook import RunbookCommands
 from opsloop.commands.workitems import WorkItemCommands
 from opsloop.errors import UsageError
 from opsloop.messages import Reply
 from opsloop.oncall import OnCall
+from opsloop.remediation.service import Remediation
 from opsloop.runbooks.runs import Runbooks
 from opsloop.sla.service import Sla
 from opsloop.workitems import WorkItems
@@ -24,7 +26,8 @@ Handler = Callable[[str, str, str | None], Reply]
 
 class Commands:
     def __init__(self, workitems: WorkItems, runbooks: Runbooks | None = None, *,
-                 sla: Sla | None = None, oncall: OnCall | None = None) -> None:
+                 sla: Sla | None = None, oncall: OnCall | None = None,
+                 remediation: Remediation | None = None) -> None:
         self.items = WorkItemCommands(workitems)
         self.handlers: dict[str, Handler] = {
             "/incident": self.items.incident,
@@ -50,6 +53,12 @@ class Commands:
             self.buttons["clock"] = clocks.press
         if oncall is not None:
             self.handlers["/oncall"] = OnCallCommands(oncall).oncall_command
+        if remediation is not None and runbooks is not None:
+            remedies = RemediationCommands(remediation, runbooks)
+            self.buttons["gate"] = remedies.press_gate
+            self.buttons["remediation"] = remedies.press_call
+            self.runbooks.verbs.update(retry=remedies.retry, confirm=remedies.confirm)
+            self.runbooks.help_lines.append(REMEDIATION_HELP)
 
     @property
     def names(self) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from opsloop.cards import user
 from opsloop.commands.parse import is_ref, tokens
@@ -28,13 +29,18 @@ _ASSIGN = re.compile(r"^([a-z][a-z0-9_]*)=(.*)$", re.DOTALL)
 class RunbookCommands:
     def __init__(self, runbooks: Runbooks) -> None:
         self.runbooks = runbooks
+        # more verbs from other capabilities (retry, confirm): verb -> (words after it, actor)
+        self.verbs: dict[str, Callable[[list[str], str], Reply]] = {}
+        self.help_lines: list[str] = []
 
     def command(self, text: str, actor: str, channel: str | None) -> Reply:
         words = tokens(text)
         verb = words[0].lower() if words else "help"
         args = words[1:]
         if verb == "help":
-            return Reply(RUNBOOK_HELP)
+            return Reply("\n".join([RUNBOOK_HELP, *self.help_lines]))
+        if verb in self.verbs:
+            return self.verbs[verb](args, actor)
         if verb == "list":
             return self._list()
         if verb == "show":

@@ -9,6 +9,7 @@ from opsloop.cards import card, user
 from opsloop.commands.parse import is_ref, mention, sort_words, tokens
 from opsloop.durations import format_duration, parse_duration
 from opsloop.errors import UsageError
+from opsloop.exception_approvals import time_left
 from opsloop.messages import Form, FormField, Reply, escape
 from opsloop.types import Kind, Severity
 from opsloop.workitems import ItemView, WorkItems
@@ -197,7 +198,9 @@ class WorkItemCommands:
         for view in views:
             i = view.item
             tenants = f" · {', '.join(view.tenants)}" if view.tenants else ""
-            lines.append(f"• {i.ref} [{i.severity}] {escape(i.title)} — {i.state}{tenants}")
+            left = time_left(i, self.items.clock.now()) if i.state == "approved" else None
+            ends = f" · {left}" if left else ""
+            lines.append(f"• {i.ref} [{i.severity}] {escape(i.title)} — {i.state}{ends}{tenants}")
         return Reply("\n".join(lines))
 
     def _status(self, view: ItemView) -> Reply:

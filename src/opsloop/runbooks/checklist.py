@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from opsloop.cards import user
 from opsloop.durations import format_duration
 from opsloop.messages import Button, Message, escape
@@ -15,6 +17,15 @@ _ICON = {
     S.WAITING: "⏳", S.OPEN: "▶️", S.EXECUTOR: "🤖", S.DONE: "✅", S.SKIPPED: "⏭️",
     S.WORKED_AROUND: "🔧", S.APPROVED: "👍", S.REJECTED: "⛔", S.BLOCKED: "⛔",
 }
+
+
+@dataclass(frozen=True)
+class StepView:
+    """How another capability shows one of a run's steps: its status text and its buttons."""
+
+    status: str
+    buttons: list[Button] = field(default_factory=list)
+    detail: str | None = None  # a line under the step (e.g. what an approval will let through)
 
 
 def checklist_key(run_id: int) -> str:
@@ -33,7 +44,7 @@ def approvers_text(step: ApprovalStep) -> str:
 
 
 def checklist(run: RunbookRun, runbook: Runbook, steps: list[RunbookStepRun], context: Context,
-              *, sha256: str) -> Message:
+              *, sha256: str, views: dict[str, StepView] | None = None) -> Message:
     assert run.id is not None
     done, total = progress(steps)
     by_id = {s.step_id: s for s in steps}
@@ -42,11 +53,15 @@ def checklist(run: RunbookRun, runbook: Runbook, steps: list[RunbookStepRun], co
     for number, step in enumerate(runbook.steps, start=1):
         row = by_id[step.id]
         title = _title(step, context)
-        line = f"{_ICON.get(row.state, '•')} {number}. {title} — {_status(runbook, number - 1, row)}"
+        view = (views or {}).get(step.id)
+        status = view.status if view is not None else _status(runbook, number - 1, row)
+        line = f"{_ICON.get(row.state, '•')} {number}. {title} — {status}"
         if row.state == S.OPEN and step.details:
             line += "\n      " + _render(step.details, context, f"steps.{step.id}.details")
+        if view is not None and view.detail:
+            line += "\n      " + view.detail
         lines.append(line)
-        buttons += _buttons(run.id, step, row)
+        buttons += _buttons(run.id, step, row) + (view.buttons if view is not None else [])
     head = f"📋 Runbook *{escape(runbook.title)}* ({runbook.id} {runbook.version}) — {done}/{total} steps"
     if run.state == S.RUN_NEEDS_INPUTS:
         missing = ", ".join(f"{k}=…" for k, spec in runbook.inputs.items()
@@ -99,7 +114,7 @@ def _status(runbook: Runbook, index: int, row: RunbookStepRun) -> str:
     if row.state == S.OPEN:
         return "to do" + (f" ({escape(row.reason)})" if row.reason else "")
     if row.state == S.EXECUTOR:
-        return "waiting for the remediation executor (automated http calls are not enabled yet)"
+        return "waiting for the remediation executor"
     if row.state == S.APPROVED:
         return "approved by " + ", ".join(user(a["by"]) for a in row.approvals)
     if row.state == S.DONE and isinstance(step, NotifyStep) and row.actor == S.AUTOMATIC:

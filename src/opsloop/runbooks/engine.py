@@ -6,6 +6,8 @@ the `opsloop` actor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,9 +27,25 @@ from opsloop.runbooks.schema import HttpStep, NotifyStep, Runbook
 CHAT = "chat"
 
 
+@dataclass(frozen=True)
+class Opened:
+    """A step that just opened (for people, or for the remediation executor)."""
+
+    run: RunbookRun
+    runbook: Runbook
+    step: Any
+    row: RunbookStepRun
+    rows: dict[str, RunbookStepRun]
+    item: WorkItem
+    tenants: list[str]
+    now: datetime
+
+
 class Engine:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
+        # told of every step that opens, in the same transaction (approval requests, http calls)
+        self.opened_hooks: list[Callable[[Session, Opened], None]] = []
 
     def advance(self, session: Session, run: RunbookRun, runbook: Runbook, item: WorkItem,
                  tenants: list[str], now: datetime) -> None:
@@ -85,6 +103,8 @@ class Engine:
             self.auto(session, item, run, row, S.DONE, None, now)
             return
         self.auto(session, item, run, row, S.EXECUTOR if isinstance(step, HttpStep) else S.OPEN, None, now)
+        for hook in self.opened_hooks:
+            hook(session, Opened(run, runbook, step, row, rows, item, tenants, now))
 
     def auto(self, session: Session, item: WorkItem, run: RunbookRun, row: RunbookStepRun, state: str,
               reason: str | None, now: datetime) -> None:

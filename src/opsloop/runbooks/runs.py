@@ -8,6 +8,7 @@ pinned snapshot, never from the file as it is now.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,7 @@ from opsloop.messages import Message, escape
 from opsloop.models import AuditHead, WorkItem
 from opsloop.policy import Policy
 from opsloop.runbooks import states as S
-from opsloop.runbooks.checklist import checklist, checklist_key, progress
+from opsloop.runbooks.checklist import StepView, checklist, checklist_key, progress
 from opsloop.runbooks.engine import Engine, resolve_inputs, values_from_labels
 from opsloop.runbooks.loader import Library, LoadedRunbook
 from opsloop.runbooks.models import RunbookRun, RunbookSnapshot, RunbookStepRun
@@ -44,6 +45,20 @@ CHAT = "chat"
 MAX_REASON = 500
 _PENDING = "opsloop.runbooks.pending"  # session.info: what on_created leaves for on_posted
 _CLOSED = {"closed", "expired", "rejected"}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An approve or reject just applied to an approval step's row (before the run advances)."""
+
+    run: RunbookRun
+    runbook: Any
+    step: Any  # an ApprovalStep
+    row: RunbookStepRun
+    item: WorkItem
+    actor: str
+    verb: str
+    at: datetime
 
 
 @dataclass
@@ -63,6 +78,16 @@ class Runbooks:
         self.library = library
         self.items = workitems
         self.engine = Engine(policy)
+        # Extension points (the remediation executor uses them):
+        # called after an approve/reject is applied to the step row, in the same transaction
+        self.decision_hooks: list[Callable[[Session, Decision], None]] = []
+        # may refuse a done/skip/workaround of a step: return why, or None
+        self.step_guards: list[Callable[[Session, RunbookStepRun, str], str | None]] = []
+        # how some steps look in the checklist: step id -> StepView
+        self.step_views: list[Callable[[Session, RunbookRun], dict[str, StepView]]] = []
+        # what `/runbook run ... --dry-run` adds: (session, runbook, inputs, item, tenants, run or None)
+        self.dry_runners: list[Callable[[Session, Any, dict[str, Any], WorkItem, list[str],
+                                          RunbookRun | None], list[str]]] = []
 
     # ------------------------------------------------------------------ attaching (WorkItems hooks)
 
@@ -152,7 +177,9 @@ class Runbooks:
                 runbook = runbook_of(snapshot)
                 values = resolve_inputs(runbook, {**run.inputs, **inputs})
                 if dry_run:
-                    return f"dry run: inputs are valid for {runbook_id} {runbook.version}; nothing started"
+                    return "\n".join([f"dry run: inputs are valid for {runbook_id} {runbook.version}; "
+                                      "nothing started, nothing called",
+                                      *self._dry_run(session, runbook, values, item, tenants, run)])
                 run.inputs, run.state, run.started_at, run.started_by = values, S.RUN_RUNNING, now, actor
                 session.add(run)
                 self.engine.audit(session, actor, "runbook.started", item, now,
@@ -165,9 +192,10 @@ class Runbooks:
                 loaded = self.library.load(runbook_id)
                 self._check_status(loaded, notes)
                 if dry_run:
-                    resolve_inputs(loaded.runbook, inputs)
-                    return (f"dry run: inputs are valid for {runbook_id} {loaded.runbook.version}; "
-                            "nothing started (the http dry run comes with the remediation executor)")
+                    values = resolve_inputs(loaded.runbook, inputs)
+                    return "\n".join([f"dry run: inputs are valid for {runbook_id} {loaded.runbook.version}; "
+                                      "nothing started, nothing called",
+                                      *self._dry_run(session, loaded.runbook, values, item, tenants, None)])
                 run = self._create_run(session, item, tenants, loaded, inputs, actor, now, notes, auto=False)
                 self._post_checklist(session, run, item, tenants, now, new=True)
                 line = f"{user(actor)} started runbook {runbook_id} {loaded.runbook.version} on {item.ref}"
@@ -178,6 +206,11 @@ class Runbooks:
         self.items.after_commit()
         return "\n".join([f"Started runbook {runbook_id} on {item.ref}; its checklist is in the thread.",
                           *notes])
+
+    def _dry_run(self, session: Session, runbook: Any, values: dict[str, Any], item: WorkItem,
+                 tenants: list[str], run: RunbookRun | None) -> list[str]:
+        return [line for report in self.dry_runners
+                for line in report(session, runbook, values, item, tenants, run)]
 
     def _check_status(self, loaded: LoadedRunbook, notes: list[str]) -> None:
         runbook = loaded.runbook
@@ -290,7 +323,13 @@ class Runbooks:
         before = row.state
         if verb in ("approve", "reject"):
             line = self._decide(session, run, item, step, row, actor, verb, reason, now)
+            for hook in self.decision_hooks:
+                hook(session, Decision(run, runbook, step, row, item, actor, verb, now))
         else:
+            for guard in self.step_guards:
+                refusal = guard(session, row, verb)
+                if refusal:
+                    raise IllegalTransition(refusal)
             line = self._tick(step, row, actor, verb, reason, now)
         session.add(row)
         self.engine.audit(session, actor, f"runbook.step.{verb}", item, now,
@@ -377,8 +416,13 @@ class Runbooks:
         assert snapshot is not None
         runbook = runbook_of(snapshot)
         rows = self.engine.steps(session, run)
+        views = {k: v for read in self.step_views for k, v in read(session, run).items()}
         return checklist(run, runbook, rows, self.engine.context(runbook, run, rows, item, tenants),
-                         sha256=snapshot.sha256)
+                         sha256=snapshot.sha256, views=views)
+
+    def refresh(self, session: Session, run: RunbookRun, item: WorkItem, now: datetime) -> None:
+        """Edit the run's checklist in place (after a change made outside `act`)."""
+        self._post_checklist(session, run, item, self.engine.tenants(session, item), now, new=False)
 
     def _post_checklist(self, session: Session, run: RunbookRun, item: WorkItem, tenants: list[str],
                         now: datetime, *, new: bool) -> None:

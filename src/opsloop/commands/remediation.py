@@ -1,0 +1,54 @@
+"""Buttons and typed verbs of remediation: approval requests, and confirming or retrying http calls."""
+
+from __future__ import annotations
+
+from opsloop.commands.parse import is_ref
+from opsloop.errors import UsageError
+from opsloop.messages import Form, FormField, Reply
+from opsloop.remediation.service import Remediation
+from opsloop.runbooks.runs import Runbooks
+
+REMEDIATION_HELP = """\
+• `/runbook retry INC-n STEP` — call a failed (or unknown) http step again
+• `/runbook confirm INC-n STEP succeeded|failed` — settle an http step whose outcome is unknown"""
+
+
+class RemediationCommands:
+    def __init__(self, remediation: Remediation, runbooks: Runbooks) -> None:
+        self.remediation = remediation
+        self.runbooks = runbooks
+
+    def press_gate(self, verb: str, value: str, actor: str) -> Reply:
+        """Approve / Reject on an approval request message (its value is the round id)."""
+        if not value.isdigit():
+            raise UsageError(f"this button carries no approval request ({value!r})")
+        run_id, step, stale = self.remediation.round_target(int(value))
+        if stale:
+            return Reply(stale)
+        if verb == "approve":
+            return Reply(self.runbooks.act(actor=actor, run_id=run_id, step_id=step, verb="approve"))
+        if verb == "reject":
+            ref = self.runbooks.ref_of(run_id)
+            return Reply(f"Why reject {step}?", form=Form(
+                id="runbook.reject", title="Reject", submit_label="Reject", context=f"{run_id}:{step}",
+                usage=f'/runbook reject {ref} {step} "reason"',
+                fields=[FormField("reason", "Why?", multiline=True)]))
+        raise UsageError(f"unknown button gate.{verb}")
+
+    def press_call(self, verb: str, value: str, actor: str) -> Reply:
+        """It succeeded / It failed / Retry on an http step (its value is the call id)."""
+        if not value.isdigit():
+            raise UsageError(f"this button carries no remediation call ({value!r})")
+        return Reply(self.remediation.decide(actor=actor, call_id=int(value), verb=verb))
+
+    def retry(self, args: list[str], actor: str) -> Reply:
+        if len(args) != 2 or not is_ref(args[0]):
+            raise UsageError("usage: /runbook retry INC-n STEP")
+        call_id = self.remediation.locate_call(args[0], args[1])
+        return Reply(self.remediation.decide(actor=actor, call_id=call_id, verb="retry"))
+
+    def confirm(self, args: list[str], actor: str) -> Reply:
+        if len(args) != 3 or not is_ref(args[0]) or args[2].lower() not in ("succeeded", "failed"):
+            raise UsageError("usage: /runbook confirm INC-n STEP succeeded|failed")
+        call_id = self.remediation.locate_call(args[0], args[1])
+        return Reply(self.remediation.decide(actor=actor, call_id=call_id, verb=args[2].lower()))

@@ -1,0 +1,69 @@
+"""The remediation tables: each http step run's call, and each round of an approval gate.
+
+A `RemediationCall` is the state machine of one http step run:
+
+    pending ─► approved ─► sending ─► succeeded | failed | unknown
+       ▲          │                        │          │
+       └──────────┘ (the approval no longer matches, or lapsed: the gate asks again)
+                                           └─ retry ──┘ (a person decides; never by itself)
+
+`sending` is committed before a request leaves; `lease_until` bounds how long
+the claiming worker may take, after which a sweep turns a `sending` call into
+`unknown` (its worker died mid-call) for a person to confirm or retry.
+
+An `ApprovalRound` is one request of an approval gate: the message that asked,
+what the gated requests looked like then (`binding`: http step id -> SHA-256),
+and until when its approvals count.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from opsloop.models import json_column, utc_column
+
+PENDING, APPROVED, SENDING = "pending", "approved", "sending"
+SUCCEEDED, FAILED, UNKNOWN = "succeeded", "failed", "unknown"
+CALL_STATES = (PENDING, APPROVED, SENDING, SUCCEEDED, FAILED, UNKNOWN)
+
+
+class RemediationCall(SQLModel, table=True):
+    __tablename__ = "remediation_calls"
+    __table_args__ = (Index("ix_remediation_calls_state", "state", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    step_run_id: int = Field(foreign_key="runbook_step_runs.id", unique=True, ondelete="CASCADE")
+    run_id: int = Field(foreign_key="runbook_runs.id", index=True, ondelete="CASCADE")
+    step_id: str = Field(max_length=64)
+    state: str = Field(max_length=16)
+    generation: int = 1  # part of the Idempotency-Key; a retry after a definite failure is a new call
+    request: dict[str, Any] = json_column(dict)  # method, url, headers, json: secrets as markers
+    binding: str | None = Field(default=None, max_length=64)
+    attempts: int = 0
+    status: int | None = None
+    address: str | None = Field(default=None, max_length=64)  # the checked address it was pinned to
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # secrets scrubbed
+    claimed_by: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = utc_column()
+    created_at: datetime = utc_column(nullable=False)
+    updated_at: datetime = utc_column(nullable=False)
+    finished_at: datetime | None = utc_column()
+    decided_by: str | None = Field(default=None, max_length=64)  # who confirmed an unknown outcome
+
+
+class ApprovalRound(SQLModel, table=True):
+    __tablename__ = "approval_rounds"
+    __table_args__ = (Index("ix_approval_rounds_step_run", "step_run_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    step_run_id: int = Field(foreign_key="runbook_step_runs.id", ondelete="CASCADE")
+    number: int
+    binding: dict[str, Any] = json_column(dict)  # gated http step id -> SHA-256 of its request
+    requested_at: datetime = utc_column(nullable=False)
+    expires_at: datetime | None = utc_column()  # the request, then (once approved) the approval
+    closed_at: datetime | None = utc_column()
+    outcome: str | None = Field(default=None, max_length=16)  # approved | rejected | expired | changed

@@ -1,0 +1,112 @@
+"""How remediation looks to people: exactly what will be called, who may approve, what came back.
+
+Secrets are never shown: a marker renders as `{{ secrets.NAME }}` (which
+secret, not its value). Everything user-supplied is escaped for Slack mrkdwn.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from opsloop.cards import user
+from opsloop.messages import Button, Message, escape
+from opsloop.remediation.models import FAILED, SENDING, SUCCEEDED, UNKNOWN, RemediationCall
+from opsloop.remediation.secrets import mask
+from opsloop.runbooks.checklist import approvers_text
+from opsloop.runbooks.schema import ApprovalStep
+
+MAX_BODY = 1200
+
+
+def request_text(request: dict[str, Any]) -> str:
+    """`POST ops-api.internal /services/web/restart`, then headers and the JSON body, masked."""
+    if "error" in request:
+        return f"✗ cannot render this request: {escape(str(request['error']))}"
+    url = httpx.URL(str(request["url"]))
+    shown = mask(request)
+    lines = [f"`{request['method']} {url.scheme}://{escape(url.netloc.decode())}"
+             f"{escape(url.raw_path.decode())}`",
+             f"host `{escape(url.host)}` · path `{escape(url.path)}`"]
+    headers = shown.get("headers") or {}
+    if headers:
+        lines.append("headers: " + ", ".join(f"`{escape(k)}: {escape(str(v))}`" for k, v in headers.items()))
+    if shown.get("json") is not None:
+        body = json.dumps(shown["json"], indent=None, sort_keys=True, ensure_ascii=False)
+        if len(body) > MAX_BODY:
+            body = body[:MAX_BODY] + "…"
+        lines.append(f"body: ```{escape(body)}```")
+    return "\n".join(lines)
+
+
+def approval_request(*, ref: str, runbook: str, version: str, gate: ApprovalStep, requester: str,
+                     requests: dict[str, dict[str, Any]], round_id: int, number: int,
+                     expires: str | None, why: str | None) -> Message:
+    again = f" (request #{number})" if number > 1 else ""
+    parts = [f"_{escape(why)}_"] if why else []
+    for step_id, request in requests.items():
+        parts.append(f"*Step `{step_id}` will call:*\n{request_text(request)}")
+    if not requests:
+        parts.append("No http call depends on this gate; approving lets the next steps start.")
+    return Message(
+        text=f"🔐 Approval needed on {ref}: `{gate.id}` of runbook {runbook} {version}{again}",
+        fields=[("Who may approve", approvers_text(gate)),
+                ("Needed", f"{gate.min_approvals} distinct approver(s), "
+                           f"not {user(requester)} who started it"),
+                *([("Expires", expires)] if expires else [])],
+        body="\n\n".join(parts),
+        buttons=[Button(f"Approve: {gate.id}", "gate.approve", str(round_id), "primary"),
+                 Button(f"Reject: {gate.id}", "gate.reject", str(round_id), "danger")],
+        context="An approval holds only for exactly this request: if it changes, approval is asked again.",
+    )
+
+
+def call_summary(call: RemediationCall) -> str:
+    request = call.request or {}
+    where = ""
+    if "url" in request:
+        url = httpx.URL(str(request["url"]))
+        where = f"{request.get('method', '')} {url.host}{url.path}"
+    return escape(where) or call.step_id
+
+
+def result_line(call: RemediationCall, outputs: dict[str, Any]) -> str:
+    attempts = f"{call.attempts} attempt{'s' if call.attempts != 1 else ''}"
+    status = f" → {call.status}" if call.status is not None else ""
+    head = {SUCCEEDED: "✅", FAILED: "❌", UNKNOWN: "❓"}.get(call.state, "•")
+    line = f"{head} `{call.step_id}` {call_summary(call)}{status} · {call.state} · {attempts}"
+    if outputs:
+        line += " · outputs " + ", ".join(f"{k}={escape(str(v))}" for k, v in outputs.items())
+    if call.error:
+        line += f"\n      {escape(call.error)}"
+    return line
+
+
+def call_status(call: RemediationCall) -> str:
+    """The checklist's status of an http step, by the state of its call."""
+    status = f" {call.status}" if call.status is not None else ""
+    error = f": {escape(call.error)}" if call.error else ""
+    return {
+        "pending": "waiting for the remediation executor (it checks the approvals, then calls)",
+        "approved": "approved; about to be called",
+        SENDING: f"calling now (attempt budget until {call.lease_until:%H:%M:%S} UTC)" if call.lease_until
+        else "calling now",
+        SUCCEEDED: f"succeeded{status} after {call.attempts} attempt(s)",
+        FAILED: f"failed{status} after {call.attempts} attempt(s){error} — retry, or skip it saying why",
+        UNKNOWN: f"outcome unknown{error} — check the target, then mark it, or retry "
+                 "(the same Idempotency-Key is sent)",
+    }.get(call.state, call.state)
+
+
+def call_buttons(call: RemediationCall, run_id: int) -> list[Button]:
+    value = str(call.id)
+    skip = Button(f"Skip: {call.step_id}", "runbook.skip", f"{run_id}:{call.step_id}")
+    if call.state == UNKNOWN:
+        return [Button(f"It succeeded: {call.step_id}", "remediation.succeeded", value, "primary"),
+                Button(f"It failed: {call.step_id}", "remediation.failed", value, "danger"),
+                Button(f"Retry: {call.step_id}", "remediation.retry", value), skip]
+    if call.state == FAILED:
+        return [Button(f"Retry: {call.step_id}", "remediation.retry", value), skip]
+    return []

@@ -1,0 +1,400 @@
+"""The remediation executor: claims approved http step runs, calls them once, records what happened.
+
+Where it runs: a scheduler job (bot.scheduler) and the console after each
+line call `work()`; never a Slack request. A claim is one transaction that
+re-renders the request, re-checks the approvals and the allow-list, and moves
+the call to `sending` with a lease — committed before any byte leaves. Only
+the claiming worker records the result. A `sending` call whose lease ran out
+(its worker died mid-call) becomes `unknown` and waits for a person: it is
+never sent again by itself.
+
+Exactly one worker per call: the claim takes the audit chain's head first
+(the lock order every writer keeps), locks the call row, and moves it with a
+conditional UPDATE ... WHERE state IN ('pending', 'approved'); a second worker
+finds it `sending` and moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from opsloop import audit
+from opsloop.authz import Authorizer
+from opsloop.clock import Clock
+from opsloop.db import Database
+from opsloop.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
+from opsloop.models import WorkItem
+from opsloop.policy import Policy
+from opsloop.remediation import present
+from opsloop.remediation.gates import GATE_TIMER, Gates, RunView, covered
+from opsloop.remediation.http import Call, HttpExecutor, Outcome
+from opsloop.remediation.models import (
+    APPROVED,
+    FAILED,
+    PENDING,
+    SENDING,
+    SUCCEEDED,
+    UNKNOWN,
+    ApprovalRound,
+    RemediationCall,
+)
+from opsloop.remediation.safety import Refused
+from opsloop.remediation.secrets import MissingSecret
+from opsloop.runbooks import states as S
+from opsloop.runbooks.checklist import StepView
+from opsloop.runbooks.engine import Opened
+from opsloop.runbooks.models import RunbookRun, RunbookSnapshot, RunbookStepRun
+from opsloop.runbooks.runs import Runbooks
+from opsloop.runbooks.schema import ApprovalStep, HttpStep
+from opsloop.sla.sweeper import TimerHandler
+
+log = logging.getLogger(__name__)
+LEASE_MARGIN = timedelta(seconds=30)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    call_id: int
+    call: Call
+    key: str
+    worker: str
+
+
+def idempotency_key(call: RemediationCall) -> str:
+    """The same for every attempt of one step run (and for a retry of an unknown outcome)."""
+    return f"opsloop-sr{call.step_run_id}-g{call.generation}"
+
+
+def call_of(step: HttpStep, request: dict[str, object]) -> Call:
+    return Call(method=str(request["method"]), url=str(request["url"]),
+                headers=dict(request.get("headers") or {}),  # type: ignore[call-overload]
+                json_body=request.get("json"), expect=tuple(step.expect.status),
+                timeout=step.timeout.total_seconds(), attempts=step.retry.attempts,
+                on_status=tuple(step.retry.on_status), outputs=dict(step.outputs))
+
+
+class Remediation:
+    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer, runbooks: Runbooks,
+                 executor: HttpExecutor, *, worker: str | None = None) -> None:
+        self.db = db
+        self.policy = policy
+        self.clock = clock
+        self.authz = authz
+        self.runbooks = runbooks
+        self.executor = executor
+        self.worker = worker or worker_name()
+        self.gates = Gates(policy, clock, runbooks)
+        self.engine = runbooks.engine
+
+    def install(self) -> None:
+        self.engine.opened_hooks.append(self.on_opened)
+        self.runbooks.decision_hooks.append(self.gates.on_decision)
+        self.runbooks.step_guards.append(self.guard)
+        self.runbooks.step_views.append(self.views)
+
+    def handlers(self) -> dict[str, TimerHandler]:
+        return {GATE_TIMER: self.gates.on_timer}
+
+    # ------------------------------------------------------------------ hooks
+
+    def on_opened(self, session: Session, opened: Opened) -> None:
+        if isinstance(opened.step, ApprovalStep):
+            view = RunView(opened.run, opened.runbook, self._sha(session, opened.run), opened.item,
+                           opened.tenants, opened.rows,
+                           self.engine.context(opened.runbook, opened.run, list(opened.rows.values()),
+                                               opened.item, opened.tenants))
+            self.gates.open_round(session, view, opened.step, opened.now)
+        elif isinstance(opened.step, HttpStep):
+            row = opened.row
+            call = session.exec(select(RemediationCall).where(RemediationCall.step_run_id == row.id)).first()
+            if call is None:
+                assert row.id is not None and opened.run.id is not None
+                session.add(RemediationCall(step_run_id=row.id, run_id=opened.run.id, step_id=row.step_id,
+                                            state=PENDING, created_at=opened.now, updated_at=opened.now))
+            elif call.state in (PENDING, APPROVED):
+                call.state, call.updated_at = PENDING, opened.now
+                session.add(call)
+
+    def _sha(self, session: Session, run: RunbookRun) -> str:
+        snapshot = session.get(RunbookSnapshot, run.snapshot_id)
+        assert snapshot is not None
+        return snapshot.sha256
+
+    def guard(self, session: Session, row: RunbookStepRun, verb: str) -> str | None:
+        call = self._call_for(session, row)
+        if call is not None and call.state == SENDING:
+            return f"step {row.step_id} is being called right now; wait for its result"
+        if call is not None and call.state == SUCCEEDED:
+            return f"step {row.step_id} already succeeded"
+        return None
+
+    def views(self, session: Session, run: RunbookRun) -> dict[str, StepView]:
+        assert run.id is not None
+        calls = session.exec(select(RemediationCall).where(RemediationCall.run_id == run.id)).all()
+        rows = {r.id: r for r in self.engine.steps(session, run)}
+        shown: dict[str, StepView] = {}
+        for call in calls:
+            row = rows.get(call.step_run_id)
+            if row is None or (row.state != S.EXECUTOR and call.state != SUCCEEDED):
+                continue
+            shown[call.step_id] = StepView(present.call_status(call), present.call_buttons(call, run.id))
+        return shown
+
+    def _call_for(self, session: Session, row: RunbookStepRun) -> RemediationCall | None:
+        return session.exec(select(RemediationCall).where(RemediationCall.step_run_id == row.id)).first()
+
+    # ------------------------------------------------------------------ the work loop
+
+    def work(self, limit: int = 20) -> int:
+        """Recover abandoned calls, then claim and run up to `limit` calls; returns how many ran."""
+        self.recover()
+        ran = 0
+        while ran < limit:
+            claim = self.claim()
+            if claim is None:
+                break
+            outcome = self.executor.execute(claim.call, claim.key)
+            self.record(claim, outcome)
+            ran += 1
+        return ran
+
+    def run_safely(self, limit: int = 20) -> int:
+        try:
+            return self.work(limit)
+        except Exception:
+            log.exception("remediation work failed; the next run retries")
+            return 0
+
+    def recover(self) -> int:
+        """`sending` calls whose lease ran out become `unknown`: their worker died mid-call."""
+        now = self.clock.now()
+        with self.db.engine.connect() as connection:  # a cheap look before taking any lock
+            stale = connection.execute(select(RemediationCall.id).where(
+                RemediationCall.state == SENDING, col(RemediationCall.lease_until) < now)).first()
+        if stale is None:
+            return 0
+        count = 0
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            calls = session.exec(select(RemediationCall).where(
+                RemediationCall.state == SENDING, col(RemediationCall.lease_until) < now)
+                .with_for_update(skip_locked=True)).all()
+            for call in calls:
+                call.state, call.updated_at = UNKNOWN, now
+                call.error = (f"the worker {call.claimed_by} stopped while calling (its lease ended "
+                              f"{call.lease_until:%H:%M:%S} UTC); the request may or may not have arrived")
+                session.add(call)
+                self._finish(session, call, {}, now, action="remediation.unknown")
+                count += 1
+        self.runbooks.items.after_commit()
+        return count
+
+    def claim(self) -> Claim | None:
+        now = self.clock.now()
+        with self.db.engine.connect() as connection:
+            if connection.execute(select(RemediationCall.id).where(
+                    col(RemediationCall.state).in_((PENDING, APPROVED)))).first() is None:
+                return None
+        claimed: Claim | None = None
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            candidates = session.exec(select(RemediationCall).where(
+                col(RemediationCall.state).in_((PENDING, APPROVED))).order_by(col(RemediationCall.id))
+                .limit(20).with_for_update(skip_locked=True)).all()
+            for call in candidates:
+                claimed = self._try(session, call, now)
+                if claimed is not None:
+                    break
+        self.runbooks.items.after_commit()
+        return claimed
+
+    def _try(self, session: Session, call: RemediationCall, now: datetime) -> Claim | None:
+        run = session.exec(select(RunbookRun).where(RunbookRun.id == call.run_id).with_for_update()).one()
+        view = self.gates.view(session, run)
+        row = view.rows[call.step_id]
+        if run.state != S.RUN_RUNNING or row.state != S.EXECUTOR:
+            return None  # waiting for its gate again, or skipped: nothing to call
+        step = view.runbook.step(call.step_id)
+        assert isinstance(step, HttpStep)
+        request = view.request(step)
+        bound = view.binding(step)
+        if "error" in request:
+            self._refuse(session, call, f"cannot render the request: {request['error']}", now)
+            return None
+        problem = self.gates.verify(session, view, step, bound, now)
+        if problem is not None:
+            self.gates.reopen(session, view, problem[0], problem[1], now,
+                              "expired" if "lapsed" in problem[1] else "changed")
+            return None
+        spec = call_of(step, request)
+        try:
+            self.executor.check(spec)
+        except (Refused, MissingSecret) as error:
+            call.request = request  # secrets as markers: safe to keep, and shown with the refusal
+            self._refuse(session, call, f"refused before sending: {error}", now)
+            return None
+        if call.state == PENDING:
+            audit.record(session, at=now, actor=S.AUTOMATIC, action="remediation.approved",
+                         subject=view.item.ref, after={"call": call.id, "step": call.step_id,
+                                                       "binding": bound})
+        lease = now + timedelta(seconds=spec.budget()) + LEASE_MARGIN
+        moved = session.exec(update(RemediationCall)  # type: ignore[call-overload]
+                             .where(col(RemediationCall.id) == call.id,
+                                    col(RemediationCall.state).in_((PENDING, APPROVED)))
+                             .values(state=SENDING, claimed_by=self.worker, lease_until=lease,
+                                     request=request, binding=bound, updated_at=now,
+                                     attempts=0, status=None, error=None))
+        if moved.rowcount != 1:
+            return None
+        session.refresh(call)
+        audit.record(session, at=now, actor=S.AUTOMATIC, action="remediation.sending",
+                     subject=view.item.ref,
+                     after={"call": call.id, "step": call.step_id, "worker": self.worker,
+                            "method": request["method"], "url": request["url"],
+                            "idempotency_key": idempotency_key(call)})
+        self.runbooks.refresh(session, run, view.item, now)
+        assert call.id is not None
+        return Claim(call.id, spec, idempotency_key(call), self.worker)
+
+    def _refuse(self, session: Session, call: RemediationCall, why: str, now: datetime) -> None:
+        call.state, call.error, call.updated_at, call.finished_at = FAILED, why, now, now
+        session.add(call)
+        self._finish(session, call, {}, now, action="remediation.refused")
+
+    def record(self, claim: Claim, outcome: Outcome) -> None:
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            call = session.exec(select(RemediationCall).where(RemediationCall.id == claim.call_id)
+                                .with_for_update()).one()
+            if call.claimed_by != claim.worker or call.state not in (SENDING, UNKNOWN) or call.decided_by:
+                audit.record(session, at=now, actor=S.AUTOMATIC, action="remediation.late_result",
+                             subject=f"call:{call.id}", after={"state": outcome.state,
+                                                               "status": outcome.status})
+                return
+            call.state, call.attempts, call.status = outcome.state, outcome.attempts, outcome.status
+            call.error, call.address, call.updated_at = outcome.error, outcome.address, now
+            call.lease_until = None
+            call.finished_at = now if outcome.state != UNKNOWN else None
+            session.add(call)
+            self._finish(session, call, outcome.outputs, now, action=f"remediation.{outcome.state}")
+        self.runbooks.items.after_commit()
+
+    def _finish(self, session: Session, call: RemediationCall, outputs: dict[str, object], now: datetime,
+                *, action: str, actor: str = S.AUTOMATIC) -> None:
+        """Write a call's outcome onto its step, the audit log, the thread and the checklist."""
+        run = session.exec(select(RunbookRun).where(RunbookRun.id == call.run_id).with_for_update()).one()
+        item = session.get(WorkItem, run.work_item_id)
+        row = session.get(RunbookStepRun, call.step_run_id)
+        assert item is not None and row is not None
+        audit.record(session, at=now, actor=actor, action=action, subject=item.ref,
+                     after={"call": call.id, "step": call.step_id, "state": call.state,
+                            "status": call.status, "attempts": call.attempts, "outputs": outputs,
+                            **({"error": call.error} if call.error else {})})
+        if call.state == SUCCEEDED and row.state == S.EXECUTOR:
+            row.state, row.outputs, row.actor, row.finished_at = S.DONE, dict(outputs), actor, now
+            row.reason, row.updated_at = None, now
+            session.add(row)
+            tenants = self.engine.tenants(session, item)
+            view = self.gates.view(session, run)
+            self.engine.advance(session, run, view.runbook, item, tenants, now)
+        elif row.state == S.EXECUTOR:
+            row.reason, row.updated_at = call.error, now
+            session.add(row)
+        self.engine.line(session, item, actor, action, present.result_line(call, outputs), now)
+        self.runbooks.refresh(session, run, item, now)
+
+    # ------------------------------------------------------------------ people
+
+    def decide(self, *, actor: str, call_id: int, verb: str) -> str:
+        """`succeeded` / `failed` for an unknown outcome; `retry` for a failed or unknown one."""
+        if verb not in ("succeeded", "failed", "retry"):
+            raise InvalidInput(f"unknown remediation action {verb!r}")
+        now = self.clock.now()
+        if not self.authz.allowed(actor, "runbook.remediate"):
+            with self.db.transaction() as session:
+                audit.record(session, at=now, actor=actor, action="permission.denied",
+                             subject=f"call:{call_id}", after={"attempted": f"remediation.{verb}"})
+            raise PermissionDenied("you may not confirm or retry remediation calls: that needs the role "
+                                   f"{self.authz.explain('runbook.remediate')}")
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            call = session.exec(select(RemediationCall).where(RemediationCall.id == call_id)
+                                .with_for_update()).first()
+            if call is None:
+                raise NotFound(f"no remediation call {call_id}")
+            before = call.state
+            if verb == "retry":
+                if call.state not in (FAILED, UNKNOWN):
+                    raise IllegalTransition(f"step {call.step_id} is {call.state}; only a failed or unknown "
+                                            "call can be retried")
+                if call.state == FAILED:
+                    call.generation += 1  # a new call: the failed one must not be replayed by key
+                call.state, call.decided_by, call.claimed_by, call.finished_at = PENDING, None, None, None
+                call.error, call.updated_at = None, now
+                text = f"<@{actor}> asked to retry `{call.step_id}` (Idempotency-Key {idempotency_key(call)})"
+            else:
+                if call.state != UNKNOWN:
+                    raise IllegalTransition(f"step {call.step_id} is {call.state}; only an unknown outcome "
+                                            "is confirmed by hand")
+                call.state, call.decided_by, call.updated_at, call.finished_at = verb, actor, now, now
+                call.error = f"confirmed {verb} by <@{actor}>"
+                text = f"<@{actor}> confirmed `{call.step_id}` {verb}"
+            session.add(call)
+            self._finish(session, call, {}, now, action=f"remediation.{verb}", actor=actor)
+            audit.record(session, at=now, actor=actor, action="remediation.decided",
+                         subject=f"call:{call.id}", before={"state": before}, after={"state": call.state})
+        self.runbooks.items.after_commit()
+        return text
+
+    # ------------------------------------------------------------------ lookups for commands
+
+    def locate_call(self, ref: str, step_id: str) -> int:
+        run_id = self.runbooks.locate(ref, step_id)
+        with self.db.transaction() as session:
+            call = session.exec(select(RemediationCall).where(RemediationCall.run_id == run_id,
+                                                              RemediationCall.step_id == step_id)).first()
+            if call is None or call.id is None:
+                raise NotFound(f"step {step_id} of {ref.upper()} has not been called")
+            return call.id
+
+    def round_target(self, round_id: int) -> tuple[int, str, str | None]:
+        """(run id, gate step id, why the request message is stale or None) of an approval round."""
+        now = self.clock.now()
+        stale: str | None = None
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            round_ = session.get(ApprovalRound, round_id)
+            row = session.get(RunbookStepRun, round_.step_run_id) if round_ is not None else None
+            if round_ is None or row is None:
+                raise NotFound(f"no approval request {round_id}")
+            run = session.exec(select(RunbookRun).where(RunbookRun.id == row.run_id).with_for_update()).one()
+            assert run.id is not None
+            if round_.closed_at is not None:
+                return run.id, row.step_id, (f"this request was {round_.outcome}; "
+                                             "answer the newest request in the thread")
+            view = self.gates.view(session, run)
+            now_bound = {s.id: view.binding(s) for s in covered(view.runbook, row.step_id)}
+            if row.state == S.OPEN and now_bound != round_.binding:
+                gate = view.runbook.step(row.step_id)
+                assert isinstance(gate, ApprovalStep)
+                round_.closed_at, round_.outcome = now, "changed"
+                session.add(round_)
+                self.gates.open_round(session, view, gate, now,
+                                      why="the request changed since the last request message")
+                stale = "the request changed since that message; a new request with the details was posted"
+        if stale:
+            self.runbooks.items.after_commit()
+        return run.id, row.step_id, stale
