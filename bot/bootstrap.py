@@ -12,6 +12,7 @@ from opsloop.clock import Clock, SystemClock
 from opsloop.commands import Commands
 from opsloop.db import Database
 from opsloop.errors import ConfigError
+from opsloop.health.service import Health
 from opsloop.intake.service import Intake
 from opsloop.loops.service import FeedbackLoops
 from opsloop.oncall import OnCall
@@ -19,6 +20,7 @@ from opsloop.policy import Policy, load_policy
 from opsloop.runbooks.check import startup_problems
 from opsloop.runbooks.loader import Library
 from opsloop.runbooks.runs import Runbooks
+from opsloop.sla.clocks import BREACH
 from opsloop.sla.escalation import Escalations
 from opsloop.sla.service import Sla
 from opsloop.sla.sweeper import Sweeper
@@ -42,6 +44,7 @@ class Services:
     sla: Sla
     oncall: OnCall
     sweeper: Sweeper  # fires due SLA warnings, breaches and escalation pages (bot.scheduler runs it)
+    health: Health  # customer health scores, signals (POST /hooks/signals) and CSM prompts
     # called after every commit that may have queued outbound messages
     wakers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -96,11 +99,16 @@ def bootstrap(
     oncall = OnCall(db, policy, clock, authz)
     sla = Sla(policy, clock, workitems, Escalations(policy, authz, oncall))
     sla.install()
-    sweeper = Sweeper(db, clock, sla.handlers(), after_commit=wake)
-    commands = Commands(workitems, runbooks, sla=sla, oncall=oncall)
+    health = Health(db, policy, clock, authz, after_commit=wake)
+    health.install(workitems)
+    sla_handlers = sla.handlers()
+    sweeper = Sweeper(db, clock, {**sla_handlers, **health.handlers((BREACH, sla_handlers[BREACH]))},
+                      after_commit=wake)
+    commands = Commands(workitems, runbooks, sla=sla, oncall=oncall, health=health)
     services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
                         workitems=workitems, commands=commands, intake=intake, loops=loops,
-                        runbooks=runbooks, sla=sla, oncall=oncall, sweeper=sweeper, wakers=wakers)
+                        runbooks=runbooks, sla=sla, oncall=oncall, sweeper=sweeper, health=health,
+                        wakers=wakers)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=SYSTEM_ACTOR)
     return services

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from opsloop.commands.clocks import ClockCommands
+from opsloop.commands.health import HealthCommands
 from opsloop.commands.oncall import OnCallCommands
 from opsloop.commands.runbook import RunbookCommands
 from opsloop.commands.workitems import WorkItemCommands
 from opsloop.errors import UsageError
+from opsloop.health.service import Health
 from opsloop.messages import Reply
 from opsloop.oncall import OnCall
 from opsloop.runbooks.runs import Runbooks
@@ -24,7 +26,8 @@ Handler = Callable[[str, str, str | None], Reply]
 
 class Commands:
     def __init__(self, workitems: WorkItems, runbooks: Runbooks | None = None, *,
-                 sla: Sla | None = None, oncall: OnCall | None = None) -> None:
+                 sla: Sla | None = None, oncall: OnCall | None = None,
+                 health: Health | None = None) -> None:
         self.items = WorkItemCommands(workitems)
         self.handlers: dict[str, Handler] = {
             "/incident": self.items.incident,
@@ -50,6 +53,10 @@ class Commands:
             self.buttons["clock"] = clocks.press
         if oncall is not None:
             self.handlers["/oncall"] = OnCallCommands(oncall).oncall_command
+        if health is not None:
+            health_commands = HealthCommands(health)
+            self.handlers["/health"] = health_commands.command
+            self.buttons["health"] = health_commands.press
 
     @property
     def names(self) -> list[str]:
