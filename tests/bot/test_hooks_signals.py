@@ -64,13 +64,12 @@ def test_signals_that_turn_an_account_at_risk_prompt_its_csm(client: Client, ser
     assert (prompt.tenant_id, prompt.csm, prompt.score) == ("globex", "U0CSM1", 50)
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": TOKEN},
-                                     {"Authorization": f"Basic {TOKEN}"}, {"Authorization": "Bearer "}])
-def test_a_missing_or_wrong_token_is_401_and_stores_nothing(client: Client, services: Services,
-                                                           headers: dict[str, str]) -> None:
-    response = client.post("/hooks/signals", json=GOOD, headers=headers)
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"] == "Bearer"
+def test_a_missing_or_wrong_token_is_401_and_stores_nothing(client: Client, services: Services) -> None:
+    for headers in [{}, {"Authorization": "Bearer nope"}, {"Authorization": TOKEN},
+                    {"Authorization": f"Basic {TOKEN}"}, {"Authorization": "Bearer "}]:
+        response = client.post("/hooks/signals", json=GOOD, headers=headers)
+        assert response.status_code == 401, headers
+        assert response.headers["www-authenticate"] == "Bearer"
     assert count(services) == 0
 
 

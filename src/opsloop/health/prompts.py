@@ -11,6 +11,7 @@ CSM answered, is the outcome the team reviews. Every step is audited.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, col, select
@@ -39,19 +40,28 @@ def prompt_key(prompt_id: int) -> str:
     return f"health:prompt:{prompt_id}"
 
 
-def current(session: Session, tenant: str, *, lock: bool = False) -> HealthPrompt | None:
-    query = select(HealthPrompt).where(HealthPrompt.tenant_id == tenant, col(HealthPrompt.ended_at).is_(None))
-    return session.exec(query.with_for_update() if lock else query).first()
+def current(session: Session, tenant: str) -> HealthPrompt | None:
+    return current_many(session, [tenant]).get(tenant)
+
+
+def current_many(session: Session, tenants: Sequence[str] | None, *,
+                 lock: bool = False) -> dict[str, HealthPrompt]:
+    """The current prompt of each tenant that has one (`None`: of every tenant)."""
+    query = select(HealthPrompt).where(col(HealthPrompt.ended_at).is_(None))
+    if tenants is not None:
+        query = query.where(col(HealthPrompt.tenant_id).in_(tenants))
+    return {p.tenant_id: p for p in session.exec(query.with_for_update() if lock else query)}
 
 
 def evaluate(
     session: Session, account: AccountFacts, assessment: Assessment, score: HealthScore,
-    previous: HealthScore | None, config: HealthPolicy, *, now: datetime, today: date,
+    previous: HealthScore | None, prompt: HealthPrompt | None, config: HealthPolicy, *,
+    now: datetime, today: date,
 ) -> HealthPrompt | None:
     """Prompt the CSM if this assessment starts a risk episode; end an episode that is over.
 
-    Returns the new prompt, if one was sent."""
-    prompt = current(session, account.id, lock=True)
+    `prompt` is the tenant's current prompt, locked by the caller. Returns the new
+    prompt, if one was sent."""
     if assessment.band != AT_RISK:
         if prompt is not None:
             _end(session, prompt, "recovered", now, score=assessment.score)

@@ -41,7 +41,6 @@ from opsloop.workitems import ItemEvent, WorkItems
 DAILY = "health.daily"
 SYSTEM = "opsloop"
 HISTORY = 12  # score rows shown as the trend
-_CHUNK = 500  # tenants per gather in the daily run
 
 
 @dataclass
@@ -92,26 +91,33 @@ class Health:
 
     # ------------------------------------------------------------------ recomputing
 
-    def recompute_in(self, session: Session, tenants: Sequence[str], *, cause: str,
+    def recompute_in(self, session: Session, tenants: Sequence[str] | None, *, cause: str,
                      now: datetime | None = None, force: bool = False) -> Recomputed:
-        """Score `tenants` in the caller's transaction (which holds the audit chain), prompt if due."""
+        """Score `tenants` (None: every account) in the caller's transaction, which holds the audit
+        chain; prompt CSMs where due. `force` writes a score row even where nothing changed."""
         now = now or self.clock.now()
         today = self.today(now)
         accounts = _accounts(session, tenants)
+        ids = None if tenants is None else list(accounts)
         inputs = gather(session, list(accounts), now=now, window=self.config.window,
-                        recent=self.config.recent)
-        latest = _latest(session, list(accounts))
+                        recent=self.config.recent, every=tenants is None)
+        latest = _latest(session, ids)
+        current = prompts.current_many(session, ids, lock=True)
         out = Recomputed()
+        rows: dict[str, HealthScore] = {}
         for tenant, account in accounts.items():
             assessment = assess(inputs[tenant], account, self.config, today=today)
             out.assessments[tenant] = assessment
             previous = latest.get(tenant)
-            row = previous
             if force or previous is None or _differs(previous, assessment):
-                row = HealthScore(tenant_id=tenant, at=now, score=assessment.score, band=assessment.band,
-                                  factors=assessment.to_json(), cause=cause[:64])
-                session.add(row)
-                session.flush()
+                rows[tenant] = HealthScore(tenant_id=tenant, at=now, score=assessment.score,
+                                           band=assessment.band, factors=assessment.to_json(),
+                                           cause=cause[:64])
+        session.add_all(rows.values())
+        session.flush()  # once for all rows: prompts refer to their score's id
+        for tenant, assessment in out.assessments.items():
+            previous = latest.get(tenant)
+            row = rows.get(tenant, previous)
             assert row is not None
             was = previous.band if previous is not None else HEALTHY
             if was != assessment.band:
@@ -120,8 +126,8 @@ class Health:
                              after={"band": assessment.band, "score": assessment.score,
                                     "reasons": assessment.reasons(), "cause": cause})
             before = previous if previous is not row else None
-            prompt = prompts.evaluate(session, account, assessment, row, before, self.config, now=now,
-                                      today=today)
+            prompt = prompts.evaluate(session, accounts[tenant], assessment, row, before, current.get(tenant),
+                                      self.config, now=now, today=today)
             if prompt is not None:
                 out.prompts.append(prompt)
         return out
@@ -134,10 +140,8 @@ class Health:
         return out
 
     def recompute_all_in(self, session: Session, *, cause: str, now: datetime | None = None) -> int:
-        tenants = list(session.exec(select(Account.id).order_by(col(Account.id))))
-        for start in range(0, len(tenants), _CHUNK):
-            self.recompute_in(session, tenants[start:start + _CHUNK], cause=cause, now=now, force=True)
-        return len(tenants)
+        """Every account, with a score row each (the daily run: one row a day shows the trend)."""
+        return len(self.recompute_in(session, None, cause=cause, now=now, force=True).assessments)
 
     def on_item_event(self, session: Session, event: ItemEvent) -> None:
         """A WorkItems hook: rescore the item's tenants when it gets tenants or changes state."""
@@ -288,14 +292,16 @@ class Health:
         return now.astimezone(self.zone).date()
 
 
-def _accounts(session: Session, ids: Sequence[str]) -> dict[str, AccountFacts]:
+def _accounts(session: Session, ids: Sequence[str] | None) -> dict[str, AccountFacts]:
+    query = select(Account) if ids is None else select(Account).where(col(Account.id).in_(ids))
     return {a.id: AccountFacts(a.id, a.name, a.tier, a.arr, a.renewal_date, a.csm)
-            for a in session.exec(select(Account).where(col(Account.id).in_(ids)))}
+            for a in session.exec(query.order_by(col(Account.id)))}
 
 
-def _latest(session: Session, tenants: Sequence[str]) -> dict[str, HealthScore]:
-    newest = (select(func.max(HealthScore.id)).where(col(HealthScore.tenant_id).in_(tenants))
-              .group_by(HealthScore.tenant_id))
+def _latest(session: Session, tenants: Sequence[str] | None) -> dict[str, HealthScore]:
+    newest = select(func.max(HealthScore.id)).group_by(HealthScore.tenant_id)
+    if tenants is not None:
+        newest = newest.where(col(HealthScore.tenant_id).in_(tenants))
     rows = session.exec(select(HealthScore).where(col(HealthScore.id).in_(newest)))
     return {row.tenant_id: row for row in rows}
 
