@@ -18,6 +18,7 @@ from opsloop.commands import Commands
 from opsloop.db import Database
 from opsloop.errors import ConfigError
 from opsloop.exception_approvals import ExceptionApprovals
+from opsloop.health.service import Health
 from opsloop.intake.service import Intake
 from opsloop.loops.service import FeedbackLoops
 from opsloop.oncall import OnCall
@@ -29,6 +30,7 @@ from opsloop.remediation.service import Remediation
 from opsloop.runbooks.check import startup_problems
 from opsloop.runbooks.loader import Library
 from opsloop.runbooks.runs import Runbooks
+from opsloop.sla.clocks import BREACH
 from opsloop.sla.escalation import Escalations
 from opsloop.sla.service import Sla
 from opsloop.sla.sweeper import Sweeper
@@ -63,6 +65,7 @@ class Services:
     sweeper: Sweeper  # fires due SLA warnings, breaches and escalation pages (bot.scheduler runs it)
     remediation: Remediation  # runs approved http steps (bot.scheduler runs its work loop)
     exceptions: ExceptionApprovals  # asks approvers, announces decisions, expires exceptions
+    health: Health  # customer health scores, signals (POST /hooks/signals) and CSM prompts
     # called after every commit that may have queued outbound messages
     wakers: list[Callable[[], None]] = field(default_factory=list)
     # started (in order) and stopped (in reverse) by the long-running servers
@@ -131,13 +134,18 @@ def bootstrap(
     runbooks.dry_runners.append(DryRun(remediation.gates, executor).report)
     exceptions = ExceptionApprovals(policy, clock, authz, workitems)
     exceptions.install()
-    sweeper = Sweeper(db, clock, {**sla.handlers(), **remediation.handlers(), **exceptions.handlers()},
-                      after_commit=wake)
-    commands = Commands(workitems, runbooks, sla=sla, oncall=oncall, remediation=remediation)
+    health = Health(db, policy, clock, authz, after_commit=wake)
+    health.install(workitems)
+    sla_handlers = sla.handlers()
+    # health wraps the SLA breach handler: a breach also rescores the accounts it touched
+    sweeper = Sweeper(db, clock, {**sla_handlers, **remediation.handlers(), **exceptions.handlers(),
+                                  **health.handlers((BREACH, sla_handlers[BREACH]))}, after_commit=wake)
+    commands = Commands(workitems, runbooks, sla=sla, oncall=oncall, remediation=remediation,
+                        health=health)
     services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
                         workitems=workitems, commands=commands, intake=intake, loops=loops,
                         runbooks=runbooks, sla=sla, oncall=oncall, sweeper=sweeper,
-                        remediation=remediation, exceptions=exceptions, wakers=wakers)
+                        remediation=remediation, exceptions=exceptions, health=health, wakers=wakers)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=SYSTEM_ACTOR)
     return services

@@ -1,7 +1,7 @@
 """The HTTP app of `opsloop serve`: Slack's one Request URL, health, readiness, metrics.
 
     POST /slack/events   every Slack request (commands, interactivity, events), verified by Bolt
-    POST /hooks/...      alert intake (see bot.hooks)
+    POST /hooks/...      alert intake (bot.hooks) and customer-health signals (bot.hooks_signals)
     GET  /healthz        the process answers
     GET  /readyz         the database answers and its schema is current (else 503 and why)
     GET  /metrics        Prometheus text: requests, outbox depth, deliveries, failures, Slack 429s
@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.bootstrap import Services
 from bot.hooks import HOOK_ROUTES, hook_routes
+from bot.hooks_signals import signals_route
 from bot.settings import Settings
 from bot.slack.app import create_slack_app
 from opsloop import outbox
@@ -38,7 +39,7 @@ from opsloop.outbox import Dispatcher
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
-ROUTES = ("/slack/events", "/healthz", "/readyz", "/metrics", *HOOK_ROUTES)
+ROUTES = ("/slack/events", "/healthz", "/readyz", "/metrics", *HOOK_ROUTES, "/hooks/signals")
 
 
 def create_http_app(
@@ -92,7 +93,7 @@ def create_http_app(
         routes=[Route("/slack/events", slack_events, methods=["POST"]),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/readyz", readyz, methods=["GET"]),
-                Route("/metrics", metrics, methods=["GET"]), *hooks],
+                Route("/metrics", metrics, methods=["GET"]), *hooks, signals_route(services)],
         lifespan=lifespan,
     )
     app.add_middleware(_Measure, requests=requests, latency=latency)

@@ -28,6 +28,7 @@ from pydantic import (
 
 from opsloop.durations import parse_duration
 from opsloop.errors import ConfigError
+from opsloop.health.config import HealthPolicy
 from opsloop.types import Kind, Severity, Tier
 
 # --------------------------------------------------------------------------- value types
@@ -351,6 +352,8 @@ PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "escalation.pause": ["responder", "commander", "csm", "admin"],
     "escalation.update": ["responder", "commander", "csm", "admin"],
     "oncall.override": ["commander", "admin"],
+    "health.view": ["csm", "leader", "admin"],  # an account's own CSM and sales owner always may
+    "health.respond": ["csm", "admin"],  # answer a prompt; the account's own CSM always may
 }
 
 
@@ -376,6 +379,7 @@ class Policy(Strict):
     runbooks: RunbooksPolicy = RunbooksPolicy()
     incident_channels: IncidentChannels | None = None
     exceptions: ExceptionsPolicy = ExceptionsPolicy()
+    health: HealthPolicy = HealthPolicy()
 
     # where the file was read from: relative paths in it are relative to its folder
     _base_dir: Path = PrivateAttr(default=Path())

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from opsloop.commands.clocks import ClockCommands
+from opsloop.commands.health import HealthCommands
 from opsloop.commands.oncall import OnCallCommands
 from opsloop.commands.remediation import REMEDIATION_HELP, RemediationCommands
 from opsloop.commands.runbook import RunbookCommands
 from opsloop.commands.workitems import WorkItemCommands
 from opsloop.errors import UsageError
+from opsloop.health.service import Health
 from opsloop.messages import Reply
 from opsloop.oncall import OnCall
 from opsloop.remediation.service import Remediation
@@ -27,7 +29,7 @@ Handler = Callable[[str, str, str | None], Reply]
 class Commands:
     def __init__(self, workitems: WorkItems, runbooks: Runbooks | None = None, *,
                  sla: Sla | None = None, oncall: OnCall | None = None,
-                 remediation: Remediation | None = None) -> None:
+                 remediation: Remediation | None = None, health: Health | None = None) -> None:
         self.items = WorkItemCommands(workitems)
         self.handlers: dict[str, Handler] = {
             "/incident": self.items.incident,
@@ -59,6 +61,10 @@ class Commands:
             self.buttons["remediation"] = remedies.press_call
             self.runbooks.verbs.update(retry=remedies.retry, confirm=remedies.confirm)
             self.runbooks.help_lines.append(REMEDIATION_HELP)
+        if health is not None:
+            health_commands = HealthCommands(health)
+            self.handlers["/health"] = health_commands.command
+            self.buttons["health"] = health_commands.press
 
     @property
     def names(self) -> list[str]:

@@ -1,0 +1,1 @@
+"""Customer health: signals, scores per tenant, and risk-intervention prompts for CSMs."""

@@ -1,0 +1,159 @@
+"""The `health` section of the policy file: factor weights, bands per tier, the renewal rule, playbooks.
+
+A tenant's score starts at 100 and each factor takes points off (see
+`opsloop.health.score`); the bands per tier turn the score into healthy /
+watch / at-risk. Defined here rather than in `opsloop.policy` so the section
+stays in one place; `opsloop.policy` imports it (this module imports nothing
+of the policy, so there is no cycle).
+"""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from opsloop.durations import parse_duration
+from opsloop.types import Severity, Tier
+
+# the factors a score is made of, in the order they are shown
+FACTORS = ("incidents", "sla_breaches", "open_escalations", "open_exceptions", "usage", "nps", "tickets")
+RULES = ("renewal",)
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a duration is written as text, e.g. 30s, 5m, 1h, 2d")
+    return parse_duration(value)
+
+
+def _clock_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int):  # YAML 1.1 reads an unquoted 07:00 as sexagesimal 420
+        raise ValueError("quote times of day, e.g. \"07:00\"")
+    try:
+        hours, minutes = str(value).split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise ValueError(f"invalid time of day {value!r} (use HH:MM)") from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+Points = Annotated[float, Field(ge=0, le=100)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Weights(_Strict):
+    """Points taken off the score of 100, per factor."""
+
+    incidents: dict[Severity, Points] = {Severity.SEV1: 25, Severity.SEV2: 12, Severity.SEV3: 4,
+                                         Severity.SEV4: 1}  # per incident touching the tenant
+    sla_breaches: Points = 8  # per missed SLA target on the tenant's work items
+    open_escalations: Points = 10  # per escalation open now
+    open_exceptions: Points = 3  # per exception requested or approved now
+    usage: Points = 30  # at a usage trend of -1 (scaled linearly; rising usage takes nothing)
+    nps: Points = 20  # at NPS -100 (scaled linearly: 0 at +100, half at 0)
+    tickets: Points = 3  # per ticket a day above the tenant's earlier daily rate
+
+
+class Band(_Strict):
+    """A score at or above `watch` is healthy; below `at_risk` it is at-risk; between, watch."""
+
+    watch: Annotated[int, Field(ge=1, le=100)]
+    at_risk: Annotated[int, Field(ge=0, le=100)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Band:
+        if self.at_risk >= self.watch:
+            raise ValueError("at_risk must be below watch")
+        return self
+
+
+DEFAULT_BANDS = {Tier.ENTERPRISE: Band(watch=85, at_risk=65), Tier.MID_MARKET: Band(watch=75, at_risk=55),
+                 Tier.SMB: Band(watch=65, at_risk=45)}
+
+
+class RenewalRule(_Strict):
+    """An incident of these severities touching an account of these tiers whose renewal is within
+    `within` makes it at-risk whatever its score."""
+
+    within: Duration = timedelta(days=90)
+    severities: list[Severity] = [Severity.SEV1]
+    tiers: list[Tier] = [Tier.ENTERPRISE]
+
+
+class Playbook(_Strict):
+    text: Annotated[str, Field(min_length=1, max_length=1500)]
+    # the factors or rules this playbook answers; the top reason picks the playbook
+    reasons: list[str] = []
+
+    @field_validator("reasons")
+    @classmethod
+    def _known(cls, reasons: list[str]) -> list[str]:
+        for reason in reasons:
+            if reason not in FACTORS + RULES:
+                raise ValueError(f"unknown reason {reason!r} (known: {', '.join(FACTORS + RULES)})")
+        return reasons
+
+
+DEFAULT_PLAYBOOKS = {
+    "executive-outreach": Playbook(
+        text="Call the sponsor with an executive from our side within 2 business days: own the "
+             "impact, share the fix and the prevention plan, agree a check-in before the renewal.",
+        reasons=["renewal", "incidents"]),
+    "service-review": Playbook(
+        text="Hold a service review: walk through the incidents, missed targets and open escalations, "
+             "with dates for each follow-up.",
+        reasons=["sla_breaches", "open_escalations", "open_exceptions"]),
+    "technical-deep-dive": Playbook(
+        text="Book a technical deep-dive with their admins: find what blocks adoption or drives the "
+             "tickets, and agree two fixes.",
+        reasons=["usage", "tickets"]),
+    "credit": Playbook(
+        text="Offer a service credit proportionate to the impact, with the account owner's approval.",
+        reasons=["nps"]),
+}
+
+
+class HealthPolicy(_Strict):
+    window: Duration = timedelta(days=30)  # incidents, breaches and signals older than this do not count
+    recent: Duration = timedelta(days=7)  # ticket volume: the last `recent` against the rest of the window
+    daily_at: ClockTime = time(7, 0)  # the daily recompute, in the policy's time zone
+    snooze: Duration = timedelta(days=7)  # how long "Snooze" silences a prompt
+    weights: Weights = Weights()
+    bands: dict[Tier, Band] = DEFAULT_BANDS
+    renewal: RenewalRule | None = RenewalRule()
+    playbooks: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")], Playbook] = DEFAULT_PLAYBOOKS
+
+    @field_validator("bands", mode="after")
+    @classmethod
+    def _every_tier(cls, bands: dict[Tier, Band]) -> dict[Tier, Band]:
+        return {**DEFAULT_BANDS, **bands}  # a tier left out keeps its default band
+
+    @model_validator(mode="after")
+    def _recent_within_window(self) -> HealthPolicy:
+        if self.recent >= self.window:
+            raise ValueError("recent must be shorter than window")
+        return self
+
+    def band(self, tier: str) -> Band:
+        try:
+            return self.bands[Tier(tier)]
+        except (ValueError, KeyError):  # the catalog validates tiers; be safe with old rows
+            return self.bands[Tier.SMB]
+
+    def playbook_for(self, reasons: list[str]) -> str | None:
+        """The playbook answering the first reason that any playbook answers (else the first one)."""
+        for reason in reasons:
+            for name, playbook in self.playbooks.items():
+                if reason in playbook.reasons:
+                    return name
+        return next(iter(self.playbooks), None)
