@@ -11,13 +11,9 @@ import re
 from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -26,83 +22,20 @@ from pydantic import (
     model_validator,
 )
 
-from opsloop.durations import parse_duration
 from opsloop.errors import ConfigError
+from opsloop.fields import (
+    WEEKDAYS,
+    ClockTime,
+    Days,
+    Duration,
+    Name,
+    Strict,
+    TimeZone,
+    _clock_time,
+    parse_days,
+)
 from opsloop.health.config import HealthPolicy
 from opsloop.types import Kind, Severity, Tier
-
-# --------------------------------------------------------------------------- value types
-
-
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("a duration is written as text, e.g. 30s, 5m, 1h, 2d")
-    return parse_duration(value)
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
-
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def parse_days(value: Any) -> frozenset[int]:
-    """`mon-fri`, `mon,wed,fri`, `daily` or a list of day names -> weekday numbers (mon=0)."""
-    if isinstance(value, frozenset):
-        return value
-    items = value if isinstance(value, list) else str(value).replace(" ", "").split(",")
-    days: set[int] = set()
-    for item in items:
-        word = str(item).lower()
-        if word in ("daily", "all", "mon-sun"):
-            days.update(range(7))
-        elif "-" in word:
-            start, _, end = word.partition("-")
-            if start not in _WEEKDAYS or end not in _WEEKDAYS:
-                raise ValueError(f"unknown day range {item!r} (use e.g. mon-fri)")
-            a, b = _WEEKDAYS.index(start), _WEEKDAYS.index(end)
-            days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
-        elif word in _WEEKDAYS:
-            days.add(_WEEKDAYS.index(word))
-        else:
-            raise ValueError(f"unknown day {item!r} (use mon, tue, ... sun, or a range mon-fri)")
-    if not days:
-        raise ValueError("at least one day is needed")
-    return frozenset(days)
-
-
-Days = Annotated[frozenset[int], BeforeValidator(parse_days)]
-
-
-def _timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)") from None
-    return value
-
-
-TimeZone = Annotated[str, AfterValidator(_timezone)]
-
-
-def _clock_time(value: Any) -> time:
-    if isinstance(value, int):  # YAML 1.1 reads an unquoted 08:00 as sexagesimal 480
-        raise ValueError("quote times of day, e.g. \"08:00\"")
-    try:
-        hours, minutes = str(value).split(":")
-        return time(int(hours), int(minutes))
-    except ValueError:
-        raise ValueError(f"invalid time of day {value!r} (use HH:MM)") from None
-
-
-ClockTime = Annotated[time, BeforeValidator(_clock_time)]
-Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 # --------------------------------------------------------------------------- sections
 
@@ -231,7 +164,7 @@ class Rotation(Strict):
     @classmethod
     def _handoff(cls, value: str) -> str:
         day, _, at = value.strip().partition(" ")
-        if day.lower() not in _WEEKDAYS:
+        if day.lower() not in WEEKDAYS:
             raise ValueError("write the handoff as a day and a time, e.g. \"mon 09:00\"")
         _clock_time(at)
         return value

@@ -10,7 +10,8 @@ import yaml
 
 from opsloop.durations import format_duration, parse_duration
 from opsloop.errors import ConfigError
-from opsloop.policy import load_policy, parse_days
+from opsloop.fields import parse_days
+from opsloop.policy import load_policy
 from tests.support import ROOT
 
 

@@ -10,11 +10,11 @@ of the policy, so there is no cycle).
 from __future__ import annotations
 
 from datetime import time, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from opsloop.durations import parse_duration
+from opsloop.fields import ClockTime, Duration, Strict
 from opsloop.types import Severity, Tier
 
 # the factors a score is made of, in the order they are shown
@@ -22,36 +22,13 @@ FACTORS = ("incidents", "sla_breaches", "open_escalations", "open_exceptions", "
 RULES = ("renewal",)
 
 
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("a duration is written as text, e.g. 30s, 5m, 1h, 2d")
-    return parse_duration(value)
-
-
-def _clock_time(value: Any) -> time:
-    if isinstance(value, time):
-        return value
-    if isinstance(value, int):  # YAML 1.1 reads an unquoted 07:00 as sexagesimal 420
-        raise ValueError("quote times of day, e.g. \"07:00\"")
-    try:
-        hours, minutes = str(value).split(":")
-        return time(int(hours), int(minutes))
-    except ValueError:
-        raise ValueError(f"invalid time of day {value!r} (use HH:MM)") from None
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
-ClockTime = Annotated[time, BeforeValidator(_clock_time)]
 Points = Annotated[float, Field(ge=0, le=100)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Weights(_Strict):
+
+class Weights(Strict):
     """Points taken off the score of 100, per factor."""
 
     incidents: dict[Severity, Points] = {Severity.SEV1: 25, Severity.SEV2: 12, Severity.SEV3: 4,
@@ -64,7 +41,7 @@ class Weights(_Strict):
     tickets: Points = 3  # per ticket a day above the tenant's earlier daily rate
 
 
-class Band(_Strict):
+class Band(Strict):
     """A score at or above `watch` is healthy; below `at_risk` it is at-risk; between, watch."""
 
     watch: Annotated[int, Field(ge=1, le=100)]
@@ -81,7 +58,7 @@ DEFAULT_BANDS = {Tier.ENTERPRISE: Band(watch=85, at_risk=65), Tier.MID_MARKET: B
                  Tier.SMB: Band(watch=65, at_risk=45)}
 
 
-class RenewalRule(_Strict):
+class RenewalRule(Strict):
     """An incident of these severities touching an account of these tiers whose renewal is within
     `within` makes it at-risk whatever its score."""
 
@@ -90,7 +67,7 @@ class RenewalRule(_Strict):
     tiers: list[Tier] = [Tier.ENTERPRISE]
 
 
-class Playbook(_Strict):
+class Playbook(Strict):
     text: Annotated[str, Field(min_length=1, max_length=1500)]
     # the factors or rules this playbook answers; the top reason picks the playbook
     reasons: list[str] = []
@@ -123,7 +100,7 @@ DEFAULT_PLAYBOOKS = {
 }
 
 
-class HealthPolicy(_Strict):
+class HealthPolicy(Strict):
     window: Duration = timedelta(days=30)  # incidents, breaches and signals older than this do not count
     recent: Duration = timedelta(days=7)  # ticket volume: the last `recent` against the rest of the window
     daily_at: ClockTime = time(7, 0)  # the daily recompute, in the policy's time zone

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from opsloop.errors import InvalidInput
-from opsloop.policy import Duration, Strict
+from opsloop.fields import Duration, Strict
 from opsloop.runbooks.render import check_syntax
 from opsloop.runbooks.versions import Version
 
