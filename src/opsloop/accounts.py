@@ -99,6 +99,7 @@ def import_catalog(db: Database, clock: Clock, path: Path, *, actor: str) -> Imp
     now = clock.now()
     created = updated = unchanged = 0
     with db.transaction() as session:
+        audit.lock_chain(session)  # the lock order every writer keeps (see opsloop.audit)
         for row in rows:
             outcome = _upsert(session, row, now, actor)
             created += outcome == "created"
