@@ -16,7 +16,6 @@ so a digest built at 08:00 or caught up at 11:00 says the same thing.
 
 from __future__ import annotations
 
-import base64
 import logging
 import uuid
 from collections.abc import Callable
@@ -36,12 +35,12 @@ from opsloop.digest.control import individuals
 from opsloop.digest.models import DigestRun
 from opsloop.digest.render import Digest
 from opsloop.errors import InvalidInput, PermissionDenied
+from opsloop.messages import File
 from opsloop.policy import Policy
 
 log = logging.getLogger(__name__)
 
 CHAT = "chat"
-UPLOAD = "files.upload"  # the outbox payload `op` of a file for the chat sender to upload
 TRAILING_WEEKS = 4  # the XmR limits come from these weeks before this week
 ACTION = "digest.post"
 SYSTEM = "opsloop"
@@ -161,10 +160,10 @@ class Digests:
                        payload={"message": render.message(digest).to_json()})
         # the PNG travels in the payload (base64, ~40 kB): the thread shows the chart of exactly the
         # figures posted, however late the upload happens, and the sender needs no database
+        chart = File(filename=f"mttr-{digest.day.isoformat()}.png",
+                     title=f"Daily incident MTTR to {digest.day.isoformat()}", content=png)
         outbox.enqueue(session, transport=CHAT, target=channel, now=now, key=f"{key}:chart", thread_key=key,
-                       payload={"op": UPLOAD, "filename": f"mttr-{digest.day.isoformat()}.png",
-                                "title": f"Daily incident MTTR to {digest.day.isoformat()}",
-                                "content": base64.b64encode(png).decode("ascii")})
+                       payload=chart.to_payload())
         audit.record(session, at=now, actor=actor, action="digest.posted", subject=f"digest:{digest.day}",
                      after={"channel": channel, "scheduled": scheduled, "key": key,
                             "in_control": digest.control.in_control})
