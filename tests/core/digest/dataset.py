@@ -58,7 +58,7 @@ def seed(db: Database, *, out_of_control: bool = False) -> None:
         for tid, name, arr, renewal in (("acme", "Acme <Corp>", 100_000, date(2026, 12, 1)),
                                         ("globex", "Globex", 50_000, None),
                                         ("initech", "Initech", 30_000, date(2027, 3, 1))):
-            session.add(Account(id=tid, name=name, arr=arr, renewal_date=renewal, tier="enterprise"))
+            session.merge(Account(id=tid, name=name, arr=arr, renewal_date=renewal, tier="enterprise"))
         session.flush()
         # the reported day (Sun 22 Nov)
         inc1 = b.item("incident", "sev1", local(22, 10), acked=local(22, 10, 4), resolved=local(22, 11),
@@ -89,12 +89,12 @@ def seed(db: Database, *, out_of_control: bool = False) -> None:
                                      ("globex", local(20, 8), "at-risk", 30), ("globex", local(22, 8), "healthy", 85),
                                      ("initech", local(21, 8), "at-risk", 41)):
             session.add(HealthScore(tenant_id=tid, at=at, score=score, band=band, cause="test"))
-        # feedback loops: one closed (its resolution notice sent), one waiting on its notice, one not resolved
+        # feedback loops: one closed (its resolution notice sent), one whose notice failed, one not resolved
         now = local(23, 10)
         session.add(OutboxMessage(key="res:1", transport="chat", target="C1", lane="chat:C1", payload={},
                                   status="sent", next_attempt_at=now, created_at=now))
         session.add(OutboxMessage(key="res:2", transport="chat", target="C1", lane="chat:C1", payload={},
-                                  status="pending", next_attempt_at=now, created_at=now))
+                                  status="failed", next_attempt_at=now, created_at=now))
         for item, key, target in ((inc1, "res:1", "sales1"), (inc1, "res:2", "sales2"), (esc1, None, "sup")):
             session.add(FeedbackLoop(work_item_id=item.id or 0, audience="sales", transport="chat", target=target,
                                      opened_at=item.created_at, resolution_key=key))
