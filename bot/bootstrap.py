@@ -16,6 +16,7 @@ from opsloop.authz import Authorizer, Directory
 from opsloop.clock import Clock, SystemClock
 from opsloop.commands import Commands
 from opsloop.db import Database
+from opsloop.digest.service import Digests
 from opsloop.errors import ConfigError
 from opsloop.exception_approvals import ExceptionApprovals
 from opsloop.health.service import Health
@@ -66,6 +67,7 @@ class Services:
     remediation: Remediation  # runs approved http steps (bot.scheduler runs its work loop)
     exceptions: ExceptionApprovals  # asks approvers, announces decisions, expires exceptions
     health: Health  # customer health scores, signals (POST /hooks/signals) and CSM prompts
+    digests: Digests  # the leadership digest (bot.scheduler posts the daily one)
     # called after every commit that may have queued outbound messages
     wakers: list[Callable[[], None]] = field(default_factory=list)
     # started (in order) and stopped (in reverse) by the long-running servers
@@ -140,12 +142,14 @@ def bootstrap(
     # health wraps the SLA breach handler: a breach also rescores the accounts it touched
     sweeper = Sweeper(db, clock, {**sla_handlers, **remediation.handlers(), **exceptions.handlers(),
                                   **health.handlers((BREACH, sla_handlers[BREACH]))}, after_commit=wake)
+    digests = Digests(db, policy, clock, authz, after_commit=wake)
     commands = Commands(workitems, runbooks, sla=sla, oncall=oncall, remediation=remediation,
-                        health=health)
+                        health=health, digests=digests)
     services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
                         workitems=workitems, commands=commands, intake=intake, loops=loops,
                         runbooks=runbooks, sla=sla, oncall=oncall, sweeper=sweeper,
-                        remediation=remediation, exceptions=exceptions, health=health, wakers=wakers)
+                        remediation=remediation, exceptions=exceptions, health=health, digests=digests,
+                        wakers=wakers)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=SYSTEM_ACTOR)
     return services

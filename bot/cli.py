@@ -22,9 +22,11 @@ from bot.settings import Settings
 from opsloop import audit
 from opsloop.accounts import import_catalog
 from opsloop.db import Database
+from opsloop.digest import render
 from opsloop.errors import ConfigError, OpsloopError
 
 OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
+CLI_ACTOR = "system:cli"  # `system:` actors are authorised by how they got in (here: a shell)
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -64,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp = acc_sub.add_parser("import", help="create or update accounts from CSV or YAML")
     imp.add_argument("file", type=Path)
     imp.set_defaults(run=cmd_accounts_import)
+
+    digest = sub.add_parser("digest", help="build the leadership digest now")
+    digest.add_argument("--print", dest="print_only", action="store_true",
+                        help="print it as text instead of posting it to the digest channel")
+    digest.set_defaults(run=cmd_digest)
 
     runbooks_cli.register(sub, _Parser)
     return parser
@@ -188,6 +195,17 @@ def cmd_accounts_import(args: argparse.Namespace, settings: Settings) -> int:
     result = import_catalog(services.db, services.clock, args.file, actor=SYSTEM_ACTOR)
     print(f"{args.file}: {result.created} created, {result.updated} updated, "
           f"{result.unchanged} unchanged")
+    return OK
+
+
+def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
+    services = bootstrap(settings)
+    if args.print_only:
+        print(render.text(services.digests.build()))
+        return OK
+    # whoever can run the command line holds the database already: posted (and audited) as the operator
+    channel = services.digests.post(actor=CLI_ACTOR)
+    print(f"digest queued for {channel}; the running bot (serve or socket) delivers it")
     return OK
 
 

@@ -16,7 +16,7 @@ from typing import TextIO
 from bot.bootstrap import Services
 from opsloop.authz import is_system
 from opsloop.errors import OpsloopError, UsageError
-from opsloop.messages import Button, Message, Reply
+from opsloop.messages import FILE, Button, File, Message, Reply
 from opsloop.models import OutboxMessage
 from opsloop.outbox import Delivered, Dispatcher
 
@@ -47,8 +47,14 @@ class ConsoleChat:
         self._posted = 0
 
     def send(self, message: OutboxMessage, parent: OutboxMessage | None) -> Delivered:
-        body = Message.from_json(message.payload["message"])
         where = f"#{self.names.get(message.target, message.target)}"
+        if message.payload.get("op") == FILE:  # a terminal cannot show a chart: say what it is
+            file = File.from_payload(message.payload)
+            thread = f" ↳ thread of {parent.key}" if parent is not None else ""
+            print(f"{where}{thread} | 📎 {file.title} ({file.filename}, {len(file.content):,} bytes)",
+                  file=self.out)
+            return Delivered(external_id=f"console.file.{message.id}", external_target=message.target)
+        body = Message.from_json(message.payload["message"])
         if message.update_key is not None:
             prefix = f"{where} (updated)"
         elif message.thread_key is not None and parent is not None:

@@ -1,15 +1,18 @@
-"""The scheduler inside `serve` and `socket`: an APScheduler job that sweeps due timers.
+"""The scheduler inside `serve` and `socket`: APScheduler jobs that sweep due timers and post the digest.
 
 Every replica runs one; the sweeper's claim makes each timer fire once however
-many replicas sweep (see opsloop.sla.sweeper).
+many replicas sweep (see opsloop.sla.sweeper), and the digest's claim of the
+local day makes it post once a day (see opsloop.digest.service).
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 from bot.bootstrap import Services
 
@@ -18,6 +21,7 @@ SWEEP_JOB = "timers.sweep"
 LOOPS_JOB = "loops.sweep"
 LOOPS_EVERY = 15.0  # seconds
 REMEDIATION_JOB = "remediation.work"
+DIGEST_JOB = "digest.daily"
 
 
 def build_scheduler(services: Services, *, interval: float | None = None) -> BackgroundScheduler:
@@ -42,6 +46,15 @@ def build_scheduler(services: Services, *, interval: float | None = None) -> Bac
     scheduler.add_job(services.remediation.run_safely, "interval", seconds=every, id=REMEDIATION_JOB,
                       coalesce=True, max_instances=1, misfire_grace_time=None,
                       next_run_time=datetime.now(UTC))
+    digest = services.policy.digest
+    if digest is not None:
+        # at `digest.at` local time on `digest.days`, and once right at start: a restart that
+        # straddled the time catches up (run_due posts only today's, only if nobody did)
+        trigger = CronTrigger(day_of_week=",".join(str(day) for day in sorted(digest.days)),
+                              hour=digest.at.hour, minute=digest.at.minute,
+                              timezone=ZoneInfo(services.policy.timezone))
+        scheduler.add_job(services.digests.run_safely, trigger, id=DIGEST_JOB, coalesce=True,
+                          max_instances=1, misfire_grace_time=None, next_run_time=datetime.now(UTC))
     return scheduler
 
 

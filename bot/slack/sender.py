@@ -14,6 +14,13 @@ How Slack's answers map onto the outbox:
 - anything else Slack refuses (`channel_not_found`, `not_in_channel`,
   `invalid_blocks`, ...) will never succeed: `PermanentDeliveryError`.
 
+A file (`opsloop.messages.File`, e.g. the digest's chart) goes up with Slack's
+current upload flow: `files.getUploadURLExternal` (filename, length), the
+bytes POSTed to the URL it answers (no token: the URL itself is the
+permission), then `files.completeUploadExternal` shares it in the channel,
+in the thread of its parent message. A retry starts the flow again; an
+upload that was never completed is discarded by Slack.
+
 A user id as target (U...) is a direct message: `chat.postMessage` to a user
 id posts in the app's DM with that user (no `im:write` scope needed), and
 Slack answers with the DM's channel id, stored for later updates.
@@ -21,9 +28,12 @@ Slack answers with the DM's channel id, stored for later updates.
 
 from __future__ import annotations
 
+import json
 import logging
+import urllib.request
 from typing import Any
-from urllib.error import URLError
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse, WebClient
@@ -31,7 +41,7 @@ from slack_sdk.web import SlackResponse, WebClient
 from bot.slack.blocks import fallback_text, render
 from opsloop.authz import Directory
 from opsloop.incident_channels import CREATE_CHANNEL, DedicatedChannels
-from opsloop.messages import Message
+from opsloop.messages import FILE, File, Message
 from opsloop.models import OutboxMessage
 from opsloop.outbox import Delivered, DeliveryError, PermanentDeliveryError
 
@@ -70,6 +80,8 @@ class SlackSender:
     def send(self, message: OutboxMessage, parent: OutboxMessage | None) -> Delivered:
         if message.payload.get("op") == CREATE_CHANNEL:
             return self._create_channel(message.payload)
+        if message.payload.get("op") == FILE:
+            return self._upload(message, parent)
         body = Message.from_json(message.payload["message"])
         content = {"text": fallback_text(body), "blocks": render(body)}
         if message.update_key is not None or message.thread_key is not None:
@@ -91,6 +103,40 @@ class SlackSender:
         if channel is None:
             raise DeliveryError(f"{target}: the channel is not created yet")
         return channel
+
+    # ------------------------------------------------------------------ files
+
+    def _upload(self, message: OutboxMessage, parent: OutboxMessage | None) -> Delivered:
+        file = File.from_payload(message.payload)
+        if message.thread_key is not None and (
+                parent is None or parent.external_id is None or parent.external_target is None):
+            raise PermanentDeliveryError(f"{message.thread_key} was never posted")
+        channel = parent.external_target if parent is not None else self._resolve(message.target)
+        ticket = self._call_form("files.getUploadURLExternal",
+                                 {"filename": file.filename, "length": len(file.content)})
+        file_id = str(ticket["file_id"])
+        self._put_bytes(str(ticket["upload_url"]), file.content)
+        shared: dict[str, Any] = {"files": json.dumps([{"id": file_id, "title": file.title}]),
+                                  "channel_id": channel}
+        if parent is not None and parent.external_id is not None:
+            shared["thread_ts"] = parent.external_id
+        self._call_form("files.completeUploadExternal", shared)
+        return Delivered(external_id=file_id, external_target=channel)
+
+    def _put_bytes(self, url: str, content: bytes) -> None:
+        if urlsplit(url).scheme not in ("https", "http"):
+            raise PermanentDeliveryError("files.getUploadURLExternal answered a URL that is not http(s)")
+        request = urllib.request.Request(url, data=content, method="POST",  # noqa: S310 - scheme checked
+                                         headers={"Content-Type": "application/octet-stream"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.client.timeout) as answer:  # noqa: S310
+                answer.read()
+        except HTTPError as error:
+            if error.code >= 500 or error.code == 429:
+                raise DeliveryError(f"file upload: HTTP {error.code}") from None
+            raise PermanentDeliveryError(f"file upload: HTTP {error.code}") from None
+        except (URLError, OSError, TimeoutError) as error:
+            raise DeliveryError(f"file upload: cannot reach Slack ({type(error).__name__})") from None
 
     # ------------------------------------------------------------------ dedicated channels
 
@@ -143,8 +189,15 @@ class SlackSender:
     # ------------------------------------------------------------------ one call
 
     def _call(self, method: str, **params: Any) -> SlackResponse:
+        return self._api(method, {"json": params})
+
+    def _call_form(self, method: str, params: dict[str, Any]) -> SlackResponse:
+        """For the methods that take form-encoded arguments only (the file upload flow)."""
+        return self._api(method, {"data": params})
+
+    def _api(self, method: str, body: dict[str, Any]) -> SlackResponse:
         try:
-            return self.client.api_call(method, json=params)
+            return self.client.api_call(method, **body)
         except SlackApiError as error:
             raise _classify(method, error.response) from None
         except (URLError, OSError, TimeoutError, SlackClientError) as error:

@@ -7,6 +7,7 @@ unchanged when pressed (see `opsloop.actions`).
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -49,6 +50,27 @@ class Message:
         if self.context:
             lines.append(self.context)
         return "\n".join(lines)
+
+
+FILE = "file"  # the outbox payload `op` of a `File`
+
+
+@dataclass(frozen=True)
+class File:
+    """A file to show (e.g. a chart), posted in the thread of the message its outbox row names."""
+
+    filename: str
+    title: str
+    content: bytes
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"op": FILE, "filename": self.filename, "title": self.title,
+                "content": base64.b64encode(self.content).decode("ascii")}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> File:
+        return cls(filename=str(data["filename"]), title=str(data["title"]),
+                   content=base64.b64decode(data["content"]))
 
 
 @dataclass(frozen=True)

@@ -287,6 +287,7 @@ PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "oncall.override": ["commander", "admin"],
     "health.view": ["csm", "leader", "admin"],  # an account's own CSM and sales owner always may
     "health.respond": ["csm", "admin"],  # answer a prompt; the account's own CSM always may
+    "digest.post": ["leader", "admin"],  # /digest: post the leadership digest now
 }
 
 

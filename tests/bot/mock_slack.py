@@ -1,8 +1,11 @@
 """A local stand-in for the Slack Web API that records every call and can be scripted.
 
-Serves `POST /api/<method>` (form-encoded or JSON, as slack_sdk sends them)
-and `POST /respond/<anything>` (response_url posts) on 127.0.0.1, an
-ephemeral port, in a daemon thread. Scripting:
+Serves `POST /api/<method>` (form-encoded or JSON, as slack_sdk sends them),
+`POST /respond/<anything>` (response_url posts) and `POST /upload/<file id>`
+(the upload URLs `files.getUploadURLExternal` hands out; the bytes are kept in
+`uploads`) on 127.0.0.1, an ephemeral port, in a daemon thread. As Slack does,
+`files.completeUploadExternal` refuses a file whose bytes never arrived.
+Scripting:
 
     mock.script("chat.postMessage", Answer(429, headers={"Retry-After": "1"}), Answer(429))
     mock.down = True     # every call answers 503 until set back to False
@@ -50,6 +53,10 @@ class MockSlack:
         self._scripts: dict[str, list[Answer]] = defaultdict(list)
         self._ts = itertools.count(1)
         self._channels = itertools.count(1)
+        self._files = itertools.count(1)
+        self.declared: dict[str, int] = {}  # file id -> the length its upload URL was asked for
+        self.uploads: dict[str, bytes] = {}  # file id -> the bytes POSTed to its upload URL
+        self.upload_calls: list[tuple[str, dict[str, str]]] = []  # (file id, request headers)
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -110,7 +117,35 @@ class MockSlack:
             "conversations.invite": {"channel": {"id": channel}},
             "usergroups.users.list": {"users": self.groups.get(str(params.get("usergroup")), [])},
         }
+        if method == "files.getUploadURLExternal":
+            file_id = f"F0{next(self._files):04d}"
+            with self._lock:
+                self.declared[file_id] = int(params.get("length") or -1)
+            return Answer(200, {"ok": True, "file_id": file_id, "upload_url": f"{self.url}/upload/{file_id}"})
+        if method == "files.completeUploadExternal":
+            files = params.get("files")
+            files = json.loads(files) if isinstance(files, str) else files or []
+            with self._lock:
+                missing = [f for f in files if len(self.uploads.get(f.get("id"), b"")) != self.declared.get(
+                    f.get("id"), -2)]
+            if not files or missing:
+                return Answer(200, {"ok": False, "error": "file_not_found"})
+            return Answer(200, {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]})
         return Answer(200, {"ok": True, **answers.get(method, {})})
+
+    def _upload(self, handler: BaseHTTPRequestHandler, file_id: str, data: bytes) -> None:
+        with self._lock:
+            answer = self._scripts["upload"].pop(0) if self._scripts["upload"] else None
+            self.upload_calls.append((file_id, dict(handler.headers)))
+            if answer is None or answer.status == 200:
+                self.uploads[file_id] = data
+        status = answer.status if answer is not None else 200
+        body = f"OK - {len(data)}".encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "text/plain")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         mock = self
@@ -123,8 +158,12 @@ class MockSlack:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode()
+                data = self.rfile.read(length)
                 split = urlsplit(self.path)
+                if split.path.startswith("/upload/"):  # raw bytes, not a Web API call
+                    mock._upload(self, split.path.removeprefix("/upload/"), data)
+                    return
+                raw = data.decode()
                 method = split.path.removeprefix("/api/").lstrip("/")
                 params: dict[str, Any] = dict(parse_qsl(split.query))
                 if "json" in (self.headers.get("Content-Type") or ""):

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from opsloop.commands.clocks import ClockCommands
+from opsloop.commands.digest import DigestCommands
 from opsloop.commands.health import HealthCommands
 from opsloop.commands.oncall import OnCallCommands
 from opsloop.commands.remediation import REMEDIATION_HELP, RemediationCommands
 from opsloop.commands.runbook import RunbookCommands
 from opsloop.commands.workitems import WorkItemCommands
+from opsloop.digest.service import Digests
 from opsloop.errors import UsageError
 from opsloop.health.service import Health
 from opsloop.messages import Reply
@@ -29,7 +31,8 @@ Handler = Callable[[str, str, str | None], Reply]
 class Commands:
     def __init__(self, workitems: WorkItems, runbooks: Runbooks | None = None, *,
                  sla: Sla | None = None, oncall: OnCall | None = None,
-                 remediation: Remediation | None = None, health: Health | None = None) -> None:
+                 remediation: Remediation | None = None, health: Health | None = None,
+                 digests: Digests | None = None) -> None:
         self.items = WorkItemCommands(workitems)
         self.handlers: dict[str, Handler] = {
             "/incident": self.items.incident,
@@ -65,6 +68,8 @@ class Commands:
             health_commands = HealthCommands(health)
             self.handlers["/health"] = health_commands.command
             self.buttons["health"] = health_commands.press
+        if digests is not None:
+            self.handlers["/digest"] = DigestCommands(digests).command
 
     @property
     def names(self) -> list[str]:

@@ -1,0 +1,1 @@
+"""The leadership digest: a day of operations against the targets, with the week for comparison."""

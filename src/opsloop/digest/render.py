@@ -1,0 +1,216 @@
+"""The digest as a neutral `Message` (Slack renders it as Block Kit) and as plain text.
+
+One screen: a headline that says whether resolution times are in control, ten
+short fields (yesterday first, the week after it), then at most five short
+lists. Both renderings come from the same lines; only the markup differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from opsloop.digest.control import Control
+from opsloop.digest.figures import DAY, WEEK, Figures, Outcome, Speed
+from opsloop.messages import Message, escape
+
+KINDS = (("incident", "inc"), ("escalation", "esc"), ("exception", "exc"))
+TARGETS = ("response", "update", "resolution")
+
+
+@dataclass(frozen=True)
+class Digest:
+    day: date  # the reported local day
+    built_at: datetime
+    zone: str
+    figures: Figures
+    control: Control
+    mttr_target: float | None  # mean SLA resolution target of the charted incidents, seconds
+    first_day: date  # the chart's first day (the trailing weeks start here)
+
+    @property
+    def title(self) -> str:
+        return f"Operations digest for {self.day.strftime('%a %d %b %Y')}"
+
+
+@dataclass(frozen=True)
+class Style:
+    bold: Callable[[str], str]
+    text: Callable[[str], str]  # user-supplied text (titles, account names)
+
+
+MRKDWN = Style(bold=lambda s: f"*{s}*", text=escape)
+PLAIN = Style(bold=lambda s: s, text=lambda s: s)
+
+
+def span(seconds: float | None) -> str:
+    """A duration for people: 45s, 12m, 2h 05m, 3d 4h."""
+    if seconds is None:
+        return "—"
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def money(amount: int) -> str:
+    return f"${amount:,}"
+
+
+def headline(d: Digest) -> str:
+    c = d.control
+    if not c.judged:
+        state = "not enough history to judge resolution times"
+    elif c.beyond:
+        worse = any(c.upper is not None and p.value > c.upper for p in c.beyond)
+        state = ("🔴 resolution times out of control (slower)" if worse
+                 else "🟢 resolution times out of control (faster)")
+    else:
+        state = "resolution times in control"
+    return f"📊 {d.title} · {state}"
+
+
+def _kinds(counts: dict[tuple[str, str], int]) -> tuple[int, str]:
+    per = {kind: 0 for kind, _ in KINDS}
+    for (kind, _sev), n in counts.items():
+        per[kind] = per.get(kind, 0) + n
+    return sum(per.values()), " · ".join(f"{per[k]} {short}" for k, short in KINDS)
+
+
+def _flow(f: dict[str, dict[tuple[str, str], int]]) -> str:
+    total, parts = _kinds(f.get(DAY, {}))
+    week, _ = _kinds(f.get(WEEK, {}))
+    return f"{total} ({parts})\nweek: {week}"
+
+
+def _speed(s: Style, speeds: dict[str, dict[str, Speed]]) -> str:
+    lines = []
+    for kind, short in KINDS[:2]:
+        day, week = speeds.get(DAY, {}).get(kind), speeds.get(WEEK, {}).get(kind)
+        if day is None and week is None:
+            continue
+        aim = (day or week or Speed()).target
+        mark = "" if day is None or day.mean is None or aim is None else (" ✅" if day.mean <= aim else " ⚠️")
+        lines.append(f"{short} {span(day.mean if day else None)}{mark}"
+                     f" · week {span(week.mean if week else None)} · target {span(aim)}")
+    return "\n".join(lines) or "nothing measured"
+
+
+
+def _ratio(o: Outcome | None) -> str:
+    if o is None or o.ratio is None:
+        return "—"
+    return f"{o.ratio:.0%} ({o.met}/{o.met + o.breached})"
+
+
+def _attainment(f: Figures) -> str:
+    day, week = f.attainment.get(DAY, {}), f.attainment.get(WEEK, {})
+    names = [t for t in TARGETS if t in day or t in week] + sorted(set(day) | set(week) - set(TARGETS))
+    lines = [f"{t} {_ratio(day.get(t))} · week {_ratio(week.get(t))}" for t in names]
+    return "\n".join(lines) or "no target settled"
+
+
+def _remediation(f: Figures) -> str:
+    def line(counts: dict[str, int]) -> str:
+        return " · ".join(f"{counts.get(k, 0)} {k}" for k in ("succeeded", "failed", "unknown")
+                          if counts.get(k) or k != "unknown")
+    return (f"{line(f.remediation.get(DAY, {}))}\nweek: {line(f.remediation.get(WEEK, {}))}"
+            f"\n{f.awaiting_approval} awaiting approval")
+
+
+def _age(now: datetime, then: datetime) -> str:
+    return span((now - then).total_seconds())
+
+
+def fields(d: Digest, s: Style) -> list[tuple[str, str]]:
+    f = d.figures
+    oldest = {}
+    for kind in ("escalation", "exception"):
+        first = f.oldest.get(kind)
+        oldest[kind] = f"{f.open_counts.get(kind, 0)}" + (
+            f" (oldest {_age(d.built_at, first[0].created_at)})" if first else "")
+    return [
+        ("Opened", _flow(f.opened)),
+        ("Resolved", _flow(f.resolved)),
+        ("MTTA", _speed(s, f.mtta)),
+        ("MTTR", _speed(s, f.mttr)),
+        ("SLA attainment", _attainment(f)),
+        ("Breaches", f"{f.breach_count} · {money(f.breach_arr)} ARR touched\n"
+                     f"week: {sum(o.breached for o in f.attainment.get(WEEK, {}).values())}"),
+        ("At risk", f"{f.at_risk_count} accounts · {money(f.at_risk_arr)} ARR"),
+        ("Still open", f"escalations {oldest['escalation']}\nexceptions {oldest['exception']}"),
+        ("Feedback loops", f"{f.loops_open} open on {f.loops_items} items\n"
+                           f"{f.loops_resolved} on resolved items"),
+        ("Remediation", _remediation(f)),
+    ]
+
+
+def sections(d: Digest, s: Style) -> list[str]:
+    f, out = d.figures, []
+    severities = sorted({sev for period in (f.opened, f.resolved) for counts in period.values()
+                         for (kind, sev) in counts if kind == "incident"})
+    if severities:
+        rows = [f"{sev} opened {f.opened.get(DAY, {}).get(('incident', sev), 0)}"
+                f" (week {f.opened.get(WEEK, {}).get(('incident', sev), 0)}) · resolved "
+                f"{f.resolved.get(DAY, {}).get(('incident', sev), 0)}"
+                f" (week {f.resolved.get(WEEK, {}).get(('incident', sev), 0)})" for sev in severities]
+        out.append(s.bold("Incidents by severity") + "\n" + "\n".join(f"• {r}" for r in rows))
+    if f.breaches:
+        rows = []
+        for b in f.breaches:
+            who = ", ".join(f"{s.text(t.name)} ({money(t.arr)})" for t in b.tenants) or "no account named"
+            rows.append(f"• {b.ref} {b.severity} missed {b.target}: {s.text(b.title)} — {who}")
+        more = f.breach_count - len(f.breaches)
+        out.append(s.bold("Breaches") + "\n" + "\n".join(rows) + (f"\n… and {more} more" if more > 0 else ""))
+    if f.at_risk:
+        rows = [f"• {s.text(a.name)} — {money(a.arr)} ARR · renews "
+                f"{a.renewal.isoformat() if a.renewal else '—'}"
+                + (f" (in {(a.renewal - d.built_at.date()).days}d)" if a.renewal else "")
+                + f" · score {a.score}" for a in f.at_risk]
+        more = f.at_risk_count - len(f.at_risk)
+        out.append(s.bold("At-risk accounts") + "\n" + "\n".join(rows)
+                   + (f"\n… and {more} more" if more > 0 else ""))
+    aging = [item for kind in ("escalation", "exception") for item in f.oldest.get(kind, [])[:3]]
+    if aging:
+        rows = [f"• {i.ref} {i.state} for {_age(d.built_at, i.created_at)}: {s.text(i.title)}" for i in aging]
+        out.append(s.bold("Oldest open escalations and exceptions") + "\n" + "\n".join(rows))
+    out.append(s.bold("Resolution times, statistically") + "\n" + control_text(d.control))
+    return out
+
+
+def control_text(c: Control) -> str:
+    if not c.judged:
+        return (f"Not enough history: {len(c.trailing)} day(s) with resolved incidents in the trailing "
+                "weeks; the limits need at least 2.")
+    assert c.centre is not None and c.upper is not None and c.lower is not None and c.mr_bar is not None
+    limits = (f"daily incident MTTR, XmR chart over {len(c.trailing)} trailing days: "
+              f"centre {span(c.centre)}, limits {span(c.lower)} to {span(c.upper)} (MR̄ {span(c.mr_bar)})")
+    if not c.beyond:
+        return f"In control this week ({len(c.current)} day(s) within the limits); {limits}."
+    days = ", ".join(f"{p.day.strftime('%a %d %b')} {span(p.value)}" for p in c.beyond)
+    return f"Out of control: {len(c.beyond)} day(s) of this week beyond a limit ({days}); {limits}."
+
+
+def context(d: Digest) -> str:
+    return (f"Days are local ({d.zone}); the week is the 7 days ending {d.day.isoformat()}. MTTA / MTTR "
+            "are means over items acknowledged / resolved in the period; a target is the mean SLA target "
+            f"of the same items. Built {d.built_at.strftime('%Y-%m-%d %H:%M')} UTC. Chart in the thread.")
+
+
+def message(d: Digest) -> Message:
+    return Message(text=headline(d), fields=fields(d, MRKDWN), body="\n\n".join(sections(d, MRKDWN)),
+                   context=context(d))
+
+
+def text(d: Digest) -> str:
+    lines = [headline(d), ""]
+    for label, value in fields(d, PLAIN):
+        first, *rest = value.split("\n")
+        lines.append(f"{label + ':':<16}{first}")
+        lines += [f"{'':<16}{line}" for line in rest]
+    return "\n".join([*lines, "", "\n\n".join(sections(d, PLAIN)), "", context(d)])

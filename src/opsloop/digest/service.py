@@ -1,0 +1,169 @@
+"""The digest service: build the day's digest, post it on demand, and post the scheduled one once a day.
+
+Exactly once per day, however many replicas run the scheduler: `run_due`
+posts only after claiming the local day with a `DigestRun` row (the day is
+its primary key) in the same transaction as the outbox messages and the
+audit event. The claim takes the audit chain's head first, the lock order of
+every writer, so concurrent claimers queue there and the later one finds the
+day taken; the primary key holds it even without that. `run_due` posts
+today's digest once today's time has come, so the scheduler calls it at the
+configured time and once at start-up: a restart that straddled the time
+catches up, a second call (or a second replica) finds the day claimed.
+
+The figures are for the previous local day and the seven days ending with it,
+so a digest built at 08:00 or caught up at 11:00 says the same thing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from opsloop import audit, outbox
+from opsloop.authz import Authorizer
+from opsloop.clock import Clock
+from opsloop.db import Database
+from opsloop.digest import figures, render
+from opsloop.digest.chart import mttr_chart
+from opsloop.digest.control import individuals
+from opsloop.digest.models import DigestRun
+from opsloop.digest.render import Digest
+from opsloop.errors import InvalidInput, PermissionDenied
+from opsloop.messages import File
+from opsloop.policy import Policy
+
+log = logging.getLogger(__name__)
+
+CHAT = "chat"
+TRAILING_WEEKS = 4  # the XmR limits come from these weeks before this week
+ACTION = "digest.post"
+SYSTEM = "opsloop"
+
+
+class Digests:
+    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer, *,
+                 after_commit: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.policy = policy
+        self.config = policy.digest
+        self.clock = clock
+        self.authz = authz
+        self.zone = ZoneInfo(policy.timezone)
+        self.after_commit = after_commit or (lambda: None)
+
+    # ------------------------------------------------------------------ building
+
+    def _midnight(self, day: date) -> datetime:
+        return datetime.combine(day, time(0), tzinfo=self.zone)
+
+    def build(self, now: datetime | None = None) -> Digest:
+        """The digest as of `now`: yesterday (local), the week ending with it, and the XmR verdict."""
+        now = now or self.clock.now()
+        today = now.astimezone(self.zone).date()
+        window = figures.Window(week_start=self._midnight(today - timedelta(days=7)),
+                                day_start=self._midnight(today - timedelta(days=1)),
+                                until=self._midnight(today))
+        first = today - timedelta(days=7 * (TRAILING_WEEKS + 1))
+        days = [(first + timedelta(days=i), self._midnight(first + timedelta(days=i)),
+                 self._midnight(first + timedelta(days=i + 1))) for i in range(7 * (TRAILING_WEEKS + 1))]
+        with self.db.transaction() as session:  # one snapshot for every figure
+            found = figures.gather(session, window, now=now)
+            points, target = figures.daily_mttr(session, days)
+        week_start = today - timedelta(days=7)
+        control = individuals([p for p in points if p.day < week_start],
+                              [p for p in points if p.day >= week_start])
+        return Digest(day=today - timedelta(days=1), built_at=now, zone=self.policy.timezone, figures=found,
+                      control=control, mttr_target=target, first_day=first)
+
+    def chart(self, digest: Digest) -> bytes:
+        return mttr_chart(digest.control, target=digest.mttr_target, first=digest.first_day, last=digest.day,
+                          title=f"Daily incident MTTR to {digest.day.isoformat()}, XmR limits and target")
+
+    # ------------------------------------------------------------------ posting
+
+    def post(self, *, actor: str) -> str:
+        """Post the digest now (leaders and admins); returns the channel id it goes to."""
+        if not self.authz.allowed(actor, ACTION):
+            with self.db.transaction() as session:
+                audit.record(session, at=self.clock.now(), actor=actor, action="permission.denied",
+                             subject="digest", after={"attempted": ACTION})
+            raise PermissionDenied("you may not post the digest: that needs the role "
+                                   f"{self.authz.explain(ACTION)}")
+        channel = self._channel()
+        digest = self.build()
+        png = self.chart(digest)
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            key = f"digest:{digest.day.isoformat()}:{uuid.uuid4().hex[:12]}"
+            self._enqueue(session, digest, png, key=key, actor=actor, scheduled=False)
+        self.after_commit()
+        return channel
+
+    def run_due(self, now: datetime | None = None) -> bool:
+        """Post today's scheduled digest if its time has come and no one posted it yet."""
+        if self.config is None:
+            return False
+        now = now or self.clock.now()
+        local = now.astimezone(self.zone)
+        today = local.date()
+        if today.weekday() not in self.config.days:
+            return False
+        if local < datetime.combine(today, self.config.at, self.zone):
+            return False
+        if self._claimed(today):  # cheap, before building anything
+            return False
+        digest = self.build(now)
+        png = self.chart(digest)
+        try:
+            with self.db.transaction() as session:
+                audit.lock_chain(session)  # claimers queue here (see the module docstring)
+                if session.get(DigestRun, today) is not None:
+                    return False
+                key = f"digest:{today.isoformat()}"
+                session.add(DigestRun(day=today, posted_at=now, reported_day=digest.day, message_key=key))
+                session.flush()
+                self._enqueue(session, digest, png, key=key, actor=SYSTEM, scheduled=True)
+        except IntegrityError:  # another replica claimed the day between our check and insert
+            return False
+        self.after_commit()
+        log.info("posted the digest of %s", digest.day)
+        return True
+
+    def run_safely(self) -> bool:
+        """`run_due` for a scheduler job: errors are logged, never raised into the scheduler."""
+        try:
+            return self.run_due()
+        except Exception:
+            log.exception("the scheduled digest failed; the next start-up or scheduled run retries")
+            return False
+
+    def _claimed(self, day: date) -> bool:
+        with self.db.transaction() as session:
+            return session.get(DigestRun, day) is not None
+
+    def _channel(self) -> str:
+        if self.config is None:
+            raise InvalidInput("no digest is configured: add `digest: {at, days, channel}` to the policy")
+        return self.policy.channel(self.config.channel)
+
+    def _enqueue(self, session: Session, digest: Digest, png: bytes, *, key: str, actor: str,
+                 scheduled: bool) -> None:
+        channel = self._channel()
+        now = self.clock.now()
+        outbox.enqueue(session, transport=CHAT, target=channel, now=now, key=key,
+                       payload={"message": render.message(digest).to_json()})
+        # the PNG travels in the payload (base64, ~40 kB): the thread shows the chart of exactly the
+        # figures posted, however late the upload happens, and the sender needs no database
+        chart = File(filename=f"mttr-{digest.day.isoformat()}.png",
+                     title=f"Daily incident MTTR to {digest.day.isoformat()}", content=png)
+        outbox.enqueue(session, transport=CHAT, target=channel, now=now, key=f"{key}:chart", thread_key=key,
+                       payload=chart.to_payload())
+        audit.record(session, at=now, actor=actor, action="digest.posted", subject=f"digest:{digest.day}",
+                     after={"channel": channel, "scheduled": scheduled, "key": key,
+                            "in_control": digest.control.in_control})
