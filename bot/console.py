@@ -75,7 +75,8 @@ class ConsoleChat:
             lines.append(" ".join(self._number(b) for b in body.buttons))
         if body.context:
             lines.append(plain(body.context))
-        print(f"{prefix} | " + f"\n{' ' * len(prefix)} | ".join(lines), file=self.out)
+        rows = [row for line in lines for row in line.split("\n")]  # a body may span lines
+        print(f"{prefix} | " + f"\n{' ' * len(prefix)} | ".join(rows), file=self.out)
 
     def _number(self, button: Button) -> str:
         number = len(self.buttons) + 1
