@@ -74,6 +74,19 @@ def sweeps_pass(services: Services, count: int = 2, *, timeout: float = 5.0) -> 
     wait_for(lambda: services.sweeper.stats.sweeps >= start + count, timeout=timeout, what="sweeps")
 
 
+def pump(services: Services, server: LiveServer, done: Callable[[], object], *, limit: int = 10,
+         what: str = "a condition") -> None:
+    """Move the fake clock on a second at a time (each Slack channel takes a message a second),
+    letting the scheduler sweep and the outbox deliver in between, until `done()`; at most `limit` s."""
+    for _ in range(limit):
+        if done():
+            return
+        server.clock.advance(seconds=1)
+        server.dispatcher.wake()
+        sweeps_pass(services, 1)
+    wait_for(done, timeout=2.0, what=what)
+
+
 def sent_on(services: Services, lane: str) -> int:
     """How many outbox messages of `lane` were delivered (recorded as sent, with their time)."""
     with services.db.transaction() as session:
