@@ -110,6 +110,8 @@ def test_a_5s_response_target_warns_then_breaches_in_slack_and_an_acknowledged_o
     [warning] = thread(mock_slack, late)
     assert warning.params["text"] == "⏳ INC-1: 2s left for the response target (5s; 50% used)"
     assert warning.params["reply_broadcast"] is True  # also shown in the channel
+    wait_for(lambda: any(fields(u).get("Response") == "2s left" for u in card_updates(mock_slack, late)),
+             what="INC-1's card to count down")  # (before the breach's edit could supersede it)
     sweeps_pass(services)
     assert len(thread(mock_slack, late)) == 1  # no breach before the target
 
