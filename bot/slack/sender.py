@@ -90,8 +90,10 @@ class SlackSender:
             if message.update_key is not None:
                 self._call("chat.update", channel=parent.external_target, ts=parent.external_id, **content)
                 return Delivered(external_id=parent.external_id, external_target=parent.external_target)
+            # `broadcast`: a thread line that also shows in the channel (e.g. SLA warnings, breaches)
+            also = {"reply_broadcast": True} if message.payload.get("broadcast") else {}
             answer = self._call("chat.postMessage", channel=parent.external_target,
-                                thread_ts=parent.external_id, **content)
+                                thread_ts=parent.external_id, **content, **also)
         else:
             answer = self._call("chat.postMessage", channel=self._resolve(message.target), **content)
         return Delivered(external_id=answer.get("ts"), external_target=answer.get("channel"))

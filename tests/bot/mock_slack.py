@@ -42,6 +42,7 @@ class Call:
     params: dict[str, Any]
     headers: dict[str, str]
     status: int
+    answer: dict[str, Any] = field(default_factory=dict)  # what the mock answered (e.g. a message's ts)
 
 
 class MockSlack:
@@ -179,7 +180,8 @@ class MockSlack:
                     return
                 answer = mock._answer(method, params)
                 with mock._lock:
-                    mock.calls.append(Call(method, params, dict(self.headers), answer.status))
+                    mock.calls.append(Call(method, params, dict(self.headers), answer.status,
+                                           dict(answer.body or {})))
                 data = json.dumps(answer.body if answer.body is not None else {"ok": False}).encode()
                 self.send_response(answer.status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -303,6 +303,8 @@ class Remediation:
                      after={"call": call.id, "step": call.step_id, "state": call.state,
                             "status": call.status, "attempts": call.attempts, "outputs": outputs,
                             **({"error": call.error} if call.error else {})})
+        # the result first: advancing may complete the run (or open the next gate), which says so after it
+        self.engine.line(session, item, actor, action, present.result_line(call, outputs), now)
         if call.state == SUCCEEDED and row.state == S.EXECUTOR:
             row.state, row.outputs, row.actor, row.finished_at = S.DONE, dict(outputs), actor, now
             row.reason, row.updated_at = None, now
@@ -313,7 +315,6 @@ class Remediation:
         elif row.state == S.EXECUTOR:
             row.reason, row.updated_at = call.error, now
             session.add(row)
-        self.engine.line(session, item, actor, action, present.result_line(call, outputs), now)
         self.runbooks.refresh(session, run, item, now)
 
     # ------------------------------------------------------------------ people
