@@ -52,7 +52,8 @@ def create_http_app(
     requests = Counter("opsloop_http_requests", "HTTP requests by route and status",
                        ["route", "status"], registry=registry)
     latency = Histogram("opsloop_http_request_duration_seconds", "Time to answer, by route", ["route"],
-                        registry=registry, buckets=(.005, .01, .015, .02, .025, .03, .04, .05, .06, .07, .08, .09, .1,
+                        registry=registry,
+                        buckets=(.005, .01, .015, .02, .025, .03, .04, .05, .06, .07, .08, .09, .1,
                                  .125, .15, .2, .25, .5, 1, 2.5, 5))
 
     hooks, batcher = hook_routes(services, registry)
