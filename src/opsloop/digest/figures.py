@@ -25,6 +25,7 @@ from opsloop.health.score import AT_RISK
 from opsloop.loops.models import FeedbackLoop
 from opsloop.models import Account, OutboxMessage, WorkItem, WorkItemTenant
 from opsloop.remediation.models import PENDING, RemediationCall
+from opsloop.sla.attainment import Outcomes
 from opsloop.sla.models import BREACHED, MET, SETTLED, SlaClock
 from opsloop.types import Kind, State
 
@@ -46,17 +47,6 @@ class Speed:
     count: int = 0
     mean: float | None = None  # seconds
     target: float | None = None  # mean SLA target of the same items' clocks, seconds
-
-
-@dataclass(frozen=True)
-class Outcome:
-    met: int = 0
-    breached: int = 0
-
-    @property
-    def ratio(self) -> float | None:
-        total = self.met + self.breached
-        return self.met / total if total else None
 
 
 @dataclass(frozen=True)
@@ -98,7 +88,7 @@ class Figures:
     resolved: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
     mtta: dict[str, dict[str, Speed]] = field(default_factory=dict)  # period -> kind -> speed
     mttr: dict[str, dict[str, Speed]] = field(default_factory=dict)
-    attainment: dict[str, dict[str, Outcome]] = field(default_factory=dict)  # period -> target
+    attainment: dict[str, dict[str, Outcomes]] = field(default_factory=dict)  # period -> target
     breaches: list[BreachLine] = field(default_factory=list)  # the day's, the first SHOWN
     breach_count: int = 0
     breach_arr: int = 0  # ARR of the distinct accounts touched by the day's breaches
@@ -203,7 +193,7 @@ def _attainment(session: Session, window: Window, figures: Figures) -> None:
     split = _split(((target, state), b, n) for target, state, b, n in rows)
     for period, counts in split.items():
         targets = sorted({t for t, _ in counts})
-        figures.attainment[period] = {t: Outcome(counts.get((t, MET), 0), counts.get((t, BREACHED), 0))
+        figures.attainment[period] = {t: Outcomes(counts.get((t, MET), 0), counts.get((t, BREACHED), 0))
                                       for t in targets}
 
 

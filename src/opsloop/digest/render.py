@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from opsloop.digest.control import Control
-from opsloop.digest.figures import DAY, WEEK, Figures, Outcome, Speed
+from opsloop.digest.figures import DAY, WEEK, Figures, Speed
 from opsloop.messages import Message, escape
+from opsloop.sla.attainment import Outcomes
 
 KINDS = (("incident", "inc"), ("escalation", "esc"), ("exception", "exc"))
 TARGETS = ("response", "update", "resolution")
@@ -102,7 +103,7 @@ def _speed(s: Style, speeds: dict[str, dict[str, Speed]]) -> str:
 
 
 
-def _ratio(o: Outcome | None) -> str:
+def _ratio(o: Outcomes | None) -> str:
     if o is None or o.ratio is None:
         return "—"
     return f"{o.ratio:.0%} ({o.met}/{o.met + o.breached})"

@@ -9,10 +9,11 @@ import pytest
 from opsloop.authz import Authorizer
 from opsloop.db import Database
 from opsloop.digest.control import Point, individuals
-from opsloop.digest.figures import DAY, WEEK, Outcome, Speed
+from opsloop.digest.figures import DAY, WEEK, Speed
 from opsloop.digest.render import Digest
 from opsloop.digest.service import Digests
 from opsloop.policy import load_policy
+from opsloop.sla.attainment import Outcomes
 from tests.core.digest.dataset import seed
 from tests.support import ROOT, FakeClock
 
@@ -68,8 +69,8 @@ def check_mtta_and_mttr_against_the_mean_sla_target_of_the_same_items(built: Dig
 
 def check_sla_attainment_per_target(built: Digest) -> None:
     f = built.figures
-    assert f.attainment[DAY] == {"response": Outcome(2, 0), "resolution": Outcome(1, 1)}
-    assert f.attainment[WEEK] == {"response": Outcome(2, 1), "resolution": Outcome(1, 2)}
+    assert f.attainment[DAY] == {"response": Outcomes(2, 0), "resolution": Outcomes(1, 1)}
+    assert f.attainment[WEEK] == {"response": Outcomes(2, 1), "resolution": Outcomes(1, 2)}
     assert f.attainment[WEEK]["resolution"].ratio == pytest.approx(1 / 3)
 
 
