@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,36 +27,12 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from tests.bot.mock_slack import MockSlack  # noqa: E402 - after the path is set
+from bench.serving import free_port, start_opsloop  # noqa: E402 - after the path is set
+from tests.bot.mock_slack import MockSlack  # noqa: E402
 from tests.bot.slack_requests import FORM, command_body, sign  # noqa: E402
 
 SECRET = "bench-signing-secret"
 USER = "U0RESP1"  # a responder in the sample policy
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_server(port: int, mock: MockSlack, folder: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
-           "OPSLOOP_DATABASE_URL": f"sqlite:///{folder / 'bench.db'}",
-           "OPSLOOP_CONFIG": str(ROOT / "opsloop.yml"), "OPSLOOP_RUNBOOKS_DIR": str(ROOT / "runbooks"),
-           "OPSLOOP_SLACK_API_URL": mock.api_url,
-           "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET, "OPSLOOP_LOG_LEVEL": "ERROR"}
-    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)], env=env,
-                              cwd=folder)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit("opsloop serve did not start within 30 s")
 
 
 async def fire(
@@ -134,7 +107,8 @@ def main() -> None:
     mock = MockSlack().start()
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
-        server = start_server(port, mock, Path(folder))
+        server = start_opsloop(port, Path(folder), slack_api_url=mock.api_url,
+                               extra_env={"SLACK_SIGNING_SECRET": SECRET})
         try:
             asyncio.run(fire(port, mock, 50, 8, "help"))  # warm up the server: imports, auth.test
             before = server_histogram(port)

@@ -18,9 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,42 +25,15 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
-import httpx
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from tests.bot.mock_slack import MockSlack  # noqa: E402 - after the path is set
+from bench.serving import free_port, start_opsloop  # noqa: E402 - after the path is set
+from tests.bot.mock_slack import MockSlack  # noqa: E402
 
 TOKEN = "bench-alertmanager-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(port: int, mock: MockSlack, database: str, folder: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "OPSLOOP_DATABASE_URL": database,
-           "OPSLOOP_CONFIG": str(ROOT / "opsloop.yml"), "OPSLOOP_RUNBOOKS_DIR": str(ROOT / "runbooks"),
-           "OPSLOOP_SLACK_API_URL": mock.api_url, "SLACK_BOT_TOKEN": "xoxb-bench",
-           "SLACK_SIGNING_SECRET": "bench", "OPSLOOP_TOKEN_PROMETHEUS": TOKEN,
-           "OPSLOOP_LOG_LEVEL": "ERROR"}
-    if database.startswith("postgresql"):
-        subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, cwd=folder, check=True)
-    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)], env=env,
-                              cwd=folder)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit("opsloop serve did not start within 30 s")
 
 
 def payload(group: int, alerts: range) -> bytes:
@@ -117,7 +87,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         database = args.database or f"sqlite:///{Path(folder) / 'bench.db'}"
         port = free_port()
-        server = start_server(port, mock, database, Path(folder))
+        server = start_opsloop(port, Path(folder), slack_api_url=mock.api_url, database=database,
+                               extra_env={"SLACK_SIGNING_SECRET": "bench",
+                                          "OPSLOOP_TOKEN_PROMETHEUS": TOKEN})
         try:
             elapsed, failures = asyncio.run(storm(port, args.alerts, args.groups, args.senders,
                                                   args.per_request))

@@ -1,0 +1,43 @@
+"""Starting `opsloop serve` for a benchmark: a free port, the sample policy, a mock Slack."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_opsloop(port: int, folder: Path, *, slack_api_url: str, database: str | None = None,
+                  extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`opsloop serve` on `port` (SQLite in `folder` unless `database`), once it answers /healthz."""
+    database = database or f"sqlite:///{folder / 'bench.db'}"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "OPSLOOP_DATABASE_URL": database,
+           "OPSLOOP_CONFIG": str(ROOT / "opsloop.yml"), "OPSLOOP_RUNBOOKS_DIR": str(ROOT / "runbooks"),
+           "OPSLOOP_SLACK_API_URL": slack_api_url, "SLACK_BOT_TOKEN": "xoxb-bench",
+           "OPSLOOP_LOG_LEVEL": "ERROR", **(extra_env or {})}
+    if database.startswith("postgresql"):
+        subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, cwd=folder, check=True)
+    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)], env=env,
+                              cwd=folder)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("opsloop serve did not start within 30 s")
