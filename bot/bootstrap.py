@@ -10,6 +10,7 @@ from typing import Protocol
 
 import httpx
 
+from bot.core_pool import CorePool
 from bot.settings import Settings
 from opsloop.accounts import import_catalog
 from opsloop.authz import Authorizer, Directory
@@ -72,6 +73,8 @@ class Services:
     wakers: list[Callable[[], None]] = field(default_factory=list)
     # started (in order) and stopped (in reverse) by the long-running servers
     background: list[Worker] = field(default_factory=list)
+    # the threads async adapters (Slack listeners, webhooks) run the synchronous core in
+    pool: CorePool = field(default_factory=CorePool)
 
 def bootstrap(
     settings: Settings,

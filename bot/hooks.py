@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.bootstrap import Services
+from bot.core_pool import CorePool
 from opsloop.intake.payloads import AlertmanagerWebhook, PayloadError, parse, parse_v2
 from opsloop.intake.service import Outcome, Signal
 from opsloop.policy import Policy
@@ -83,9 +84,10 @@ def identify(presented: str, known: Mapping[str, str]) -> str | None:
 class Batcher:
     """Group commit: payloads that arrive within `window` share one transaction."""
 
-    def __init__(self, ingest: Callable[[Sequence[Signal]], list[Outcome]], *,
+    def __init__(self, ingest: Callable[[Sequence[Signal]], list[Outcome]], pool: CorePool, *,
                  window: float = 0.005, max_batch: int = 500) -> None:
         self.ingest = ingest
+        self.pool = pool
         self.window = window
         self.max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Signal, asyncio.Future[Outcome]]] | None = None
@@ -109,7 +111,7 @@ class Batcher:
 
     async def _store(self, batch: list[tuple[Signal, asyncio.Future[Outcome]]]) -> None:
         try:
-            outcomes = await asyncio.to_thread(self.ingest, [signal for signal, _ in batch])
+            outcomes = await self.pool.run(self.ingest, [signal for signal, _ in batch])
         except Exception:
             if len(batch) == 1:
                 log.exception("storing a signal failed")
@@ -140,7 +142,7 @@ def _settle(future: asyncio.Future[Outcome], outcome: Outcome | None = None, *, 
 def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[Route], Batcher]:
     alertmanager_tokens = tokens(services.policy, "alertmanager")
     events_tokens = tokens(services.policy, "events_v2")
-    batcher = Batcher(services.intake.ingest)
+    batcher = Batcher(services.intake.ingest, services.pool)
     received = Counter("opsloop_intake_signals", "Webhook payloads by integration kind and outcome",
                        ["kind", "outcome"], registry=registry)
     created = Counter("opsloop_intake_incidents_created", "Incidents opened by intake", registry=registry)

@@ -17,7 +17,6 @@ Mount it with `routes.append(signals_route(services))` in the HTTP app.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -97,7 +96,7 @@ async def signals_endpoint(request: Request, services: Services, tokens: Mapping
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         return JSONResponse({"error": f"the body is not JSON: {error}", "field": "(body)"}, status_code=400)
     try:
-        result = await asyncio.to_thread(services.health.ingest, payload, source=source)
+        result = await services.pool.run(services.health.ingest, payload, source=source)
     except (SignalError, UnknownTenant) as error:
         return JSONResponse({"error": str(error), "field": error.field or "(body)"}, status_code=422)
     return JSONResponse({"stored": result.stored, "tenants": result.tenants, "prompts": result.prompts})

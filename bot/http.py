@@ -33,6 +33,7 @@ from bot.hooks import HOOK_ROUTES, hook_routes
 from bot.hooks_signals import signals_route
 from bot.settings import Settings
 from bot.slack.app import create_slack_app
+from bot.slack.replies import finish_owed
 from opsloop import outbox
 from opsloop.outbox import Dispatcher
 
@@ -87,6 +88,7 @@ def create_http_app(
             yield
         finally:
             await batcher.close()
+            await finish_owed(services.pool)  # before the workers stop: its messages still go out
             for worker in reversed(started):
                 worker.stop()
             await slack_app.session.close()
@@ -127,6 +129,8 @@ class _OutboxCollector(Collector):
             depth = -1
         yield GaugeMetricFamily("opsloop_outbox_depth", "Messages waiting to be delivered (-1: unknown)",
                                 value=depth)
+        yield GaugeMetricFamily("opsloop_core_pending", "Core calls (commands, presses, intake) "
+                                "running or queued behind the core threads", value=self.services.pool.pending)
         if self.dispatcher is None:
             return
         stats = self.dispatcher.stats

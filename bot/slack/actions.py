@@ -8,7 +8,6 @@ everyone sees the new state; the presser also gets a private confirmation.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -37,7 +36,7 @@ def register(app: AsyncApp, services: Services) -> list[str]:
 
         async def press() -> None:
             try:
-                reply = await asyncio.to_thread(services.commands.press, action_of(action["action_id"]),
+                reply = await services.pool.run(services.commands.press, action_of(action["action_id"]),
                                                 str(action.get("value") or ""), actor=user)
                 await show(reply, response_url=answer_to, client=client, user=user, channel=channel,
                            trigger_id=body.get("trigger_id"))

@@ -3,7 +3,7 @@
     create_app(services, settings) -> AsyncApp
 
 No app object exists at import time. Every listener acknowledges first and
-runs the synchronous core in a worker thread (`asyncio.to_thread`), so the
+runs the synchronous core in a core thread (`services.pool`), so the
 event loop only ever waits on I/O. Domain errors (`OpsloopError`) become an
 ephemeral message to the person who caused them; anything else is a bug,
 logged with its traceback, and the person is told something went wrong.

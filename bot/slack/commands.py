@@ -1,12 +1,14 @@
 """Slash commands: `/incident`, `/escalate`, `/exception` (whatever `Commands` knows).
 
-The command runs in a worker thread (the event loop only waits on I/O). If
-it is done within `INLINE_ANSWER` (nearly always: one short transaction),
-its answer rides on the acknowledgement itself, which saves Slack and us a
-second request per command; otherwise the command is acknowledged at that
-deadline, well inside Slack's 3 s, and the answer follows through the
-response_url when the work is done. Errors are answered the same way
-(`replies.report`); forms open a modal after the acknowledgement.
+The command runs in a core thread (`bot.core_pool`; the event loop only
+waits on I/O). When it is done within `INLINE_ANSWER` (nearly always: one
+short transaction), its answer rides on the acknowledgement itself, which
+saves Slack and us a second request per command. Otherwise the command is
+acknowledged at that deadline, or at once when the pool predicts it cannot
+be done in time (it would queue behind other work), and the answer follows
+through the response_url when it is done. Under a burst, acknowledgements therefore
+stay as fast as the event loop, whatever the backlog. Errors are answered the
+same way (`replies.report`); forms open a modal after the acknowledgement.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ def register(app: AsyncApp, services: Services) -> list[str]:
     async def on_command(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
         user, channel = command["user_id"], command.get("channel_id")
         answer_to = command.get("response_url")
-        work = asyncio.ensure_future(asyncio.to_thread(
-            services.commands.handle, command["command"], command.get("text") or "",
-            actor=user, channel=channel))
-        await asyncio.wait({work}, timeout=INLINE_ANSWER)
+        in_time = services.pool.expected_wait() <= INLINE_ANSWER  # else waiting only delays the ack
+        work = services.pool.run(services.commands.handle, command["command"], command.get("text") or "",
+                                 actor=user, channel=channel)
+        if in_time:
+            await asyncio.wait({work}, timeout=INLINE_ANSWER)
         if work.done() and (work.exception() is None or isinstance(work.exception(), OpsloopError)):
             error = work.exception()
             reply = work.result() if error is None else Reply(f"✗ {error}")

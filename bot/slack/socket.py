@@ -13,6 +13,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from bot.bootstrap import Services
 from bot.settings import Settings
 from bot.slack.app import SharedSession, create_slack_app
+from bot.slack.replies import finish_owed
 from opsloop.errors import ConfigError
 
 
@@ -38,6 +39,7 @@ async def run_socket_mode(services: Services, handler: AsyncSocketModeHandler, s
         await (stop or asyncio.Event()).wait()
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
+        await finish_owed(services.pool)  # before the workers stop: its messages still go out
         for worker in reversed(started):
             worker.stop()
         await session.close()

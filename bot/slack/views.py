@@ -8,7 +8,6 @@ transaction, far inside Slack's 3 s.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -30,7 +29,7 @@ def register(app: AsyncApp, services: Services) -> list[str]:
         context, channel = form_metadata(view)
         values = form_values(view)
         try:
-            reply = await asyncio.to_thread(services.commands.submit, view["callback_id"], context,
+            reply = await services.pool.run(services.commands.submit, view["callback_id"], context,
                                             values, actor=user)
         except OpsloopError as error:
             field = _field_of(str(error), values)

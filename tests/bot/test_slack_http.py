@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import httpx
@@ -179,9 +180,15 @@ def test_a_usage_error_is_answered_privately_in_the_acknowledgement(
 
 @SQLITE_ONLY
 def test_a_slow_command_is_acknowledged_at_once_and_answered_through_the_response_url(
-    server: LiveServer, mock_slack: MockSlack, monkeypatch: pytest.MonkeyPatch
+    server: LiveServer, mock_slack: MockSlack, slack_services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(slack_commands, "INLINE_ANSWER", 0)  # every command counts as slow
+    handle = slack_services.commands.handle
+
+    def slow(*args: object, **kwargs: object) -> object:
+        time.sleep(slack_commands.INLINE_ANSWER * 4)
+        return handle(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(slack_services.commands, "handle", slow)
     started = time.monotonic()
     answer = server.post(command_body("/incident", 'declare "unclosed', user=COMMANDER,
                                       respond_to=mock_slack.url))
@@ -240,3 +247,65 @@ def test_health_readiness_and_metrics(server: LiveServer, mock_slack: MockSlack,
         with slack_services.db.engine.begin() as connection:
             connection.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
     server.settle(lambda: "opsloop_outbox_delivery_failures_total 0.0" not in server.get("/metrics").text)
+
+
+@SQLITE_ONLY
+def test_a_command_that_would_queue_is_acknowledged_at_once_and_answered_when_its_turn_comes(
+    server: LiveServer, mock_slack: MockSlack, slack_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    handle = slack_services.commands.handle
+
+    def held(name: str, text: str, **kwargs: object) -> object:
+        if text == "hold":  # occupies a core thread until the test lets go
+            release.wait(10)
+            return handle(name, "help", **kwargs)  # type: ignore[arg-type]
+        return handle(name, text, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(slack_services.commands, "handle", held)
+    monkeypatch.setattr(slack_commands, "INLINE_ANSWER", 1.0)  # a wait for the answer would show
+    try:
+        for _ in range(slack_services.pool.threads):  # every core thread busy
+            assert server.post(command_body("/incident", "hold", user=COMMANDER,
+                                            respond_to=mock_slack.url)).text == ""
+        started = time.monotonic()
+        queued = server.post(command_body("/incident", 'declare "Queue backlog"', user=COMMANDER,
+                                          respond_to=mock_slack.url))
+        # no inline wait: behind busy threads the answer could not have been ready in time
+        assert (queued.status_code, queued.text) == (200, "")
+        assert time.monotonic() - started < slack_commands.INLINE_ANSWER / 2
+        metrics = server.get("/metrics").text  # not stuck behind the core's backlog
+        assert f"opsloop_core_pending {slack_services.pool.threads + 1}.0" in metrics
+        assert counts(slack_services)[0] == 0 and responses(mock_slack) == []
+    finally:
+        release.set()
+    wait_for(lambda: len(responses(mock_slack)) == 3)
+    assert "Declared INC-1: Queue backlog (sev3)" in responses(mock_slack)
+    assert counts(slack_services)[0] == 1
+    wait_for(lambda: slack_services.pool.pending == 0)
+
+
+@SQLITE_ONLY
+def test_stopping_the_server_first_carries_out_what_was_acknowledged(
+    server: LiveServer, mock_slack: MockSlack, slack_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    handle = slack_services.commands.handle
+
+    def held(*args: object, **kwargs: object) -> object:
+        release.wait(10)
+        return handle(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(slack_services.commands, "handle", held)
+    acked = server.post(command_body("/incident", 'declare "Acked before the restart"', user=COMMANDER,
+                                     respond_to=mock_slack.url))
+    assert (acked.status_code, acked.text) == (200, "")
+    stopping = threading.Thread(target=server.stop)
+    stopping.start()
+    time.sleep(0.3)
+    assert stopping.is_alive()  # draining: the declare has not run yet
+    release.set()
+    stopping.join(timeout=10)
+    assert not stopping.is_alive()
+    assert counts(slack_services)[0] == 1
+    assert "Declared INC-1: Acked before the restart (sev3)" in responses(mock_slack)
