@@ -3,11 +3,16 @@
 Unlike commands and buttons, a submission is acknowledged *after* the core
 ran: only the acknowledgement can keep the modal open and show a refusal next
 to the field it concerns (`response_action: errors`). Submitting is one short
-transaction, far inside Slack's 3 s.
+transaction, far inside Slack's 3 s, but not when the core is busy (a burst
+of declares queued ahead): a submission that cannot be done within
+`SUBMIT_WAIT` closes the modal at once and its outcome, success or refusal,
+follows as a private message. Slack would otherwise show the person an
+error while the submission still went through, inviting a second one.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -16,10 +21,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bootstrap import Services
 from bot.slack.blocks import form_metadata, form_values
-from bot.slack.replies import later, tell
+from bot.slack.replies import later, report, tell
 from opsloop.errors import OpsloopError
 
 MAX_ERROR = 150  # what Slack shows under a field
+SUBMIT_WAIT = 2.0  # seconds a submission may keep Slack waiting (it gives up at 3)
 
 
 def register(app: AsyncApp, services: Services) -> list[str]:
@@ -28,15 +34,23 @@ def register(app: AsyncApp, services: Services) -> list[str]:
         user = body["user"]["id"]
         context, channel = form_metadata(view)
         values = form_values(view)
-        try:
-            reply = await services.pool.run(services.commands.submit, view["callback_id"], context,
-                                            values, actor=user)
-        except OpsloopError as error:
-            field = _field_of(str(error), values)
-            await ack(response_action="errors", errors={field: str(error)[:MAX_ERROR]})
+        in_time = services.pool.expected_wait() <= SUBMIT_WAIT
+        work = services.pool.run(services.commands.submit, view["callback_id"], context, values, actor=user)
+        if in_time:
+            await asyncio.wait({work}, timeout=SUBMIT_WAIT)
+        if work.done() and isinstance(work.exception(), OpsloopError):
+            error = str(work.exception())
+            await ack(response_action="errors", errors={_field_of(error, values): error[:MAX_ERROR]})
             return
         await ack()
-        later(tell(reply, response_url=None, client=client, user=user, channel=channel))
+
+        async def answer() -> None:
+            try:
+                await tell(await work, response_url=None, client=client, user=user, channel=channel)
+            except Exception as error:
+                await report(error, response_url=None, client=client, user=user, channel=channel)
+
+        later(answer())
 
     forms = list(services.commands.forms)
     for form_id in forms:

@@ -13,6 +13,7 @@ from sqlmodel import func, select
 
 from bot.bootstrap import Services
 from bot.slack import commands as slack_commands
+from bot.slack import views
 from opsloop.models import AuditEvent, OutboxMessage, WorkItem
 from tests.bot.live_server import LiveServer
 from tests.bot.mock_slack import Answer, Call, MockSlack
@@ -309,3 +310,40 @@ def test_stopping_the_server_first_carries_out_what_was_acknowledged(
     assert not stopping.is_alive()
     assert counts(slack_services)[0] == 1
     assert "Declared INC-1: Acked before the restart (sev3)" in responses(mock_slack)
+
+
+@SQLITE_ONLY
+def test_a_submission_behind_busy_threads_closes_the_modal_and_its_outcome_follows_privately(
+    server: LiveServer, mock_slack: MockSlack, slack_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    handle = slack_services.commands.handle
+
+    def held(*args: object, **kwargs: object) -> object:
+        release.wait(10)
+        return handle(*args, **kwargs)  # type: ignore[arg-type]
+
+    server.post(command_body("/incident", "declare", user=COMMANDER, respond_to=mock_slack.url))
+    wait_for(lambda: len(mock_slack.ok_calls("views.open")) == 1)
+    view = mock_slack.ok_calls("views.open")[0].params["view"]
+    metadata = (view if isinstance(view, dict) else json.loads(view))["private_metadata"]
+    monkeypatch.setattr(slack_services.commands, "handle", held)
+    try:
+        for _ in range(slack_services.pool.threads):  # every core thread busy for long
+            server.post(command_body("/incident", "help", user=COMMANDER, respond_to=mock_slack.url))
+        time.sleep(0.3)  # long enough that the pool expects more than Slack's patience
+        monkeypatch.setattr(views, "SUBMIT_WAIT", 0.25)
+        for title in ("Search is slow", "  "):
+            started = time.monotonic()
+            closed = server.post(submit_body("incident.declare", {"title": title, "severity": "sev2",
+                                                                  "tenants": ""},
+                                             user=COMMANDER, metadata=metadata))
+            assert (closed.status_code, closed.text) == (200, "")  # the modal closes; no field errors
+            assert time.monotonic() - started < 2
+        assert counts(slack_services)[0] == 0
+    finally:
+        release.set()
+    wait_for(lambda: len(mock_slack.ok_calls("chat.postEphemeral")) == 2)
+    told = sorted(str(c.params["text"]) for c in mock_slack.ok_calls("chat.postEphemeral"))
+    assert told == ["Declared INC-1: Search is slow (sev2)", "✗ a incident needs a title"]
+    assert counts(slack_services)[0] == 1
