@@ -22,6 +22,23 @@ LOOPS_JOB = "loops.sweep"
 LOOPS_EVERY = 15.0  # seconds
 REMEDIATION_JOB = "remediation.work"
 DIGEST_JOB = "digest.daily"
+POLLING_JOBS = frozenset({SWEEP_JOB, REMEDIATION_JOB, LOOPS_JOB})
+
+
+class _ExpectedOverlap(logging.Filter):
+    """A polling job still busy when its next turn comes is skipped, by design (`max_instances=1`,
+    `coalesce`): the running pass picks up whatever the skipped one would have. APScheduler warns
+    about every skip, which under a stream of due timers is several times a minute of noise that
+    teaches operators to ignore warnings; those (and only those) are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        job = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        return not (record.msg.startswith("Execution of job") and "running instances" in record.msg
+                    and getattr(job, "id", None) in POLLING_JOBS)
+
+
+_apscheduler_log = logging.getLogger("bot.scheduler.apscheduler")
+_apscheduler_log.addFilter(_ExpectedOverlap())
 
 
 def build_scheduler(services: Services, *, interval: float | None = None) -> BackgroundScheduler:
@@ -31,7 +48,7 @@ def build_scheduler(services: Services, *, interval: float | None = None) -> Bac
     `max_instances=1` never overlaps two sweeps of one replica.
     """
     every = interval if interval is not None else services.settings.sweep_interval
-    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler = BackgroundScheduler(timezone=UTC, logger=_apscheduler_log)
     # a sweep stops taking new batches within the interval, so under a steady stream of
     # due timers runs do not pile up behind one another (APScheduler warns about each)
     scheduler.add_job(services.sweeper.run_safely, "interval", seconds=every, id=SWEEP_JOB,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
+import pytest
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from sqlmodel import col, select
 
 from bot.bootstrap import Services
@@ -29,3 +32,29 @@ def test_the_scheduler_fires_due_timers_without_being_asked(services: Services) 
         stop_scheduler(scheduler)
     assert [t.kind for t in fired] == ["page"]  # the sev1's first escalation level, due at once
     assert not scheduler.running
+
+
+def test_a_polling_job_skipped_while_still_busy_is_not_a_warning_but_other_jobs_still_warn(
+    services: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def slow_sweep(budget: float | None = None) -> int:
+        time.sleep(0.3)
+        return 0
+
+    monkeypatch.setattr(services.sweeper, "run_safely", slow_sweep)
+    caplog.set_level(logging.WARNING)
+    scheduler = build_scheduler(services, interval=0.02)
+    scheduler.add_job(time.sleep, "interval", seconds=0.02, args=[0.3], id="someone.else",
+                      coalesce=True, max_instances=1)
+    skipped: list[str] = []
+    scheduler.add_listener(lambda event: skipped.append(event.job_id), EVENT_JOB_MAX_INSTANCES)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not {"timers.sweep", "someone.else"} <= set(skipped):
+            time.sleep(0.02)
+    finally:
+        stop_scheduler(scheduler)
+    assert {"timers.sweep", "someone.else"} <= set(skipped)  # both overlapped and were skipped
+    warned = [r.getMessage() for r in caplog.records if "running instances" in r.getMessage()]
+    assert warned and all('job "sleep (trigger' in message for message in warned)  # only the other job
