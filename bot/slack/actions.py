@@ -1,7 +1,7 @@
 """Buttons: every `Button.action` (`workitem.acknowledge`, ...) goes to `Commands.press`.
 
 The presser's roles are checked by the core exactly as for a typed command; a
-refusal comes back as an ephemeral message (`replies.report`) and
+refusal comes back as an ephemeral message (`replies.follow_up`) and
 changes nothing. On success the card is updated through the outbox, so
 everyone sees the new state; the presser also gets a private confirmation.
 """
@@ -16,7 +16,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bootstrap import Services
-from bot.slack.replies import later, report, show
+from bot.slack.replies import follow_up
 
 # `family.verb`, with the `#n` Block Kit needs to tell repeated buttons apart (see blocks.action_ids)
 ACTION_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*(?:#\d+)?$")
@@ -32,18 +32,10 @@ def register(app: AsyncApp, services: Services) -> list[str]:
         await ack()
         user = body["user"]["id"]
         channel = (body.get("channel") or {}).get("id")
-        answer_to = body.get("response_url")
-
-        async def press() -> None:
-            try:
-                reply = await services.pool.run(services.commands.press, action_of(action["action_id"]),
-                                                str(action.get("value") or ""), actor=user)
-                await show(reply, response_url=answer_to, client=client, user=user, channel=channel,
-                           trigger_id=body.get("trigger_id"))
-            except Exception as error:
-                await report(error, response_url=answer_to, client=client, user=user, channel=channel)
-
-        later(press())
+        work = services.pool.run(services.commands.press, action_of(action["action_id"]),
+                                 str(action.get("value") or ""), actor=user)
+        follow_up(work, response_url=body.get("response_url"), client=client, user=user, channel=channel,
+                  trigger_id=body.get("trigger_id"))
 
     app.action(ACTION_ID)(on_press)
     return [ACTION_ID.pattern]

@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bootstrap import Services
 from bot.slack.blocks import fallback_text
-from bot.slack.replies import later, reply_blocks, report, show
+from bot.slack.replies import follow_up, reply_blocks
 from opsloop.errors import OpsloopError
 from opsloop.messages import Message, Reply
 
@@ -48,16 +48,8 @@ def register(app: AsyncApp, services: Services) -> list[str]:
                           response_type="ephemeral")
                 return
         await ack()
-
-        async def answer() -> None:
-            try:
-                reply = await work
-                await show(reply, response_url=answer_to, client=client, user=user, channel=channel,
-                           trigger_id=command.get("trigger_id"))
-            except Exception as error:
-                await report(error, response_url=answer_to, client=client, user=user, channel=channel)
-
-        later(answer())
+        follow_up(work, response_url=answer_to, client=client, user=user, channel=channel,
+                  trigger_id=command.get("trigger_id"))
 
     names = list(services.commands.names)
     for name in names:

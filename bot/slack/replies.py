@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -92,6 +92,27 @@ async def tell(
         await webhook.send(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
     elif channel and user:
         await client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
+
+
+def follow_up(
+    work: Awaitable[Reply],
+    *,
+    response_url: str | None,
+    client: AsyncWebClient,
+    user: str,
+    channel: str | None,
+    trigger_id: str | None = None,
+) -> None:
+    """After the acknowledgement: show `work`'s reply when it is done, or report its error."""
+
+    async def answer() -> None:
+        try:
+            await show(await work, response_url=response_url, client=client, user=user, channel=channel,
+                       trigger_id=trigger_id)
+        except Exception as error:
+            await report(error, response_url=response_url, client=client, user=user, channel=channel)
+
+    later(answer())
 
 
 async def report(

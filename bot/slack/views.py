@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bootstrap import Services
 from bot.slack.blocks import form_metadata, form_values
-from bot.slack.replies import later, report, tell
+from bot.slack.replies import follow_up
 from opsloop.errors import OpsloopError
 
 MAX_ERROR = 150  # what Slack shows under a field
@@ -43,14 +43,7 @@ def register(app: AsyncApp, services: Services) -> list[str]:
             await ack(response_action="errors", errors={_field_of(error, values): error[:MAX_ERROR]})
             return
         await ack()
-
-        async def answer() -> None:
-            try:
-                await tell(await work, response_url=None, client=client, user=user, channel=channel)
-            except Exception as error:
-                await report(error, response_url=None, client=client, user=user, channel=channel)
-
-        later(answer())
+        follow_up(work, response_url=None, client=client, user=user, channel=channel)
 
     forms = list(services.commands.forms)
     for form_id in forms:

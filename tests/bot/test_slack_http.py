@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +16,7 @@ from sqlmodel import func, select
 from bot.bootstrap import Services
 from bot.slack import commands as slack_commands
 from bot.slack import views
+from opsloop.messages import Reply
 from opsloop.models import AuditEvent, OutboxMessage, WorkItem
 from tests.bot.live_server import LiveServer
 from tests.bot.mock_slack import Answer, Call, MockSlack
@@ -44,6 +47,21 @@ def answered(answer: httpx.Response, mock: MockSlack) -> str:
         return str(body["text"])
     wait_for(lambda: len(responses(mock)) == 1)
     return responses(mock)[0]
+
+
+def held_commands(services: Services, monkeypatch: pytest.MonkeyPatch,
+                  when: Callable[[str], bool] = lambda words: True) -> threading.Event:
+    """Commands (those whose text passes `when`) wait in their core thread until the event is set."""
+    release = threading.Event()
+    handle = services.commands.handle
+
+    def held(name: str, words: str, **kwargs: Any) -> Reply:
+        if when(words):
+            release.wait(10)
+        return handle(name, words, **kwargs)
+
+    monkeypatch.setattr(services.commands, "handle", held)
+    return release
 
 
 def counts(services: Services) -> tuple[int, int, int]:
@@ -254,20 +272,11 @@ def test_health_readiness_and_metrics(server: LiveServer, mock_slack: MockSlack,
 def test_a_command_that_would_queue_is_acknowledged_at_once_and_answered_when_its_turn_comes(
     server: LiveServer, mock_slack: MockSlack, slack_services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    release = threading.Event()
-    handle = slack_services.commands.handle
-
-    def held(name: str, text: str, **kwargs: object) -> object:
-        if text == "hold":  # occupies a core thread until the test lets go
-            release.wait(10)
-            return handle(name, "help", **kwargs)  # type: ignore[arg-type]
-        return handle(name, text, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(slack_services.commands, "handle", held)
+    release = held_commands(slack_services, monkeypatch, when=lambda words: words == "help")
     monkeypatch.setattr(slack_commands, "INLINE_ANSWER", 1.0)  # a wait for the answer would show
     try:
         for _ in range(slack_services.pool.threads):  # every core thread busy
-            assert server.post(command_body("/incident", "hold", user=COMMANDER,
+            assert server.post(command_body("/incident", "help", user=COMMANDER,
                                             respond_to=mock_slack.url)).text == ""
         started = time.monotonic()
         queued = server.post(command_body("/incident", 'declare "Queue backlog"', user=COMMANDER,
@@ -290,14 +299,7 @@ def test_a_command_that_would_queue_is_acknowledged_at_once_and_answered_when_it
 def test_stopping_the_server_first_carries_out_what_was_acknowledged(
     server: LiveServer, mock_slack: MockSlack, slack_services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    release = threading.Event()
-    handle = slack_services.commands.handle
-
-    def held(*args: object, **kwargs: object) -> object:
-        release.wait(10)
-        return handle(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(slack_services.commands, "handle", held)
+    release = held_commands(slack_services, monkeypatch)
     acked = server.post(command_body("/incident", 'declare "Acked before the restart"', user=COMMANDER,
                                      respond_to=mock_slack.url))
     assert (acked.status_code, acked.text) == (200, "")
@@ -316,18 +318,11 @@ def test_stopping_the_server_first_carries_out_what_was_acknowledged(
 def test_a_submission_behind_busy_threads_closes_the_modal_and_its_outcome_follows_privately(
     server: LiveServer, mock_slack: MockSlack, slack_services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    release = threading.Event()
-    handle = slack_services.commands.handle
-
-    def held(*args: object, **kwargs: object) -> object:
-        release.wait(10)
-        return handle(*args, **kwargs)  # type: ignore[arg-type]
-
     server.post(command_body("/incident", "declare", user=COMMANDER, respond_to=mock_slack.url))
     wait_for(lambda: len(mock_slack.ok_calls("views.open")) == 1)
     view = mock_slack.ok_calls("views.open")[0].params["view"]
     metadata = (view if isinstance(view, dict) else json.loads(view))["private_metadata"]
-    monkeypatch.setattr(slack_services.commands, "handle", held)
+    release = held_commands(slack_services, monkeypatch)
     try:
         for _ in range(slack_services.pool.threads):  # every core thread busy for long
             server.post(command_body("/incident", "help", user=COMMANDER, respond_to=mock_slack.url))
