@@ -16,6 +16,10 @@ from opsloop.accounts import import_catalog
 from opsloop.authz import Authorizer, Directory
 from opsloop.clock import Clock, SystemClock
 from opsloop.commands import Commands
+from opsloop.compliance.checkpoints import Checkpoints
+from opsloop.compliance.retention import RetentionJob
+from opsloop.compliance.signing import Signer
+from opsloop.compliance.startup import fingerprint, record_start
 from opsloop.db import Database
 from opsloop.digest.service import Digests
 from opsloop.errors import ConfigError
@@ -69,6 +73,8 @@ class Services:
     exceptions: ExceptionApprovals  # asks approvers, announces decisions, expires exceptions
     health: Health  # customer health scores, signals (POST /hooks/signals) and CSM prompts
     digests: Digests  # the leadership digest (bot.scheduler posts the daily one)
+    checkpoints: Checkpoints  # signs the audit chain's head (bot.scheduler, `opsloop audit checkpoint`)
+    retention: RetentionJob  # the policy's `retention`, applied daily (bot.scheduler)
     # called after every commit that may have queued outbound messages
     wakers: list[Callable[[], None]] = field(default_factory=list)
     # started (in order) and stopped (in reverse) by the long-running servers
@@ -146,13 +152,22 @@ def bootstrap(
     sweeper = Sweeper(db, clock, {**sla_handlers, **remediation.handlers(), **exceptions.handlers(),
                                   **health.handlers((BREACH, sla_handlers[BREACH]))}, after_commit=wake)
     digests = Digests(db, policy, clock, authz, after_commit=wake)
+    signer = Signer.load(settings.audit_signing_key) if settings.audit_signing_key else None
+    checkpoints = Checkpoints(db, policy, clock, signer, after_commit=wake)
     commands = Commands(workitems, runbooks, sla=sla, oncall=oncall, remediation=remediation,
                         health=health, digests=digests)
     services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
                         workitems=workitems, commands=commands, intake=intake, loops=loops,
                         runbooks=runbooks, sla=sla, oncall=oncall, sweeper=sweeper,
                         remediation=remediation, exceptions=exceptions, health=health, digests=digests,
-                        wakers=wakers)
+                        checkpoints=checkpoints, retention=RetentionJob(db, policy, clock), wakers=wakers)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=SYSTEM_ACTOR)
     return services
+
+
+def record_started(services: Services, *, mode: str) -> None:
+    """Record what this start of the bot runs with (the policy, runbooks, roles) as audit evidence."""
+    settings = services.settings
+    found = fingerprint(settings.config, services.policy, Library(settings.runbooks_dir))
+    record_start(services.db, services.clock, found, mode=mode)

@@ -9,17 +9,17 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
-from bot import runbooks_cli
-from bot.bootstrap import SYSTEM_ACTOR, bootstrap
+from bot import audit_cli, runbooks_cli
+from bot.bootstrap import SYSTEM_ACTOR, bootstrap, record_started
 from bot.settings import Settings
-from opsloop import audit
 from opsloop.accounts import import_catalog
 from opsloop.db import Database
 from opsloop.digest import render
@@ -54,12 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     db_sub.add_parser("upgrade", help="apply pending migrations").set_defaults(run=cmd_db_upgrade)
 
-    audit_p = sub.add_parser("audit", help="the hash-chained audit log")
-    audit_sub = audit_p.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
-    audit_sub.add_parser("verify", help="check every link of the chain").set_defaults(run=cmd_audit_verify)
-    export = audit_sub.add_parser("export", help="write the chain as JSON Lines")
-    export.add_argument("--since", type=_date, help="only events from this date (YYYY-MM-DD)")
-    export.set_defaults(run=cmd_audit_export)
+    audit_cli.register(sub, _Parser)
 
     accounts = sub.add_parser("accounts", help="the account catalog")
     acc_sub = accounts.add_subparsers(dest="accounts_command", required=True, parser_class=_Parser)
@@ -76,15 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _date(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC) if "T" not in text else (
-            datetime.fromisoformat(text).astimezone(UTC)
-        )
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
-
-
 # --------------------------------------------------------------------------- commands
 
 
@@ -92,6 +78,7 @@ def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
     from bot.console import Console
 
     services = bootstrap(settings)
+    record_started(services, mode="shell")
     interactive = sys.stdin.isatty()
     if interactive:
         import readline  # noqa: F401 - gives input() line editing and history
@@ -127,6 +114,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack.wiring import wire_slack
 
     services = bootstrap(settings)
+    record_started(services, mode="serve")
     dispatcher = wire_slack(services, extra_senders=outbound_senders(settings))
     services.background.append(SchedulerWorker(services))
     app = create_http_app(services, settings, dispatcher=dispatcher)
@@ -156,6 +144,7 @@ def cmd_socket(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack.wiring import wire_slack
 
     services = bootstrap(settings)
+    record_started(services, mode="socket")
     wire_slack(services, extra_senders=outbound_senders(settings))
     services.background.append(SchedulerWorker(services))
     handler, session = socket_handler(services, settings)  # refuses before connecting without a token
@@ -168,25 +157,6 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     db = Database.from_url(settings.database_url)
     db.upgrade()
     print("database schema is current")
-    return OK
-
-
-def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    db = Database.from_url(settings.database_url)
-    with db.transaction() as session:
-        verdict = audit.verify(session)
-    if verdict.ok:
-        print(f"audit chain intact: {verdict.checked} events")
-        return OK
-    print(f"audit chain broken: {verdict.problem}", file=sys.stderr)
-    return CHECK_FAILED
-
-
-def cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
-    db = Database.from_url(settings.database_url)
-    with db.transaction() as session:
-        for line in audit.export(session, since=args.since):
-            sys.stdout.write(line + "\n")
     return OK
 
 
@@ -231,8 +201,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OpsloopError as error:
         print(f"opsloop: {error}", file=sys.stderr)
         return BAD_INPUT
+    except SQLAlchemyError as error:  # the database is unreachable, locked or not opsloop's
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:300]
+        print(f"opsloop: the database: {type(error).__name__}: {reason}", file=sys.stderr)
+        return BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`opsloop audit export | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from bot.bootstrap import Services
+from bot.senders.file import FileSender
 from opsloop.authz import is_system
 from opsloop.errors import OpsloopError, UsageError
 from opsloop.messages import FILE, Button, File, Message, Reply
@@ -108,7 +109,7 @@ class Console:
         self.chat = ConsoleChat(out, names)
         outbound = ConsoleOutbound(out)
         self.dispatcher = Dispatcher(services.db, {"chat": self.chat, "email": outbound,
-                                                   "webhook": outbound}, services.clock,
+                                                   "webhook": outbound, "file": FileSender()}, services.clock,
                                      prepare=services.workitems.prepare_outbound)
 
     def run(self, lines: Iterable[str], *, interactive: bool = False) -> None:

@@ -2,7 +2,9 @@
 
 Every replica runs one; the sweeper's claim makes each timer fire once however
 many replicas sweep (see opsloop.sla.sweeper), and the digest's claim of the
-local day makes it post once a day (see opsloop.digest.service).
+local day makes it post once a day (see opsloop.digest.service). Audit
+checkpoints and retention claim their period the same way
+(opsloop.compliance.claims).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ LOOPS_JOB = "loops.sweep"
 LOOPS_EVERY = 15.0  # seconds
 REMEDIATION_JOB = "remediation.work"
 DIGEST_JOB = "digest.daily"
+CHECKPOINT_JOB = "audit.checkpoint"
+CHECKPOINT_POLL = 30.0  # seconds; each `audit.checkpoint_every` period is claimed once, by one replica
+RETENTION_JOB = "retention.daily"
+RETENTION_POLL = 3600.0  # seconds; each local day is claimed once, by one replica
 POLLING_JOBS = frozenset({SWEEP_JOB, REMEDIATION_JOB, LOOPS_JOB})
 
 
@@ -63,6 +69,14 @@ def build_scheduler(services: Services, *, interval: float | None = None) -> Bac
     scheduler.add_job(services.remediation.run_safely, "interval", seconds=every, id=REMEDIATION_JOB,
                       coalesce=True, max_instances=1, misfire_grace_time=None,
                       next_run_time=datetime.now(UTC))
+    if services.checkpoints.signer is not None:
+        scheduler.add_job(services.checkpoints.run_safely, "interval", seconds=CHECKPOINT_POLL,
+                          id=CHECKPOINT_JOB, coalesce=True, max_instances=1, misfire_grace_time=None,
+                          next_run_time=datetime.now(UTC))
+    if services.retention.configured:
+        scheduler.add_job(services.retention.run_safely, "interval", seconds=RETENTION_POLL, id=RETENTION_JOB,
+                          coalesce=True, max_instances=1, misfire_grace_time=None,
+                          next_run_time=datetime.now(UTC))
     digest = services.policy.digest
     if digest is not None:
         # at `digest.at` local time on `digest.days`, and once right at start: a restart that

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "xoxb-your-token", "xapp-your-token", "todo"}
@@ -26,12 +26,19 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
     slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("OPSLOOP_SLACK_API_URL"))
     smtp_url: str | None = Field(None, validation_alias=_env("OPSLOOP_SMTP_URL"))
+    # the Ed25519 private key (PEM) that signs audit checkpoints; kept out of the database
+    audit_signing_key: Path | None = Field(None, validation_alias=_env("OPSLOOP_AUDIT_SIGNING_KEY"))
     env: Literal["development", "production"] = Field(
         "development", validation_alias=_env("OPSLOOP_ENV")
     )
     log_level: str = Field("WARNING", validation_alias=_env("OPSLOOP_LOG_LEVEL"))
     # seconds between timer sweeps; a timer fires at most this late (plus the sweep itself)
     sweep_interval: float = Field(0.25, gt=0, le=60, validation_alias=_env("OPSLOOP_SWEEP_INTERVAL"))
+
+    @field_validator("audit_signing_key", mode="before")
+    @classmethod
+    def _unset_when_blank(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> Settings:

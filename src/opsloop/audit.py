@@ -5,7 +5,14 @@ fields and the previous event's hash, so editing, deleting or reordering a
 row breaks the chain. Writers lock the single `audit_head` row before
 appending, which keeps the chain linear under concurrent transactions on
 PostgreSQL (SQLite serialises writers anyway); the head also records the
-newest link, so deleting the tail shows too.
+newest link, so deleting the tail shows too — unless the head is edited with
+it, which signed checkpoints kept outside the database reveal
+(`opsloop.compliance.checkpoints`).
+
+Personal values (contact emails, free text) are sealed on the way in: the
+chain hashes a keyed commitment and the value goes to a side table, so a
+person can be erased without breaking the chain (`opsloop.compliance.personal`).
+Reading and checking the chain lives in `opsloop.compliance.verify`.
 
 Lock order: every writing transaction appends to the chain, so the head is
 a point all writers pass. A transaction that will lock other rows too (work
@@ -15,36 +22,34 @@ lets two writers wait on each other (PostgreSQL reports a deadlock).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
+from opsloop.compliance import export as _export
+from opsloop.compliance import verify as _verify
+from opsloop.compliance.chain import GENESIS, sha256
+from opsloop.compliance.chain import canonical as _canonical
+from opsloop.compliance.models import AuditPersonal
+from opsloop.compliance.personal import seal
 from opsloop.models import AuditEvent, AuditHead
 
-GENESIS = "0" * 64
+__all__ = ["GENESIS", "Verdict", "canonical", "digest", "export", "lock_chain", "record", "verify"]
+
+Verdict = _verify.Verdict
 
 
 def canonical(event: AuditEvent) -> bytes:
-    body = {
-        "seq": event.seq,
-        "at": event.at.isoformat(timespec="microseconds"),
-        "actor": event.actor,
-        "action": event.action,
-        "subject": event.subject,
-        "before": event.before,
-        "after": event.after,
-        "prev_hash": event.prev_hash,
-    }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _canonical(seq=event.seq, at=event.at, actor=event.actor, action=event.action,
+                      subject=event.subject, before=event.before, after=event.after,
+                      personal=event.personal, prev_hash=event.prev_hash)
 
 
 def digest(event: AuditEvent) -> str:
-    return hashlib.sha256(canonical(event)).hexdigest()
+    return sha256(canonical(event))
 
 
 def lock_chain(session: Session) -> AuditHead:
@@ -64,14 +69,16 @@ def record(
 ) -> AuditEvent:
     """Append one event in the caller's transaction (it commits or rolls back with the change)."""
     head = lock_chain(session)
+    sealed = seal(_plain(before), _plain(after))
     event = AuditEvent(
         seq=head.seq + 1,
         at=at,
         actor=actor,
         action=action,
         subject=subject,
-        before=_plain(before),
-        after=_plain(after),
+        before=sealed.before,
+        after=sealed.after,
+        personal=sealed.pointers or None,
         prev_hash=head.hash,
         hash="",
     )
@@ -79,6 +86,8 @@ def record(
     head.seq, head.hash = event.seq, event.hash
     session.add(event)
     session.add(head)
+    session.add_all(AuditPersonal(seq=event.seq, pointer=pointer, salt=salt, value=value)
+                    for pointer, salt, value in sealed.rows)
     session.flush()
     return event
 
@@ -98,53 +107,11 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-@dataclass(frozen=True)
-class Verdict:
-    ok: bool
-    checked: int
-    problem: str | None = None
-    bad_seq: int | None = None
-
-
-def verify(session: Session) -> Verdict:
-    """Walk the chain from genesis; report the first event that does not link."""
-    prev_hash, expected_seq, checked = GENESIS, 1, 0
-    for event in _walk(session):
-        if event.seq != expected_seq:
-            missing = f"event {expected_seq}" if event.seq == expected_seq + 1 else (
-                f"events {expected_seq}..{event.seq - 1}"
-            )
-            return Verdict(False, checked, f"{missing} missing before event {event.seq}",
-                           expected_seq)
-        if event.prev_hash != prev_hash:
-            return Verdict(False, checked,
-                           f"event {event.seq} does not link to the event before it", event.seq)
-        if digest(event) != event.hash:
-            return Verdict(False, checked,
-                           f"event {event.seq} ({event.action} {event.subject}) was altered", event.seq)
-        prev_hash, expected_seq, checked = event.hash, event.seq + 1, checked + 1
-    head = session.get(AuditHead, 1)
-    if head is None:
-        return Verdict(False, checked, "the chain's head record is missing")
-    if head.seq != expected_seq - 1 or head.hash != prev_hash:
-        return Verdict(
-            False, checked,
-            f"the chain ends at event {expected_seq - 1} but its head records event {head.seq}",
-            expected_seq,
-        )
-    return Verdict(True, checked)
-
-
-def _walk(session: Session, since: datetime | None = None) -> Iterator[AuditEvent]:
-    query = select(AuditEvent).order_by(col(AuditEvent.seq))
-    if since is not None:
-        query = query.where(AuditEvent.at >= since)
-    yield from session.exec(query.execution_options(yield_per=1000))
+def verify(session: Session) -> _verify.Verdict:
+    """Walk the chain from genesis and report every defect (see opsloop.compliance.verify)."""
+    return _verify.verify(session)
 
 
 def export(session: Session, since: datetime | None = None) -> Iterator[str]:
     """The chain as JSON Lines, each line carrying what is needed to re-check its hash."""
-    for event in _walk(session, since):
-        row = json.loads(canonical(event))
-        row["hash"] = event.hash
-        yield json.dumps(row, sort_keys=True, ensure_ascii=False)
+    return _export.lines(session, since=since)

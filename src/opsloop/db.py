@@ -17,6 +17,8 @@ from sqlmodel import Session
 
 from opsloop.errors import ConfigError
 
+_READ_ONLY = "opsloop_read_only"
+
 
 def normalize_url(url: str) -> str:
     """`postgresql://` means psycopg 3 here (the driver opsloop installs), not psycopg2."""
@@ -63,7 +65,9 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # a snapshot (Database.snapshot) only reads: a deferred BEGIN never waits for writers
+        deferred = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -107,6 +111,21 @@ class Database:
         with self.engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
         return current == set(script.get_heads())
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only session on one consistent snapshot that does not hold writers up.
+
+        For long reads (verifying the whole audit chain, building evidence):
+        every query sees the same state, however many pages it reads.
+        """
+        with self.engine.connect() as connection:
+            if self.is_sqlite:  # WAL: a read transaction sees the database as it was when it began
+                connection.execution_options(**{_READ_ONLY: True})
+            else:
+                connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with connection.begin(), Session(bind=connection, expire_on_commit=False) as session:
+                yield session
 
     def dispose(self) -> None:
         self.engine.dispose()

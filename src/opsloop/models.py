@@ -132,6 +132,9 @@ class AuditEvent(SQLModel, table=True):
     subject: str = Field(max_length=128, index=True)
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    # JSON Pointers of the personal values in before/after: each holds a commitment, the value
+    # lives in `audit_personal` (see opsloop.compliance.personal); NULL when there are none
+    personal: list[str] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
 

@@ -32,6 +32,7 @@ from opsloop.models import OutboxAttempt, OutboxMessage
 log = logging.getLogger(__name__)
 
 PENDING, SENT, FAILED, SUPERSEDED = "pending", "sent", "failed", "superseded"
+CANCELLED = "cancelled"  # never to be sent: its recipient was erased (opsloop.compliance.erasure)
 
 
 class DeliveryError(Exception):

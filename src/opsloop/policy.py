@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from opsloop.compliance.config import AuditPolicy, Retention
 from opsloop.errors import ConfigError
 from opsloop.fields import (
     WEEKDAYS,
@@ -314,6 +315,8 @@ class Policy(Strict):
     incident_channels: IncidentChannels | None = None
     exceptions: ExceptionsPolicy = ExceptionsPolicy()
     health: HealthPolicy = HealthPolicy()
+    audit: AuditPolicy = AuditPolicy()
+    retention: Retention = Retention()
 
     # where the file was read from: relative paths in it are relative to its folder
     _base_dir: Path = PrivateAttr(default=Path())
@@ -395,6 +398,11 @@ class Policy(Strict):
     @property
     def accounts_path(self) -> Path | None:
         return None if self.accounts is None else self._base_dir / self.accounts
+
+    @property
+    def base_dir(self) -> Path:
+        """The policy file's folder: relative paths in the file are relative to it."""
+        return self._base_dir
 
 
 # --------------------------------------------------------------------------- loading

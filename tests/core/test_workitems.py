@@ -7,6 +7,8 @@ from sqlmodel import col, select
 
 from bot.bootstrap import Services
 from opsloop import audit
+from opsloop.compliance.models import AuditPersonal
+from opsloop.compliance.personal import is_commitment
 from opsloop.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from opsloop.lifecycle import TRANSITIONS, transition
 from opsloop.models import AuditEvent, OutboxMessage, TimelineEvent, WorkItem
@@ -131,7 +133,9 @@ def test_each_change_writes_item_timeline_audit_and_outbox_in_one_transaction(
         assert [e.action for e in events] == ["incident.created", "incident.acknowledge"]
         assert events[1].before == {"state": "triggered", "acknowledged_at": None, "note": None}
         assert events[1].after["state"] == "acknowledged"
-        assert events[1].after["note"] == "on it"
+        assert is_commitment(events[1].after["note"])  # free text is sealed apart (erasable)
+        sealed = s.get(AuditPersonal, (events[1].seq, "/after/note"))
+        assert sealed is not None and sealed.value == '"on it"'
         lines = s.exec(select(TimelineEvent.text).order_by(col(TimelineEvent.id))).all()
         assert lines[-1] == "<@U0RESP1> acknowledged INC-1: on it"
         out = s.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all()
