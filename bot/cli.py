@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from bot import runbooks_cli
+from bot import runbooks_cli, switch_cli
 from bot.bootstrap import SYSTEM_ACTOR, bootstrap
 from bot.settings import Settings
 from opsloop import audit
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     digest.set_defaults(run=cmd_digest)
 
     runbooks_cli.register(sub, _Parser)
+    switch_cli.register(sub, _Parser)
     return parser
 
 

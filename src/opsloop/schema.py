@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import opsloop.digest.models
 import opsloop.health.models
+import opsloop.history.models
 import opsloop.intake.models
 import opsloop.loops.models
 import opsloop.models
