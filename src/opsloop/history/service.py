@@ -135,8 +135,9 @@ def _create(session: Session, source: str, items: list[PastItem], *, now: dateti
                          "state": State.CLOSED.value, "created_by": actor, **_values(source, item)})
     if not rows:
         return
-    ids: dict[str, int] = dict(session.execute(  # type: ignore[arg-type]
-        insert(WorkItem).returning(col(WorkItem.ref), col(WorkItem.id), sort_by_parameter_order=True), rows))
+    inserted = session.execute(
+        insert(WorkItem).returning(col(WorkItem.ref), col(WorkItem.id), sort_by_parameter_order=True), rows)
+    ids: dict[str, int] = {row[0]: row[1] for row in inserted}  # (a Result has keys(): dict() misreads it)
     marks, tenants, lines = [], [], []
     for ref, item in refs.items():
         marks.append({"source": source, "external_id": item.id, "work_item_id": ids[ref], "imported_at": now,
