@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -166,23 +167,27 @@ def test_slacks_own_retries_of_an_event_are_answered_200_and_ignored(
     wait_for(lambda: len(mock_slack.ok_calls("chat.postMessage")) == 1)
 
 
+@contextmanager
+def replica(settings: Settings, clock: FakeClock) -> Iterator[tuple[Services, LiveServer]]:
+    """One `opsloop serve` with services and a Bolt app of its own, on the settings' database."""
+    services = bootstrap(settings, clock=clock)
+    try:
+        dispatcher = wire_slack(services, idle=0.05)
+        live = LiveServer(create_http_app(services, settings, dispatcher=dispatcher), dispatcher=dispatcher,
+                          clock=clock, secret=SIGNING_SECRET).start()
+        try:
+            yield services, live
+        finally:
+            live.stop()
+    finally:
+        services.db.dispose()
+
+
 @pytest.fixture
 def replicas(slack_settings: Settings, clock: FakeClock) -> Iterator[tuple[Services, LiveServer, LiveServer]]:
-    """Two `opsloop serve` replicas on one database, each with its own services and Bolt app."""
-    built, servers = [], []
-    try:
-        for _ in range(2):
-            services = bootstrap(slack_settings, clock=clock)
-            built.append(services)
-            dispatcher = wire_slack(services, idle=0.05)
-            app = create_http_app(services, slack_settings, dispatcher=dispatcher)
-            servers.append(LiveServer(app, dispatcher=dispatcher, clock=clock, secret=SIGNING_SECRET).start())
-        yield built[0], servers[0], servers[1]
-    finally:
-        for live in servers:
-            live.stop()
-        for services in built:
-            services.db.dispose()
+    """Two replicas on one database."""
+    with replica(slack_settings, clock) as (services, one), replica(slack_settings, clock) as (_, other):
+        yield services, one, other
 
 
 @pytest.mark.slow
@@ -216,11 +221,7 @@ def test_a_request_replayed_after_a_restart_on_sqlite_has_no_effect(
                         respond_to=mock_slack.url)
     headers = {"Content-Type": FORM, **sign(body, SIGNING_SECRET)}
     for life in ("first", "second"):  # the same database file, the server started twice
-        services = bootstrap(slack_settings, clock=clock)
-        dispatcher = wire_slack(services, idle=0.05)
-        live = LiveServer(create_http_app(services, slack_settings, dispatcher=dispatcher),
-                          dispatcher=dispatcher, clock=clock, secret=SIGNING_SECRET).start()
-        try:
+        with replica(slack_settings, clock) as (services, live):
             assert live.client is not None
             answer = live.client.post("/slack/events", content=body, headers=headers)
             if life == "first":
@@ -229,6 +230,3 @@ def test_a_request_replayed_after_a_restart_on_sqlite_has_no_effect(
                 assert (answer.status_code, answer.text) == (200, "")
                 time.sleep(0.3)
                 assert counts(services)[0] == 1
-        finally:
-            live.stop()
-            services.db.dispose()
