@@ -12,5 +12,6 @@ import opsloop.intake.models
 import opsloop.loops.models
 import opsloop.models
 import opsloop.remediation.models
+import opsloop.replays
 import opsloop.runbooks.models
 import opsloop.sla.models  # noqa: F401

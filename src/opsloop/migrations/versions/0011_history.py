@@ -1,7 +1,7 @@
 """history: the mark of imported work items (source and id in the file they came from)
 
-Revision ID: 0010_history
-Revises: 0009_digest
+Revision ID: 0011_history
+Revises: 0010_security
 Create Date: 2026-11-26 09:00:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import opsloop.models
 
-revision = '0010_history'
-down_revision = '0009_digest'
+revision = '0011_history'
+down_revision = '0010_security'
 branch_labels = None
 depends_on = None
 
