@@ -23,10 +23,12 @@ lets two writers wait on each other (PostgreSQL reports a deadlock).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from opsloop.compliance import export as _export
@@ -37,7 +39,8 @@ from opsloop.compliance.models import AuditPersonal
 from opsloop.compliance.personal import seal
 from opsloop.models import AuditEvent, AuditHead
 
-__all__ = ["GENESIS", "Verdict", "canonical", "digest", "export", "lock_chain", "record", "verify"]
+__all__ = ["GENESIS", "Entry", "Verdict", "canonical", "digest", "export", "lock_chain", "record",
+           "record_many", "verify"]
 
 Verdict = _verify.Verdict
 
@@ -69,27 +72,54 @@ def record(
 ) -> AuditEvent:
     """Append one event in the caller's transaction (it commits or rolls back with the change)."""
     head = lock_chain(session)
-    sealed = seal(_plain(before), _plain(after))
-    event = AuditEvent(
-        seq=head.seq + 1,
-        at=at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        before=sealed.before,
-        after=sealed.after,
-        personal=sealed.pointers or None,
-        prev_hash=head.hash,
-        hash="",
-    )
-    event.hash = digest(event)
-    head.seq, head.hash = event.seq, event.hash
+    event, personal = _link(head, Entry(at, actor, action, subject, before, after))
     session.add(event)
     session.add(head)
-    session.add_all(AuditPersonal(seq=event.seq, pointer=pointer, salt=salt, value=value)
-                    for pointer, salt, value in sealed.rows)
+    session.add_all(personal)
     session.flush()
     return event
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An event to append with `record_many`."""
+
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+def record_many(session: Session, entries: Iterable[Entry]) -> int:
+    """Append many events at once (bulk imports): the same links `record` makes one by one, with
+    one lock of the head and one multi-row insert instead of a round trip each. Returns how many."""
+    head = lock_chain(session)
+    rows, personal = [], []
+    for entry in entries:
+        event, sealed = _link(head, entry)
+        rows.append(event.model_dump())
+        personal += [row.model_dump() for row in sealed]
+    if rows:
+        session.execute(insert(AuditEvent), rows)
+        if personal:
+            session.execute(insert(AuditPersonal), personal)
+        session.add(head)
+        session.flush()
+    return len(rows)
+
+
+def _link(head: AuditHead, entry: Entry) -> tuple[AuditEvent, list[AuditPersonal]]:
+    """The next link after `head` (which it moves on), its personal values sealed apart."""
+    sealed = seal(_plain(entry.before), _plain(entry.after))
+    event = AuditEvent(seq=head.seq + 1, at=entry.at, actor=entry.actor, action=entry.action,
+                       subject=entry.subject, before=sealed.before, after=sealed.after,
+                       personal=sealed.pointers or None, prev_hash=head.hash, hash="")
+    event.hash = digest(event)
+    head.seq, head.hash = event.seq, event.hash
+    return event, [AuditPersonal(seq=event.seq, pointer=pointer, salt=salt, value=value)
+                   for pointer, salt, value in sealed.rows]
 
 
 def _plain(value: dict[str, Any] | None) -> dict[str, Any] | None:
