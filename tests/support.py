@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from opsloop.messages import Message
 from opsloop.models import OutboxMessage
 from opsloop.outbox import Delivered, DeliveryError
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 class FakeClock:
@@ -47,3 +50,20 @@ class RecordingSender:
 
     def texts(self) -> list[str]:
         return [Message.from_json(m.payload["message"]).text for m in self.sent]
+
+
+def at_once(calls: Sequence[Callable[[], T]], timeout: float = 30) -> list[T]:
+    """Run the calls in threads released together (replicas acting at the same moment); their results."""
+    ready = threading.Barrier(len(calls))
+    results: list[T] = []
+
+    def run(call: Callable[[], T]) -> None:
+        ready.wait()
+        results.append(call())
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return results

@@ -29,12 +29,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from opsloop.compliance import bundle_readme, export, reader
 from opsloop.compliance.chain import sha256
-from opsloop.compliance.checkpoints import parse
+from opsloop.compliance.checkpoints import stored
 from opsloop.compliance.models import ConfigStart
 from opsloop.compliance.signing import Signer, Verifier
 from opsloop.compliance.verify import Anchor
@@ -133,19 +132,7 @@ def _checkpoints(session: Session, keys: list[Verifier], files: dict[str, bytes]
     up to the first one at or after its end. Each is written as .json, .statement and .sig."""
     if not keys or span is None:
         return []
-    cast = "CAST({} AS BLOB)" if session.get_bind().dialect.name == "sqlite" else "CAST({} AS TEXT)"
-    rows = session.execute(text(f"SELECT id, seq, {cast.format('statement')}, {cast.format('signature')} "
-                                "FROM audit_checkpoints ORDER BY seq, id")).all()
-    found: list[tuple[Anchor, bytes, str]] = []
-    for row_id, _seq, statement, signature in rows:
-        try:
-            signed = _bytes(statement)
-            sig = _bytes(signature).decode()
-            doc = {"statement": json.loads(signed), "signature": sig}
-            anchor = parse(json.dumps(doc).encode(), keys, f"checkpoint-{row_id}")
-        except (ValueError, RecursionError):
-            continue  # not verifiable with these keys: it proves nothing to an auditor
-        found.append((anchor, signed, sig))
+    found = [(s.anchor, s.statement, s.signature) for s in stored(session, keys)[0]]  # unverifiable: left out
     before = [f for f in found if f[0].seq < span[0]]
     after = [f for f in found if f[0].seq >= span[1]]
     chosen = [f for f in found if span[0] <= f[0].seq < span[1]]
@@ -238,6 +225,3 @@ def _roles(session: Session, since: datetime, until: datetime) -> Iterator[str]:
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
-
-def _bytes(value: Any) -> bytes:
-    return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else str(value).encode()

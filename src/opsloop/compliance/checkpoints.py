@@ -39,6 +39,7 @@ from sqlmodel import Session
 
 from opsloop import audit, outbox
 from opsloop.clock import Clock
+from opsloop.compliance import reader
 from opsloop.compliance.claims import claim
 from opsloop.compliance.files import write_once
 from opsloop.compliance.models import AuditCheckpoint
@@ -222,23 +223,33 @@ def read_directory(directory: Path, keys: Sequence[Verifier]) -> Reading:
     return Reading(anchors, problems)
 
 
-def read_stored(session: Session, keys: Sequence[Verifier]) -> Reading:
-    """The copies kept in the database (a deleted row does not show here; the copies outside do)."""
-    cast = "CAST({} AS BLOB)" if session.get_bind().dialect.name == "sqlite" else "CAST({} AS TEXT)"
-    rows = session.execute(text(f"SELECT id, {cast.format('statement')}, {cast.format('signature')} "
-                                "FROM audit_checkpoints ORDER BY id")).all()
-    anchors, problems = [], []
+@dataclass(frozen=True)
+class Stored:
+    anchor: Anchor
+    statement: bytes  # the exact signed bytes
+    signature: str  # base64
+
+
+def stored(session: Session, keys: Sequence[Verifier]) -> tuple[list[Stored], list[str]]:
+    """The copies kept in the database that verify with `keys`, in chain order; and what is wrong
+    with the others. (A deleted row does not show here; the copies outside the database do.)"""
+    columns = reader.selects(session, "audit_checkpoints", ("statement", "signature"))
+    rows = session.execute(text(f"SELECT id, {columns} FROM audit_checkpoints ORDER BY seq, id")).all()
+    found, problems = [], []
     for row_id, signed, signature in rows:
         try:
-            body = json.loads(_decode(signed))
-            data = json.dumps({"statement": body, "signature": _decode(signature)}).encode()
-            anchors.append(parse(data, keys, f"#{row_id} in the database"))
+            statement, sig = _bytes(signed), _bytes(signature).decode()
+            data = json.dumps({"statement": json.loads(statement), "signature": sig}).encode()
+            found.append(Stored(parse(data, keys, f"#{row_id} in the database"), statement, sig))
         except (ValueError, RecursionError) as error:
             problems.append(f"checkpoint #{row_id} in the database: {error}")
-    return Reading(anchors, problems)
+    return found, problems
 
 
-def _decode(value: Any) -> str:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8")
-    return str(value)
+def read_stored(session: Session, keys: Sequence[Verifier]) -> Reading:
+    found, problems = stored(session, keys)
+    return Reading([s.anchor for s in found], problems)
+
+
+def _bytes(value: Any) -> bytes:
+    return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else str(value).encode()

@@ -74,7 +74,7 @@ class _Bad(ValueError):
     pass
 
 
-def _selects(session: Session, table: str, columns: tuple[str, ...]) -> str:
+def selects(session: Session, table: str, columns: tuple[str, ...]) -> str:
     """How to ask for each column so that whatever is stored comes back as text or bytes.
 
     SQLite hands back text it cannot decode as an error; as a BLOB it hands back
@@ -179,7 +179,7 @@ def seq_range(session: Session, *, since: datetime | None = None,
 def events(session: Session, *, first: int = 1, last: int | None = None,
            batch: int = BATCH) -> Iterator[list[Link | Unreadable]]:
     """Events with first <= seq <= last, in seq order, in batches (keyset pages: no open cursor)."""
-    columns = _selects(session, "audit_events", _TEXT_COLUMNS)
+    columns = selects(session, "audit_events", _TEXT_COLUMNS)
     bound = "" if last is None else " AND seq <= :last"
     query = text(f"SELECT seq, {columns} FROM audit_events WHERE seq >= :first{bound} "
                  "ORDER BY seq LIMIT :batch")
@@ -196,7 +196,7 @@ def events(session: Session, *, first: int = 1, last: int | None = None,
 
 def side_rows(session: Session, first: int, last: int) -> dict[tuple[int, str], SideRow]:
     """The personal data of events first..last, by (seq, pointer)."""
-    columns = _selects(session, "audit_personal", ("pointer", "salt", "value"))
+    columns = selects(session, "audit_personal", ("pointer", "salt", "value"))
     rows = session.execute(text(f"SELECT seq, {columns}, erased_in FROM audit_personal "
                                 "WHERE seq >= :first AND seq <= :last"),
                            {"first": first, "last": last}).all()
@@ -216,7 +216,7 @@ def side_rows(session: Session, first: int, last: int) -> dict[tuple[int, str], 
 
 def erased_rows(session: Session) -> list[tuple[int, str, int | None, str | None]]:
     """(seq, pointer, erased_in, why) of every side row that is cleared or claims an erasure."""
-    rows = session.execute(text(f"SELECT seq, {_selects(session, 'audit_personal', ('pointer',))}, erased_in "
+    rows = session.execute(text(f"SELECT seq, {selects(session, 'audit_personal', ('pointer',))}, erased_in "
                                 "FROM audit_personal "
                                 "WHERE erased_in IS NOT NULL OR salt IS NULL OR value IS NULL "
                                 "ORDER BY seq")).all()

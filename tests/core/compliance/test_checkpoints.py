@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from opsloop.errors import ConfigError, InvalidInput
 from opsloop.models import OutboxMessage
 from opsloop.policy import Policy, load_policy
 from tests.core.compliance.chain import append, cut_tail, rewrite_from
-from tests.support import FakeClock
+from tests.support import FakeClock, at_once
 
 
 @pytest.fixture
@@ -209,18 +208,7 @@ def test_two_replicas_take_each_periodic_checkpoint_once(postgres_url: str, tmp_
     replicas = [Checkpoints(db, policy, clock, keys[0]) for db in databases]
     try:
         for hour in range(3):
-            ready = threading.Barrier(2)
-            results: list[bool] = []
-
-            def fire(replica: Checkpoints, ready: threading.Barrier = ready, results: list[bool] = results) -> None:
-                ready.wait()
-                results.append(replica.run_due())
-
-            threads = [threading.Thread(target=fire, args=(r,)) for r in replicas]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(30)
+            results = at_once([replica.run_due for replica in replicas])
             assert sorted(results) == [False, True], f"hour {hour}: {results}"
             clock.advance(hours=1)
         with databases[0].transaction() as session:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from opsloop.models import AuditEvent, OutboxAttempt, OutboxMessage, TimelineEve
 from opsloop.outbox import PENDING, Delivered, Dispatcher
 from opsloop.policy import load_policy
 from tests.core.compliance.chain import verdict
-from tests.support import ROOT, FakeClock
+from tests.support import ROOT, FakeClock, at_once
 
 RESPONDER = "U0RESP1"
 
@@ -120,18 +119,7 @@ def test_two_replicas_apply_retention_once_a_day(postgres_url: str) -> None:
     replicas = [RetentionJob(db, policy, clock) for db in databases]
     try:
         for day in range(3):
-            ready = threading.Barrier(2)
-            results: list[bool] = []
-
-            def fire(job: RetentionJob, ready: threading.Barrier = ready, results: list[bool] = results) -> None:
-                ready.wait()
-                results.append(job.run_due() is not None)
-
-            threads = [threading.Thread(target=fire, args=(r,)) for r in replicas]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(30)
+            results = [outcome is not None for outcome in at_once([job.run_due for job in replicas])]
             assert sorted(results) == [False, True], f"day {day}: {results}"
             clock.advance(days=1)
         with databases[0].transaction() as session:

@@ -16,7 +16,7 @@ from opsloop.digest.models import DigestRun
 from opsloop.errors import PermissionDenied
 from opsloop.messages import FILE, File, Message
 from opsloop.models import AuditEvent, OutboxMessage
-from tests.support import ROOT, FakeClock
+from tests.support import ROOT, FakeClock, at_once
 
 LEADER, ADMIN, RESPONDER = "U0CEO", "U0ADMIN", "U0RESP1"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -85,18 +85,7 @@ def test_two_replicas_firing_at_the_same_moment_post_one_digest(postgres_url: st
     replicas = [bootstrap(settings, clock=clock, migrate=False) for _ in range(2)]  # two engines
     try:
         for day in range(3):  # Mon, Tue, Wed
-            ready = threading.Barrier(2)
-            results: list[bool] = []
-
-            def fire(replica: Services, ready: threading.Barrier = ready, results: list[bool] = results) -> None:
-                ready.wait()
-                results.append(replica.digests.run_due())
-
-            threads = [threading.Thread(target=fire, args=(r,)) for r in replicas]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(30)
+            results = at_once([replica.digests.run_due for replica in replicas])
             assert sorted(results) == [False, True], f"day {day}: {results}"
             clock.advance(days=1)
         assert len(runs(replicas[0])) == 3
