@@ -28,6 +28,7 @@ from opsloop.errors import InvalidInput
 MAX_MEMBERS = 200_000
 MAX_MEMBER = 2 * 1024**3  # uncompressed bytes of one file
 MAX_SMALL = 16 * 1024**2  # SHA256SUMS, manifest, keys
+MAX_LINE = 64 * 1024**2  # one event of the chain
 CHUNK = 1024**2
 FIELDS = ("seq", "at", "actor", "action", "subject", "before", "after", "prev_hash")
 _SUM_LINE = re.compile(r"^([0-9a-f]{64})  (\S.*)$")
@@ -77,6 +78,8 @@ class _Bundle:
             rest += chunk
             *complete, rest = rest.split(b"\n")
             yield from complete
+            if len(rest) > MAX_LINE:
+                raise ValueError(f"{name} has a line longer than {MAX_LINE} bytes")
         if rest:
             yield rest
 
