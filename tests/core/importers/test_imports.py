@@ -113,10 +113,10 @@ def test_names_and_durations() -> None:
 
 
 def test_a_folder_without_exports_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no \\*.json files"):
+    with pytest.raises(ConfigError, match=r"no \*\.json files"):
         pagerduty.convert(tmp_path, People({}), now=NOW)
     (tmp_path / "x.json").write_text("{", encoding="utf-8")
-    with pytest.raises(ConfigError, match="x.json: cannot read it as JSON"):
+    with pytest.raises(ConfigError, match=r"x\.json: cannot read it as JSON"):
         grafana.convert(tmp_path, People({}), now=NOW)
     with pytest.raises(ConfigError, match="not a folder"):
         pagerduty.convert(tmp_path / "missing", People({}), now=NOW)
