@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import opsloop.compliance.models
 import opsloop.digest.models
+import opsloop.feeds.models
 import opsloop.health.models
 import opsloop.history.models
 import opsloop.intake.models

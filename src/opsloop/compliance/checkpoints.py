@@ -93,7 +93,7 @@ class Checkpoints:
         self.clock = clock
         self.signer = signer
         self.every = policy.audit.checkpoint_every
-        self.destination = policy.audit.destination(policy.base_dir)
+        self.destination = policy.audit.destination(policy.path_of)
         self.after_commit = after_commit or (lambda: None)
 
     def take(self, *, trigger: str = MANUAL, queue: bool = True) -> AuditCheckpoint:

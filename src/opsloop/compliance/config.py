@@ -12,6 +12,7 @@ module imports nothing of the policy, so there is no cycle).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -50,13 +51,14 @@ class AuditPolicy(Strict):
             raise ValueError("write env:NAME with NAME an environment variable (A-Z, 0-9, _)")
         return value
 
-    def destination(self, base_dir: Path) -> tuple[str, str] | None:
-        """(transport, target) of the outbox for `checkpoint_to`, or None when it is not set."""
+    def destination(self, path_of: Callable[[str], Path]) -> tuple[str, str] | None:
+        """(transport, target) of the outbox for `checkpoint_to`, or None when it is not set;
+        `path_of` places a relative directory (next to the policy file)."""
         if self.checkpoint_to is None:
             return None
         if self.checkpoint_to.startswith(("https://", "env:")):
             return "webhook", self.checkpoint_to
-        return "file", str((base_dir / self.checkpoint_to).resolve())
+        return "file", str(path_of(self.checkpoint_to).resolve())
 
 
 class Retention(Strict):
