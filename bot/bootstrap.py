@@ -20,6 +20,7 @@ from opsloop.db import Database
 from opsloop.digest.service import Digests
 from opsloop.errors import ConfigError
 from opsloop.exception_approvals import ExceptionApprovals
+from opsloop.health.playbooks import Playbooks
 from opsloop.health.service import Health
 from opsloop.intake.service import Intake
 from opsloop.loops.service import FeedbackLoops
@@ -96,7 +97,8 @@ def bootstrap(
     """
     policy = load_policy(settings.config)
     library = Library(settings.runbooks_dir)
-    problems = startup_problems(library, policy, str(settings.config))
+    playbooks = Playbooks(settings.playbooks)
+    problems = startup_problems(library, policy, str(settings.config)) + playbooks.problems()
     if problems:
         raise ConfigError("\n".join(problems))
     db = Database.from_url(settings.database_url)
@@ -139,7 +141,7 @@ def bootstrap(
     runbooks.dry_runners.append(DryRun(remediation.gates, executor).report)
     exceptions = ExceptionApprovals(policy, clock, authz, workitems)
     exceptions.install()
-    health = Health(db, policy, clock, authz, after_commit=wake)
+    health = Health(db, policy, clock, authz, playbooks=playbooks, after_commit=wake)
     health.install(workitems)
     sla_handlers = sla.handlers()
     # health wraps the SLA breach handler: a breach also rescores the accounts it touched

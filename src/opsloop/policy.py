@@ -346,6 +346,11 @@ class Policy(Strict):
                                  "(define it under sla.calendars, or use 24x7)"))
             if sla.escalation is not None and sla.escalation not in self.escalation:
                 problems.append((f"{where}.escalation", f"unknown escalation chain {sla.escalation!r}"))
+        plays = self.health.plays
+        if ("calendar" in plays.model_fields_set and plays.calendar != "24x7"
+                and plays.calendar not in self.sla.calendars):
+            problems.append(("health.plays.calendar", f"unknown calendar {plays.calendar!r} "
+                             "(define it under sla.calendars, or use 24x7)"))
         for name, chain in self.escalation.items():
             for j, level in enumerate(chain.levels):
                 for target in level.notify:
