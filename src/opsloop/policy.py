@@ -286,7 +286,8 @@ PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "escalation.update": ["responder", "commander", "csm", "admin"],
     "oncall.override": ["commander", "admin"],
     "health.view": ["csm", "leader", "admin"],  # an account's own CSM and sales owner always may
-    "health.respond": ["csm", "admin"],  # answer a prompt; the account's own CSM always may
+    "health.respond": ["csm", "admin"],  # answer a prompt, run a play; the account's own CSM always may
+    "health.report": ["csm", "leader", "admin"],  # /health report: retention and whether the score works
     "digest.post": ["leader", "admin"],  # /digest: post the leadership digest now
 }
 

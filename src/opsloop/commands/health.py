@@ -6,9 +6,11 @@ from datetime import date, timedelta
 
 from opsloop.cards import user
 from opsloop.commands.parse import tokens
+from opsloop.commands.plays import PLAYS_HELP, PlayCommands
 from opsloop.errors import UsageError
 from opsloop.health.daily import HORIZONS, DayScore, change
 from opsloop.health.models import TAKEN
+from opsloop.health.play_service import Plays
 from opsloop.health.prompts import LABELS, answered_message, playbook_summary, renewal_text
 from opsloop.health.score import AT_RISK, HEALTHY, WATCH
 from opsloop.health.service import AccountHealth, Health
@@ -18,16 +20,18 @@ HEALTH_HELP = """\
 */health* — customer health and risk prompts
 • `/health ACCOUNT` — the account's score (0-100), band, the factors behind it and its trend
 • `/health mine` (or just `/health`) — the accounts you are the CSM of, most at risk first
+{plays}
 • `/health help`
-At-risk accounts prompt their CSM by DM with buttons: Take it, Snooze, Not a risk."""
+At-risk accounts prompt their CSM by DM with buttons: Take it (opens a play), Snooze, Not a risk."""
 
 ICONS = {HEALTHY: "🟢", WATCH: "🟡", AT_RISK: "🔴"}
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
 class HealthCommands:
-    def __init__(self, health: Health) -> None:
+    def __init__(self, health: Health, plays: Plays | None = None) -> None:
         self.health = health
+        self.plays = PlayCommands(plays) if plays is not None else None
 
     def command(self, text: str, actor: str, channel: str | None) -> Reply:
         words = tokens(text)
@@ -36,11 +40,19 @@ class HealthCommands:
                 raise UsageError("usage: /health mine")
             return self._mine(actor)
         if words[0].lower() == "help":
-            return Reply(HEALTH_HELP)
+            return Reply(HEALTH_HELP.format(plays=PLAYS_HELP if self.plays else "").replace("\n\n", "\n"))
+        verb = self.plays.verbs.get(words[0].lower()) if self.plays else None
+        if verb is not None:
+            return verb(words[1:], actor)
         return self._one(" ".join(words), actor)
 
     def press(self, verb: str, value: str, actor: str) -> Reply:
-        """The prompt's buttons: `health.take`, `health.snooze`, `health.dismiss` with the prompt id."""
+        """The prompt's buttons (`health.take` opens a play; `health.snooze`, `health.dismiss`), and
+        a play's (`health.step`, `health.close`)."""
+        if self.plays is not None:
+            answered = self.plays.press(verb, value, actor)
+            if answered is not None:
+                return answered
         prompt, name = self.health.answer(actor=actor, prompt_id=value, verb=verb)
         note = answered_message(prompt, name).text
         if prompt.status == TAKEN and prompt.playbook:

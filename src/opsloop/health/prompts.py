@@ -120,7 +120,7 @@ def evaluate(
 
 
 def answer(session: Session, prompt: HealthPrompt, verb: str, *, actor: str, now: datetime,
-           config: HealthPolicy, account_name: str) -> HealthPrompt:
+           snooze: timedelta, account_name: str) -> HealthPrompt:
     """Take, snooze or dismiss a prompt (the caller has authorised `actor` and locked the prompt)."""
     status = ANSWERS.get(verb)
     if status is None:
@@ -132,7 +132,7 @@ def answer(session: Session, prompt: HealthPrompt, verb: str, *, actor: str, now
         raise InvalidInput(f"{who} already answered this prompt about {account_name}: {prompt.status}")
     before = {"status": prompt.status, "snoozed_until": prompt.snoozed_until}
     prompt.status, prompt.answered_by, prompt.answered_at = status, actor, now
-    prompt.snoozed_until = now + config.snooze if status == SNOOZED else None
+    prompt.snoozed_until = now + snooze if status == SNOOZED else None
     session.add(prompt)
     if status == SNOOZED:
         assert prompt.snoozed_until is not None
@@ -194,8 +194,8 @@ def playbook_summary(playbooks: Playbooks, playbook_id: str) -> str:
         book = playbooks.load(playbook_id).playbook
     except OpsloopError as error:  # removed or broken since: say so rather than fail the prompt
         return f"(playbook {playbook_id} cannot be read: {str(error).splitlines()[0]})"
-    return f"{book.summary}\n{len(book.steps)} steps, the last due {format_duration(book.steps[-1].due)} " \
-           "of working time after you take it."
+    hours = max(step.due for step in book.steps).total_seconds() / 3600
+    return f"{book.summary}\n{len(book.steps)} steps, the last due {hours:g} working hours after you take it."
 
 
 def reason_line(name: str, now: Assessment, before: Assessment | None) -> str:

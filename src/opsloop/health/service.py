@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
@@ -32,10 +32,12 @@ from opsloop.authz import Authorizer
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound, PermissionDenied
-from opsloop.health import daily, prompts, signals
+from opsloop.health import daily, prompts, report, signals
+from opsloop.health.calibrate import Calibration, calibrate
 from opsloop.health.inputs import gather
 from opsloop.health.models import HealthPrompt, HealthScore, ScoreRow
 from opsloop.health.playbooks import Playbooks
+from opsloop.health.report import HealthReport
 from opsloop.health.score import HEALTHY, AccountFacts, Assessment, assess
 from opsloop.models import Account, WorkItem, WorkItemTenant
 from opsloop.policy import Policy
@@ -110,7 +112,7 @@ class Health:
         ids = None if tenants is None else list(accounts)
         inputs = gather(session, list(accounts), now=now, window=self.config.window,
                         recent=self.config.recent, every=tenants is None)
-        latest = _latest(session, ids)
+        latest = latest_scores(session, ids)
         out = Recomputed()
         fresh: list[dict[str, Any]] = []
         for tenant, account in accounts.items():
@@ -248,26 +250,45 @@ class Health:
             account = session.get(Account, found.tenant_id) if found else None
         if found is None or account is None:
             raise NotFound(f"no health prompt {prompt_id}")
-        self._authorize(actor, "health.respond", account, owners=(account.csm,))
+        self.authorize(actor, "health.respond", account, owners=(account.csm,))
         with self.db.transaction() as session:
             audit.lock_chain(session)
             prompt = session.get(HealthPrompt, int(prompt_id), with_for_update=True)
             assert prompt is not None
-            prompts.answer(session, prompt, verb, actor=actor, now=self.clock.now(), config=self.config,
-                           account_name=account.name)
+            prompts.answer(session, prompt, verb, actor=actor, now=self.clock.now(),
+                           snooze=self.config.snooze, account_name=account.name)
         self.after_commit()
         return prompt, account.name
 
     # ------------------------------------------------------------------ reading
 
-    def view(self, *, actor: str, account: str) -> AccountHealth:
-        """One account's score, factors, trend and prompt (its CSM, sales owner or health.view)."""
+    def report(self, *, actor: str) -> HealthReport:
+        """`/health report`, `opsloop health report`: retention, separation, interventions."""
+        if not self.authz.allowed(actor, "health.report"):
+            self.refuse(actor, "health.report", "health report")
+        with self.db.transaction() as session:
+            return report.build(session, today=self.today(self.clock.now()),
+                                min_outcomes=self.config.min_outcomes)
+
+    def calibrate(self, *, days: int) -> Calibration:
+        """Weights fitted on the known outcomes (raises NotEnoughData); changes nothing."""
+        with self.db.transaction() as session:
+            return calibrate(session, self.config.weights, today=self.today(self.clock.now()), days=days,
+                             min_outcomes=self.config.min_outcomes)
+
+    def find(self, account: str) -> Account:
+        """An account by id or (case-insensitively) by name."""
         with self.db.transaction() as session:
             row = session.get(Account, account.lower()) or session.exec(
                 select(Account).where(func.lower(Account.name) == account.lower())).first()
         if row is None:
             raise NotFound(f"no account {account!r} (try its id, e.g. `/health acme`)")
-        self._authorize(actor, "health.view", row, owners=(row.csm, row.sales_owner))
+        return row
+
+    def view(self, *, actor: str, account: str) -> AccountHealth:
+        """One account's score, factors, trend and prompt (its CSM, sales owner or health.view)."""
+        row = self.find(account)
+        self.authorize(actor, "health.view", row, owners=(row.csm, row.sales_owner))
         return self._health([row.id])[0]
 
     def mine(self, *, actor: str) -> list[AccountHealth]:
@@ -281,7 +302,7 @@ class Health:
         if not ids:
             return []
         with self.db.transaction() as session:
-            missing = [t for t in ids if t not in _latest(session, ids)]
+            missing = [t for t in ids if t not in latest_scores(session, ids)]
         if missing:  # never scored (a new account): score it now, which is also its first history row
             self.recompute(missing, cause="first look")
         today = self.today(self.clock.now())
@@ -298,15 +319,21 @@ class Health:
                                   days[tenant], current.get(tenant))
                     for tenant, score in scores.items()]
 
-    def _authorize(self, actor: str, action: str, account: Account, *,
+    def authorize(self, actor: str, action: str, account: Account, *,
                    owners: tuple[str | None, ...]) -> None:
         if actor in owners or self.authz.allowed(actor, action):
             return
+        self.refuse(actor, action, f"account:{account.id}",
+                    f"you may not {action.replace('.', ' ')} for {account.name}: that needs "
+                    f"the account's CSM or the role {self.authz.explain(action)}")
+
+    def refuse(self, actor: str, action: str, subject: str, reason: str | None = None) -> NoReturn:
+        """Audit a refusal and raise it."""
         with self.db.transaction() as session:
             audit.record(session, at=self.clock.now(), actor=actor, action="permission.denied",
-                         subject=f"account:{account.id}", after={"attempted": action})
-        raise PermissionDenied(f"you may not {action.replace('.', ' ')} for {account.name}: that needs "
-                               f"the account's CSM or the role {self.authz.explain(action)}")
+                         subject=subject, after={"attempted": action})
+        raise PermissionDenied(reason or f"you may not see the {subject}: that needs the role "
+                                         f"{self.authz.explain(action)}")
 
     def today(self, now: datetime) -> date:
         return now.astimezone(self.zone).date()
@@ -321,7 +348,7 @@ def _accounts(session: Session, ids: Sequence[str] | None) -> dict[str, AccountF
     return {row[0]: AccountFacts(*row) for row in session.execute(query.order_by(col(Account.id)))}
 
 
-def _latest(session: Session, tenants: Sequence[str] | None) -> dict[str, ScoreRow]:
+def latest_scores(session: Session, tenants: Sequence[str] | None) -> dict[str, ScoreRow]:
     newest = select(func.max(HealthScore.id)).group_by(HealthScore.tenant_id)
     if tenants is not None:
         newest = newest.where(col(HealthScore.tenant_id).in_(tenants))
