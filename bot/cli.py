@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from bot import runbooks_cli
+from bot import playbooks_cli, runbooks_cli
 from bot.bootstrap import SYSTEM_ACTOR, bootstrap
 from bot.settings import Settings
 from opsloop import audit
@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.set_defaults(run=cmd_health_calibrate)
 
     runbooks_cli.register(sub, _Parser)
+    playbooks_cli.register(sub, _Parser)
     return parser
 
 
