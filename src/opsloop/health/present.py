@@ -22,7 +22,7 @@ def percent(value: float | None) -> str:
 def _retention(r: Retention | None) -> str:
     if r is None or not r.renewals:
         return "no renewals"
-    return (f"NRR {percent(r.nrr)} · gross {percent(r.grr)} · {r.renewals} renewals, "
+    return (f"NRR {percent(r.nrr)} · gross {percent(r.grr)} · {r.renewals} renewal{'s' * (r.renewals != 1)}, "
             f"${r.arr_before:,} up → ${r.arr_after:,}")
 
 
