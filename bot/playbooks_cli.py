@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from sqlalchemy.engine import make_url
 from sqlmodel import select
 
-from bot.runbooks_cli import GitHistory
+from bot.runbooks_cli import GitHistory, from_database, listing, verdict
 from bot.settings import Settings
-from opsloop.db import Database
 from opsloop.errors import ConfigError, UsageError
 from opsloop.health.models import HealthPlay
 from opsloop.health.playbook_check import Pin, check
@@ -39,21 +36,9 @@ def _library(settings: Settings) -> Playbooks:
 
 def _pins(settings: Settings) -> list[Pin]:
     """The versions plays pinned, or none (said) when there is no usable database."""
-    url = make_url(settings.database_url)
-    if url.drivername.startswith("sqlite") and url.database and not Path(url.database).exists():
-        print(f"note: no database at {url.database}; versions pinned by plays not compared")
-        return []
-    db = Database.from_url(settings.database_url)
-    try:
-        with db.transaction() as session:
-            rows = session.exec(select(HealthPlay.playbook_id, HealthPlay.playbook_version,
-                                       HealthPlay.playbook_sha256).distinct()).all()
-            return [Pin(*row) for row in rows]
-    except Exception as error:  # unreachable, or not migrated yet
-        print(f"note: versions pinned by plays not compared (database: {type(error).__name__})")
-        return []
-    finally:
-        db.dispose()
+    return from_database(settings, print, "versions pinned by plays", lambda session: [Pin(*row) for row in (
+        session.exec(select(HealthPlay.playbook_id, HealthPlay.playbook_version,
+                            HealthPlay.playbook_sha256).distinct()).all())]) or []
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -62,27 +47,12 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     if history is None:
         print(f"note: {library.directory} is not in a git checkout; committed versions not compared")
     problems = check(library, history=history, pins=_pins(settings))
-    for problem in problems:
-        print(f"FAIL {problem}", file=sys.stderr)
-    count = len(library.ids())
-    if problems:
-        failed = len({p.split(":")[0] for p in problems})
-        print(f"{failed} of {count} playbooks failed the check", file=sys.stderr)
-        return CHECK_FAILED
-    print(f"{count} playbooks checked: all valid")
-    return OK
+    return verdict(problems, len(library.ids()), "playbooks")
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    status = OK
-    for playbook_id, found in _library(settings).load_all():
-        if isinstance(found, ConfigError):
-            print(f"{playbook_id}\tINVALID\t-\t{str(found).splitlines()[0]}")
-            status = CHECK_FAILED
-            continue
-        book = found.playbook
-        print(f"{book.id}\t{book.version}\t{book.status}\t{','.join(book.owners)}\t{book.title}")
-    return status
+    return listing((pid, p if isinstance(p, ConfigError) else p.playbook)
+                   for pid, p in _library(settings).load_all())
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:

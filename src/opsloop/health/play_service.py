@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
@@ -128,24 +129,23 @@ class Plays:
     # ------------------------------------------------------------------ changing
 
     def done(self, *, actor: str, ref: str, step: str) -> PlayView:
-        view = self._load(ref)
-        self._may(actor, view, "health.respond")
-        now = self.health.clock.now()
-        with self.health.db.transaction() as session:
-            audit.lock_chain(session)
-            view = plays.load(session, view.play.id or 0, self.health.zone, lock=True)
-            plays.step_done(session, view, step, actor=actor, now=now)
-        self.health.after_commit()
-        return view
+        return self._change(actor, ref, lambda session, view, now: plays.step_done(
+            session, view, step, actor=actor, now=now))
 
     def close(self, *, actor: str, ref: str, outcome: str, note: str) -> PlayView:
+        return self._change(actor, ref, lambda session, view, now: plays.close(
+            session, view, outcome.strip().lower(), note, actor=actor, now=now))
+
+    def _change(self, actor: str, ref: str,
+                change: Callable[[Session, PlayView, datetime], object]) -> PlayView:
+        """Authorise `actor` on the play, then change it locked, in one transaction."""
         view = self._load(ref)
         self._may(actor, view, "health.respond")
         now = self.health.clock.now()
         with self.health.db.transaction() as session:
             audit.lock_chain(session)
             view = plays.load(session, view.play.id or 0, self.health.zone, lock=True)
-            plays.close(session, view, outcome.strip().lower(), note, actor=actor, now=now)
+            change(session, view, now)
         self.health.after_commit()
         return view
 

@@ -55,15 +55,15 @@ def version_problems(loaded: LoadedPlaybook, *, committed: bytes | None,
     return problems
 
 
-def check(library: Playbooks, *, history: History | None, pins: Sequence[Pin]) -> list[str]:
-    """Every problem, as `ID: problem` lines."""
-    out: list[str] = []
+def check(library: Playbooks, *, history: History | None, pins: Sequence[Pin]) -> list[tuple[str, str]]:
+    """Every problem, as (playbook id, problem)."""
+    out: list[tuple[str, str]] = []
     for playbook_id, found in library.load_all():
         if isinstance(found, ConfigError):
-            out += [f"{playbook_id}: {line}" for line in str(found).splitlines()]
+            out += [(playbook_id, line) for line in str(found).splitlines()]
             continue
         path = str(library.path(playbook_id))
-        out += [f"{playbook_id}: {p}" for p in version_problems(
+        out += [(playbook_id, p) for p in version_problems(
             found, committed=history.committed(path) if history else None,
             revisions=history.revisions(path) if history else [], pins=pins)]
     return out
