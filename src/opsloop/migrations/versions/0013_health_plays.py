@@ -1,7 +1,7 @@
 """health: plays and their steps, the daily score series and its claim, renewal outcomes, executive sponsors
 
-Revision ID: 0012_health_plays
-Revises: 0011_history
+Revision ID: 0013_health_plays
+Revises: 0012_feeds
 Create Date: 2026-11-26 08:27:51.328086
 """
 
@@ -14,8 +14,8 @@ from sqlalchemy.dialects import postgresql
 
 import opsloop.models
 
-revision = '0012_health_plays'
-down_revision = '0011_history'
+revision = '0013_health_plays'
+down_revision = '0012_feeds'
 branch_labels = None
 depends_on = None
 
