@@ -11,13 +11,14 @@ import gc
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from bot import runbooks_cli
+from bot import runbooks_cli, switch_cli
 from bot.bootstrap import SYSTEM_ACTOR, bootstrap
+from bot.files import write_file
 from bot.settings import Settings
 from opsloop import audit
 from opsloop.accounts import import_catalog
@@ -70,9 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     digest = sub.add_parser("digest", help="build the leadership digest now")
     digest.add_argument("--print", dest="print_only", action="store_true",
                         help="print it as text instead of posting it to the digest channel")
+    digest.add_argument("--date", type=_day,
+                        help="with --print: the digest of this past local day (YYYY-MM-DD)")
+    digest.add_argument("--chart", type=Path, metavar="FILE", help="with --print: write the chart (PNG) here")
     digest.set_defaults(run=cmd_digest)
 
     runbooks_cli.register(sub, _Parser)
+    switch_cli.register(sub, _Parser)
     return parser
 
 
@@ -81,6 +86,13 @@ def _date(text: str) -> datetime:
         return datetime.fromisoformat(text).replace(tzinfo=UTC) if "T" not in text else (
             datetime.fromisoformat(text).astimezone(UTC)
         )
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
 
@@ -199,9 +211,15 @@ def cmd_accounts_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.print_only and (args.date or args.chart):
+        print("opsloop digest: --date and --chart go with --print", file=sys.stderr)
+        return BAD_INPUT
     services = bootstrap(settings)
     if args.print_only:
-        print(render.text(services.digests.build()))
+        digest = services.digests.build(day=args.date)
+        if args.chart:
+            write_file(args.chart, services.digests.chart(digest))
+        print(render.text(digest, chart=str(args.chart) if args.chart else None))
         return OK
     # whoever can run the command line holds the database already: posted (and audited) as the operator
     channel = services.digests.post(actor=CLI_ACTOR)
