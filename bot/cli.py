@@ -17,13 +17,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot import runbooks_cli
-from bot.bootstrap import SYSTEM_ACTOR, bootstrap
+from bot.bootstrap import bootstrap
 from bot.settings import Settings
 from opsloop import audit
 from opsloop.accounts import import_catalog
 from opsloop.db import Database
 from opsloop.digest import render
 from opsloop.errors import ConfigError, OpsloopError
+from opsloop.types import OPSLOOP
 
 OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
 CLI_ACTOR = "system:cli"  # `system:` actors are authorised by how they got in (here: a shell)
@@ -192,7 +193,7 @@ def cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_accounts_import(args: argparse.Namespace, settings: Settings) -> int:
     services = bootstrap(settings, load_accounts=False)
-    result = import_catalog(services.db, services.clock, args.file, actor=SYSTEM_ACTOR)
+    result = import_catalog(services.db, services.clock, args.file, actor=OPSLOOP)
     print(f"{args.file}: {result.created} created, {result.updated} updated, "
           f"{result.unchanged} unchanged")
     return OK

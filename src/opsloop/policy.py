@@ -316,7 +316,7 @@ class Policy(Strict):
     health: HealthPolicy = HealthPolicy()
 
     # where the file was read from: relative paths in it are relative to its folder
-    _base_dir: Path = PrivateAttr(default=Path())
+    _source: Path = PrivateAttr(default=Path("opsloop.yml"))
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -393,8 +393,13 @@ class Policy(Strict):
         return self.channels.get(name, name)
 
     @property
+    def source(self) -> Path:
+        """The policy file this was read from."""
+        return self._source
+
+    @property
     def accounts_path(self) -> Path | None:
-        return None if self.accounts is None else self._base_dir / self.accounts
+        return None if self.accounts is None else self._source.parent / self.accounts
 
 
 # --------------------------------------------------------------------------- loading
@@ -468,5 +473,5 @@ def load_policy(path: Path) -> Policy:
     except ValidationError as error:
         problems = validation_problems(error)
         raise ConfigError("\n".join(f"{path}: {line}" for line in problems)) from None
-    policy._base_dir = path.parent
+    policy._source = path
     return policy

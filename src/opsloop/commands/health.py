@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from opsloop.cards import user
 from opsloop.commands.parse import tokens
 from opsloop.errors import UsageError
 from opsloop.health.models import TAKEN
 from opsloop.health.prompts import LABELS, answered_message, renewal_text
 from opsloop.health.score import AT_RISK, HEALTHY, WATCH
 from opsloop.health.service import AccountHealth, Health
-from opsloop.messages import Message, Reply, escape
+from opsloop.messages import Message, Reply, escape, user
 
 HEALTH_HELP = """\
 */health* — customer health and risk prompts
