@@ -11,19 +11,19 @@ import gc
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from bot import runbooks_cli
+from bot import runbooks_cli, switch_cli
 from bot.bootstrap import bootstrap
 from bot.settings import Settings
 from opsloop import audit
 from opsloop.accounts import import_catalog
 from opsloop.db import Database
 from opsloop.digest import render
-from opsloop.errors import ConfigError, OpsloopError
+from opsloop.errors import ConfigError, InvalidInput, OpsloopError
 from opsloop.types import OPSLOOP
 
 OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
@@ -71,9 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     digest = sub.add_parser("digest", help="build the leadership digest now")
     digest.add_argument("--print", dest="print_only", action="store_true",
                         help="print it as text instead of posting it to the digest channel")
+    digest.add_argument("--date", type=_day,
+                        help="with --print: the digest of this past local day (YYYY-MM-DD)")
+    digest.add_argument("--chart", type=Path, metavar="FILE", help="with --print: write the chart (PNG) here")
     digest.set_defaults(run=cmd_digest)
 
     runbooks_cli.register(sub, _Parser)
+    switch_cli.register(sub, _Parser)
     return parser
 
 
@@ -82,6 +86,13 @@ def _date(text: str) -> datetime:
         return datetime.fromisoformat(text).replace(tzinfo=UTC) if "T" not in text else (
             datetime.fromisoformat(text).astimezone(UTC)
         )
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
 
@@ -200,14 +211,31 @@ def cmd_accounts_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.print_only and (args.date or args.chart):
+        print("opsloop digest: --date and --chart go with --print", file=sys.stderr)
+        return BAD_INPUT
     services = bootstrap(settings)
     if args.print_only:
-        print(render.text(services.digests.build()))
+        digest = services.digests.build(day=args.date)
+        if args.chart:
+            write_file(args.chart, services.digests.chart(digest))
+        print(render.text(digest, chart=str(args.chart) if args.chart else None))
         return OK
     # whoever can run the command line holds the database already: posted (and audited) as the operator
     channel = services.digests.post(actor=CLI_ACTOR)
     print(f"digest queued for {channel}; the running bot (serve or socket) delivers it")
     return OK
+
+
+def write_file(path: Path, content: bytes) -> None:
+    """Write whole or not at all: a reader never sees half a file."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(content)
+        partial.replace(path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise InvalidInput(f"cannot write {path}: {error.strerror}") from None
 
 
 # --------------------------------------------------------------------------- entry point

@@ -15,11 +15,10 @@ is answered only after its batch committed, so an answer means "stored".
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
@@ -30,55 +29,13 @@ from starlette.routing import Route
 
 from bot.bootstrap import Services
 from bot.core_pool import CorePool
+from bot.edge import BodyIncomplete, BodyTooLarge, Tokens, bearer, read_body, refuse
 from opsloop.intake.payloads import AlertmanagerWebhook, PayloadError, parse, parse_v2
 from opsloop.intake.service import Outcome, Signal
-from opsloop.policy import Policy
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 1024 * 1024
 HOOK_ROUTES = ("/hooks/alertmanager", "/hooks/events/v2")
-
-
-class TooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The body, refusing (without reading on) anything over `limit` bytes."""
-    if int(request.headers.get("content-length") or 0) > limit:
-        raise TooLarge
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge
-    return bytes(body)
-
-
-def tokens(policy: Policy, kind: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Each integration's secret (read from its environment variable) -> its name."""
-    env = os.environ if env is None else env
-    found: dict[str, str] = {}
-    for integration in policy.integrations:
-        if integration.kind != kind:
-            continue
-        secret = env.get(integration.token_env, "")
-        if secret:
-            found[secret] = integration.name
-        else:
-            log.warning("integration %s: %s is not set; its requests will be refused",
-                        integration.name, integration.token_env)
-    return found
-
-
-def identify(presented: str, known: Mapping[str, str]) -> str | None:
-    """The integration whose secret is `presented`, compared in constant time."""
-    name = None
-    for secret, integration in known.items():
-        if hmac.compare_digest(presented.encode(), secret.encode()):
-            name = integration
-    return name
 
 
 class Batcher:
@@ -140,26 +97,24 @@ def _settle(future: asyncio.Future[Outcome], outcome: Outcome | None = None, *, 
 
 
 def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[Route], Batcher]:
-    alertmanager_tokens = tokens(services.policy, "alertmanager")
-    events_tokens = tokens(services.policy, "events_v2")
+    alertmanager_tokens = Tokens.of(services.policy, "alertmanager", os.environ)
+    events_tokens = Tokens.of(services.policy, "events_v2", os.environ)
     batcher = Batcher(services.intake.ingest, services.pool)
     received = Counter("opsloop_intake_signals", "Webhook payloads by integration kind and outcome",
                        ["kind", "outcome"], registry=registry)
     created = Counter("opsloop_intake_incidents_created", "Incidents opened by intake", registry=registry)
 
     async def alertmanager(request: Request) -> Response:
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        name = identify(token.strip(), alertmanager_tokens) if scheme.lower() == "bearer" else None
+        name = alertmanager_tokens.identify(bearer(request.headers.get("authorization")))
         if name is None:
             received.labels("alertmanager", "unauthorized").inc()
-            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+            return refuse(401, {"error": "missing or wrong bearer token"}, unread=True,
+                          headers={"WWW-Authenticate": "Bearer"})
         try:
             raw = json.loads(await read_body(request))
             hook = parse(AlertmanagerWebhook, raw)
-        except TooLarge:
-            return _refused(received, "alertmanager", 413, ["body: larger than 1 MiB"])
+        except (BodyTooLarge, BodyIncomplete) as error:
+            return _unread(received, "alertmanager", error)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             return _refused(received, "alertmanager", 400, [f"body: not JSON ({error})"])
         except PayloadError as error:
@@ -173,12 +128,12 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[R
     async def events_v2(request: Request) -> Response:
         try:
             raw = json.loads(await read_body(request))
-        except TooLarge:
-            return _refused(received, "events_v2", 413, ["body: larger than 1 MiB"], pagerduty=True)
+        except (BodyTooLarge, BodyIncomplete) as error:
+            return _unread(received, "events_v2", error, pagerduty=True)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             return _refused(received, "events_v2", 400, [f"body: not JSON ({error})"], pagerduty=True)
         key = raw.get("routing_key") if isinstance(raw, dict) else None
-        name = identify(key, events_tokens) if isinstance(key, str) and key else None
+        name = events_tokens.identify(key) if isinstance(key, str) else None
         if name is None:
             received.labels("events_v2", "unauthorized").inc()
             return JSONResponse({"status": "invalid event", "message": "Unknown routing key",
@@ -202,8 +157,16 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[R
 
 
 def _refused(counter: Counter, kind: str, status: int, errors: list[str], *,
-             pagerduty: bool = False) -> JSONResponse:
+             pagerduty: bool = False, unread: bool = False) -> JSONResponse:
     counter.labels(kind, f"refused_{status}").inc()
     body: dict[str, Any] = {"status": "invalid event", "message": "Event object is invalid",
                             "errors": errors} if pagerduty else {"error": "invalid payload", "errors": errors}
-    return JSONResponse(body, status_code=status)
+    return refuse(status, body, unread=unread)
+
+
+def _unread(counter: Counter, kind: str, error: BodyTooLarge | BodyIncomplete, *,
+            pagerduty: bool = False) -> JSONResponse:
+    """The body was refused before its end: 413 over the limit, 400 when the client went away."""
+    if isinstance(error, BodyTooLarge):
+        return _refused(counter, kind, 413, ["body: larger than 1 MiB"], pagerduty=pagerduty, unread=True)
+    return _refused(counter, kind, 400, ["body: ended early"], pagerduty=pagerduty, unread=True)

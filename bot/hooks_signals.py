@@ -17,9 +17,7 @@ Mount it with `routes.append(signals_route(services))` in the HTTP app.
 
 from __future__ import annotations
 
-import hmac
 import json
-import logging
 import os
 from collections.abc import Mapping
 
@@ -28,69 +26,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.bootstrap import Services
+from bot.edge import MAX_BODY, BodyIncomplete, BodyTooLarge, Tokens, bearer, read_body, refuse
 from opsloop.health.signals import SignalError, UnknownTenant
 
-log = logging.getLogger(__name__)
-
 PATH = "/hooks/signals"
-MAX_BODY = 1024 * 1024  # 1 MiB
+UNAUTHORIZED = {"error": "missing or wrong bearer token"}
 
 
-class TooLarge(Exception):
-    pass
-
-
-def signal_tokens(services: Services, environ: Mapping[str, str]) -> dict[str, bytes]:
-    """Integration name -> its token, for every `signals` integration whose variable is set."""
-    tokens = {}
-    for integration in services.policy.integrations:
-        if integration.kind != "signals":
-            continue
-        token = environ.get(integration.token_env, "").strip()
-        if token:
-            tokens[integration.name] = token.encode()
-        else:  # the variable's name is no secret; its value never reaches the log
-            log.warning("signals integration %s: %s is not set; its requests get 401",
-                        integration.name, integration.token_env)
-    return tokens
-
-
-def authenticate(header: str | None, tokens: Mapping[str, bytes]) -> str | None:
-    """The integration whose token the `Authorization` header carries, or None."""
-    scheme, _, given = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        return None
-    offered = given.strip().encode()
-    found = None
-    for name, token in tokens.items():  # every token is compared: timing says nothing about which
-        if hmac.compare_digest(offered, token) and found is None:
-            found = name
-    return found
-
-
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The body, refusing more than `limit` bytes whether or not Content-Length says so."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def signals_endpoint(request: Request, services: Services, tokens: Mapping[str, bytes]) -> Response:
-    source = authenticate(request.headers.get("authorization"), tokens)
+async def signals_endpoint(request: Request, services: Services, tokens: Tokens) -> Response:
+    source = tokens.identify(bearer(request.headers.get("authorization")))
     if source is None:
-        return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
-                            headers={"WWW-Authenticate": "Bearer"})
+        return refuse(401, UNAUTHORIZED, unread=True, headers={"WWW-Authenticate": "Bearer"})
     try:
         body = await read_body(request)
-    except TooLarge:
-        return JSONResponse({"error": f"the body is over {MAX_BODY} bytes"}, status_code=413)
+    except BodyTooLarge:
+        return refuse(413, {"error": f"the body is over {MAX_BODY} bytes", "field": "(body)"}, unread=True)
+    except BodyIncomplete:
+        return refuse(400, {"error": "the body ended early", "field": "(body)"}, unread=True)
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -104,7 +56,7 @@ async def signals_endpoint(request: Request, services: Services, tokens: Mapping
 
 def signals_route(services: Services, *, environ: Mapping[str, str] | None = None) -> Route:
     """The route to mount; tokens are read from `environ` (default: the process environment) now."""
-    tokens = signal_tokens(services, os.environ if environ is None else environ)
+    tokens = Tokens.of(services.policy, "signals", os.environ if environ is None else environ)
 
     async def endpoint(request: Request) -> Response:
         return await signals_endpoint(request, services, tokens)

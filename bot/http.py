@@ -1,6 +1,7 @@
 """The HTTP app of `opsloop serve`: Slack's one Request URL, health, readiness, metrics.
 
-    POST /slack/events   every Slack request (commands, interactivity, events), verified by Bolt
+    POST /slack/events   every Slack request (commands, interactivity, events): verified, bounded and
+                         checked for replays (bot.slack.verify) before Bolt sees it
     POST /hooks/...      alert intake (bot.hooks) and customer-health signals (bot.hooks_signals)
     GET  /healthz        the process answers
     GET  /readyz         the database answers and its schema is current (else 503 and why)
@@ -21,7 +22,6 @@ from contextlib import asynccontextmanager
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,12 +34,13 @@ from bot.hooks_signals import signals_route
 from bot.settings import Settings
 from bot.slack.app import create_slack_app
 from bot.slack.replies import finish_owed
+from bot.slack.verify import ReplayKeeper, SlackVerifier, slack_endpoint
 from opsloop import outbox
 from opsloop.outbox import Dispatcher
+from opsloop.replays import Replays
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 1024 * 1024
 ROUTES = ("/slack/events", "/healthz", "/readyz", "/metrics", *HOOK_ROUTES, "/hooks/signals")
 
 
@@ -47,7 +48,11 @@ def create_http_app(
     services: Services, settings: Settings, *, dispatcher: Dispatcher | None = None
 ) -> Starlette:
     slack_app = create_slack_app(services, settings)
-    slack = AsyncSlackRequestHandler(slack_app.app)
+    assert settings.slack_signing_secret is not None  # create_slack_app refuses to build without it
+    verifier = SlackVerifier(settings.slack_signing_secret.get_secret_value())
+    replays = Replays(services.db)
+    slack_events = slack_endpoint(slack_app.app, verifier, replays)
+    keeper = ReplayKeeper(replays, now=verifier.now)
     registry = CollectorRegistry()
     registry.register(_OutboxCollector(services, dispatcher))
     requests = Counter("opsloop_http_requests", "HTTP requests by route and status",
@@ -58,11 +63,6 @@ def create_http_app(
                                  .125, .15, .2, .25, .5, 1, 2.5, 5))
 
     hooks, batcher = hook_routes(services, registry)
-
-    async def slack_events(request: Request) -> Response:
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
-            return JSONResponse({"error": "body larger than 1 MiB"}, status_code=413)
-        return await slack.handle(request)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -81,6 +81,7 @@ def create_http_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         started = []
         await slack_app.session.open()
+        await asyncio.to_thread(keeper.start)
         try:
             for worker in services.background:
                 worker.start()
@@ -91,6 +92,7 @@ def create_http_app(
             await finish_owed(services.pool)  # before the workers stop: its messages still go out
             for worker in reversed(started):
                 worker.stop()
+            await asyncio.to_thread(keeper.stop)
             await slack_app.session.close()
 
     app = Starlette(

@@ -148,10 +148,8 @@ class StepOpened(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class StepCompleted(Event):
-    """A person did, skipped or worked around a step (`verb`: done | skip | workaround).
-
-    Heard before the transaction commits: a handler may still refuse it by raising."""
+class StepActed(Event):
+    """What a person's action on a step carries (the base of the two below; not published itself)."""
 
     item: WorkItem
     run_id: int
@@ -165,20 +163,19 @@ class StepCompleted(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApprovalDecided(Event):
-    """A person approved or rejected an approval step (`verb`: approve | reject)."""
+class StepCompleted(StepActed):
+    """A person did, skipped or worked around a step (`verb`: done | skip | workaround).
 
-    item: WorkItem
-    run_id: int
-    runbook_id: str
-    step_id: str
-    verb: str
-    actor: str
-    reason: str | None
+    Heard before the transaction commits: a handler may still refuse it by raising."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalDecided(StepActed):
+    """A person approved or rejected an approval step (`verb`: approve | reject); `after` is
+    approved once enough approvals are in, rejected, or still open."""
+
     approvals: int  # distinct approvals so far
     needed: int  # min_approvals
-    before: str
-    after: str  # approved once enough approvals are in; rejected; still open
 
 
 # --------------------------------------------------------------------------- remediation

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import opsloop.digest.models
 import opsloop.health.models
+import opsloop.history.models
 import opsloop.intake.models
 import opsloop.loops.models
 import opsloop.models
 import opsloop.remediation.models
+import opsloop.replays
 import opsloop.runbooks.models
 import opsloop.sla.models  # noqa: F401

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 
 from bot.bootstrap import Services
 from bot.cli import main
@@ -73,19 +76,62 @@ def test_plain_text_rendering_carries_every_figure(services: Services) -> None:
                  "• INC-1 sev1 missed resolution: Checkout <!channel> down — Acme <Corp> ($100,000)",
                  "• Acme <Corp> — $100,000 ARR · renews 2026-12-01 (in 8d) · score 35",
                  "• ESC-1 acknowledged for 3d 0h: Initech cannot export",
-                 "In control this week (2 day(s) within the limits); daily incident MTTR, XmR chart over 4 "
-                 "trailing days: centre 2h 00m, limits 0s to 5h 32m (MR̄ 1h 20m)."):
+                 "• sev2 opened 1 (week 2) · resolved 1 (week 2) · MTTR 2h 00m (week 2h 30m) · target 4h 00m",
+                 "In control: this week's incident MTTR 2h 00m (3 resolved on 2 day(s)), every day within the "
+                 "limits; the four weeks before: MTTR 2h 00m (4 resolved on 4 day(s)), daily XmR centre 2h 00m, "
+                 "limits 0s to 5h 32m (MR̄ 1h 20m)."):
         assert line in text, line
     assert "*" not in text.replace("MR̄", "")  # no mrkdwn in plain text
+    # each attainment line once (they were listed twice), and no chart promised where there is none
+    assert text.count("resolution 50% (1/2) · week 33% (1/3)") == 1
+    assert text.count("response 100% (2/2) · week 67% (2/3)") == 1
+    assert "Chart" not in text
 
 
-def test_opsloop_digest_print(services: Services, capsys: object, monkeypatch: object) -> None:
-    seed(services.db)
+def use(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = services.settings
-    monkeypatch.setenv("OPSLOOP_DATABASE_URL", settings.database_url)  # type: ignore[attr-defined]
-    monkeypatch.setenv("OPSLOOP_CONFIG", str(settings.config))  # type: ignore[attr-defined]
-    monkeypatch.setenv("OPSLOOP_RUNBOOKS_DIR", str(settings.runbooks_dir))  # type: ignore[attr-defined]
+    monkeypatch.setenv("OPSLOOP_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("OPSLOOP_CONFIG", str(settings.config))
+    monkeypatch.setenv("OPSLOOP_RUNBOOKS_DIR", str(settings.runbooks_dir))
+
+
+def test_opsloop_digest_print(services: Services, capsys: pytest.CaptureFixture[str],
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(services.db)
+    use(services, monkeypatch)
     assert main(["digest", "--print"]) == 0
-    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    out = capsys.readouterr().out
     assert out.startswith("📊 Operations digest for ")
     assert datetime.now(UTC).year >= 2026 and "Remediation:" in out
+    assert "Chart" not in out  # nothing was drawn, so nothing is promised
+
+
+def test_opsloop_digest_print_a_past_day_with_its_chart(services: Services, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seed(services.db)
+    use(services, monkeypatch)
+    chart = tmp_path / "mttr.png"
+    assert main(["digest", "--print", "--date", "2026-11-22", "--chart", str(chart)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("📊 Operations digest for Sun 22 Nov 2026")
+    assert "• INC-1 sev1 missed resolution" in out and f"Chart: {chart}" in out
+    assert "Chart in the thread" not in out
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+@pytest.mark.parametrize(("argv", "reason"), [
+    (["digest", "--chart", "x.png"], "--date and --chart go with --print"),
+    (["digest", "--print", "--date", "22.11.2026"], "not a date: '22.11.2026' (use YYYY-MM-DD)"),
+    (["digest", "--print", "--date", "2999-01-01"], "2999-01-01 is not over yet"),
+    (["digest", "--print", "--chart", "/nonexistent/dir/x.png"], "cannot write /nonexistent/dir/x.png"),
+])
+def test_opsloop_digest_refuses_bad_usage(services: Services, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch, argv: list[str], reason: str) -> None:
+    use(services, monkeypatch)
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse refuses before main returns
+        code = exit_.code  # type: ignore[assignment]
+    assert code == 2
+    assert reason in capsys.readouterr().err

@@ -13,7 +13,8 @@ from sqlmodel import select
 from starlette.applications import Starlette
 
 from bot.bootstrap import Services
-from bot.hooks_signals import MAX_BODY, authenticate, signals_route
+from bot.edge import MAX_BODY, Tokens, bearer
+from bot.hooks_signals import signals_route
 from opsloop.health.models import HealthPrompt, HealthSignal
 
 TOKEN = "s3cret-signals-token"
@@ -79,11 +80,14 @@ def test_an_unset_token_variable_refuses_everyone(services: Services) -> None:
     assert client.post("/hooks/signals", json=GOOD, headers={"Authorization": "Bearer "}).status_code == 401
 
 
-def test_only_signals_integrations_tokens_count() -> None:
-    assert authenticate(f"Bearer {TOKEN}", {"health": TOKEN.encode()}) == "health"
-    assert authenticate(f"bearer {TOKEN}", {"health": TOKEN.encode()}) == "health"
-    assert authenticate(f"Bearer {TOKEN}x", {"health": TOKEN.encode()}) is None
-    assert authenticate(None, {"health": TOKEN.encode()}) is None
+def test_only_signals_integrations_tokens_count(services: Services) -> None:
+    tokens = Tokens.of(services.policy, "signals", {"OPSLOOP_TOKEN_SIGNALS": TOKEN,
+                                                     "OPSLOOP_TOKEN_PROMETHEUS": "prometheus-token"})
+    assert tokens.identify(bearer(f"Bearer {TOKEN}")) == "health"
+    assert tokens.identify(bearer(f"bearer {TOKEN}")) == "health"
+    assert tokens.identify(bearer(f"Bearer {TOKEN}x")) is None
+    assert tokens.identify(bearer("Bearer prometheus-token")) is None  # another kind's token
+    assert tokens.identify(bearer(None)) is None
 
 
 def test_a_bad_signal_is_422_naming_the_field_and_nothing_is_stored(client: Client,

@@ -145,3 +145,24 @@ def test_concurrent_writers_keep_the_chain_linear(postgres_url: str, clock: Fake
     db.dispose()
     assert seqs == list(range(1, writers * per_writer + 1))
     assert result.ok and result.checked == writers * per_writer
+
+
+def test_record_many_links_exactly_as_record_does_one_by_one(db_url: str, clock: FakeClock) -> None:
+    """A bulk import appends with one lock and one insert; the links are the same as one `record` each."""
+    entries = [audit.Entry(at=clock.now() + timedelta(seconds=i), actor="system:cli", action="history.imported",
+                           subject=f"INC-{i}", after={"id": f"x{i}", "at": clock.now()}) for i in range(1, 4)]
+    one_by_one = Database.from_url(db_url)
+    with one_by_one.transaction() as session:
+        audit.record(session, at=clock.now(), actor="U1", action="first", subject="s")
+        for e in entries:
+            audit.record(session, at=e.at, actor=e.actor, action=e.action, subject=e.subject, after=e.after)
+        expected = [(e.seq, e.hash) for e in session.exec(select(AuditEvent).order_by(col(AuditEvent.seq)))]
+        session.rollback()
+    with one_by_one.transaction() as session:
+        audit.record(session, at=clock.now(), actor="U1", action="first", subject="s")
+        assert audit.record_many(session, iter(entries)) == 3
+        assert audit.record_many(session, []) == 0
+    with one_by_one.transaction() as session:
+        assert [(e.seq, e.hash) for e in session.exec(select(AuditEvent).order_by(col(AuditEvent.seq)))] == expected
+        assert audit.verify(session).ok
+    one_by_one.dispose()

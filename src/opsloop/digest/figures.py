@@ -31,8 +31,7 @@ from opsloop.types import Kind, State
 
 DAY, WEEK = "day", "week"
 SHOWN = 8  # rows of a list shown; the rest is counted
-OPEN_STATES = {Kind.ESCALATION: (State.TRIGGERED, State.ACKNOWLEDGED, State.MITIGATED),
-               Kind.EXCEPTION: (State.REQUESTED, State.APPROVED)}
+OPEN_KINDS = (Kind.ESCALATION, Kind.EXCEPTION)  # the kinds whose oldest open items are listed
 
 
 @dataclass(frozen=True)
@@ -130,15 +129,16 @@ def _split(rows: Any) -> dict[str, dict[Any, int]]:
 
 
 def gather(session: Session, window: Window, *, now: datetime) -> Figures:
+    """Every figure of the window; what is "open" or "at risk" is as of `now` (for a past day: its end)."""
     figures = Figures()
     _flow(session, window, figures)
     figures.mtta = _speed(session, window, WorkItem.acknowledged_at, "response")
     figures.mttr = _speed(session, window, WorkItem.resolved_at, "resolution")
     _attainment(session, window, figures)
     _breaches(session, window, figures)
-    _open_items(session, figures)
-    _at_risk(session, figures)
-    _loops(session, figures)
+    _open_items(session, figures, now)
+    _at_risk(session, figures, now)
+    _loops(session, figures, now)
     _remediation(session, window, figures)
     return figures
 
@@ -223,19 +223,39 @@ def _breaches(session: Session, window: Window, figures: Figures) -> None:
     figures.breach_arr = int(total or 0)
 
 
-def _open_items(session: Session, figures: Figures) -> None:
-    for kind, states in OPEN_STATES.items():
-        open_now = (WorkItem.kind == kind.value, col(WorkItem.state).in_([s.value for s in states]))
+def _open_at(kind: Kind, at: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Open at `at`, read from the transition times (so a past day's digest sees that day's state)."""
+    opened = (col(WorkItem.kind) == kind.value, col(WorkItem.created_at) < at)
+    if kind is Kind.EXCEPTION:  # requested or approved: not yet rejected, not yet expired
+        rejected = and_(col(WorkItem.state) == State.REJECTED.value, col(WorkItem.decided_at) < at)
+        return (*opened, or_(col(WorkItem.expired_at).is_(None), col(WorkItem.expired_at) >= at), ~rejected)
+    return (*opened, or_(col(WorkItem.resolved_at).is_(None), col(WorkItem.resolved_at) >= at),
+            or_(col(WorkItem.closed_at).is_(None), col(WorkItem.closed_at) >= at))
+
+
+def _state_at(item: WorkItem, at: datetime) -> str:
+    if item.kind == Kind.EXCEPTION.value:
+        decided = item.decided_at is not None and item.decided_at < at
+        return (State.APPROVED if decided else State.REQUESTED).value
+    for stamp, state in ((item.mitigated_at, State.MITIGATED), (item.acknowledged_at, State.ACKNOWLEDGED)):
+        if stamp is not None and stamp < at:
+            return state.value
+    return State.TRIGGERED.value
+
+
+def _open_items(session: Session, figures: Figures, at: datetime) -> None:
+    for kind in OPEN_KINDS:
+        open_then = _open_at(kind, at)
         figures.open_counts[kind.value] = int(session.exec(
-            select(func.count()).select_from(WorkItem).where(*open_now)).one())
-        figures.oldest[kind.value] = [OpenItem(*row) for row in session.exec(
-            select(WorkItem.ref, WorkItem.title, WorkItem.state, WorkItem.created_at).where(*open_now)
-            .order_by(col(WorkItem.created_at), col(WorkItem.id)).limit(SHOWN)
-        ).all()]
+            select(func.count()).select_from(WorkItem).where(*open_then)).one())
+        figures.oldest[kind.value] = [
+            OpenItem(item.ref, item.title, _state_at(item, at), item.created_at) for item in session.exec(
+                select(WorkItem).where(*open_then).order_by(col(WorkItem.created_at), col(WorkItem.id))
+                .limit(SHOWN)).all()]
 
 
-def _at_risk(session: Session, figures: Figures) -> None:
-    newest = select(func.max(HealthScore.id)).group_by(HealthScore.tenant_id)
+def _at_risk(session: Session, figures: Figures, at: datetime) -> None:
+    newest = select(func.max(HealthScore.id)).where(col(HealthScore.at) <= at).group_by(HealthScore.tenant_id)
     risky = (col(HealthScore.id).in_(newest), HealthScore.band == AT_RISK)
     base = select(Account, HealthScore.score).join(HealthScore, col(HealthScore.tenant_id) == col(Account.id))
     count, arr = session.exec(
@@ -247,16 +267,17 @@ def _at_risk(session: Session, figures: Figures) -> None:
         base.where(*risky).order_by(col(Account.arr).desc(), col(Account.id)).limit(SHOWN)).all()]
 
 
-def _loops(session: Session, figures: Figures) -> None:
+def _loops(session: Session, figures: Figures, at: datetime) -> None:
     """A loop is open until its resolution notice was delivered (see opsloop.loops.service)."""
     told = aliased(OutboxMessage)
-    resolved = case((col(WorkItem.resolved_at).is_not(None), 1), else_=0)
+    resolved = case((col(WorkItem.resolved_at) < at, 1), else_=0)
     count, items, of_resolved = session.exec(
         select(func.count(), func.count(distinct(col(FeedbackLoop.work_item_id))), func.sum(resolved))
         .join(WorkItem, col(WorkItem.id) == col(FeedbackLoop.work_item_id))
         .outerjoin(told, and_(col(told.key) == col(FeedbackLoop.resolution_key),
-                              col(told.status) == outbox.SENT))
-        .where(or_(col(FeedbackLoop.resolution_key).is_(None), col(told.id).is_(None)))
+                              col(told.status) == outbox.SENT, col(told.sent_at) < at))
+        .where(col(FeedbackLoop.opened_at) < at,
+               or_(col(FeedbackLoop.resolution_key).is_(None), col(told.id).is_(None)))
     ).one()
     figures.loops_open, figures.loops_items = int(count), int(items)
     figures.loops_resolved = int(of_resolved or 0)
@@ -274,23 +295,37 @@ def _remediation(session: Session, window: Window, figures: Figures) -> None:
 
 
 def daily_mttr(session: Session, days: list[tuple[date, datetime, datetime]],
-               *, kind: str = Kind.INCIDENT.value) -> tuple[list[Point], float | None]:
-    """Each day's MTTR of `kind` (days that resolved nothing have no point), and the mean SLA
-    resolution target of the same items: one range scan, bucketed by a CASE over the day bounds."""
+               *, kind: str = Kind.INCIDENT.value) -> dict[str, list[Point]]:
+    """Each day's MTTR of `kind` per severity (days that resolved nothing have no point): one range
+    scan, bucketed by a CASE over the day bounds and grouped by severity."""
     if not days:
-        return [], None
+        return {}
     since, until = days[0][1], days[-1][2]
     which = case(*[(col(WorkItem.resolved_at) < end, literal(i)) for i, (_, _, end) in enumerate(days)],
                  else_=literal(len(days)))
     scope = (WorkItem.kind == kind, col(WorkItem.resolved_at) >= since, col(WorkItem.resolved_at) < until)
     rows = session.exec(
-        select(which, func.count(), func.avg(seconds(session, WorkItem.created_at, WorkItem.resolved_at)))
-        .where(*scope).group_by(which)
+        select(which, WorkItem.severity, func.count(),
+               func.avg(seconds(session, WorkItem.created_at, WorkItem.resolved_at)))
+        .where(*scope).group_by(which, WorkItem.severity)
     ).all()
-    points = sorted((Point(days[int(i)][0], float(avg), int(n)) for i, n, avg in rows), key=lambda p: p.day)
-    target = session.exec(
-        select(func.avg(SlaClock.target_seconds))
-        .join(WorkItem, col(WorkItem.id) == col(SlaClock.work_item_id))
-        .where(*scope, SlaClock.target == "resolution")
-    ).one()
-    return points, None if target is None else float(target)
+    out: dict[str, list[Point]] = {}
+    for i, severity, n, avg in rows:
+        out.setdefault(severity, []).append(Point(days[int(i)][0], float(avg), int(n)))
+    return {severity: sorted(points, key=lambda p: p.day) for severity, points in sorted(out.items())}
+
+
+def pooled(by_severity: dict[str, list[Point]]) -> list[Point]:
+    """One point a day over every severity: the mean over all the day's resolutions."""
+    days: dict[date, tuple[int, float]] = {}
+    for points in by_severity.values():
+        for p in points:
+            n, total = days.get(p.day, (0, 0.0))
+            days[p.day] = (n + p.count, total + p.value * p.count)
+    return [Point(day, total / n, n) for day, (n, total) in sorted(days.items())]
+
+
+def history_since(session: Session) -> datetime | None:
+    """When the first work item (imported or not) was opened: how much history there is."""
+    first: datetime | None = session.exec(select(func.min(WorkItem.created_at))).one()
+    return first

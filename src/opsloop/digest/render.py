@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from opsloop.digest.control import Control
+from opsloop.digest.control import Control, Point
 from opsloop.digest.figures import DAY, WEEK, Figures, Speed
 from opsloop.messages import Message, escape
 from opsloop.sla.attainment import Outcomes
@@ -27,8 +27,10 @@ class Digest:
     zone: str
     figures: Figures
     control: Control
-    mttr_target: float | None  # mean SLA resolution target of the charted incidents, seconds
+    by_severity: dict[str, list[Point]]  # daily incident MTTR per severity over the charted weeks
+    targets: dict[str, float]  # each severity's incident resolution target (SLA policy), seconds
     first_day: date  # the chart's first day (the trailing weeks start here)
+    as_of: datetime  # what is "open" or "at risk" is as of this moment (the day's end, for a past day)
 
     @property
     def title(self) -> str:
@@ -65,7 +67,9 @@ def money(amount: int) -> str:
 
 def headline(d: Digest) -> str:
     c = d.control
-    if not c.judged:
+    if c.unjudged == "history":
+        state = "fewer than four weeks of history to judge resolution times"
+    elif not c.judged:
         state = "not enough history to judge resolution times"
     elif c.beyond:
         worse = any(c.upper is not None and p.value > c.upper for p in c.beyond)
@@ -111,7 +115,7 @@ def _ratio(o: Outcomes | None) -> str:
 
 def _attainment(f: Figures) -> str:
     day, week = f.attainment.get(DAY, {}), f.attainment.get(WEEK, {})
-    names = [t for t in TARGETS if t in day or t in week] + sorted(set(day) | set(week) - set(TARGETS))
+    names = [t for t in TARGETS if t in day or t in week] + sorted((set(day) | set(week)) - set(TARGETS))
     lines = [f"{t} {_ratio(day.get(t))} · week {_ratio(week.get(t))}" for t in names]
     return "\n".join(lines) or "no target settled"
 
@@ -134,7 +138,7 @@ def fields(d: Digest, s: Style) -> list[tuple[str, str]]:
     for kind in ("escalation", "exception"):
         first = f.oldest.get(kind)
         oldest[kind] = f"{f.open_counts.get(kind, 0)}" + (
-            f" (oldest {_age(d.built_at, first[0].created_at)})" if first else "")
+            f" (oldest {_age(d.as_of, first[0].created_at)})" if first else "")
     return [
         ("Opened", _flow(f.opened)),
         ("Resolved", _flow(f.resolved)),
@@ -156,10 +160,21 @@ def sections(d: Digest, s: Style) -> list[str]:
     severities = sorted({sev for period in (f.opened, f.resolved) for counts in period.values()
                          for (kind, sev) in counts if kind == "incident"})
     if severities:
-        rows = [f"{sev} opened {f.opened.get(DAY, {}).get(('incident', sev), 0)}"
-                f" (week {f.opened.get(WEEK, {}).get(('incident', sev), 0)}) · resolved "
-                f"{f.resolved.get(DAY, {}).get(('incident', sev), 0)}"
-                f" (week {f.resolved.get(WEEK, {}).get(('incident', sev), 0)})" for sev in severities]
+        week_start = d.day - timedelta(days=6)
+        rows = []
+        for sev in severities:
+            row = (f"{sev} opened {f.opened.get(DAY, {}).get(('incident', sev), 0)}"
+                   f" (week {f.opened.get(WEEK, {}).get(('incident', sev), 0)}) · resolved "
+                   f"{f.resolved.get(DAY, {}).get(('incident', sev), 0)}"
+                   f" (week {f.resolved.get(WEEK, {}).get(('incident', sev), 0)})")
+            points = d.by_severity.get(sev, [])
+            day = _mean([p for p in points if p.day == d.day])
+            week = _mean([p for p in points if p.day >= week_start])
+            if week is not None:
+                row += f" · MTTR {span(day)} (week {span(week)})"
+            if sev in d.targets:
+                row += f" · target {span(d.targets[sev])}"
+            rows.append(row)
         out.append(s.bold("Incidents by severity") + "\n" + "\n".join(f"• {r}" for r in rows))
     if f.breaches:
         rows = []
@@ -171,36 +186,58 @@ def sections(d: Digest, s: Style) -> list[str]:
     if f.at_risk:
         rows = [f"• {s.text(a.name)} — {money(a.arr)} ARR · renews "
                 f"{a.renewal.isoformat() if a.renewal else '—'}"
-                + (f" (in {(a.renewal - d.built_at.date()).days}d)" if a.renewal else "")
+                + (f" (in {(a.renewal - d.as_of.date()).days}d)" if a.renewal else "")
                 + f" · score {a.score}" for a in f.at_risk]
         more = f.at_risk_count - len(f.at_risk)
         out.append(s.bold("At-risk accounts") + "\n" + "\n".join(rows)
                    + (f"\n… and {more} more" if more > 0 else ""))
     aging = [item for kind in ("escalation", "exception") for item in f.oldest.get(kind, [])[:3]]
     if aging:
-        rows = [f"• {i.ref} {i.state} for {_age(d.built_at, i.created_at)}: {s.text(i.title)}" for i in aging]
+        rows = [f"• {i.ref} {i.state} for {_age(d.as_of, i.created_at)}: {s.text(i.title)}" for i in aging]
         out.append(s.bold("Oldest open escalations and exceptions") + "\n" + "\n".join(rows))
     out.append(s.bold("Resolution times, statistically") + "\n" + control_text(d.control))
     return out
 
 
+def _mean(points: list[Point]) -> float | None:
+    n = sum(p.count for p in points)
+    return sum(p.value * p.count for p in points) / n if n else None
+
+
+def _mttr(points: list[Point]) -> str:
+    n = sum(p.count for p in points)
+    return f"MTTR {span(_mean(points))} ({n} resolved on {len(points)} day(s))"
+
+
 def control_text(c: Control) -> str:
+    this_week = (f"this week's incident {_mttr(c.current)}" if c.current
+                 else "no incident was resolved this week")
+    if c.unjudged == "history":
+        since = f" (the record starts {c.history_from.isoformat()})" if c.history_from else ""
+        return (f"Fewer than four weeks of history{since}: no control limits yet, rather than limits "
+                f"from nothing; {this_week}. Import past incidents with `opsloop history import`.")
     if not c.judged:
         return (f"Not enough history: {len(c.trailing)} day(s) with resolved incidents in the trailing "
-                "weeks; the limits need at least 2.")
+                f"weeks; the limits need at least 2. {this_week[0].upper()}{this_week[1:]}.")
     assert c.centre is not None and c.upper is not None and c.lower is not None and c.mr_bar is not None
-    limits = (f"daily incident MTTR, XmR chart over {len(c.trailing)} trailing days: "
-              f"centre {span(c.centre)}, limits {span(c.lower)} to {span(c.upper)} (MR̄ {span(c.mr_bar)})")
+    limits = (f"the four weeks before: {_mttr(c.trailing)}, daily XmR centre {span(c.centre)}, "
+              f"limits {span(c.lower)} to {span(c.upper)} (MR̄ {span(c.mr_bar)})")
     if not c.beyond:
-        return f"In control this week ({len(c.current)} day(s) within the limits); {limits}."
+        return f"In control: {this_week}, every day within the limits; {limits}."
     days = ", ".join(f"{p.day.strftime('%a %d %b')} {span(p.value)}" for p in c.beyond)
-    return f"Out of control: {len(c.beyond)} day(s) of this week beyond a limit ({days}); {limits}."
+    return (f"Out of control: {len(c.beyond)} day(s) of this week beyond a limit ({days}); "
+            f"{this_week}; {limits}.")
 
 
-def context(d: Digest) -> str:
+def context(d: Digest, *, chart: str | None = "Chart in the thread.") -> str:
+    """The footnote; `chart` says where the chart is (None: nowhere, so nothing is promised)."""
+    past = ("" if d.as_of == d.built_at else
+            f" Open items, at-risk accounts and loops as of the end of {d.day.isoformat()}; "
+            "calls awaiting approval as of now.")
     return (f"Days are local ({d.zone}); the week is the 7 days ending {d.day.isoformat()}. MTTA / MTTR "
             "are means over items acknowledged / resolved in the period; a target is the mean SLA target "
-            f"of the same items. Built {d.built_at.strftime('%Y-%m-%d %H:%M')} UTC. Chart in the thread.")
+            f"of the same items.{past} Built {d.built_at.strftime('%Y-%m-%d %H:%M')} UTC."
+            + (f" {chart}" if chart else ""))
 
 
 def message(d: Digest) -> Message:
@@ -208,10 +245,12 @@ def message(d: Digest) -> Message:
                    context=context(d))
 
 
-def text(d: Digest) -> str:
+def text(d: Digest, *, chart: str | None = None) -> str:
+    """Plain text (`opsloop digest --print`); `chart` names the file the chart was written to, if any."""
     lines = [headline(d), ""]
     for label, value in fields(d, PLAIN):
         first, *rest = value.split("\n")
         lines.append(f"{label + ':':<16}{first}")
         lines += [f"{'':<16}{line}" for line in rest]
-    return "\n".join([*lines, "", "\n\n".join(sections(d, PLAIN)), "", context(d)])
+    where = f"Chart: {chart}" if chart else None
+    return "\n".join([*lines, "", "\n\n".join(sections(d, PLAIN)), "", context(d, chart=where)])

@@ -37,12 +37,28 @@ from opsloop.errors import InvalidInput
 from opsloop.messages import File
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy
-from opsloop.types import OPSLOOP
+from opsloop.types import OPSLOOP, Kind, Severity
 
 log = logging.getLogger(__name__)
 
 TRAILING_WEEKS = 4  # the XmR limits come from these weeks before this week
 ACTION = "digest.post"
+
+
+def resolution_targets(policy: Policy) -> dict[str, float]:
+    """Each severity's incident resolution target, in seconds: the first SLA policy that holds
+    every incident of that severity (no tier or label condition) and sets one."""
+    targets: dict[str, float] = {}
+    for severity in Severity:
+        for entry in policy.sla.policies:
+            m = entry.match
+            if m.tier is not None or m.labels or m.kind not in (None, Kind.INCIDENT) \
+                    or m.severity not in (None, severity):
+                continue
+            if entry.targets.resolution is not None:
+                targets[severity.value] = entry.targets.resolution.total_seconds()
+            break
+    return targets
 
 
 class Digests:
@@ -59,9 +75,20 @@ class Digests:
     def _midnight(self, day: date) -> datetime:
         return datetime.combine(day, time(0), tzinfo=self.zone)
 
-    def build(self, now: datetime | None = None) -> Digest:
-        """The digest as of `now`: yesterday (local), the week ending with it, and the XmR verdict."""
-        now = now or self.clock.now()
+    def build(self, now: datetime | None = None, *, day: date | None = None) -> Digest:
+        """The digest as of `now`: yesterday (local), the week ending with it, and the XmR verdict.
+
+        With `day`, the digest of that past local day, as it would have been built at its end:
+        open items, at-risk accounts and open loops as they stood then."""
+        built = self.clock.now()
+        if day is not None:
+            today = day + timedelta(days=1)
+            if self._midnight(today) > built:
+                latest = (built.astimezone(self.zone).date() - timedelta(days=1)).isoformat()
+                raise InvalidInput(f"{day.isoformat()} is not over yet: "
+                                   f"the latest day with a digest is {latest}")
+            now = self._midnight(today)
+        now = now or built
         today = now.astimezone(self.zone).date()
         window = figures.Window(week_start=self._midnight(today - timedelta(days=7)),
                                 day_start=self._midnight(today - timedelta(days=1)),
@@ -71,16 +98,21 @@ class Digests:
                  self._midnight(first + timedelta(days=i + 1))) for i in range(7 * (TRAILING_WEEKS + 1))]
         with self.db.transaction() as session:  # one snapshot for every figure
             found = figures.gather(session, window, now=now)
-            points, target = figures.daily_mttr(session, days)
+            by_severity = figures.daily_mttr(session, days)
+            since = figures.history_since(session)
         week_start = today - timedelta(days=7)
+        points = figures.pooled(by_severity)
         control = individuals([p for p in points if p.day < week_start],
-                              [p for p in points if p.day >= week_start])
-        return Digest(day=today - timedelta(days=1), built_at=now, zone=self.policy.timezone, figures=found,
-                      control=control, mttr_target=target, first_day=first)
+                              [p for p in points if p.day >= week_start],
+                              history_from=since.astimezone(self.zone).date() if since else None,
+                              needed_from=first)
+        return Digest(day=today - timedelta(days=1), built_at=built, as_of=now, zone=self.policy.timezone,
+                      figures=found, control=control, by_severity=by_severity,
+                      targets=resolution_targets(self.policy), first_day=first)
 
     def chart(self, digest: Digest) -> bytes:
-        return mttr_chart(digest.control, target=digest.mttr_target, first=digest.first_day, last=digest.day,
-                          title=f"Daily incident MTTR to {digest.day.isoformat()}, XmR limits and target")
+        return mttr_chart(digest.control, digest.by_severity, targets=digest.targets, first=digest.first_day,
+                          last=digest.day)
 
     # ------------------------------------------------------------------ posting
 

@@ -23,10 +23,10 @@ from opsloop.health.config import HealthPolicy
 from opsloop.health.models import DISMISSED, OPEN, SNOOZED, TAKEN, HealthPrompt, HealthScore
 from opsloop.health.score import AT_RISK, AccountFacts, Assessment
 from opsloop.messages import Button, Message
+from opsloop.outbox import CHAT
 from opsloop.sla.models import Timer
 from opsloop.types import OPSLOOP
 
-CHAT = "chat"
 SNOOZE_END = "health.snooze_end"  # the timer that re-evaluates a tenant when its snooze runs out
 LABELS = {"incidents": "Incidents", "sla_breaches": "SLA breaches", "open_escalations": "Open escalations",
           "open_exceptions": "Open exceptions", "usage": "Usage", "nps": "NPS", "tickets": "Ticket volume",

@@ -6,16 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from opsloop import outbox
-from opsloop.events import (
-    ApprovalDecided,
-    RunAttached,
-    RunChanged,
-    RunFinished,
-    RunNotAttached,
-    RunStarted,
-    StepCompleted,
-)
+from opsloop import events, outbox
 from opsloop.messages import Message, user
 from opsloop.models import WorkItem
 from opsloop.outbox import CHAT
@@ -40,7 +31,7 @@ class Checklists:
 
     # ------------------------------------------------------------------ handlers
 
-    def attached(self, session: Session, event: RunAttached) -> None:
+    def attached(self, session: Session, event: events.RunAttached) -> None:
         item, at = event.item, event.at
         run = self._run(session, event.run_id)
         if event.by_hand:  # /runbook run: the checklist, what to know about the runbook, who started it
@@ -51,22 +42,22 @@ class Checklists:
             self._warnings(session, event)
             self._post(session, run, item, at, new=True)
 
-    def not_attached(self, session: Session, event: RunNotAttached) -> None:
+    def not_attached(self, session: Session, event: events.RunNotAttached) -> None:
         self._line(session, event.item, event.item.created_by, "runbook",
                    f"⚠️ runbook {event.runbook_id} was not attached: {event.reason}", event.at)
 
-    def started(self, session: Session, event: RunStarted) -> None:
+    def started(self, session: Session, event: events.RunStarted) -> None:
         self._post(session, self._run(session, event.run_id), event.item, event.at, new=False)
         self._started(session, event.item, event.actor, event.runbook_id, event.version, event.at)
 
-    def changed(self, session: Session, event: RunChanged) -> None:
+    def changed(self, session: Session, event: events.RunChanged) -> None:
         self._post(session, self._run(session, event.run_id), event.item, event.at, new=False)
 
-    def finished(self, session: Session, event: RunFinished) -> None:
+    def finished(self, session: Session, event: events.RunFinished) -> None:
         self._line(session, event.item, S.AUTOMATIC, "runbook",
                    f"Runbook {event.runbook_id} {event.state} on {event.item.ref}", event.at)
 
-    def step(self, session: Session, event: StepCompleted | ApprovalDecided) -> None:
+    def step(self, session: Session, event: events.StepCompleted | events.ApprovalDecided) -> None:
         """A person's step action: the checklist edited, the line on the timeline, card and thread."""
         item, line = event.item, step_line(event)
         self._post(session, self._run(session, event.run_id), item, event.at, new=False)
@@ -122,7 +113,7 @@ class Checklists:
             outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=at, update_key=key,
                            lane=f"{CHAT}:{item.channel}", supersede=True, payload=payload)
 
-    def _warnings(self, session: Session, event: RunAttached) -> None:
+    def _warnings(self, session: Session, event: events.RunAttached) -> None:
         for warning in warnings(event):
             self._line(session, event.item, event.actor, "runbook", warning, event.at)
 
@@ -140,7 +131,7 @@ class Checklists:
         self.cards.say(session, item, line, at)
 
 
-def warnings(event: RunAttached) -> list[str]:
+def warnings(event: events.RunAttached) -> list[str]:
     """What to know about the runbook a run was pinned to (in the thread, and in the reply)."""
     about = f"runbook {event.runbook_id} {event.version}"
     found = [f"⚠️ {about} is deprecated; ask its owners what replaces it"] if event.deprecated else []

@@ -52,7 +52,8 @@ class Builder:
                                   settled_at=settled, due_at=item.created_at + timedelta(seconds=seconds)))
 
 
-def seed(db: Database, *, out_of_control: bool = False) -> None:
+def seed(db: Database, *, out_of_control: bool = False, young: bool = False) -> None:
+    """`young`: a new install whose record starts on Fri 13 Nov (no trailing weeks, nothing long ago)."""
     with db.transaction() as session:
         b = Builder(session)
         for tid, name, arr, renewal in (("acme", "Acme <Corp>", 100_000, date(2026, 12, 1)),
@@ -79,11 +80,14 @@ def seed(db: Database, *, out_of_control: bool = False) -> None:
         if out_of_control:  # a 6 h resolution on Fri 20 Nov: above the upper limit (5h 32m 48s)
             b.item("incident", "sev3", local(20, 8), resolved=local(20, 14))
         # the trailing weeks: daily MTTRs 2h, 1h, 3h, 2h
-        for day, hours in ((2, 2), (3, 1), (5, 3), (10, 2)):
+        for day, hours in () if young else ((2, 2), (3, 1), (5, 3), (10, 2)):
             b.item("incident", "sev3", local(day, 8), resolved=local(day, 8 + hours))
-        # today (not reported) and long ago (outside every window)
+        # today (not reported) and long ago (outside every window), or the young record's first item
         b.item("incident", "sev1", local(23, 8), acked=local(23, 8, 1), resolved=local(23, 9))
-        b.item("incident", "sev1", local(1, 8, month=9), resolved=local(1, 9, month=9))
+        if young:
+            b.item("escalation", "sev4", local(13, 9), resolved=local(13, 10))
+        else:
+            b.item("incident", "sev1", local(1, 8, month=9), resolved=local(1, 9, month=9))
         # health: acme turned at-risk, globex recovered, initech at-risk
         for tid, at, band, score in (("acme", local(20, 8), "healthy", 90), ("acme", local(22, 8), "at-risk", 35),
                                      ("globex", local(20, 8), "at-risk", 30), ("globex", local(22, 8), "healthy", 85),
@@ -92,7 +96,7 @@ def seed(db: Database, *, out_of_control: bool = False) -> None:
         # feedback loops: one closed (its resolution notice sent), one whose notice failed, one not resolved
         now = local(23, 10)
         session.add(OutboxMessage(key="res:1", transport="chat", target="C1", lane="chat:C1", payload={},
-                                  status="sent", next_attempt_at=now, created_at=now))
+                                  status="sent", next_attempt_at=now, created_at=now, sent_at=local(22, 12)))
         session.add(OutboxMessage(key="res:2", transport="chat", target="C1", lane="chat:C1", payload={},
                                   status="failed", next_attempt_at=now, created_at=now))
         for item, key, target in ((inc1, "res:1", "sales1"), (inc1, "res:2", "sales2"), (esc1, None, "sup")):

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
 from opsloop.authz import Authorizer
 from opsloop.db import Database
+from opsloop.digest import render
 from opsloop.digest.control import Point, individuals
 from opsloop.digest.figures import DAY, WEEK, Speed
 from opsloop.digest.render import Digest
 from opsloop.digest.service import Digests
+from opsloop.errors import InvalidInput
 from opsloop.policy import load_policy
 from opsloop.sla.attainment import Outcomes
 from tests.core.digest.dataset import seed
@@ -118,7 +120,12 @@ def check_control_limits_from_the_trailing_weeks(built: Digest) -> None:
     assert [(p.day.day, p.value / H, p.count) for p in c.current] == [(18, pytest.approx(3), 1),
                                                                        (22, pytest.approx(1.5), 2)]
     assert c.in_control is True
-    assert built.mttr_target == pytest.approx(6000.0)  # resolution targets of INC-1..3: 1h, 2h, 2h
+    # per severity, for the chart's panels: the same days split by severity
+    assert {sev: [(p.day.day, p.value / H) for p in points] for sev, points in built.by_severity.items()} == {
+        "sev1": [(22, pytest.approx(1))], "sev2": [(18, pytest.approx(3)), (22, pytest.approx(2))],
+        "sev3": [(2, pytest.approx(2)), (3, pytest.approx(1)), (5, pytest.approx(3)), (10, pytest.approx(2))]}
+    # one target per severity from the SLA policies (sev3 and sev4 incidents have none), never a blend
+    assert built.targets == {"sev1": H, "sev2": 4 * H}
 
 
 def test_a_slow_day_this_week_is_out_of_control(db: Database, clock: FakeClock) -> None:
@@ -139,3 +146,46 @@ def test_individuals_chart_by_hand() -> None:
     assert c.lower == pytest.approx(0.03)
     assert [p.value for p in c.beyond] == [30, 0.01]  # above and below
     assert individuals(trailing[:1], current).judged is False  # one point has no moving range
+
+
+def test_no_limits_from_fewer_than_four_weeks_of_history(db: Database, clock: FakeClock) -> None:
+    """A new install: the record starts 10 days ago, so the trailing weeks are empty, not calm."""
+    seed(db, young=True)
+    built = digests(db, clock).build()
+    c = built.control
+    assert (c.unjudged, c.history_from, c.judged) == ("history", date(2026, 11, 13), False)
+    assert c.centre is None and c.beyond == []
+    text = render.text(built)
+    assert "fewer than four weeks of history to judge resolution times" in text.splitlines()[0]
+    assert ("Fewer than four weeks of history (the record starts 2026-11-13): no control limits yet, rather "
+            "than limits from nothing; this week's incident MTTR 2h 00m (3 resolved on 2 day(s))") in text
+    assert "limits 0s" not in text and "centre" not in text
+
+
+def test_a_past_day_as_it_stood_at_its_end(db: Database, clock: FakeClock) -> None:
+    seed(db)
+    built = digests(db, clock).build(day=date(2026, 11, 18))
+    f = built.figures
+    assert (built.day, built.first_day) == (date(2026, 11, 18), date(2026, 10, 15))
+    assert built.as_of == datetime(2026, 11, 18, 23, 0, tzinfo=UTC)  # midnight in Berlin
+    assert f.opened[DAY] == {("incident", "sev2"): 1} and f.resolved[DAY] == {("incident", "sev2"): 1}
+    assert f.attainment[DAY] == {"response": Outcomes(0, 1), "resolution": Outcomes(0, 1)}
+    # ESC-1 (20 Nov), EXC-1 (21 Nov) and every health score came later: nothing open, nobody at risk
+    assert f.open_counts == {"escalation": 0, "exception": 0} and f.at_risk_count == 0
+    assert (f.loops_open, f.remediation[DAY]) == (0, {"failed": 1})
+    assert [(p.day.day, p.value / H) for p in built.control.current] == [(18, pytest.approx(3))]
+    assert "as of the end of 2026-11-18" in render.text(built)
+
+
+def test_the_open_items_of_a_past_day_are_read_from_their_transitions(db: Database, clock: FakeClock) -> None:
+    seed(db)
+    f = digests(db, clock).build(day=date(2026, 11, 21)).figures
+    # ESC-1 was opened on the 20th and acknowledged only on the 22nd; EXC-1 was requested on the 21st
+    assert f.open_counts == {"escalation": 1, "exception": 1}
+    assert [(i.ref, i.state) for i in f.oldest["escalation"]] == [("ESC-1", "triggered")]
+    assert [(a.id, a.score) for a in f.at_risk] == [("globex", 30), ("initech", 41)]  # acme turned later
+
+
+def test_only_days_that_are_over_have_a_digest(db: Database, clock: FakeClock) -> None:
+    with pytest.raises(InvalidInput, match="2026-11-23 is not over yet: the latest day with a digest is 2026-11-22"):
+        digests(db, clock).build(day=date(2026, 11, 23))
