@@ -150,6 +150,7 @@ def bootstrap(
     directory: Directory | None = None,
     migrate: bool | None = None,
     load_accounts: bool = True,
+    load_feeds: bool = True,
     http_client: httpx.Client | None = None,
     resolver: Resolver | None = None,
     environ: Mapping[str, str] | None = None,
@@ -181,4 +182,6 @@ def bootstrap(
                           settings=settings)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=OPSLOOP)
+    if load_feeds:  # on-call teams fed by iCal files: read what changed since the last load
+        services.oncall.feeds.load_on_start(actor=OPSLOOP)
     return services

@@ -18,12 +18,13 @@ from pydantic import ValidationError
 
 from bot import runbooks_cli, switch_cli
 from bot.bootstrap import bootstrap
+from bot.files import write_file
 from bot.settings import Settings
 from opsloop import audit
 from opsloop.accounts import import_catalog
 from opsloop.db import Database
 from opsloop.digest import render
-from opsloop.errors import ConfigError, InvalidInput, OpsloopError
+from opsloop.errors import ConfigError, OpsloopError
 from opsloop.types import OPSLOOP
 
 OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
@@ -225,17 +226,6 @@ def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
     channel = services.digests.post(actor=CLI_ACTOR)
     print(f"digest queued for {channel}; the running bot (serve or socket) delivers it")
     return OK
-
-
-def write_file(path: Path, content: bytes) -> None:
-    """Write whole or not at all: a reader never sees half a file."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_bytes(content)
-        partial.replace(path)
-    except OSError as error:
-        partial.unlink(missing_ok=True)
-        raise InvalidInput(f"cannot write {path}: {error.strerror}") from None
 
 
 # --------------------------------------------------------------------------- entry point

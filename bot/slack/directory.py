@@ -48,3 +48,18 @@ class SlackDirectory:
         with self._lock:
             self._cache[group_id] = (now, users)
         return users
+
+    def user_by_email(self, email: str) -> str | None:
+        """The Slack user id of `email` (`users.lookupByEmail`), or None when Slack knows nobody by it
+        or cannot be asked (then the person stays unmapped: never a guess)."""
+        try:
+            answer = self.client.api_call("users.lookupByEmail", http_verb="GET", params={"email": email})
+        except SlackApiError as error:
+            if error.response.get("error") != "users_not_found":
+                log.warning("cannot look up %s in Slack: %s", email, error)
+            return None
+        except (SlackClientError, OSError) as error:
+            log.warning("cannot look up %s in Slack: %s", email, error)
+            return None
+        found = (answer.get("user") or {}).get("id")
+        return str(found) if found else None

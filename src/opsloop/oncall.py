@@ -7,12 +7,18 @@ handoff on or after the rotation's `anchor` date (2024-01-01 if not given):
 the first member's shift starts there, the second member's one `length`
 later, and so on, in both directions of time.
 
+A team may instead be fed by an iCalendar file (`ical:`, see opsloop.feeds):
+its shifts come from the feed, and a stretch no event covers is a gap with
+nobody on call.
+
 An override puts someone else on call for a team from a start to an end; the
-newest override covering a moment wins over older ones and over the rotation.
+newest override covering a moment wins over older ones and over the rotation
+or feed.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,10 +32,13 @@ from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.durations import parse_duration
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.feeds.service import Feeds
 from opsloop.messages import Message, user
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy, Rotation
 from opsloop.sla.models import OnCallOverride
+
+log = logging.getLogger(__name__)
 
 EPOCH = date(2024, 1, 1)
 MAX_OVERRIDE = timedelta(days=90)
@@ -38,7 +47,7 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 @dataclass(frozen=True)
 class Shift:
-    user: str
+    user: str | None  # None: a gap in the team's iCal feed, nobody on call
     starts_at: datetime  # UTC
     ends_at: datetime  # UTC: when the next person takes over
     override: bool = False
@@ -100,6 +109,7 @@ class OnCall:
         self.policy = policy
         self.clock = clock
         self.authz = authz
+        self.feeds = Feeds(db, policy, clock)
 
     @property
     def teams(self) -> list[str]:
@@ -119,7 +129,7 @@ class OnCall:
 
     def shift(self, session: Session, team: str, at: datetime) -> Shift:
         """Who is on call for `team` at `at`, and until when."""
-        base = rotation_shift(self.rotation(team), self.zone(team), at)
+        base = self._scheduled(session, team, at)
         live = (col(OnCallOverride.team) == team, col(OnCallOverride.cancelled_at).is_(None))
         covering = session.exec(
             select(OnCallOverride).where(*live, col(OnCallOverride.starts_at) <= at,
@@ -137,14 +147,27 @@ class OnCall:
             return Shift(base.user, base.starts_at, interrupting)
         return base
 
+    def _scheduled(self, session: Session, team: str, at: datetime) -> Shift:
+        """The rotation's or the feed's shift at `at`, before overrides."""
+        rotation = self.rotation(team)
+        if rotation.ical is None:
+            return rotation_shift(rotation, self.zone(team), at)
+        who, starts, ends = self.feeds.shift(session, team, at)
+        return Shift(who, starts, ends)
+
     def now_and_next(self, team: str) -> tuple[Shift, Shift]:
         now = self.clock.now()
         with self.db.transaction() as session:
             current = self.shift(session, team, now)
             return current, self.shift(session, team, current.ends_at)
 
-    def on_call(self, session: Session, team: str, at: datetime) -> str:
-        return self.shift(session, team, at).user
+    def on_call(self, session: Session, team: str, at: datetime) -> str | None:
+        """Who to page for `team` now; None when nobody is (a gap, or a feed not loaded yet)."""
+        try:
+            return self.shift(session, team, at).user
+        except NotFound as error:
+            log.warning("nobody on call for %s: %s", team, error)
+            return None
 
     # ------------------------------------------------------------------ overrides
 

@@ -152,13 +152,27 @@ class EscalationChain(Strict):
 
 
 class Rotation(Strict):
-    rotation: list[str] = Field(min_length=1)
+    """Who is on call: members taking turns (`rotation`), or an iCalendar feed (`ical`, a file
+    relative to the policy file, loaded at start and by `opsloop oncall refresh`)."""
+
+    rotation: list[str] = []
+    ical: Annotated[str, Field(min_length=1)] | None = None
     handoff: str = "mon 09:00"
     length: Duration = timedelta(weeks=1)
     timezone: TimeZone | None = None
     # the first member's shift starts at the first handoff on or after this date
     # (default 2024-01-01); change it to shift who is on call without reordering
     anchor: date | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Rotation:
+        if self.ical is None and not self.rotation:
+            raise ValueError("give the members (`rotation: [U...]`) or an iCalendar feed (`ical: FILE`)")
+        if self.ical is not None:
+            extra = sorted({"rotation", "handoff", "length", "anchor"} & self.model_fields_set)
+            if extra:
+                raise ValueError(f"an `ical` feed carries its own shifts: drop {', '.join(extra)}")
+        return self
 
     @field_validator("handoff")
     @classmethod
@@ -399,7 +413,11 @@ class Policy(Strict):
 
     @property
     def accounts_path(self) -> Path | None:
-        return None if self.accounts is None else self._source.parent / self.accounts
+        return None if self.accounts is None else self.path_of(self.accounts)
+
+    def path_of(self, name: str) -> Path:
+        """A file the policy names, relative to the policy file's folder."""
+        return self._source.parent / name
 
 
 # --------------------------------------------------------------------------- loading

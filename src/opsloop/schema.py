@@ -6,6 +6,7 @@ Alembic's environment and the tests import this; a new table module adds a line 
 from __future__ import annotations
 
 import opsloop.digest.models
+import opsloop.feeds.models
 import opsloop.health.models
 import opsloop.history.models
 import opsloop.intake.models

@@ -46,9 +46,11 @@ class Call:
 
 
 class MockSlack:
-    def __init__(self, *, groups: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, *, groups: dict[str, list[str]] | None = None,
+                 emails: dict[str, str] | None = None) -> None:
         self.calls: list[Call] = []
         self.groups = groups or {}
+        self.emails = emails or {}  # users.lookupByEmail: email -> user id
         self.down = False
         self.drop = False
         self._scripts: dict[str, list[Answer]] = defaultdict(list)
@@ -118,6 +120,10 @@ class MockSlack:
             "conversations.invite": {"channel": {"id": channel}},
             "usergroups.users.list": {"users": self.groups.get(str(params.get("usergroup")), [])},
         }
+        if method == "users.lookupByEmail":
+            found = self.emails.get(str(params.get("email", "")).lower())
+            return Answer(200, {"ok": True, "user": {"id": found}} if found else
+                          {"ok": False, "error": "users_not_found"})
         if method == "files.getUploadURLExternal":
             file_id = f"F0{next(self._files):04d}"
             with self._lock:

@@ -12,14 +12,8 @@ from bot.cli import main
 from opsloop.digest import render
 from opsloop.history.formats import CSV_COLUMNS
 from opsloop.models import WorkItem
+from tests.bot.test_digest_slack import use
 from tests.support import FakeClock
-
-
-def use(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = services.settings
-    monkeypatch.setenv("OPSLOOP_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("OPSLOOP_CONFIG", str(settings.config))
-    monkeypatch.setenv("OPSLOOP_RUNBOOKS_DIR", str(settings.runbooks_dir))
 
 
 def history_csv(path: Path, end: datetime) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opsloop.commands.parse import mention, tokens
-from opsloop.errors import UsageError
+from opsloop.errors import NotFound, UsageError
 from opsloop.messages import Reply, user
 from opsloop.oncall import OnCall
 
@@ -34,11 +34,17 @@ class OnCallCommands:
         return Reply("\n".join(self._who(team) for team in teams))
 
     def _who(self, team: str) -> str:
-        now, following = self.oncall.now_and_next(team)
+        try:
+            now, following = self.oncall.now_and_next(team)
+        except NotFound as error:  # an iCal feed not loaded yet: the other teams still answer
+            return f"*{team}*: {error}"
         covering = " (override)" if now.override else ""
         until = self.oncall.local(team, now.ends_at)
-        return (f"*{team}*: {user(now.user)} is on call{covering} until {until}"
-                f"; next: {user(following.user)} until {self.oncall.local(team, following.ends_at)}")
+        who = (f"{user(now.user)} is on call{covering}" if now.user
+               else "nobody is on call (a gap in the schedule)")
+        after = user(following.user) if following.user else "nobody (a gap)"
+        later = self.oncall.local(team, following.ends_at)
+        return f"*{team}*: {who} until {until}; next: {after} until {later}"
 
     def _override(self, words: list[str], actor: str) -> Reply:
         team: str | None = None

@@ -60,7 +60,8 @@ class Escalations:
         for target in targets:
             prefix, sep, name = target.partition(":")
             if sep and prefix == "oncall":
-                found = [self.oncall.on_call(session, name, now)] if name in self.policy.oncall else []
+                who = self.oncall.on_call(session, name, now) if name in self.policy.oncall else None
+                found = [who] if who else []
             elif sep and prefix == "role":
                 found = [u for member in self.policy.roles.get(name, []) for u in self._expand(member)]
             else:
