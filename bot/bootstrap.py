@@ -49,6 +49,8 @@ from opsloop.events import (
     StepOpened,
 )
 from opsloop.exception_approvals import EXPIRE_TIMER
+from opsloop.health.playbooks import Playbooks
+from opsloop.health.plays import REMIND
 from opsloop.health.prompts import SNOOZE_END
 from opsloop.health.service import DAILY
 from opsloop.policy import load_policy
@@ -122,6 +124,7 @@ def timer_table(c: Core) -> Mapping[str, TimerHandler]:
         EXPIRE_TIMER: c.exceptions.on_expire,   # an approved exception's end
         DAILY: c.health.on_daily,               # every account rescored, once a day
         SNOOZE_END: c.health.on_snooze_end,     # a snoozed CSM prompt is looked at again
+        REMIND: c.plays.on_remind,              # a play's step coming due: its owner is reminded
     }
 
 
@@ -164,7 +167,8 @@ def bootstrap(
     """
     policy = load_policy(settings.config)
     library = Library(settings.runbooks_dir)
-    problems = startup_problems(library, policy, str(settings.config))
+    playbooks = Playbooks(settings.playbooks)
+    problems = startup_problems(library, policy, str(settings.config)) + playbooks.problems()
     if problems:
         raise ConfigError("\n".join(problems))
     db = Database.from_url(settings.database_url)
@@ -177,9 +181,9 @@ def bootstrap(
     client = http_client or httpx.Client(follow_redirects=False, trust_env=False)
     executor = HttpExecutor(client, policy.actions, resolver or SystemResolver(),
                             os.environ if environ is None else environ, sleep=sleep, now=clock.now)
-    services = build_core(policy=policy, library=library, db=db, clock=clock, executor=executor,
-                          handlers=handler_table, timers=timer_table, directory=directory, cls=Services,
-                          settings=settings)
+    services = build_core(policy=policy, library=library, playbooks=playbooks, db=db, clock=clock,
+                          executor=executor, handlers=handler_table, timers=timer_table, directory=directory,
+                          cls=Services, settings=settings)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=OPSLOOP)
     if load_feeds:  # on-call teams fed by iCal files: read what changed since the last load

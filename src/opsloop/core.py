@@ -23,6 +23,8 @@ from opsloop.db import Database
 from opsloop.digest.service import Digests
 from opsloop.errors import ConfigError
 from opsloop.exception_approvals import ExceptionApprovals
+from opsloop.health.play_service import Plays
+from opsloop.health.playbooks import Playbooks
 from opsloop.health.service import Health
 from opsloop.incident_channels import DedicatedChannels
 from opsloop.intake.service import Intake
@@ -63,6 +65,7 @@ class Core:
     remediation: Remediation  # runs approved http steps (a background job runs its work loop)
     exceptions: ExceptionApprovals  # asks approvers, announces decisions, expires exceptions
     health: Health  # customer health scores, signals (POST /hooks/signals) and CSM prompts
+    plays: Plays  # a CSM's plays: playbook steps with due dates, reminders, outcomes
     digests: Digests  # the leadership digest
     channels: DedicatedChannels  # a channel of its own for serious incidents
     redesign: RedesignWatch  # tells runbook owners about steps people keep bypassing
@@ -76,7 +79,8 @@ class Core:
 
 
 def build_core(
-    *, policy: Policy, library: Library, db: Database, clock: Clock, executor: HttpExecutor,
+    *, policy: Policy, library: Library, playbooks: Playbooks, db: Database, clock: Clock,
+    executor: HttpExecutor,
     handlers: Callable[[Core], HandlerTable], timers: Callable[[Core], Mapping[str, TimerHandler]],
     directory: Directory | None = None, cls: type[C] = Core,  # type: ignore[assignment]
     **extra: Any,
@@ -94,17 +98,20 @@ def build_core(
     oncall = OnCall(db, policy, clock, authz)
     sla = Sla(policy, clock, workitems, Escalations(policy, authz, oncall, bus), bus)
     remediation = Remediation(db, policy, clock, authz, runbooks, executor, bus)
-    health = Health(db, policy, clock, authz)
+    health = Health(db, policy, clock, authz, playbooks=playbooks)
+    plays = Plays(health)
     digests = Digests(db, policy, clock, authz)
     cards = Cards(clock, policy, workitems, sla, runbooks, intake, loops)
     checklists = Checklists(cards, runbooks)
     commands = Commands(workitems=workitems, cards=cards, runbooks=runbooks, checklists=checklists, sla=sla,
                         oncall=oncall, remediation=remediation,
-                        dry_run=DryRun(db, remediation.gates, executor), health=health, digests=digests)
+                        dry_run=DryRun(db, remediation.gates, executor), health=health, plays=plays,
+                        digests=digests)
     core = cls(
         policy=policy, db=db, clock=clock, authz=authz, bus=bus, workitems=workitems, runbooks=runbooks,
         intake=intake, loops=loops, oncall=oncall, sla=sla, remediation=remediation,
-        exceptions=ExceptionApprovals(policy, clock, authz, workitems), health=health, digests=digests,
+        exceptions=ExceptionApprovals(policy, clock, authz, workitems), health=health, plays=plays,
+        digests=digests,
         channels=DedicatedChannels(db, policy, clock, bus), redesign=RedesignWatch(policy),
         sweeper=Sweeper(db, clock), cards=cards, checklists=checklists, clock_words=ClockWords(cards),
         remediation_words=RemediationWords(cards), commands=commands, **extra,

@@ -31,11 +31,11 @@ def test_upgrade_is_idempotent_and_current(db: Database) -> None:
 
 
 def test_rows_opsloop_wrote_as_opsloop_are_written_by_system_opsloop_after_the_upgrade(db: Database) -> None:
-    """0013: the engine's own step changes must still read as automatic (checklist, redesign count)."""
+    """0014: the engine's own step changes must still read as automatic (checklist, redesign count)."""
     config = db.alembic_config()
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0012_feeds")
+        command.downgrade(config, "0013_health_plays")
         connection.execute(text(
             "INSERT INTO work_items (id, ref, kind, number, title, severity, state, created_by, labels, "
             "created_at, updated_at) VALUES (1, 'INC-1', 'incident', 1, 't', 'sev3', 'triggered', 'U1', '{}', "

@@ -17,6 +17,7 @@ from opsloop.commands.runbook import RunbookCommands
 from opsloop.commands.workitems import WorkItemCommands
 from opsloop.digest.service import Digests
 from opsloop.errors import UsageError
+from opsloop.health.play_service import Plays
 from opsloop.health.service import Health
 from opsloop.messages import Reply
 from opsloop.oncall import OnCall
@@ -34,7 +35,7 @@ Handler = Callable[[str, str, str | None], Reply]
 class Commands:
     def __init__(self, *, workitems: WorkItems, cards: Cards, runbooks: Runbooks, checklists: Checklists,
                  sla: Sla, oncall: OnCall, remediation: Remediation, dry_run: DryRun, health: Health,
-                 digests: Digests) -> None:
+                 plays: Plays, digests: Digests) -> None:
         clocks = ClockCommands(sla)
         self.items = WorkItemCommands(workitems, cards, verbs=dict(clocks.verbs))
         runbook_verbs: dict[str, Callable[[list[str], str], Reply]] = {}
@@ -42,7 +43,7 @@ class Commands:
                                         help_lines=[REMEDIATION_HELP])
         remedies = RemediationCommands(remediation, runbooks, self.runbooks.step)
         runbook_verbs.update(retry=remedies.retry, confirm=remedies.confirm)
-        health_commands = HealthCommands(health)
+        health_commands = HealthCommands(health, plays)
         self.handlers: dict[str, Handler] = {
             "/incident": self.items.incident,
             "/escalate": self.items.escalate,
@@ -65,6 +66,7 @@ class Commands:
             "incident.declare": lambda _ctx, values, actor: self.items.submit_declare(values, actor),
             "runbook.skip": self.runbooks.submit_skip,
             "runbook.reject": self.runbooks.submit_reject,
+            "health.close": health_commands.plays.submit_close,
         }
 
     @property

@@ -4,8 +4,8 @@ Rows written before named it `opsloop`; the runbook engine's own step changes
 must still read as automatic (the checklist, the redesign trigger's count).
 The audit log keeps what it recorded: its rows are hash-chained.
 
-Revision ID: 0013_system_actor
-Revises: 0012_feeds
+Revision ID: 0014_system_actor
+Revises: 0013_health_plays
 Create Date: 2026-11-26 10:00:00
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0013_system_actor'
-down_revision = '0012_feeds'
+revision = '0014_system_actor'
+down_revision = '0013_health_plays'
 branch_labels = None
 depends_on = None
 
