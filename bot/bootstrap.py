@@ -26,6 +26,7 @@ from opsloop.bus import HandlerTable, on
 from opsloop.clock import Clock, SystemClock
 from opsloop.core import Core, build_core
 from opsloop.db import Database
+from opsloop.deadline import deadline_client
 from opsloop.errors import ConfigError
 from opsloop.events import (
     AlertsUpdated,
@@ -177,8 +178,8 @@ def bootstrap(
     elif not db.migrations_current():
         raise ConfigError("the database schema is not current: run `opsloop db upgrade`")
     clock = clock or SystemClock()
-    # runbook http steps: never follow redirects, whatever the client's defaults
-    client = http_client or httpx.Client(follow_redirects=False, trust_env=False)
+    # runbook http steps: a total deadline per attempt; never follow redirects, whatever the client's defaults
+    client = http_client or deadline_client()
     executor = HttpExecutor(client, policy.actions, resolver or SystemResolver(),
                             os.environ if environ is None else environ, sleep=sleep, now=clock.now)
     services = build_core(policy=policy, library=library, playbooks=playbooks, db=db, clock=clock,

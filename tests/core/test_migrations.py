@@ -35,7 +35,7 @@ def test_rows_opsloop_wrote_as_opsloop_are_written_by_system_opsloop_after_the_u
     config = db.alembic_config()
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0013_health_plays")
+        command.downgrade(config, "0013_remediation_retries")
         connection.execute(text(
             "INSERT INTO work_items (id, ref, kind, number, title, severity, state, created_by, labels, "
             "created_at, updated_at) VALUES (1, 'INC-1', 'incident', 1, 't', 'sev3', 'triggered', 'U1', '{}', "

@@ -5,7 +5,7 @@ must still read as automatic (the checklist, the redesign trigger's count).
 The audit log keeps what it recorded: its rows are hash-chained.
 
 Revision ID: 0014_system_actor
-Revises: 0013_health_plays
+Revises: 0013_remediation_retries
 Create Date: 2026-11-26 10:00:00
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = '0014_system_actor'
-down_revision = '0013_health_plays'
+down_revision = '0013_remediation_retries'
 branch_labels = None
 depends_on = None
 
