@@ -28,7 +28,7 @@ from opsloop.db import Database
 from opsloop.errors import ConfigError, UsageError
 
 OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
-CLI_ACTOR = "system:cli"
+CLI_ACTOR = "system:cli"  # the command line, as in bot.cli
 SHOWN = 20  # problems printed before "... and N more"
 
 

@@ -27,7 +27,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,15 +86,13 @@ def write(directory: Path, checkpoint: AuditCheckpoint) -> Path:
 
 
 class Checkpoints:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, signer: Signer | None, *,
-                 after_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, db: Database, policy: Policy, clock: Clock, signer: Signer | None) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
         self.signer = signer
         self.every = policy.audit.checkpoint_every
         self.destination = policy.audit.destination(policy.path_of)
-        self.after_commit = after_commit or (lambda: None)
 
     def take(self, *, trigger: str = MANUAL, queue: bool = True) -> AuditCheckpoint:
         """Sign the chain's head now; `queue` also sends the copy to `audit.checkpoint_to`."""
@@ -103,7 +101,6 @@ class Checkpoints:
             checkpoint = self._make(session, signer, trigger)
             if queue:
                 self._enqueue(session, checkpoint)
-        self.after_commit()
         return checkpoint
 
     def run_due(self, now: datetime | None = None) -> bool:
@@ -121,7 +118,6 @@ class Checkpoints:
                 self._enqueue(session, checkpoint)
         except IntegrityError:  # another replica claimed the period between our check and insert
             return False
-        self.after_commit()
         return True
 
     def run_safely(self) -> bool:

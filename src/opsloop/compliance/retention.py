@@ -40,13 +40,13 @@ from opsloop.loops.models import FeedbackLoop
 from opsloop.models import OutboxMessage, TimelineEvent
 from opsloop.outbox import CANCELLED, FAILED, SENT, SUPERSEDED
 from opsloop.policy import Policy
+from opsloop.types import OPSLOOP
 
 log = logging.getLogger(__name__)
 
 JOB = "retention"
 EXPIRED = "[expired]"
 BATCH = 1000
-SYSTEM = "system:retention"
 
 
 class RetentionJob:
@@ -79,7 +79,7 @@ class RetentionJob:
             if run is not None:
                 run.outcome = outcome
                 session.add(run)
-            audit.record(session, at=self.clock.now(), actor=SYSTEM, action="retention.applied",
+            audit.record(session, at=self.clock.now(), actor=OPSLOOP, action="retention.applied",
                          subject=f"retention:{day}", after=outcome)
         log.info("retention applied for %s: %s", day, outcome)
         return outcome

@@ -26,8 +26,7 @@ from opsloop.compliance.models import ConfigStart
 from opsloop.db import Database
 from opsloop.policy import PERMISSION_DEFAULTS, Policy
 from opsloop.runbooks.loader import Library
-
-ACTOR = "system:start"
+from opsloop.types import OPSLOOP
 
 
 @dataclass(frozen=True)
@@ -73,14 +72,14 @@ def record_start(db: Database, clock: Clock, found: Fingerprint, *, mode: str) -
             ("runbooks", last.runbooks_sha256, found.runbooks_sha256),
             ("roles", last.roles_sha256, found.roles_sha256)) if a != b]
         runbooks = _runbook_changes(last.runbooks if last else {}, found.runbooks)
-        audit.record(session, at=now, actor=ACTOR, action="config.started", subject=f"start:{mode}", after={
+        audit.record(session, at=now, actor=OPSLOOP, action="config.started", subject=f"start:{mode}", after={
             "mode": mode, "host": socket.gethostname()[:64], "policy_sha256": found.policy_sha256,
             "runbooks_sha256": found.runbooks_sha256, "roles_sha256": found.roles_sha256,
             "first": last is None, "changed": changed, "runbooks": runbooks})
         if last is None or last.roles_sha256 != found.roles_sha256:
             before, after = _role_changes(last.roles if last else {}, found.roles)
             if before or after:
-                audit.record(session, at=now, actor=ACTOR, action="roles.changed", subject="policy:roles",
+                audit.record(session, at=now, actor=OPSLOOP, action="roles.changed", subject="policy:roles",
                              before=before, after=after)
         session.flush()
     return row

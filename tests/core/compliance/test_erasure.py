@@ -53,10 +53,10 @@ def story(services: Services) -> None:
     handle("/incident", f'declare "Exports fail for {EMAIL.upper()} and others" sev1 tenant:acme', actor=RESPONDER)
     handle("/incident", f'update INC-1 "called {EMAIL}, they confirm"', actor=RESPONDER)
     Dispatcher(services.db, {t: Deliver() for t in ("chat", "email", "webhook")}, services.clock,
-               prepare=services.workitems.prepare_outbound).drain()
+               prepare=services.cards.prepare_outbound).drain()
     handle("/incident", "resolve INC-1 rolled back", actor=RESPONDER)
     Dispatcher(services.db, {t: Deliver() for t in ("chat", "email", "webhook")}, services.clock,
-               prepare=services.workitems.prepare_outbound).drain()
+               prepare=services.cards.prepare_outbound).drain()
 
 
 def test_after_erasing_a_contact_nothing_holds_it_and_the_chain_verifies(services: Services) -> None:

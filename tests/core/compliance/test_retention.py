@@ -29,7 +29,7 @@ class Deliver:
 
 def deliver_all(services: Services) -> None:
     Dispatcher(services.db, {t: Deliver() for t in ("chat", "email", "webhook")}, services.clock,
-               prepare=services.workitems.prepare_outbound).drain()
+               prepare=services.cards.prepare_outbound).drain()
 
 
 def table(services: Services, model: type) -> list:  # type: ignore[type-arg]

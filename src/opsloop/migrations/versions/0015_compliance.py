@@ -11,8 +11,8 @@ left exactly as it is: resealing would launder the tampering.
 The code is frozen here on purpose: a migration must not change when the
 package does.
 
-Revision ID: 0014_compliance
-Revises: 0013_health_plays
+Revision ID: 0015_compliance
+Revises: 0014_system_actor
 Create Date: 2026-11-26 08:30:02.437607
 """
 
@@ -32,8 +32,8 @@ from sqlalchemy.dialects import postgresql
 
 import opsloop.models
 
-revision = '0014_compliance'
-down_revision = '0013_health_plays'
+revision = '0015_compliance'
+down_revision = '0014_system_actor'
 branch_labels = None
 depends_on = None
 
