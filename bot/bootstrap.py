@@ -20,6 +20,8 @@ from opsloop.db import Database
 from opsloop.digest.service import Digests
 from opsloop.errors import ConfigError
 from opsloop.exception_approvals import ExceptionApprovals
+from opsloop.health.play_service import Plays
+from opsloop.health.playbooks import Playbooks
 from opsloop.health.service import Health
 from opsloop.intake.service import Intake
 from opsloop.loops.service import FeedbackLoops
@@ -97,7 +99,8 @@ def bootstrap(
     """
     policy = load_policy(settings.config)
     library = Library(settings.runbooks_dir)
-    problems = startup_problems(library, policy, str(settings.config))
+    playbooks = Playbooks(settings.playbooks)
+    problems = startup_problems(library, policy, str(settings.config)) + playbooks.problems()
     if problems:
         raise ConfigError("\n".join(problems))
     db = Database.from_url(settings.database_url)
@@ -140,15 +143,17 @@ def bootstrap(
     runbooks.dry_runners.append(DryRun(remediation.gates, executor).report)
     exceptions = ExceptionApprovals(policy, clock, authz, workitems)
     exceptions.install()
-    health = Health(db, policy, clock, authz, after_commit=wake)
+    health = Health(db, policy, clock, authz, playbooks=playbooks, after_commit=wake)
     health.install(workitems)
+    plays = Plays(health)
     sla_handlers = sla.handlers()
     # health wraps the SLA breach handler: a breach also rescores the accounts it touched
     sweeper = Sweeper(db, clock, {**sla_handlers, **remediation.handlers(), **exceptions.handlers(),
-                                  **health.handlers((BREACH, sla_handlers[BREACH]))}, after_commit=wake)
+                                  **health.handlers((BREACH, sla_handlers[BREACH])),
+                                  **plays.handlers()}, after_commit=wake)
     digests = Digests(db, policy, clock, authz, after_commit=wake)
     commands = Commands(workitems, runbooks, sla=sla, oncall=oncall, remediation=remediation,
-                        health=health, digests=digests)
+                        health=health, plays=plays, digests=digests)
     services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
                         workitems=workitems, commands=commands, intake=intake, loops=loops,
                         runbooks=runbooks, sla=sla, oncall=oncall, sweeper=sweeper,

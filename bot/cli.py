@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from bot import runbooks_cli, switch_cli
+from bot import playbooks_cli, runbooks_cli, switch_cli
 from bot.bootstrap import SYSTEM_ACTOR, bootstrap
 from bot.files import write_file
 from bot.settings import Settings
@@ -25,6 +25,8 @@ from opsloop.accounts import import_catalog
 from opsloop.db import Database
 from opsloop.digest import render
 from opsloop.errors import ConfigError, OpsloopError
+from opsloop.health import outcomes, present
+from opsloop.health.calibrate import NotEnoughData
 
 OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
 CLI_ACTOR = "system:cli"  # `system:` actors are authorised by how they got in (here: a shell)
@@ -67,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp = acc_sub.add_parser("import", help="create or update accounts from CSV or YAML")
     imp.add_argument("file", type=Path)
     imp.set_defaults(run=cmd_accounts_import)
+    outcomes = acc_sub.add_parser("outcomes", help="record renewal outcomes from CSV "
+                                                   "(tenant,date,outcome,arr_after); all or nothing")
+    outcomes.add_argument("file", type=Path)
+    outcomes.set_defaults(run=cmd_accounts_outcomes)
 
     digest = sub.add_parser("digest", help="build the leadership digest now")
     digest.add_argument("--print", dest="print_only", action="store_true",
@@ -76,7 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     digest.add_argument("--chart", type=Path, metavar="FILE", help="with --print: write the chart (PNG) here")
     digest.set_defaults(run=cmd_digest)
 
+    health = sub.add_parser("health", help="is the health score any good? (changes nothing)")
+    health_sub = health.add_subparsers(dest="health_command", required=True, parser_class=_Parser)
+    health_sub.add_parser("report", help="retention, the score's AUC against outcomes, playbooks") \
+        .set_defaults(run=cmd_health_report)
+    calibrate = health_sub.add_parser("calibrate", help="propose health.weights fitted on the known outcomes")
+    calibrate.add_argument("--days", type=int, choices=(30, 60, 90), default=90,
+                           help="fit on the score this many days before each renewal (default 90)")
+    calibrate.set_defaults(run=cmd_health_calibrate)
+
     runbooks_cli.register(sub, _Parser)
+    playbooks_cli.register(sub, _Parser)
     switch_cli.register(sub, _Parser)
     return parser
 
@@ -207,6 +223,31 @@ def cmd_accounts_import(args: argparse.Namespace, settings: Settings) -> int:
     result = import_catalog(services.db, services.clock, args.file, actor=SYSTEM_ACTOR)
     print(f"{args.file}: {result.created} created, {result.updated} updated, "
           f"{result.unchanged} unchanged")
+    return OK
+
+
+def cmd_accounts_outcomes(args: argparse.Namespace, settings: Settings) -> int:
+    services = bootstrap(settings)
+    result = outcomes.import_file(services.db, services.clock, args.file, zone=services.health.zone,
+                                  actor=CLI_ACTOR)
+    print(f"{args.file}: {result.created} recorded, {result.updated} updated, {result.unchanged} unchanged")
+    return OK
+
+
+def cmd_health_report(args: argparse.Namespace, settings: Settings) -> int:
+    services = bootstrap(settings)
+    print(present.report_text(services.health.report(actor=CLI_ACTOR)))
+    return OK
+
+
+def cmd_health_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    services = bootstrap(settings)
+    try:
+        found = services.health.calibrate(days=args.days)
+    except NotEnoughData as error:
+        print(f"opsloop: cannot propose weights: {error}", file=sys.stderr)
+        return CHECK_FAILED
+    print(present.calibration_text(found))
     return OK
 
 

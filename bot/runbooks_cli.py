@@ -11,11 +11,12 @@ import argparse
 import difflib
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from sqlalchemy.engine import make_url
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from bot.settings import Settings
 from opsloop.db import Database
@@ -26,6 +27,7 @@ from opsloop.runbooks.loader import Library, parse
 from opsloop.runbooks.models import RunbookSnapshot
 
 OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
+T = TypeVar("T")
 MAX_REVISIONS = 500
 
 
@@ -69,16 +71,24 @@ def _git(where: Path, *args: str) -> bytes | None:
 
 def pinned_snapshots(settings: Settings, say: Callable[[str], None]) -> list[RunbookSnapshot] | None:
     """The snapshots pinned in the database, or None (said why) when there is no usable database."""
+    return from_database(settings, say, "pinned snapshots", lambda session: list(
+        session.exec(select(RunbookSnapshot).order_by(col(RunbookSnapshot.id)))))
+
+
+def from_database(settings: Settings, say: Callable[[str], None], what: str,
+                  read: Callable[[Session], T]) -> T | None:
+    """`read` in a transaction, or None (said why) when there is no usable database: a check
+    compares what it can and says what it could not."""
     url = make_url(settings.database_url)
     if url.drivername.startswith("sqlite") and url.database and not Path(url.database).exists():
-        say(f"note: no database at {url.database}; pinned snapshots not compared")
+        say(f"note: no database at {url.database}; {what} not compared")
         return None
     db = Database.from_url(settings.database_url)
     try:
         with db.transaction() as session:
-            return list(session.exec(select(RunbookSnapshot).order_by(col(RunbookSnapshot.id))))
+            return read(session)
     except Exception as error:  # unreachable, or not migrated yet
-        say(f"note: pinned snapshots not compared (database: {type(error).__name__})")
+        say(f"note: {what} not compared (database: {type(error).__name__})")
         return None
     finally:
         db.dispose()
@@ -122,27 +132,55 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     snapshots = pinned_snapshots(settings, print) or []
     findings = check(library, policy=policy, history=history,
                      pinned=[Pinned(s.runbook_id, s.version, s.sha256) for s in snapshots])
-    for finding in findings:
-        print(f"FAIL {finding}", file=sys.stderr)
-    count = len(library.ids())
-    if findings:
-        failed = len({f.runbook for f in findings})
-        print(f"{failed} of {count} runbooks failed the check", file=sys.stderr)
+    return verdict([(f.runbook, f.problem) for f in findings], len(library.ids()), "runbooks")
+
+
+def verdict(problems: Sequence[tuple[str, str]], count: int, noun: str) -> int:
+    """Print each (file id, problem) and the count of files checked; the exit status (shared with
+    `opsloop playbooks check`)."""
+    for name, problem in problems:
+        print(f"FAIL {name}: {problem}", file=sys.stderr)
+    if problems:
+        print(f"{len({name for name, _ in problems})} of {count} {noun} failed the check", file=sys.stderr)
         return CHECK_FAILED
-    print(f"{count} runbooks checked: all valid")
+    print(f"{count} {noun} checked: all valid")
     return OK
 
 
-def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+class Listed(Protocol):
+    """What `list` prints of a runbook or a playbook."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def owners(self) -> Sequence[str]: ...
+
+    @property
+    def title(self) -> str: ...
+
+
+def listing(found: Iterable[tuple[str, Listed | ConfigError]]) -> int:
+    """One line per file: id, version, status, owners, title (or INVALID and why)."""
     status = OK
-    for runbook_id, result in _library(settings).load_all():
-        if isinstance(result, ConfigError):
-            print(f"{runbook_id}\tINVALID\t-\t{str(result).splitlines()[0]}")
+    for name, item in found:
+        if isinstance(item, ConfigError):
+            print(f"{name}\tINVALID\t-\t{str(item).splitlines()[0]}")
             status = CHECK_FAILED
             continue
-        rb = result.runbook
-        print(f"{rb.id}\t{rb.version}\t{rb.status}\t{','.join(rb.owners)}\t{rb.title}")
+        print(f"{item.id}\t{item.version}\t{item.status}\t{','.join(item.owners)}\t{item.title}")
     return status
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    return listing((rid, r if isinstance(r, ConfigError) else r.runbook)
+                   for rid, r in _library(settings).load_all())
 
 
 def _versions(runbook_id: str, settings: Settings) -> dict[str, tuple[str, bytes]]:

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///opsloop.db", validation_alias=_env("OPSLOOP_DATABASE_URL"))
     config: Path = Field(Path("opsloop.yml"), validation_alias=_env("OPSLOOP_CONFIG"))
     runbooks_dir: Path = Field(Path("runbooks"), validation_alias=_env("OPSLOOP_RUNBOOKS_DIR"))
+    # CSM playbooks; default: the `playbooks` folder beside the policy file
+    playbooks_dir: Path | None = Field(None, validation_alias=_env("OPSLOOP_PLAYBOOKS_DIR"))
     slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
     slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
@@ -32,6 +34,10 @@ class Settings(BaseSettings):
     log_level: str = Field("WARNING", validation_alias=_env("OPSLOOP_LOG_LEVEL"))
     # seconds between timer sweeps; a timer fires at most this late (plus the sweep itself)
     sweep_interval: float = Field(0.25, gt=0, le=60, validation_alias=_env("OPSLOOP_SWEEP_INTERVAL"))
+
+    @property
+    def playbooks(self) -> Path:
+        return self.playbooks_dir if self.playbooks_dir is not None else self.config.parent / "playbooks"
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> Settings:

@@ -134,7 +134,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     return Settings(database_url=db_url, config=ROOT / "opsloop.yml",
-                    runbooks_dir=ROOT / "runbooks")
+                    runbooks_dir=ROOT / "runbooks", playbooks_dir=ROOT / "playbooks")
 
 
 @pytest.fixture

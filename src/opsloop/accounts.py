@@ -21,7 +21,7 @@ from opsloop.policy import format_location, load_yaml
 from opsloop.types import Tier
 
 COLUMNS = ("id", "name", "tier", "arr", "renewal_date", "csm", "sales_owner",
-           "support_channel", "contact_email", "region", "webhook_url")
+           "support_channel", "contact_email", "region", "webhook_url", "executive_sponsor")
 
 
 class AccountRow(BaseModel):
@@ -40,6 +40,7 @@ class AccountRow(BaseModel):
     contact_email: Annotated[str | None, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] = None
     region: str | None = None
     webhook_url: Annotated[str | None, Field(pattern=r"^https://[^\s]+$")] = None  # optional, https only
+    executive_sponsor: Annotated[str | None, Field(pattern=r"^[UW][A-Z0-9]+$")] = None  # a Slack user id
 
     @field_validator("*", mode="before")
     @classmethod

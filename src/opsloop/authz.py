@@ -43,6 +43,17 @@ class Authorizer:
                 return True
         return False
 
+    def people(self, role: str) -> list[str]:
+        """Everyone in `role` now: its user ids, and the members of its user groups."""
+        out: list[str] = []
+        for member in self.policy.roles.get(role, []):
+            found = sorted(self.members(member)) if member.startswith("S") else [member]
+            out += [person for person in found if person not in out]
+        return out
+
+    def members(self, group: str) -> frozenset[str]:
+        return self.directory.members(group)
+
     def roles_of(self, user: str) -> list[str]:
         return [role for role in self.policy.roles if self.has_role(user, role)]
 

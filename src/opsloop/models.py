@@ -66,6 +66,8 @@ class Account(SQLModel, table=True):
     contact_email: str | None = Field(default=None, max_length=254)
     region: str | None = Field(default=None, max_length=32)
     webhook_url: str | None = Field(default=None, max_length=500)  # the customer's status webhook
+    # our executive who owns the relationship: told when a play opens on a high-risk account
+    executive_sponsor: str | None = Field(default=None, max_length=64)
     updated_at: datetime | None = utc_column()
 
 

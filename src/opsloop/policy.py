@@ -300,7 +300,8 @@ PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "escalation.update": ["responder", "commander", "csm", "admin"],
     "oncall.override": ["commander", "admin"],
     "health.view": ["csm", "leader", "admin"],  # an account's own CSM and sales owner always may
-    "health.respond": ["csm", "admin"],  # answer a prompt; the account's own CSM always may
+    "health.respond": ["csm", "admin"],  # answer a prompt, run a play; the account's own CSM always may
+    "health.report": ["csm", "leader", "admin"],  # /health report: retention and whether the score works
     "digest.post": ["leader", "admin"],  # /digest: post the leadership digest now
 }
 
@@ -360,6 +361,11 @@ class Policy(Strict):
                                  "(define it under sla.calendars, or use 24x7)"))
             if sla.escalation is not None and sla.escalation not in self.escalation:
                 problems.append((f"{where}.escalation", f"unknown escalation chain {sla.escalation!r}"))
+        plays = self.health.plays
+        if ("calendar" in plays.model_fields_set and plays.calendar != "24x7"
+                and plays.calendar not in self.sla.calendars):
+            problems.append(("health.plays.calendar", f"unknown calendar {plays.calendar!r} "
+                             "(define it under sla.calendars, or use 24x7)"))
         for name, chain in self.escalation.items():
             for j, level in enumerate(chain.levels):
                 for target in level.notify:

@@ -17,6 +17,7 @@ from opsloop.commands.runbook import RunbookCommands
 from opsloop.commands.workitems import WorkItemCommands
 from opsloop.digest.service import Digests
 from opsloop.errors import UsageError
+from opsloop.health.play_service import Plays
 from opsloop.health.service import Health
 from opsloop.messages import Reply
 from opsloop.oncall import OnCall
@@ -32,7 +33,7 @@ class Commands:
     def __init__(self, workitems: WorkItems, runbooks: Runbooks | None = None, *,
                  sla: Sla | None = None, oncall: OnCall | None = None,
                  remediation: Remediation | None = None, health: Health | None = None,
-                 digests: Digests | None = None) -> None:
+                 plays: Plays | None = None, digests: Digests | None = None) -> None:
         self.items = WorkItemCommands(workitems)
         self.handlers: dict[str, Handler] = {
             "/incident": self.items.incident,
@@ -65,9 +66,11 @@ class Commands:
             self.runbooks.verbs.update(retry=remedies.retry, confirm=remedies.confirm)
             self.runbooks.help_lines.append(REMEDIATION_HELP)
         if health is not None:
-            health_commands = HealthCommands(health)
+            health_commands = HealthCommands(health, plays)
             self.handlers["/health"] = health_commands.command
             self.buttons["health"] = health_commands.press
+            if health_commands.plays is not None:
+                self.forms["health.close"] = health_commands.plays.submit_close
         if digests is not None:
             self.handlers["/digest"] = DigestCommands(digests).command
 

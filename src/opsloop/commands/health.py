@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from opsloop.cards import user
 from opsloop.commands.parse import tokens
+from opsloop.commands.plays import PLAYS_HELP, PlayCommands
 from opsloop.errors import UsageError
+from opsloop.health.daily import HORIZONS, DayScore, change
 from opsloop.health.models import TAKEN
-from opsloop.health.prompts import LABELS, answered_message, renewal_text
+from opsloop.health.play_service import Plays
+from opsloop.health.prompts import LABELS, answered_message, playbook_summary, renewal_text
 from opsloop.health.score import AT_RISK, HEALTHY, WATCH
 from opsloop.health.service import AccountHealth, Health
 from opsloop.messages import Message, Reply, escape
@@ -17,16 +20,18 @@ HEALTH_HELP = """\
 */health* — customer health and risk prompts
 • `/health ACCOUNT` — the account's score (0-100), band, the factors behind it and its trend
 • `/health mine` (or just `/health`) — the accounts you are the CSM of, most at risk first
+{plays}
 • `/health help`
-At-risk accounts prompt their CSM by DM with buttons: Take it, Snooze, Not a risk."""
+At-risk accounts prompt their CSM by DM with buttons: Take it (opens a play), Snooze, Not a risk."""
 
 ICONS = {HEALTHY: "🟢", WATCH: "🟡", AT_RISK: "🔴"}
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
 class HealthCommands:
-    def __init__(self, health: Health) -> None:
+    def __init__(self, health: Health, plays: Plays | None = None) -> None:
         self.health = health
+        self.plays = PlayCommands(plays) if plays is not None else None
 
     def command(self, text: str, actor: str, channel: str | None) -> Reply:
         words = tokens(text)
@@ -35,15 +40,24 @@ class HealthCommands:
                 raise UsageError("usage: /health mine")
             return self._mine(actor)
         if words[0].lower() == "help":
-            return Reply(HEALTH_HELP)
+            return Reply(HEALTH_HELP.format(plays=PLAYS_HELP if self.plays else "").replace("\n\n", "\n"))
+        verb = self.plays.verbs.get(words[0].lower()) if self.plays else None
+        if verb is not None:
+            return verb(words[1:], actor)
         return self._one(" ".join(words), actor)
 
     def press(self, verb: str, value: str, actor: str) -> Reply:
-        """The prompt's buttons: `health.take`, `health.snooze`, `health.dismiss` with the prompt id."""
+        """The prompt's buttons (`health.take` opens a play; `health.snooze`, `health.dismiss`), and
+        a play's (`health.step`, `health.close`)."""
+        if self.plays is not None:
+            answered = self.plays.press(verb, value, actor)
+            if answered is not None:
+                return answered
         prompt, name = self.health.answer(actor=actor, prompt_id=value, verb=verb)
         note = answered_message(prompt, name).text
         if prompt.status == TAKEN and prompt.playbook:
-            note += f"\nPlaybook *{prompt.playbook}*: {self.health.config.playbooks[prompt.playbook].text}"
+            summary = playbook_summary(self.health.playbooks, prompt.playbook)
+            note += f"\nPlaybook *{prompt.playbook}*: {summary}"
         return Reply(note)
 
     def _one(self, account: str, actor: str) -> Reply:
@@ -55,8 +69,9 @@ class HealthCommands:
         found = self.health.mine(actor=actor)
         if not found:
             return Reply("You are not the CSM of any account in the catalog.")
+        today = self.health.today(self.health.clock.now())
         lines = [f"{ICONS.get(h.score.band, '')} *{escape(h.account.name)}* (`{h.account.id}`) "
-                 f"{h.score.score}/100 {h.score.band} · {trend(h)} · ${h.account.arr:,}"
+                 f"{h.score.score}/100 {h.score.band} · {trend(h, today, spark=False)} · ${h.account.arr:,}"
                  + (f" · prompt {h.prompt.status}" if h.prompt else "") for h in found]
         return Reply(f"Your accounts, most at risk first ({len(found)}):\n" + "\n".join(lines))
 
@@ -66,14 +81,24 @@ def headline(h: AccountHealth) -> str:
             f"{h.score.score}/100, {h.score.band} ({h.account.tier})")
 
 
-def trend(h: AccountHealth) -> str:
-    scores = [row.score for row in h.history]
-    if len(scores) < 2:
-        return "no trend yet"
-    spark = "".join(SPARKS[min(len(SPARKS) - 1, s * len(SPARKS) // 101)] for s in scores)
-    change = scores[-1] - scores[0]
-    days = (h.history[-1].at - h.history[0].at).days
-    return f"{spark} {change:+d} over {days}d" if days else f"{spark} {change:+d}"
+def trend(h: AccountHealth, today: date, *, spark: bool = True) -> str:
+    """The 30- and 90-day trend from the daily series (the last score of each local day)."""
+    parts = []
+    shown: DayScore | None = None
+    for days in HORIZONS:
+        pair = change(h.days, today=today, days=days)
+        if pair is None or pair[0] == shown:
+            continue  # no earlier day in this window than in the shorter one: it says nothing new
+        first, last = pair
+        shown = first
+        parts.append(f"{days}d {last.score - first.score:+d} ({first.score} → {last.score})")
+    if not parts:
+        return "no trend yet (fewer than two days scored)"
+    recent = [p.score for p in h.days if p.day >= today - timedelta(days=HORIZONS[0])]
+    line = " · ".join(parts)
+    if spark and len(recent) > 1:
+        line = "".join(SPARKS[min(len(SPARKS) - 1, s * len(SPARKS) // 101)] for s in recent) + " " + line
+    return line
 
 
 def account_message(h: AccountHealth, today: date) -> Message:
@@ -88,13 +113,12 @@ def account_message(h: AccountHealth, today: date) -> Message:
     if h.prompt is not None:
         by = f" by {user(h.prompt.answered_by)}" if h.prompt.answered_by else ""
         prompt = f"{h.prompt.status}{by} (prompt {h.prompt.id}, playbook {h.prompt.playbook or '—'})"
-    history = " → ".join(str(row.score) for row in h.history)
     return Message(
         text=headline(h),
         fields=[("ARR", f"${h.account.arr:,}"),
                 ("Renewal", renewal_text(h.account.renewal_date, today)),
                 ("CSM", user(h.account.csm)),
-                ("Trend", f"{trend(h)} ({history})"),
+                ("Trend", trend(h, today)),
                 ("Prompt", prompt)],
         body="*Factors* (points off 100)\n" + "\n".join(lines),
         context=f"scored {h.score.at.strftime('%Y-%m-%d %H:%M')} UTC after {escape(h.score.cause)}",

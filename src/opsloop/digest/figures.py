@@ -20,6 +20,8 @@ from sqlmodel import Session, col, select
 
 from opsloop import outbox
 from opsloop.digest.control import Point
+from opsloop.health.leadership import CustomerFigures
+from opsloop.health.leadership import gather as customer_figures
 from opsloop.health.models import HealthScore
 from opsloop.health.score import AT_RISK
 from opsloop.loops.models import FeedbackLoop
@@ -101,6 +103,7 @@ class Figures:
     loops_resolved: int = 0  # open loops whose item is already resolved: someone was not told
     remediation: dict[str, dict[str, int]] = field(default_factory=dict)  # period -> state -> calls
     awaiting_approval: int = 0
+    customers: CustomerFigures = field(default_factory=CustomerFigures)  # NRR, ARR by band, plays
 
 
 def seconds(session: Session, start: Any, end: Any) -> ColumnElement[float]:
@@ -140,6 +143,8 @@ def gather(session: Session, window: Window, *, now: datetime) -> Figures:
     _at_risk(session, figures, now)
     _loops(session, figures, now)
     _remediation(session, window, figures)
+    figures.customers = customer_figures(session, week_start=window.week_start, day_start=window.day_start,
+                                         until=window.until, now=now, today_local=window.until)
     return figures
 
 

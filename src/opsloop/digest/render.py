@@ -13,6 +13,8 @@ from datetime import date, datetime, timedelta
 
 from opsloop.digest.control import Control, Point
 from opsloop.digest.figures import DAY, WEEK, Figures, Speed
+from opsloop.health.leadership import CustomerFigures
+from opsloop.health.score import BANDS
 from opsloop.messages import Message, escape
 from opsloop.sla.attainment import Outcomes
 
@@ -128,6 +130,23 @@ def _remediation(f: Figures) -> str:
             f"\n{f.awaiting_approval} awaiting approval")
 
 
+def customer_fields(c: CustomerFigures) -> list[tuple[str, str]]:
+    """NRR over the year's renewals, ARR by band now, and plays: opened, closed by outcome, overdue."""
+    r = c.retention
+    nrr = (f"{r.nrr:.0%} · gross {r.grr:.0%}\n{r.renewals} renewals, 12 months" if r.nrr is not None
+           and r.grr is not None else "no renewals recorded")
+    bands = " · ".join(f"{band} {money(c.arr_by_band.get(band, 0))}" for band in BANDS)
+
+    def closed(period: str) -> str:
+        by = c.closed.get(period, {})
+        return ", ".join(f"{n} {o}" for o, n in sorted(by.items())) or "none"
+
+    plays = (f"{c.opened.get(DAY, 0)} opened · closed: {closed(DAY)}\n"
+             f"week: {c.opened.get(WEEK, 0)} opened · closed: {closed(WEEK)}\n"
+             f"{c.open_now} open, {c.overdue_now} overdue")
+    return [("NRR", nrr), ("ARR by band", bands.replace(" · ", "\n")), ("Plays", plays)]
+
+
 def _age(now: datetime, then: datetime) -> str:
     return span((now - then).total_seconds())
 
@@ -152,6 +171,7 @@ def fields(d: Digest, s: Style) -> list[tuple[str, str]]:
         ("Feedback loops", f"{f.loops_open} open on {f.loops_items} items\n"
                            f"{f.loops_resolved} on resolved items"),
         ("Remediation", _remediation(f)),
+        *customer_fields(f.customers),
     ]
 
 

@@ -1,4 +1,4 @@
-"""The `health` section of the policy file: factor weights, bands per tier, the renewal rule, playbooks.
+"""The `health` section of the policy file: factor weights, bands per tier, the renewal rule, plays.
 
 A tenant's score starts at 100 and each factor takes points off (see
 `opsloop.health.score`); the bands per tier turn the score into healthy /
@@ -10,7 +10,7 @@ of the policy, so there is no cycle).
 from __future__ import annotations
 
 from datetime import time, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -23,9 +23,6 @@ RULES = ("renewal",)
 
 
 Points = Annotated[float, Field(ge=0, le=100)]
-
-
-
 
 
 class Weights(Strict):
@@ -67,37 +64,21 @@ class RenewalRule(Strict):
     tiers: list[Tier] = [Tier.ENTERPRISE]
 
 
-class Playbook(Strict):
-    text: Annotated[str, Field(min_length=1, max_length=1500)]
-    # the factors or rules this playbook answers; the top reason picks the playbook
-    reasons: list[str] = []
+class Plays(Strict):
+    """How plays keep time: due dates and reminders count working time on an SLA calendar."""
 
-    @field_validator("reasons")
-    @classmethod
-    def _known(cls, reasons: list[str]) -> list[str]:
-        for reason in reasons:
-            if reason not in FACTORS + RULES:
-                raise ValueError(f"unknown reason {reason!r} (known: {', '.join(FACTORS + RULES)})")
-        return reasons
+    calendar: str = "business"  # a name under sla.calendars, or 24x7 (an undefined default counts 24x7)
+    remind_before: Duration = timedelta(hours=4)  # "due soon", this much working time before a step is due
+    remind_every: Duration = timedelta(hours=8)  # again while a step is overdue (8h: a business day)
 
 
-DEFAULT_PLAYBOOKS = {
-    "executive-outreach": Playbook(
-        text="Call the sponsor with an executive from our side within 2 business days: own the "
-             "impact, share the fix and the prevention plan, agree a check-in before the renewal.",
-        reasons=["renewal", "incidents"]),
-    "service-review": Playbook(
-        text="Hold a service review: walk through the incidents, missed targets and open escalations, "
-             "with dates for each follow-up.",
-        reasons=["sla_breaches", "open_escalations", "open_exceptions"]),
-    "technical-deep-dive": Playbook(
-        text="Book a technical deep-dive with their admins: find what blocks adoption or drives the "
-             "tickets, and agree two fixes.",
-        reasons=["usage", "tickets"]),
-    "credit": Playbook(
-        text="Offer a service credit proportionate to the impact, with the account owner's approval.",
-        reasons=["nps"]),
-}
+class ExecutiveEscalation(Strict):
+    """A play on an account of these tiers scoring below `score_below` also tells the account's
+    executive sponsor (the catalog's `executive_sponsor`), or else everyone in the `leader` role."""
+
+    tiers: list[Tier] = [Tier.ENTERPRISE]
+    score_below: Annotated[int, Field(ge=1, le=100)] = 50
+    min_arr: Annotated[int, Field(ge=0)] = 0
 
 
 class HealthPolicy(Strict):
@@ -108,7 +89,19 @@ class HealthPolicy(Strict):
     weights: Weights = Weights()
     bands: dict[Tier, Band] = DEFAULT_BANDS
     renewal: RenewalRule | None = RenewalRule()
-    playbooks: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")], Playbook] = DEFAULT_PLAYBOOKS
+    plays: Plays = Plays()
+    executive: ExecutiveEscalation | None = ExecutiveEscalation()
+    # below this many outcomes a report figure (an AUC, a band, a playbook) says "not enough data"
+    min_outcomes: Annotated[int, Field(ge=2, le=10_000)] = 10
+
+    @model_validator(mode="before")
+    @classmethod
+    def _playbooks_moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "playbooks" in data:
+            raise ValueError("playbooks: playbooks are versioned files now, one per playbook in the "
+                             "playbooks directory (OPSLOOP_PLAYBOOKS_DIR, default ./playbooks); "
+                             "move each into playbooks/<id>.yaml")
+        return data
 
     @field_validator("bands", mode="after")
     @classmethod
@@ -126,11 +119,3 @@ class HealthPolicy(Strict):
             return self.bands[Tier(tier)]
         except (ValueError, KeyError):  # the catalog validates tiers; be safe with old rows
             return self.bands[Tier.SMB]
-
-    def playbook_for(self, reasons: list[str]) -> str | None:
-        """The playbook answering the first reason that any playbook answers (else the first one)."""
-        for reason in reasons:
-            for name, playbook in self.playbooks.items():
-                if reason in playbook.reasons:
-                    return name
-        return next(iter(self.playbooks), None)

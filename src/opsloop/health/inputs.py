@@ -71,13 +71,13 @@ def _incidents(session: Session, out: dict[str, Inputs], only: dict[str, Inputs]
     worst = session.exec(select(ranked.c.tenant_id, ranked.c.id).where(ranked.c.rank <= EVIDENCE)
                          .order_by(ranked.c.tenant_id, ranked.c.rank)).all()
     # a second query by primary key: joining the ranked subquery back makes SQLite rescan it per row
-    items = {row.id: row for row in session.exec(
-        select(WorkItem).where(col(WorkItem.id).in_({item_id for _, item_id in worst})))}
+    # (plain columns: building thousands of WorkItem objects cost more than the queries)
+    items = {item_id: ItemRef(ref, severity, title) for item_id, ref, severity, title in session.exec(
+        select(WorkItem.id, WorkItem.ref, WorkItem.severity, WorkItem.title)
+        .where(col(WorkItem.id).in_({item_id for _, item_id in worst})))}
     for tenant, item_id in worst:
-        item = items[item_id]
-        if tenant not in out:
-            continue
-        out[tenant].incident_refs.append(ItemRef(item.ref, item.severity, item.title))
+        if tenant in out:
+            out[tenant].incident_refs.append(items[item_id])
 
 
 def _breaches(session: Session, out: dict[str, Inputs], only: dict[str, Inputs] | _All,

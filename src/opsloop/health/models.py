@@ -1,17 +1,25 @@
-"""Tables of customer health: the signal time series, the score history, and CSM prompts."""
+"""Tables of customer health: signals, scores (every change, and the last of each day), CSM prompts,
+the plays CSMs run on them, and the renewal outcomes that tell whether any of it worked."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, text
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from opsloop.models import json_column, utc_column
 
 # prompt states: sent and unanswered, answered by the CSM, or silenced for a while
 OPEN, TAKEN, SNOOZED, DISMISSED = "open", "taken", "snoozed", "dismissed"
+# what a CSM records when closing a play
+PLAY_OUTCOMES = ("saved", "churned", "contracted", "expanded", "not-a-risk")
+# what a renewal came to (`opsloop accounts outcomes`, signals of kind `renewal`)
+RENEWED, EXPANDED, CONTRACTED, CHURNED = "renewed", "expanded", "contracted", "churned"
+RENEWAL_OUTCOMES = (RENEWED, EXPANDED, CONTRACTED, CHURNED)
+LOST = (CHURNED, CONTRACTED)  # the outcomes a health score should have seen coming
 
 
 class HealthSignal(SQLModel, table=True):
@@ -50,6 +58,18 @@ class HealthScore(SQLModel, table=True):
     cause: str = Field(max_length=64)  # what made it recompute: INC-3 created, signals, daily ...
 
 
+@dataclass(frozen=True)
+class ScoreRow:
+    """A `HealthScore` row read (or just written) as plain values: the recompute's working copy."""
+
+    id: int
+    tenant_id: str
+    at: datetime
+    score: int
+    band: str
+    factors: dict[str, Any]
+
+
 class HealthPrompt(SQLModel, table=True):
     """One risk-intervention prompt to an account's CSM, and what came of it.
 
@@ -82,3 +102,104 @@ class HealthPrompt(SQLModel, table=True):
     snoozed_until: datetime | None = utc_column()
     ended_at: datetime | None = utc_column()
     end_reason: str | None = Field(default=None, max_length=32)  # recovered | snooze expired
+
+
+class HealthDaily(SQLModel, table=True):
+    """The last score of each local day, per tenant: the series that trends and the report read.
+
+    Written (upserted) with every score row, so the day's last score wins; the daily
+    recompute writes one for every account, so a day without changes has its row too.
+    `units` are the factors' raw amounts (see `Assessment.units`), which calibration fits.
+    """
+
+    __tablename__ = "health_daily"
+
+    tenant_id: str = Field(foreign_key="accounts.id", primary_key=True, max_length=64, ondelete="CASCADE")
+    day: date = Field(primary_key=True)
+    at: datetime = utc_column(nullable=False)
+    score: int
+    band: str = Field(max_length=16)
+    units: dict[str, float] = json_column(dict)
+
+
+class HealthDailyRun(SQLModel, table=True):
+    """The claim of one local day's recompute: its key is the day, so it runs once however many
+    replicas (or duplicate timers) reach it."""
+
+    __tablename__ = "health_daily_runs"
+
+    day: date = Field(primary_key=True)
+    ran_at: datetime = utc_column(nullable=False)
+    accounts: int = 0
+
+
+class RenewalOutcome(SQLModel, table=True):
+    """What an account's renewal came to, and its ARR before and after (NRR, gross retention).
+
+    (tenant, date) is unique: importing the same outcome again replaces it. `arr_before` is the
+    catalog's ARR when the outcome was first recorded and is kept on replacement.
+    """
+
+    __tablename__ = "renewal_outcomes"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "date", name="uq_renewal_outcomes_tenant_date"),
+        Index("ix_renewal_outcomes_date", "date"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="accounts.id", max_length=64, ondelete="CASCADE")
+    date: date
+    outcome: str = Field(max_length=16)  # renewed | expanded | contracted | churned
+    arr_before: int
+    arr_after: int
+    source: str = Field(max_length=64)  # a file name, or the integration that sent it
+    recorded_at: datetime = utc_column(nullable=False)
+
+
+class HealthPlay(SQLModel, table=True):
+    """A CSM's play on an at-risk account: a playbook's steps with due dates, then an outcome.
+
+    A tenant has at most one open play (`closed_at` NULL; a partial unique index). The
+    playbook's id, version and content hash are pinned: its steps are copied into
+    `health_play_steps`, so editing the file never changes a running play.
+    """
+
+    __tablename__ = "health_plays"
+    __table_args__ = (
+        Index("uq_health_plays_open", "tenant_id", unique=True,
+              sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
+        Index("ix_health_plays_opened_at", "opened_at"),
+        Index("ix_health_plays_closed_at", "closed_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="accounts.id", max_length=64, ondelete="CASCADE")
+    prompt_id: int | None = Field(default=None, foreign_key="health_prompts.id", ondelete="SET NULL")
+    owner: str = Field(max_length=64)  # who took it; reminders go to them
+    playbook_id: str = Field(max_length=64)
+    playbook_version: str = Field(max_length=64)
+    playbook_sha256: str = Field(max_length=64)
+    opened_at: datetime = utc_column(nullable=False)
+    score: int  # the account's score when the play opened
+    escalated_to: list[str] = json_column(list)  # executives told (executive escalation)
+    closed_at: datetime | None = utc_column()
+    closed_by: str | None = Field(default=None, max_length=64)
+    outcome: str | None = Field(default=None, max_length=16)  # one of PLAY_OUTCOMES
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class HealthPlayStep(SQLModel, table=True):
+    """One step of a play's checklist, due at a moment computed on the business calendar."""
+
+    __tablename__ = "health_play_steps"
+    __table_args__ = (Index("ix_health_play_steps_play", "play_id", "position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    play_id: int = Field(foreign_key="health_plays.id", ondelete="CASCADE")
+    position: int
+    step_id: str = Field(max_length=64)
+    title: str = Field(max_length=300)
+    due_at: datetime = utc_column(nullable=False)
+    done_at: datetime | None = utc_column()
+    done_by: str | None = Field(default=None, max_length=64)
+    reminders: int = 0  # reminders sent about it

@@ -12,15 +12,17 @@ CSM answered, is the outcome the team reviews. Every step is audited.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from opsloop import audit, outbox
 from opsloop.durations import format_duration
-from opsloop.errors import InvalidInput
+from opsloop.errors import InvalidInput, OpsloopError
 from opsloop.health.config import HealthPolicy
-from opsloop.health.models import DISMISSED, OPEN, SNOOZED, TAKEN, HealthPrompt, HealthScore
+from opsloop.health.models import DISMISSED, OPEN, SNOOZED, TAKEN, HealthPrompt, ScoreRow
+from opsloop.health.playbooks import Playbooks
 from opsloop.health.score import AT_RISK, AccountFacts, Assessment
 from opsloop.messages import Button, Message
 from opsloop.sla.models import Timer
@@ -53,9 +55,37 @@ def current_many(session: Session, tenants: Sequence[str] | None, *,
     return {p.tenant_id: p for p in session.exec(query.with_for_update() if lock else query)}
 
 
+@dataclass(frozen=True)
+class PromptState:
+    id: int
+    status: str
+    snoozed_until: datetime | None
+
+
+def current_states(session: Session, tenants: Sequence[str] | None) -> dict[str, PromptState]:
+    """The current prompt of each tenant, as plain values (no lock: see `needs_look`)."""
+    query = select(HealthPrompt.tenant_id, HealthPrompt.id, HealthPrompt.status,
+                   HealthPrompt.snoozed_until).where(col(HealthPrompt.ended_at).is_(None))
+    if tenants is not None:
+        query = query.where(col(HealthPrompt.tenant_id).in_(tenants))
+    return {tenant: PromptState(int(pid or 0), status, until)
+            for tenant, pid, status, until in session.exec(query)}
+
+
+def needs_look(band: str, state: PromptState | None, now: datetime) -> bool:
+    """Whether `evaluate` could do anything: prompt an account newly at risk, end an episode that
+    is over, or follow a snooze that ran out. Everything else (at risk with its prompt open,
+    taken, dismissed or still snoozed; healthy with no prompt) is left alone without loading it."""
+    if band != AT_RISK:
+        return state is not None
+    if state is None:
+        return True
+    return state.status == SNOOZED and state.snoozed_until is not None and state.snoozed_until <= now
+
+
 def evaluate(
-    session: Session, account: AccountFacts, assessment: Assessment, score: HealthScore,
-    previous: HealthScore | None, prompt: HealthPrompt | None, config: HealthPolicy, *,
+    session: Session, account: AccountFacts, assessment: Assessment, score: ScoreRow,
+    previous: ScoreRow | None, prompt: HealthPrompt | None, config: HealthPolicy, playbooks: Playbooks, *,
     now: datetime, today: date,
 ) -> HealthPrompt | None:
     """Prompt the CSM if this assessment starts a risk episode; end an episode that is over.
@@ -76,11 +106,11 @@ def evaluate(
         return None
     reasons = assessment.reasons()
     prompt = HealthPrompt(tenant_id=account.id, csm=account.csm, opened_at=now, score_id=score.id,
-                          score=assessment.score, reasons=reasons, playbook=config.playbook_for(reasons))
+                          score=assessment.score, reasons=reasons, playbook=playbooks.suggest(reasons))
     session.add(prompt)
     session.flush()
     assert prompt.id is not None
-    message = prompt_message(account, assessment, previous, prompt, config, today=today)
+    message = prompt_message(account, assessment, previous, prompt, config, playbooks, today=today)
     outbox.enqueue(session, transport=CHAT, target=account.csm, now=now, key=prompt_key(prompt.id),
                    payload={"message": message.to_json()})
     audit.record(session, at=now, actor=SYSTEM, action="health.prompt.sent", subject=f"account:{account.id}",
@@ -90,7 +120,7 @@ def evaluate(
 
 
 def answer(session: Session, prompt: HealthPrompt, verb: str, *, actor: str, now: datetime,
-           config: HealthPolicy, account_name: str) -> HealthPrompt:
+           snooze: timedelta, account_name: str) -> HealthPrompt:
     """Take, snooze or dismiss a prompt (the caller has authorised `actor` and locked the prompt)."""
     status = ANSWERS.get(verb)
     if status is None:
@@ -102,7 +132,7 @@ def answer(session: Session, prompt: HealthPrompt, verb: str, *, actor: str, now
         raise InvalidInput(f"{who} already answered this prompt about {account_name}: {prompt.status}")
     before = {"status": prompt.status, "snoozed_until": prompt.snoozed_until}
     prompt.status, prompt.answered_by, prompt.answered_at = status, actor, now
-    prompt.snoozed_until = now + config.snooze if status == SNOOZED else None
+    prompt.snoozed_until = now + snooze if status == SNOOZED else None
     session.add(prompt)
     if status == SNOOZED:
         assert prompt.snoozed_until is not None
@@ -131,8 +161,9 @@ def _end(session: Session, prompt: HealthPrompt, reason: str, now: datetime, *, 
 # --------------------------------------------------------------------------- what the CSM reads
 
 
-def prompt_message(account: AccountFacts, assessment: Assessment, previous: HealthScore | None,
-                   prompt: HealthPrompt, config: HealthPolicy, *, today: date) -> Message:
+def prompt_message(account: AccountFacts, assessment: Assessment, previous: ScoreRow | None,
+                   prompt: HealthPrompt, config: HealthPolicy, playbooks: Playbooks, *,
+                   today: date) -> Message:
     before = None if previous is None else \
         Assessment.from_json(previous.score, previous.band, previous.factors)
     change = "first score" if previous is None else f"{_signed(assessment.score - previous.score)} " \
@@ -141,7 +172,8 @@ def prompt_message(account: AccountFacts, assessment: Assessment, previous: Heal
     for name in assessment.reasons()[:TOP_REASONS]:
         lines.append(f"• {reason_line(name, assessment, before)}")
     if prompt.playbook is not None:
-        lines += ["", f"*Suggested playbook: {prompt.playbook}*", config.playbooks[prompt.playbook].text]
+        lines += ["", f"*Suggested playbook: {prompt.playbook}*",
+                  playbook_summary(playbooks, prompt.playbook)]
     assert prompt.id is not None
     return Message(
         text=f"⚠️ {account.name} is at risk: health {assessment.score}/100",
@@ -154,6 +186,16 @@ def prompt_message(account: AccountFacts, assessment: Assessment, previous: Heal
                  Button("Not a risk", "health.dismiss", str(prompt.id), "danger")],
         context=f"Prompt {prompt.id} · you are the CSM of {account.id} · `/health {account.id}` for detail",
     )
+
+
+def playbook_summary(playbooks: Playbooks, playbook_id: str) -> str:
+    """The playbook's summary and the shape of its checklist, as the prompt and the play show it."""
+    try:
+        book = playbooks.load(playbook_id).playbook
+    except OpsloopError as error:  # removed or broken since: say so rather than fail the prompt
+        return f"(playbook {playbook_id} cannot be read: {str(error).splitlines()[0]})"
+    hours = max(step.due for step in book.steps).total_seconds() / 3600
+    return f"{book.summary}\n{len(book.steps)} steps, the last due {hours:g} working hours after you take it."
 
 
 def reason_line(name: str, now: Assessment, before: Assessment | None) -> str:

@@ -25,12 +25,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from opsloop.health.config import FACTORS, HealthPolicy
+from opsloop.health.config import FACTORS, HealthPolicy, Weights
 from opsloop.messages import escape
 from opsloop.types import Severity
 
 HEALTHY, WATCH, AT_RISK = "healthy", "watch", "at-risk"
 BANDS = (HEALTHY, WATCH, AT_RISK)  # best to worst
+_SEVERITIES = tuple(str(sev) for sev in Severity)  # plain text: an enum's `.value` is slow in a hot loop
+# the amounts a weight multiplies: points = sum of weight x unit (see `units`)
+UNITS = (*(f"incidents.{sev}" for sev in _SEVERITIES), "sla_breaches", "open_escalations",
+         "open_exceptions", "usage", "nps", "tickets")
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class Assessment:
     band: str
     factors: list[Factor]
     rules: list[RuleHit] = field(default_factory=list)
+    units: dict[str, float] = field(default_factory=dict)  # see `units`; kept in the daily series
 
     def reasons(self) -> list[str]:
         """Rule names, then the factors that took points off, most points first."""
@@ -102,6 +107,7 @@ class Assessment:
             "factors": {f.name: {"points": f.points, "evidence": f.evidence, "value": f.value}
                         for f in self.factors},
             "rules": [{"name": r.name, "evidence": r.evidence} for r in self.rules],
+            "units": self.units,
         }
 
     @classmethod
@@ -109,7 +115,7 @@ class Assessment:
         factors = [Factor(name, float(f["points"]), str(f["evidence"]), f.get("value"))
                    for name, f in data.get("factors", {}).items()]
         rules = [RuleHit(str(r["name"]), str(r["evidence"])) for r in data.get("rules", [])]
-        return cls(score, band, factors, rules)
+        return cls(score, band, factors, rules, dict(data.get("units", {})))
 
 
 def assess(inputs: Inputs, account: AccountFacts, config: HealthPolicy, *, today: date) -> Assessment:
@@ -134,7 +140,39 @@ def assess(inputs: Inputs, account: AccountFacts, config: HealthPolicy, *, today
     score = min(100, max(0, math.floor(100 - total + 0.5)))
     rules = [hit for hit in [_renewal(inputs, account, config, today)] if hit is not None]
     return Assessment(score, band_of(score, account.tier, config, ruled=bool(rules)),
-                      [Factor(f.name, round(f.points, 2), f.evidence, f.value) for f in factors], rules)
+                      [Factor(f.name, round(f.points, 2), f.evidence, f.value) for f in factors], rules,
+                      units(inputs))
+
+
+def units(inputs: Inputs) -> dict[str, float]:
+    """What each weight multiplies: counts, usage decline (0..1), NPS shortfall (0..1), ticket rise.
+
+    `sum(weight[u] * units[u])` is exactly the points the factors take off (before rounding),
+    so weights can be fitted on these (`opsloop health calibrate`)."""
+    out = {f"incidents.{sev}": float(inputs.incidents.get(sev, 0)) for sev in _SEVERITIES}
+    out["sla_breaches"] = float(inputs.breaches)
+    out["open_escalations"] = float(inputs.open_escalations)
+    out["open_exceptions"] = float(inputs.open_exceptions)
+    out["usage"] = 0.0 if inputs.usage is None else max(0.0, -inputs.usage)
+    out["nps"] = 0.0 if inputs.nps is None else (100 - inputs.nps) / 200
+    rise = (0.0 if inputs.tickets_recent is None or inputs.tickets_before is None
+            else max(0.0, inputs.tickets_recent - inputs.tickets_before))
+    out["tickets"] = rise
+    return {name: round(value, 4) for name, value in out.items()}
+
+
+def weight_of(weights: Weights, unit: str) -> float:
+    """The policy weight that multiplies `unit` (`incidents.sev1` -> weights.incidents[sev1])."""
+    kind, _, sev = unit.partition(".")
+    if kind == "incidents":
+        return float(weights.incidents.get(Severity(sev), 0))
+    return float(getattr(weights, kind))
+
+
+def score_of(amounts: dict[str, float], weights: Weights) -> int:
+    """The score the factors' units give under `weights` (rules aside), rounded like `assess`."""
+    total = sum(weight_of(weights, unit) * amounts.get(unit, 0.0) for unit in UNITS)
+    return min(100, max(0, math.floor(100 - total + 0.5)))
 
 
 def band_of(score: int, tier: str, config: HealthPolicy, *, ruled: bool = False) -> str:
@@ -148,14 +186,27 @@ def band_of(score: int, tier: str, config: HealthPolicy, *, ruled: bool = False)
 
 
 def _incidents(inputs: Inputs, config: HealthPolicy, days: str) -> Factor:
-    weights = config.weights.incidents
-    points = sum(weights.get(Severity(sev), 0) * n for sev, n in inputs.incidents.items())
+    weights = _by_value(config.weights)
+    points = sum(weights.get(sev, 0) * n for sev, n in inputs.incidents.items())
     count = sum(inputs.incidents.values())
     if not count:
         return Factor("incidents", 0.0, f"no incidents in {days}", 0)
     by_sev = ", ".join(f"{n} {sev}" for sev, n in sorted(inputs.incidents.items()) if n)
     refs = ", ".join(f"{i.ref} ({i.severity}) {escape(i.title)[:80]}" for i in inputs.incident_refs)
     return Factor("incidents", float(points), f"{by_sev} in {days}" + (f": {refs}" if refs else ""), count)
+
+
+def _by_value(weights: Weights) -> dict[str, float]:
+    """Incident weights keyed by the severity's text (as the inputs have it): making an enum from
+    a string per incident was a third of the daily recompute's time."""
+    cached = _INCIDENT_WEIGHTS.get(id(weights))
+    if cached is None or cached[0] is not weights:
+        cached = (weights, {sev.value: w for sev, w in weights.incidents.items()})
+        _INCIDENT_WEIGHTS[id(weights)] = cached
+    return cached[1]
+
+
+_INCIDENT_WEIGHTS: dict[int, tuple[Weights, dict[str, float]]] = {}
 
 
 def _listed(count: int, noun: str, refs: list[str], days: str | None = None) -> str:
@@ -194,7 +245,7 @@ def _renewal(inputs: Inputs, account: AccountFacts, config: HealthPolicy, today:
     left = (account.renewal_date - today).days
     if not 0 <= left <= rule.within.days:
         return None
-    severities = {s.value for s in rule.severities}
+    severities = {str(s) for s in rule.severities}
     if not any(n for sev, n in inputs.incidents.items() if sev in severities):
         return None
     refs = [i for i in inputs.incident_refs if i.severity in severities]

@@ -11,7 +11,8 @@ score never disagrees with what it was computed from:
 - a prompt's snooze runs out (a durable timer per snooze).
 
 A score row is written when the score, band or rules changed, and by the
-daily run, so the history shows the trend without a row per event.
+daily run; each is also the day's entry in the daily series (`opsloop.health.daily`),
+whose last score per local day is what trends and the report read.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import insert
+from sqlalchemy import select as sa_select  # sqlmodel's is typed for at most four columns
 from sqlmodel import Session, col, func, select
 
 from opsloop import audit
@@ -28,9 +32,12 @@ from opsloop.authz import Authorizer
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound, PermissionDenied
-from opsloop.health import prompts, signals
+from opsloop.health import daily, prompts, report, signals
+from opsloop.health.calibrate import Calibration, calibrate
 from opsloop.health.inputs import gather
-from opsloop.health.models import HealthPrompt, HealthScore
+from opsloop.health.models import HealthPrompt, HealthScore, ScoreRow
+from opsloop.health.playbooks import Playbooks
+from opsloop.health.report import HealthReport
 from opsloop.health.score import HEALTHY, AccountFacts, Assessment, assess
 from opsloop.models import Account, WorkItem, WorkItemTenant
 from opsloop.policy import Policy
@@ -40,7 +47,6 @@ from opsloop.workitems import ItemEvent, WorkItems
 
 DAILY = "health.daily"
 SYSTEM = "opsloop"
-HISTORY = 12  # score rows shown as the trend
 
 
 @dataclass
@@ -61,14 +67,15 @@ class AccountHealth:
     account: AccountFacts
     score: HealthScore
     assessment: Assessment
-    history: list[HealthScore]  # oldest first, the current score last
+    days: list[daily.DayScore]  # the daily series of the last 90 days, oldest first
     prompt: HealthPrompt | None
 
 
 class Health:
     def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer, *,
-                 after_commit: Callable[[], None] | None = None) -> None:
+                 playbooks: Playbooks, after_commit: Callable[[], None] | None = None) -> None:
         self.db = db
+        self.playbooks = playbooks
         self.policy = policy
         self.config = policy.health
         self.clock = clock
@@ -94,40 +101,47 @@ class Health:
     def recompute_in(self, session: Session, tenants: Sequence[str] | None, *, cause: str,
                      now: datetime | None = None, force: bool = False) -> Recomputed:
         """Score `tenants` (None: every account) in the caller's transaction, which holds the audit
-        chain; prompt CSMs where due. `force` writes a score row even where nothing changed."""
+        chain; prompt CSMs where due. `force` writes a score row even where nothing changed.
+
+        Written for the daily run over every account: rows are read as plain tuples and written
+        with one multi-row INSERT each (scores, the daily series), and only the prompts that
+        something happens to are loaded as objects."""
         now = now or self.clock.now()
         today = self.today(now)
         accounts = _accounts(session, tenants)
         ids = None if tenants is None else list(accounts)
         inputs = gather(session, list(accounts), now=now, window=self.config.window,
                         recent=self.config.recent, every=tenants is None)
-        latest = _latest(session, ids)
-        current = prompts.current_many(session, ids, lock=True)
+        latest = latest_scores(session, ids)
         out = Recomputed()
-        rows: dict[str, HealthScore] = {}
+        fresh: list[dict[str, Any]] = []
         for tenant, account in accounts.items():
             assessment = assess(inputs[tenant], account, self.config, today=today)
             out.assessments[tenant] = assessment
             previous = latest.get(tenant)
             if force or previous is None or _differs(previous, assessment):
-                rows[tenant] = HealthScore(tenant_id=tenant, at=now, score=assessment.score,
-                                           band=assessment.band, factors=assessment.to_json(),
-                                           cause=cause[:64])
-        session.add_all(rows.values())
-        session.flush()  # once for all rows: prompts refer to their score's id
+                fresh.append({"tenant_id": tenant, "at": now, "score": assessment.score,
+                              "band": assessment.band, "factors": assessment.to_json(),
+                              "cause": cause[:64]})
+        rows = _insert_scores(session, fresh)
+        daily.upsert(session, [daily.row(t, now, self.zone, r.score, r.band, out.assessments[t].units)
+                               for t, r in rows.items()])
+        states = prompts.current_states(session, ids)
+        acting = [t for t, a in out.assessments.items() if prompts.needs_look(a.band, states.get(t), now)]
+        current = prompts.current_many(session, [t for t in acting if t in states], lock=True)
         for tenant, assessment in out.assessments.items():
             previous = latest.get(tenant)
-            row = rows.get(tenant, previous)
-            assert row is not None
             was = previous.band if previous is not None else HEALTHY
             if was != assessment.band:
                 audit.record(session, at=now, actor=SYSTEM, action="health.band", subject=f"account:{tenant}",
                              before={"band": was, "score": previous.score if previous else None},
                              after={"band": assessment.band, "score": assessment.score,
                                     "reasons": assessment.reasons(), "cause": cause})
-            before = previous if previous is not row else None
-            prompt = prompts.evaluate(session, accounts[tenant], assessment, row, before, current.get(tenant),
-                                      self.config, now=now, today=today)
+        for tenant in acting:
+            row = rows.get(tenant) or latest[tenant]
+            before = latest.get(tenant) if tenant in rows else None
+            prompt = prompts.evaluate(session, accounts[tenant], out.assessments[tenant], row, before,
+                                      current.get(tenant), self.config, self.playbooks, now=now, today=today)
             if prompt is not None:
                 out.prompts.append(prompt)
         return out
@@ -187,12 +201,18 @@ class Health:
         return at
 
     def _daily(self, session: Session, timer: Timer, now: datetime) -> str:
-        count = self.recompute_all_in(session, cause="daily", now=now)
+        day = self.today(now)
+        run = daily.claim(session, day, now=now)
+        if run is None:
+            outcome = f"skipped: {day.isoformat()} was recomputed already"
+        else:
+            run.accounts = self.recompute_all_in(session, cause="daily", now=now)
+            outcome = f"recomputed {run.accounts} accounts"
         armed = session.exec(select(Timer.id).where(Timer.kind == DAILY, col(Timer.fired_at).is_(None),
                                                     Timer.id != timer.id)).first()
         if armed is None:
             session.add(Timer(kind=DAILY, due_at=self.next_daily(now), created_at=now, payload={}))
-        return f"recomputed {count} accounts"
+        return outcome
 
     def _snooze_end(self, session: Session, timer: Timer, now: datetime) -> str:
         prompt = session.get(HealthPrompt, int(timer.payload.get("prompt", 0)))
@@ -230,26 +250,45 @@ class Health:
             account = session.get(Account, found.tenant_id) if found else None
         if found is None or account is None:
             raise NotFound(f"no health prompt {prompt_id}")
-        self._authorize(actor, "health.respond", account, owners=(account.csm,))
+        self.authorize(actor, "health.respond", account, owners=(account.csm,))
         with self.db.transaction() as session:
             audit.lock_chain(session)
             prompt = session.get(HealthPrompt, int(prompt_id), with_for_update=True)
             assert prompt is not None
-            prompts.answer(session, prompt, verb, actor=actor, now=self.clock.now(), config=self.config,
-                           account_name=account.name)
+            prompts.answer(session, prompt, verb, actor=actor, now=self.clock.now(),
+                           snooze=self.config.snooze, account_name=account.name)
         self.after_commit()
         return prompt, account.name
 
     # ------------------------------------------------------------------ reading
 
-    def view(self, *, actor: str, account: str) -> AccountHealth:
-        """One account's score, factors, trend and prompt (its CSM, sales owner or health.view)."""
+    def report(self, *, actor: str) -> HealthReport:
+        """`/health report`, `opsloop health report`: retention, separation, interventions."""
+        if not self.authz.allowed(actor, "health.report"):
+            self.refuse(actor, "health.report", "health report")
+        with self.db.transaction() as session:
+            return report.build(session, today=self.today(self.clock.now()),
+                                min_outcomes=self.config.min_outcomes)
+
+    def calibrate(self, *, days: int) -> Calibration:
+        """Weights fitted on the known outcomes (raises NotEnoughData); changes nothing."""
+        with self.db.transaction() as session:
+            return calibrate(session, self.config.weights, today=self.today(self.clock.now()), days=days,
+                             min_outcomes=self.config.min_outcomes)
+
+    def find(self, account: str) -> Account:
+        """An account by id or (case-insensitively) by name."""
         with self.db.transaction() as session:
             row = session.get(Account, account.lower()) or session.exec(
                 select(Account).where(func.lower(Account.name) == account.lower())).first()
         if row is None:
             raise NotFound(f"no account {account!r} (try its id, e.g. `/health acme`)")
-        self._authorize(actor, "health.view", row, owners=(row.csm, row.sales_owner))
+        return row
+
+    def view(self, *, actor: str, account: str) -> AccountHealth:
+        """One account's score, factors, trend and prompt (its CSM, sales owner or health.view)."""
+        row = self.find(account)
+        self.authorize(actor, "health.view", row, owners=(row.csm, row.sales_owner))
         return self._health([row.id])[0]
 
     def mine(self, *, actor: str) -> list[AccountHealth]:
@@ -263,49 +302,72 @@ class Health:
         if not ids:
             return []
         with self.db.transaction() as session:
-            missing = [t for t in ids if t not in _latest(session, ids)]
+            missing = [t for t in ids if t not in latest_scores(session, ids)]
         if missing:  # never scored (a new account): score it now, which is also its first history row
             self.recompute(missing, cause="first look")
+        today = self.today(self.clock.now())
         with self.db.transaction() as session:
             accounts = _accounts(session, ids)
-            out = []
-            for tenant, score in _latest(session, ids).items():
-                history = list(reversed(session.exec(
-                    select(HealthScore).where(HealthScore.tenant_id == tenant)
-                    .order_by(col(HealthScore.id).desc()).limit(HISTORY)).all()))
-                out.append(AccountHealth(accounts[tenant], score,
-                                         Assessment.from_json(score.score, score.band, score.factors),
-                                         history, prompts.current(session, tenant)))
-            return out
+            newest = select(func.max(HealthScore.id)).where(col(HealthScore.tenant_id).in_(ids)) \
+                .group_by(HealthScore.tenant_id)
+            scores = {row.tenant_id: row for row in session.exec(
+                select(HealthScore).where(col(HealthScore.id).in_(newest)))}
+            days = daily.series(session, ids, today=today)
+            current = prompts.current_many(session, ids)
+            return [AccountHealth(accounts[tenant], score,
+                                  Assessment.from_json(score.score, score.band, score.factors),
+                                  days[tenant], current.get(tenant))
+                    for tenant, score in scores.items()]
 
-    def _authorize(self, actor: str, action: str, account: Account, *,
+    def authorize(self, actor: str, action: str, account: Account, *,
                    owners: tuple[str | None, ...]) -> None:
         if actor in owners or self.authz.allowed(actor, action):
             return
+        self.refuse(actor, action, f"account:{account.id}",
+                    f"you may not {action.replace('.', ' ')} for {account.name}: that needs "
+                    f"the account's CSM or the role {self.authz.explain(action)}")
+
+    def refuse(self, actor: str, action: str, subject: str, reason: str | None = None) -> NoReturn:
+        """Audit a refusal and raise it."""
         with self.db.transaction() as session:
             audit.record(session, at=self.clock.now(), actor=actor, action="permission.denied",
-                         subject=f"account:{account.id}", after={"attempted": action})
-        raise PermissionDenied(f"you may not {action.replace('.', ' ')} for {account.name}: that needs "
-                               f"the account's CSM or the role {self.authz.explain(action)}")
+                         subject=subject, after={"attempted": action})
+        raise PermissionDenied(reason or f"you may not see the {subject}: that needs the role "
+                                         f"{self.authz.explain(action)}")
 
     def today(self, now: datetime) -> date:
         return now.astimezone(self.zone).date()
 
 
 def _accounts(session: Session, ids: Sequence[str] | None) -> dict[str, AccountFacts]:
-    query = select(Account) if ids is None else select(Account).where(col(Account.id).in_(ids))
-    return {a.id: AccountFacts(a.id, a.name, a.tier, a.arr, a.renewal_date, a.csm)
-            for a in session.exec(query.order_by(col(Account.id)))}
+    columns = (col(Account.id), col(Account.name), col(Account.tier), col(Account.arr),
+               col(Account.renewal_date), col(Account.csm))
+    query = sa_select(*columns)
+    if ids is not None:
+        query = query.where(col(Account.id).in_(ids))
+    return {row[0]: AccountFacts(*row) for row in session.execute(query.order_by(col(Account.id)))}
 
 
-def _latest(session: Session, tenants: Sequence[str] | None) -> dict[str, HealthScore]:
+def latest_scores(session: Session, tenants: Sequence[str] | None) -> dict[str, ScoreRow]:
     newest = select(func.max(HealthScore.id)).group_by(HealthScore.tenant_id)
     if tenants is not None:
         newest = newest.where(col(HealthScore.tenant_id).in_(tenants))
-    rows = session.exec(select(HealthScore).where(col(HealthScore.id).in_(newest)))
-    return {row.tenant_id: row for row in rows}
+    columns = (col(HealthScore.id), col(HealthScore.tenant_id), col(HealthScore.at), col(HealthScore.score),
+               col(HealthScore.band), col(HealthScore.factors))
+    rows = session.execute(sa_select(*columns).where(col(HealthScore.id).in_(newest)))
+    return {row[1]: ScoreRow(*row) for row in rows}
 
 
-def _differs(row: HealthScore, assessment: Assessment) -> bool:
+def _insert_scores(session: Session, rows: list[dict[str, Any]]) -> dict[str, ScoreRow]:
+    """One multi-row INSERT ... RETURNING for every new score row (prompts refer to their ids)."""
+    if not rows:
+        return {}
+    ids = session.execute(insert(HealthScore).returning(col(HealthScore.id), sort_by_parameter_order=True),
+                          rows).scalars().all()
+    return {r["tenant_id"]: ScoreRow(i, r["tenant_id"], r["at"], r["score"], r["band"], r["factors"])
+            for i, r in zip(ids, rows, strict=True)}
+
+
+def _differs(row: ScoreRow, assessment: Assessment) -> bool:
     return (row.score != assessment.score or row.band != assessment.band
             or [r["name"] for r in row.factors.get("rules", [])] != [r.name for r in assessment.rules])

@@ -7,6 +7,9 @@ A request carries one signal or a list:
   tenant's own baseline (-0.3 = down 30%; +1 = doubled or more; clip beyond).
 - `nps`: the latest Net Promoter Score, -100..100.
 - `tickets`: support tickets opened that day (a count per day), 0..100000.
+- `renewal`: a renewal outcome (`opsloop.health.outcomes`): `outcome` is renewed, expanded,
+  contracted or churned, `value` the ARR after it, `at` the renewal date (its date where it is
+  given, at most a year ahead).
 
 `at` is an ISO 8601 time with a zone, not more than an hour ahead. It is all
 or nothing: one bad signal (or an unknown tenant) stores none of the request,
@@ -25,12 +28,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from sqlmodel import Session, col, select
 
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.health import outcomes
 from opsloop.health.models import HealthSignal
+from opsloop.health.outcomes import Outcome
 from opsloop.models import Account
 
-KINDS = ("usage", "nps", "tickets")
+KINDS = ("usage", "nps", "tickets", "renewal")
+RENEWAL = "renewal"
 RANGES: dict[str, tuple[float, float]] = {"usage": (-1.0, 1.0), "nps": (-100.0, 100.0),
-                                          "tickets": (0.0, 100_000.0)}
+                                          "tickets": (0.0, 100_000.0), RENEWAL: (0.0, 1e12)}
 MAX_SIGNALS = 5000  # per request; the HTTP body limit (1 MiB) keeps it near this anyway
 MAX_AHEAD = timedelta(hours=1)  # clock skew allowed for `at`
 
@@ -59,6 +65,7 @@ class SignalIn(BaseModel):
     kind: str
     value: float
     at: datetime
+    outcome: str | None = None  # renewal signals only
 
     @field_validator("tenant")
     @classmethod
@@ -83,6 +90,9 @@ class SignalIn(BaseModel):
 
     @model_validator(mode="after")
     def _in_range(self) -> SignalIn:
+        if (self.outcome is not None) != (self.kind == RENEWAL):
+            raise _OutcomeError("a renewal signal needs an outcome (renewed, expanded, contracted or churned)"
+                                if self.kind == RENEWAL else "only a renewal signal has an outcome")
         low, high = RANGES[self.kind]
         if not math.isfinite(self.value) or not low <= self.value <= high:
             raise _RangeError(f"{self.kind} is {_num(low)}..{_num(high)} (got {self.value})")
@@ -93,12 +103,17 @@ class _RangeError(ValueError):
     """Raised from the model validator; reported at `.value` rather than at the signal."""
 
 
+class _OutcomeError(ValueError):
+    """Raised from the model validator; reported at `.outcome`."""
+
+
 @dataclass(frozen=True)
 class Signal:
     tenant: str
     kind: str
     value: float
     at: datetime
+    outcome: Outcome | None = None  # renewal signals: the outcome they record
 
 
 def parse(raw: Any, *, now: datetime) -> list[Signal]:
@@ -123,17 +138,33 @@ def parse(raw: Any, *, now: datetime) -> list[Signal]:
             message = problem["msg"].removeprefix("Value error, ")
             if problem["type"] == "extra_forbidden":
                 message = "unknown field"
-            if not loc:  # the range check runs on the whole signal; it is about the value
-                loc = ["value"]
+            if not loc:  # the model checks run on the whole signal: about its value or its outcome
+                loc = ["outcome" if "outcome" in message else "value"]
             raise SignalError(message, field=".".join([where, *loc]).lstrip(".")) from None
+        if signal.kind == RENEWAL:
+            out.append(_renewal(signal, where, now))
+            continue
         if signal.at > now + MAX_AHEAD:
             raise SignalError(f"{signal.at.isoformat()} is in the future", field=f"{where}.at".lstrip("."))
         out.append(Signal(signal.tenant, signal.kind, signal.value, signal.at.astimezone(UTC)))
     return out
 
 
+def _renewal(signal: SignalIn, where: str, now: datetime) -> Signal:
+    raw = {"tenant": signal.tenant, "date": signal.at.date(), "outcome": signal.outcome,
+           "arr_after": int(signal.value)}
+    try:
+        outcome = outcomes.validate(raw, where=where, today=now.date())
+    except ValueError as error:
+        field, _, message = str(error).removeprefix(f"{where}: ").partition(": ")
+        field = {"date": "at", "arr_after": "value"}.get(field, field)
+        raise SignalError(message, field=f"{where}.{field}".lstrip(".")) from None
+    return Signal(signal.tenant, RENEWAL, signal.value, signal.at.astimezone(UTC), outcome)
+
+
 def store(session: Session, signals: list[Signal], *, now: datetime, source: str) -> list[str]:
-    """Store validated signals (replacing equal tenant/kind/at); returns the tenants touched, sorted.
+    """Store validated signals (replacing equal tenant/kind/at) and renewal outcomes; returns the
+    tenants touched, sorted.
 
     Unknown tenants raise UnknownTenant naming the first one, before anything is written.
     """
@@ -143,6 +174,9 @@ def store(session: Session, signals: list[Signal], *, now: datetime, source: str
         if signal.tenant not in known:
             where = f"[{index}].tenant" if len(signals) > 1 else "tenant"
             raise UnknownTenant(signal.tenant, field=where)
+    renewals = [s.outcome for s in signals if s.outcome is not None]
+    outcomes.store(session, renewals, now=now, source=source, actor=f"system:{source}")
+    signals = [s for s in signals if s.outcome is None]
     latest: dict[tuple[str, str, datetime], Signal] = {}
     for signal in signals:  # the same key twice in one request: the later one wins
         latest[(signal.tenant, signal.kind, signal.at)] = signal

@@ -23,7 +23,7 @@ def test_health_account_shows_score_factors_and_trend(services: Services, clock:
     assert reply.message is not None
     fields = dict(reply.message.fields)
     assert fields["ARR"] == "$96,000" and fields["CSM"] == "<@U0CSM1>"
-    assert fields["Trend"] == "█▇ -12 over 2d (92 → 80)"
+    assert fields["Trend"] == "█▇ 30d -12 (92 → 80)"  # one point per local day scored
     assert fields["Prompt"] == "none"
     body = reply.message.body or ""
     assert "• Incidents -12: 1 sev2 in 30d: INC-1 (sev2) Exports &lt;b&gt;slow&lt;/b&gt;" in body  # escaped

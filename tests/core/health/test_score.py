@@ -10,7 +10,18 @@ from pydantic import ValidationError
 
 from opsloop.errors import ConfigError
 from opsloop.health.config import HealthPolicy
-from opsloop.health.score import AT_RISK, HEALTHY, WATCH, AccountFacts, Inputs, ItemRef, assess, band_of
+from opsloop.health.score import (
+    AT_RISK,
+    HEALTHY,
+    WATCH,
+    AccountFacts,
+    Inputs,
+    ItemRef,
+    assess,
+    band_of,
+    score_of,
+    weight_of,
+)
 from opsloop.policy import load_policy
 
 TODAY = date(2026, 11, 23)
@@ -104,16 +115,21 @@ def test_renewal_rule_makes_a_sev1_near_renewal_at_risk_whatever_the_score() -> 
     assert assess(sev2, account(renewal_in=60), DEFAULTS, today=TODAY).rules == []
 
 
-def test_playbooks_follow_the_top_reason() -> None:
-    assert DEFAULTS.playbook_for(["renewal", "usage"]) == "executive-outreach"
-    assert DEFAULTS.playbook_for(["usage"]) == "technical-deep-dive"
-    assert DEFAULTS.playbook_for(["open_escalations"]) == "service-review"
-    assert DEFAULTS.playbook_for([]) == "executive-outreach"  # the first one
-
-
+def test_units_times_weights_are_the_points_taken_off() -> None:
+    inputs = Inputs(incidents={"sev1": 1, "sev3": 2}, breaches=2, open_escalations=1, open_exceptions=1,
+                    usage=-0.4, nps=-20, tickets_recent=6.0, tickets_before=2.5)
+    result = assess(inputs, account(), DEFAULTS, today=TODAY)
+    assert result.units == {"incidents.sev1": 1, "incidents.sev2": 0, "incidents.sev3": 2, "incidents.sev4": 0,
+                            "sla_breaches": 2, "open_escalations": 1, "open_exceptions": 1, "usage": 0.4,
+                            "nps": 0.6, "tickets": 3.5}
+    assert sum(f.points for f in result.factors) == pytest.approx(
+        sum(weight_of(DEFAULTS.weights, u) * v for u, v in result.units.items()))
+    assert score_of(result.units, DEFAULTS.weights) == result.score == 4  # 100 - 96.5, rounded half up
 @pytest.mark.parametrize(("section", "problem"), [
     ({"bands": {"smb": {"watch": 40, "at_risk": 50}}}, "health.bands.smb: at_risk must be below watch"),
-    ({"playbooks": {"call": {"text": "x", "reasons": ["weather"]}}}, "unknown reason 'weather'"),
+    ({"playbooks": {"call": {"text": "x"}}}, "playbooks are versioned files now"),
+    ({"plays": {"calendar": "office"}}, "health.plays.calendar: unknown calendar 'office'"),
+    ({"executive": {"score_below": 0}}, "health.executive.score_below"),
     ({"weights": {"usage": 101}}, "health.weights.usage"),
     ({"weights": {"mood": 3}}, "health.weights.mood: unknown key"),
     ({"bands": {"gold": {"watch": 80, "at_risk": 50}}}, "health.bands.gold"),
@@ -134,6 +150,6 @@ def test_the_sample_policy_has_a_valid_health_section() -> None:
     from tests.support import ROOT
 
     policy = load_policy(ROOT / "opsloop.yml")
-    assert "executive-outreach" in policy.health.playbooks
+    assert policy.health.plays.calendar == "business" and "business" in policy.sla.calendars
     with pytest.raises(ValidationError):
         HealthPolicy.model_validate({"snooze": "never"})

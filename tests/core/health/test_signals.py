@@ -27,7 +27,7 @@ def test_times_in_other_zones_are_stored_as_utc() -> None:
 
 
 @pytest.mark.parametrize(("raw", "field", "reason"), [
-    ({**GOOD, "kind": "mood"}, "kind", "unknown kind 'mood' (known: usage, nps, tickets)"),
+    ({**GOOD, "kind": "mood"}, "kind", "unknown kind 'mood' (known: usage, nps, tickets, renewal)"),
     ([GOOD, {**GOOD, "kind": "nps", "value": 150}], "[1].value", "nps is -100..100 (got 150.0)"),
     ({**GOOD, "value": -1.5}, "value", "usage is -1..1"),
     ({**GOOD, "kind": "tickets", "value": -1}, "value", "tickets is 0..100000"),

@@ -1,0 +1,177 @@
+"""Playbooks: what a CSM does about an at-risk account, as versioned files (`playbooks/<id>.yaml`).
+
+Like runbooks, a playbook has an id, a semantic `version`, a status and owners; a play
+pins the exact version and content hash it started with and copies the steps, so
+editing a file never changes a running play. Each step has a `due` time: working time
+on the plays' calendar (`health.plays.calendar`, the SLA's business calendar), counted
+from when the play opens. As for SLA targets, `8h` is one 8-hour business day and `2d`
+is 48 working hours.
+
+    schema_version: 1
+    id: executive-outreach
+    version: 1.0.0
+    status: active              # active | deprecated | retired
+    title: Executive outreach
+    owners: [U0CSM1]
+    reasons: [renewal, incidents]   # the prompt's top reason picks the playbook
+    summary: Call the sponsor with an executive from our side ...
+    steps:
+      - {id: brief, title: "Brief our executive on the incidents", due: 4h}
+      - {id: call, title: "Call the sponsor together", due: 16h}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from opsloop.errors import ConfigError, NotFound
+from opsloop.fields import Duration, Strict
+from opsloop.health.config import FACTORS, RULES
+from opsloop.policy import _StrictLoader, format_location
+from opsloop.runbooks.versions import Version, content_hash
+
+MAX_FILE = 64 * 1024
+ACTIVE, DEPRECATED, RETIRED = "active", "deprecated", "retired"
+
+
+class PlaybookStep(Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+    title: Annotated[str, Field(min_length=1, max_length=300)]
+    due: Duration  # working time after the play opens (more than zero: the parser says so)
+
+
+class Playbook(Strict):
+    schema_version: Literal[1]
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)]
+    version: Annotated[str, Field(max_length=64)]
+    status: Literal["active", "deprecated", "retired"] = "active"
+    title: Annotated[str, Field(min_length=1, max_length=120)]
+    owners: list[Annotated[str, Field(pattern=r"^[UWS][A-Z0-9]+$")]] = Field(min_length=1)
+    reasons: list[str] = []
+    summary: Annotated[str, Field(min_length=1, max_length=1500)]
+    steps: list[PlaybookStep] = Field(min_length=1, max_length=20)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _semver(cls, value: object) -> object:
+        if not isinstance(value, str):  # YAML reads 1.0 as a number
+            raise ValueError('write the version as quoted text, e.g. "1.2.0"')
+        Version.parse(value)  # a ValueError saying what to write
+        return value
+
+    @field_validator("reasons")
+    @classmethod
+    def _known(cls, reasons: list[str]) -> list[str]:
+        for reason in reasons:
+            if reason not in FACTORS + RULES:
+                raise ValueError(f"unknown reason {reason!r} (known: {', '.join(FACTORS + RULES)})")
+        return reasons
+
+    @model_validator(mode="after")
+    def _unique_steps(self) -> Playbook:
+        ids = [step.id for step in self.steps]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"steps: step id {twice[0]!r} is used twice")
+        return self
+
+    @property
+    def version_key(self) -> Version:
+        return Version.parse(self.version)
+
+
+@dataclass(frozen=True)
+class LoadedPlaybook:
+    playbook: Playbook
+    source: str
+    data: bytes
+    sha256: str
+
+
+def parse(data: bytes, source: str, *, expected_id: str | None = None) -> LoadedPlaybook:
+    """Validate one playbook's bytes (memoised by content, like runbooks); errors name `source`."""
+    return _parse(data, source, expected_id)
+
+
+@lru_cache(maxsize=128)
+def _parse(data: bytes, source: str, expected_id: str | None) -> LoadedPlaybook:
+    if len(data) > MAX_FILE:
+        raise ConfigError(f"{source}: the file is {len(data)} bytes; at most {MAX_FILE}")
+    try:
+        raw = yaml.load(data.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"{source}: not a YAML text file: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a playbook is a mapping (schema_version, id, version, steps, ...)")
+    try:
+        playbook = Playbook.model_validate(raw)
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            message = problem["msg"].removeprefix("Value error, ")
+            message = {"extra_forbidden": "unknown key", "missing": "required"}.get(problem["type"], message)
+            lines.append(f"{source}: {format_location(problem['loc'])}: {message}")
+        raise ConfigError("\n".join(lines)) from None
+    if expected_id is not None and playbook.id != expected_id:
+        raise ConfigError(f"{source}: id: {playbook.id!r} must match the file name ({expected_id}.yaml)")
+    return LoadedPlaybook(playbook, source, data, content_hash(data))
+
+
+class Playbooks:
+    """The playbooks directory, read on every call (a new play starts from the file as it is now)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, playbook_id: str) -> Path:
+        return self.directory / f"{playbook_id}.yaml"
+
+    def ids(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.stem for p in self.directory.glob("*.yaml"))
+
+    def load(self, playbook_id: str) -> LoadedPlaybook:
+        path = self.path(playbook_id)
+        if "/" in playbook_id or not path.is_file():
+            raise NotFound(f"no playbook {playbook_id!r} (known: {', '.join(self.ids()) or 'none'})")
+        return self.load_path(path)
+
+    def load_path(self, path: Path) -> LoadedPlaybook:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+        return parse(data, str(path), expected_id=path.stem)
+
+    def load_all(self) -> Iterator[tuple[str, LoadedPlaybook | ConfigError]]:
+        for playbook_id in self.ids():
+            try:
+                yield playbook_id, self.load_path(self.path(playbook_id))
+            except ConfigError as error:
+                yield playbook_id, error
+
+    def problems(self) -> list[str]:
+        """What stops opsloop at start: a playbook file that does not load."""
+        return [line for _, found in self.load_all() if isinstance(found, ConfigError)
+                for line in str(found).splitlines()]
+
+    def usable(self) -> list[LoadedPlaybook]:
+        return [found for _, found in self.load_all()
+                if isinstance(found, LoadedPlaybook) and found.playbook.status != RETIRED]
+
+    def suggest(self, reasons: list[str]) -> str | None:
+        """The playbook answering the first reason any usable playbook answers (else the first one)."""
+        usable = self.usable()
+        for reason in reasons:
+            for loaded in usable:
+                if reason in loaded.playbook.reasons:
+                    return loaded.playbook.id
+        return usable[0].playbook.id if usable else None
