@@ -17,6 +17,7 @@ from opsloop.authz import Authorizer, Directory
 from opsloop.clock import Clock, SystemClock
 from opsloop.commands import Commands
 from opsloop.db import Database
+from opsloop.deadline import deadline_client
 from opsloop.digest.service import Digests
 from opsloop.errors import ConfigError
 from opsloop.exception_approvals import ExceptionApprovals
@@ -134,8 +135,8 @@ def bootstrap(
     oncall = OnCall(db, policy, clock, authz)
     sla = Sla(policy, clock, workitems, Escalations(policy, authz, oncall))
     sla.install()
-    # runbook http steps: never follow redirects, whatever the client's defaults
-    client = http_client or httpx.Client(follow_redirects=False, trust_env=False)
+    # runbook http steps: a total deadline per attempt; never follow redirects, whatever the client's defaults
+    client = http_client or deadline_client()
     executor = HttpExecutor(client, policy.actions, resolver or SystemResolver(),
                             os.environ if environ is None else environ, sleep=sleep, now=clock.now)
     remediation = Remediation(db, policy, clock, authz, runbooks, executor)

@@ -1,4 +1,4 @@
-"""Value types shared by the policy file and its sections: durations, times, days, time zones.
+"""Value types shared by the policy file and its sections: durations, sizes, times, days, time zones.
 
 Each parses what people write (`30s`, `"08:00"`, `mon-fri`, `Europe/Berlin`)
 and refuses anything else with a message that says what to write instead.
@@ -6,6 +6,7 @@ and refuses anything else with a message that says what to write instead.
 
 from __future__ import annotations
 
+import re
 from datetime import time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,6 +25,22 @@ def _duration(value: Any) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
+_SIZE = re.compile(r"\s*([0-9]+)\s*([a-z]*)\s*")
+
+
+def _size(value: Any) -> int:
+    """Bytes, from a number or text such as `512KiB`, `1MiB`, `2MB`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.fullmatch(value.lower()) if isinstance(value, str) else None
+    if match is None or match.group(2) not in _UNITS:
+        raise ValueError("a size is a number of bytes or text such as 512KiB, 1MiB, 2MB")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+Size = Annotated[int, BeforeValidator(_size)]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

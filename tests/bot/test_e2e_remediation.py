@@ -200,3 +200,36 @@ def test_an_exception_is_approved_by_button_announced_and_expires_on_time(
         "C0OPS", REQUESTER]
     assert services.workitems.get("EXC-1").item.state == "expired"
     assert clock.now() - services.workitems.get("EXC-1").item.created_at >= timedelta(hours=1)
+
+
+def test_pressing_retry_again_once_its_retry_has_run_starts_no_other_attempt(
+    rem_serve: tuple[Services, LiveServer], mock_slack: MockSlack, clock: FakeClock, api: respx.Router
+) -> None:
+    """Issue 15: a Retry button stands for one failure; a second press of it (a double click that
+    arrives late, or someone reading an old message) does not call the API again."""
+    services, server = rem_serve
+    route = api.post(RESTART).mock(return_value=httpx.Response(500, text="boom"))
+    command(server, mock_slack, "/incident", 'declare "API errors" sev2', REQUESTER)
+    wait_for(lambda: len(posts(mock_slack, "C0OPS")) == 1, what="the card")
+    clock.advance(seconds=1)
+    command(server, mock_slack, "/runbook", "run remedy INC-1 service=web", REQUESTER)
+
+    def with_button(label: str) -> list[Call]:
+        return [c for c in mock_slack.ok_calls("chat.postMessage") + mock_slack.ok_calls("chat.update")
+                if label in buttons(c)]
+
+    pump(services, server, lambda: with_button("Approve: gate"), what="the approval request")
+    [request] = with_button("Approve: gate")
+    press(server, mock_slack, request, "Approve: gate", APPROVER2)
+    press(server, mock_slack, request, "Approve: gate", APPROVER3)
+    pump(services, server, lambda: with_button("Retry: restart"), what="a Retry button")
+    assert route.call_count == 1
+    retry = with_button("Retry: restart")[-1]
+    press(server, mock_slack, retry, "Retry: restart", RESPONDER)
+    wait_for(lambda: route.call_count == 2, what="the retry")
+    said_privately(mock_slack, "asked to retry `restart`")
+    pump(services, server, lambda: len(with_button("Retry: restart")) > 1, what="the second failure")
+    press(server, mock_slack, retry, "Retry: restart", RESPONDER)  # the same, older button once more
+    said_privately(mock_slack, "was already retried")
+    sweeps_pass(services, 5)
+    assert route.call_count == 2

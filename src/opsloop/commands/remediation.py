@@ -36,10 +36,12 @@ class RemediationCommands:
         raise UsageError(f"unknown button gate.{verb}")
 
     def press_call(self, verb: str, value: str, actor: str) -> Reply:
-        """It succeeded / It failed / Retry on an http step (its value is the call id)."""
-        if not value.isdigit():
+        """It succeeded / It failed / Retry on an http step (its value: `call id:retries so far`)."""
+        call_id, _, retries = value.partition(":")
+        if not call_id.isdigit() or not (retries.isdigit() or retries == ""):
             raise UsageError(f"this button carries no remediation call ({value!r})")
-        return Reply(self.remediation.decide(actor=actor, call_id=int(value), verb=verb))
+        return Reply(self.remediation.decide(actor=actor, call_id=int(call_id), verb=verb,
+                                             retries=int(retries) if retries else None))
 
     def retry(self, args: list[str], actor: str) -> Reply:
         if len(args) != 2 or not is_ref(args[0]):

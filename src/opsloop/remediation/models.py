@@ -41,6 +41,9 @@ class RemediationCall(SQLModel, table=True):
     step_id: str = Field(max_length=64)
     state: str = Field(max_length=16)
     generation: int = 1  # part of the Idempotency-Key; a retry after a definite failure is a new call
+    # how many times a person asked to retry it; its buttons carry this, so a button of an earlier
+    # outcome (a late double click, an old message) cannot retry or settle a later one
+    retries: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     request: dict[str, Any] = json_column(dict)  # method, url, headers, json: secrets as markers
     binding: str | None = Field(default=None, max_length=64)
     attempts: int = 0

@@ -14,22 +14,35 @@ import httpx
 from opsloop.cards import user
 from opsloop.messages import Button, Message, escape
 from opsloop.remediation.models import FAILED, SENDING, SUCCEEDED, UNKNOWN, RemediationCall
-from opsloop.remediation.secrets import mask
+from opsloop.remediation.secrets import mask, plain
 from opsloop.runbooks.checklist import approvers_text
 from opsloop.runbooks.schema import ApprovalStep
 
 MAX_BODY = 1200
 
 
+def _url(request: dict[str, Any]) -> httpx.URL | None:
+    """The request's URL, or None when it holds a secret or cannot be read (the call will say why)."""
+    text = plain(str(request.get("url", "")))
+    try:
+        return httpx.URL(text) if text is not None else None
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return None
+
+
 def request_text(request: dict[str, Any]) -> str:
     """`POST ops-api.internal /services/web/restart`, then headers and the JSON body, masked."""
     if "error" in request:
         return f"✗ cannot render this request: {escape(str(request['error']))}"
-    url = httpx.URL(str(request["url"]))
+    url = _url(request)
     shown = mask(request)
-    lines = [f"`{request['method']} {url.scheme}://{escape(url.netloc.decode())}"
-             f"{escape(url.raw_path.decode())}`",
-             f"host `{escape(url.host)}` · path `{escape(url.path)}`"]
+    if url is None:
+        lines = [f"`{request['method']} {escape(str(shown.get('url')))}`",
+                 "✗ this URL cannot be called (it cannot be read, or it holds a secret)"]
+    else:
+        lines = [f"`{request['method']} {url.scheme}://{escape(url.netloc.decode())}"
+                 f"{escape(url.raw_path.decode())}`",
+                 f"host `{escape(url.host)}` · path `{escape(url.path)}`"]
     headers = shown.get("headers") or {}
     if headers:
         lines.append("headers: " + ", ".join(f"`{escape(k)}: {escape(str(v))}`" for k, v in headers.items()))
@@ -66,8 +79,8 @@ def approval_request(*, ref: str, runbook: str, version: str, gate: ApprovalStep
 def call_summary(call: RemediationCall) -> str:
     request = call.request or {}
     where = ""
-    if "url" in request:
-        url = httpx.URL(str(request["url"]))
+    url = _url(request) if "url" in request else None
+    if url is not None:
         where = f"{request.get('method', '')} {url.host}{url.path}"
     return escape(where) or call.step_id
 
@@ -101,7 +114,7 @@ def call_status(call: RemediationCall) -> str:
 
 
 def call_buttons(call: RemediationCall, run_id: int) -> list[Button]:
-    value = str(call.id)
+    value = f"{call.id}:{call.retries}"  # the outcome it answers (see RemediationCall.retries)
     skip = Button(f"Skip: {call.step_id}", "runbook.skip", f"{run_id}:{call.step_id}")
     if call.state == UNKNOWN:
         return [Button(f"It succeeded: {call.step_id}", "remediation.succeeded", value, "primary"),

@@ -6,6 +6,13 @@ production) and EVERY address it resolves to is checked; one bad address
 refuses the call, so a name that also points at 169.254.169.254 cannot slip
 through round-robin.
 
+An IPv6 address that carries an IPv4 one (IPv4-mapped `::ffff:a.b.c.d`,
+IPv4-compatible `::a.b.c.d`, NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`,
+6to4 `2002::/16`, Teredo) is judged by that IPv4 address too. A host that is
+all digits, dots and hex but not a plain dotted quad (`0177.0.0.1`,
+`0x7f.1`, `2130706433`) is refused: resolvers read those as addresses,
+differently from one another.
+
 Time of check vs. time of use: the call is pinned to the address that was
 checked. The request goes to `https://<checked ip>/path` with the original
 `Host` header and the TLS server name (SNI, and certificate verification)
@@ -17,6 +24,7 @@ never followed (a 3xx is a failure naming where it pointed).
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,8 +44,25 @@ METADATA_NAMES = frozenset({"metadata.google.internal", "metadata", "instance-da
                             "instance-data.ec2.internal"})
 
 
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_NUMERIC_HOST = re.compile(r"[0-9a-fx.]+", re.IGNORECASE)
+_DOTTED_QUAD = re.compile(r"(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}")
+
+
 class Refused(DomainError):
     """A call that must not leave: off the allow-list, or to an address no runbook may reach."""
+
+
+def parse_url(text: str) -> httpx.URL:
+    """`text` as a URL, or Refused saying why it cannot be one."""
+    try:
+        url = httpx.URL(text)
+        port = url.port
+    except (httpx.InvalidURL, ValueError, TypeError) as error:
+        raise Refused(f"the URL cannot be read: {error}") from None
+    if port is not None and not 0 < port < 65536:
+        raise Refused(f"the URL's port {port} is out of range")
+    return url
 
 
 class Resolver(Protocol):
@@ -75,10 +100,27 @@ def _address(text: str) -> IPAddress | None:
         return None
 
 
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, compatible, NAT64, 6to4, Teredo), if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if any(address in network for network in NAT64) or (int(address) >> 32 == 0 and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)  # NAT64 or IPv4-compatible (::a.b.c.d)
+    return None
+
+
 def address_problem(address: IPAddress, *, allow_loopback: bool) -> str | None:
     """Why an address may not be called, or None."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        carried = embedded_ipv4(address)
+        if carried is not None:
+            problem = address_problem(carried, allow_loopback=allow_loopback)
+            if problem is not None:
+                return f"carries the IPv4 address {carried}, which {problem}"
     if address in METADATA_ADDRESSES:
         return "is a cloud metadata address"
     if address.is_link_local:
@@ -110,6 +152,8 @@ def check_url(url: httpx.URL, actions: Actions, resolver: Resolver) -> Target:
     if "⟦secret:" in host or "⟦secret:" in url.path or "⟦secret:" in str(url.query):
         raise Refused("secrets cannot be part of the URL (it ends up in access logs); "
                       "send them in a header or the body")
+    if _NUMERIC_HOST.fullmatch(host) and not _DOTTED_QUAD.fullmatch(host) and any(c.isdigit() for c in host):
+        raise Refused(f"{host} is a numeric host that is not a plain IPv4 address (a.b.c.d); refused")
     if host in METADATA_NAMES:
         raise Refused(f"{host} is a cloud metadata service and can never be called")
     if not host_allowed(host, actions.allow_hosts):

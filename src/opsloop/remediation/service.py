@@ -8,6 +8,9 @@ the claiming worker records the result. A `sending` call whose lease ran out
 (its worker died mid-call) becomes `unknown` and waits for a person: it is
 never sent again by itself.
 
+Calls run concurrently, at most `actions.concurrency` at once, each on its own
+thread: one API that is slow to answer holds up no other work item's call.
+
 Exactly one worker per call: the claim takes the audit chain's head first
 (the lock order every writer keeps), locks the call row, and moves it with a
 conditional UPDATE ... WHERE state IN ('pending', 'approved'); a second worker
@@ -19,7 +22,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -97,6 +102,9 @@ class Remediation:
         self.worker = worker or worker_name()
         self.gates = Gates(policy, clock, runbooks)
         self.engine = runbooks.engine
+        self._calls = ThreadPoolExecutor(max_workers=policy.actions.concurrency,
+                                         thread_name_prefix="opsloop-remediation")
+        self._free = threading.BoundedSemaphore(policy.actions.concurrency)
 
     def install(self) -> None:
         self.engine.opened_hooks.append(self.on_opened)
@@ -157,22 +165,48 @@ class Remediation:
 
     # ------------------------------------------------------------------ the work loop
 
-    def work(self, limit: int = 20) -> int:
-        """Recover abandoned calls, then claim and run up to `limit` calls; returns how many ran."""
+    def work(self, limit: int = 20, *, wait: bool = True) -> int:
+        """Recover abandoned calls, then claim up to `limit` calls (as many at a time as there are
+        free call threads) and run them concurrently; returns how many were started. With `wait`,
+        returns once they (and the calls they made ready) have been recorded; without, calls go on
+        on their threads after the return."""
         self.recover()
-        ran = 0
-        while ran < limit:
-            claim = self.claim()
-            if claim is None:
+        total = 0
+        while total < limit:
+            started = self._start(limit - total)
+            total += len(started)
+            if not wait or not started:
                 break
-            outcome = self.executor.execute(claim.call, claim.key)
-            self.record(claim, outcome)
-            ran += 1
-        return ran
+            for future in started:
+                future.result()
+        return total
+
+    def _start(self, limit: int) -> list[Future[None]]:
+        started: list[Future[None]] = []
+        while len(started) < limit and self._free.acquire(blocking=False):
+            try:
+                claim = self.claim()
+            except BaseException:
+                self._free.release()
+                raise
+            if claim is None:
+                self._free.release()
+                break
+            started.append(self._calls.submit(self._call, claim))
+        return started
+
+    def _call(self, claim: Claim) -> None:
+        try:
+            self.record(claim, self.executor.execute(claim.call, claim.key))
+        except Exception:  # the lease runs out and the call becomes `unknown`: a person decides
+            log.exception("remediation call %s could not be completed", claim.call_id)
+        finally:
+            self._free.release()
 
     def run_safely(self, limit: int = 20) -> int:
+        """The scheduler's job: start what is due and return at once (calls finish on their threads)."""
         try:
-            return self.work(limit)
+            return self.work(limit, wait=False)
         except Exception:
             log.exception("remediation work failed; the next run retries")
             return 0
@@ -242,8 +276,14 @@ class Remediation:
         try:
             self.executor.check(spec)
         except (Refused, MissingSecret) as error:
-            call.request = request  # secrets as markers: safe to keep, and shown with the refusal
+            call.request = request  # secrets as references: safe to keep, and shown with the refusal
             self._refuse(session, call, f"refused before sending: {error}", now)
+            return None
+        except Exception as error:  # never a call the executor would trip over on every pass
+            log.exception("checking remediation call %s failed", call.id)
+            call.request = request
+            self._refuse(session, call, f"refused before sending: the request cannot be checked "
+                                        f"({type(error).__name__})", now)
             return None
         if call.state == PENDING:
             audit.record(session, at=now, actor=S.AUTOMATIC, action="remediation.approved",
@@ -319,8 +359,11 @@ class Remediation:
 
     # ------------------------------------------------------------------ people
 
-    def decide(self, *, actor: str, call_id: int, verb: str) -> str:
-        """`succeeded` / `failed` for an unknown outcome; `retry` for a failed or unknown one."""
+    def decide(self, *, actor: str, call_id: int, verb: str, retries: int | None = None) -> str:
+        """`succeeded` / `failed` for an unknown outcome; `retry` for a failed or unknown one.
+
+        `retries` (from a button) is how many retries the outcome it answers had had: a button
+        pressed again after its retry was asked acts on nothing."""
         if verb not in ("succeeded", "failed", "retry"):
             raise InvalidInput(f"unknown remediation action {verb!r}")
         now = self.clock.now()
@@ -336,6 +379,9 @@ class Remediation:
                                 .with_for_update()).first()
             if call is None:
                 raise NotFound(f"no remediation call {call_id}")
+            if retries is not None and retries != call.retries:
+                raise IllegalTransition(f"`{call.step_id}` was already retried since that button was shown "
+                                        f"(it is {call.state} now); use the newest message's buttons")
             before = call.state
             if verb == "retry":
                 if call.state not in (FAILED, UNKNOWN):
@@ -344,7 +390,7 @@ class Remediation:
                 if call.state == FAILED:
                     call.generation += 1  # a new call: the failed one must not be replayed by key
                 call.state, call.decided_by, call.claimed_by, call.finished_at = PENDING, None, None, None
-                call.error, call.updated_at = None, now
+                call.error, call.updated_at, call.retries = None, now, call.retries + 1
                 text = f"<@{actor}> asked to retry `{call.step_id}` (Idempotency-Key {idempotency_key(call)})"
             else:
                 if call.state != UNKNOWN:

@@ -7,9 +7,15 @@ Templates see `inputs`, `item` (the work item as a plain dict), `steps.<id>`
   string (inputs, the item's title, labels, step outputs) is escaped for Slack
   mrkdwn first, so an input cannot ping `<!channel>`; `secrets.X` is an error,
   because a secret must never reach a chat message;
-- http requests: values are used raw, and `secrets.X` renders as a marker
+- http requests: values are used raw, and `secrets.X` renders as a reference
   (`⟦secret:X⟧`) that the remediation executor resolves at call time, so a
   rendered request can be shown, logged and approved without revealing a value.
+  Only the template's own text can write a reference: while rendering, a
+  secret is a marker carrying a random nonce of this render, which no data
+  can know; afterwards the markers become references and everything else is
+  escaped as data (`opsloop.remediation.secrets`). `secrets` may only be used
+  as `secrets.NAME` (or `secrets['NAME']`), so the names a template uses are
+  in its text.
 
 The environment is Jinja2's ImmutableSandboxedEnvironment (no attribute
 starting with `_`, no mutating `inputs.update(...)`), with multiplication and
@@ -19,16 +25,20 @@ powers bounded so `{{ 'x' * 10**9 }}` cannot exhaust memory.
 from __future__ import annotations
 
 import operator
+import re
+import secrets as random_tokens
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from opsloop.errors import ConfigError
 from opsloop.messages import escape
+from opsloop.remediation.secrets import escape as escape_request
+from opsloop.remediation.secrets import reference
 
 MAX_OUTPUT = 20_000  # characters one template may produce
 _MAX_ITEMS = 100_000  # largest string/list a `*` may build
@@ -90,7 +100,34 @@ def check_syntax(source: str, *, expression: bool = False) -> None:
 
 
 def secret_marker(name: str) -> str:
-    return f"⟦secret:{name}⟧"
+    """How a secret is written in a rendered request (see opsloop.remediation.secrets)."""
+    return reference(name)
+
+
+@lru_cache(maxsize=2048)
+def secrets_named(source: str) -> frozenset[str]:
+    """The secrets a template's text names; RenderError if it uses `secrets` any other way."""
+    try:
+        tree = ENV.parse(source)
+    except TemplateSyntaxError:
+        return frozenset()  # rendering reports it
+    names: set[str] = set()
+    direct = 0
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if not (isinstance(node, nodes.Getattr | nodes.Getitem) and isinstance(node.node, nodes.Name)
+                and node.node.name == "secrets"):
+            continue
+        if isinstance(node, nodes.Getattr):
+            names.add(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            names.add(node.arg.value)
+        else:
+            continue
+        direct += 1
+    used = sum(1 for name in tree.find_all(nodes.Name) if name.name == "secrets")
+    if used != direct:
+        raise RenderError("secrets can only be named in the template itself, as secrets.NAME")
+    return frozenset(names)
 
 
 class ChatSecrets:
@@ -107,11 +144,29 @@ class ChatSecrets:
 
 
 class RequestSecrets:
-    """`secrets` inside an http request: names only, rendered as markers; records what was used."""
+    """`secrets` inside an http request: names only, rendered as markers; records what was used.
+
+    A marker carries this render's random nonce; `finish` turns the markers back into references
+    and escapes everything else, so text from data cannot pass for one."""
 
     def __init__(self, allowed: frozenset[str] | None = None) -> None:
         self._allowed = allowed
         self.used: set[str] = set()
+        self._nonce = random_tokens.token_hex(16)
+        self._marker = re.compile(r"⟦secret:([A-Za-z_][A-Za-z0-9_]*)#" + self._nonce + "⟧")
+
+    def finish(self, rendered: str, named: frozenset[str]) -> str:
+        """Rendered text as request text: markers of the secrets `named` in the template's own
+        text become references, and everything else is escaped as data."""
+        out: list[str] = []
+        position = 0
+        for match in self._marker.finditer(rendered):
+            if match.group(1) not in named:
+                raise RenderError("secrets can only be named in the template itself, as secrets.NAME")
+            out += [escape_request(rendered[position:match.start()]), reference(match.group(1))]
+            position = match.end()
+        out.append(escape_request(rendered[position:]))
+        return "".join(out)
 
     def __getattr__(self, name: str) -> str:
         if name.startswith("_"):
@@ -121,7 +176,7 @@ class RequestSecrets:
             raise RenderError(f"secrets.{name} is not declared under actions.secrets in the policy "
                               f"(declared: {known})")
         self.used.add(name)
-        return secret_marker(name)
+        return f"⟦secret:{name}#{self._nonce}⟧"
 
     def __getitem__(self, name: str) -> str:
         return self.__getattr__(name)
@@ -183,19 +238,24 @@ def render_chat(source: str, context: Context, *, where: str) -> str:
 
 def render_request(value: Any, context: Context, *, where: str,
                    secrets: RequestSecrets | None = None) -> Any:
-    """Render every string inside an http request (url, headers, json body), recursively."""
+    """Render every string inside an http request (url, headers, json body), recursively, into
+    request text (see opsloop.remediation.secrets)."""
     secrets = secrets if secrets is not None else RequestSecrets(context.secret_names)
     variables = context.request(secrets)
-    return _render_tree(value, variables, where)
+    return _render_tree(value, variables, where, secrets)
 
 
-def _render_tree(value: Any, variables: dict[str, Any], where: str) -> Any:
+def _render_tree(value: Any, variables: dict[str, Any], where: str, secrets: RequestSecrets) -> Any:
     if isinstance(value, str):
-        return _run(value, variables, where)
+        try:
+            named = secrets_named(value)
+        except RenderError as error:
+            raise RenderError(f"{where}: {error}") from None
+        return secrets.finish(_run(value, variables, where), named)
     if isinstance(value, Mapping):
-        return {k: _render_tree(v, variables, f"{where}.{k}") for k, v in value.items()}
+        return {k: _render_tree(v, variables, f"{where}.{k}", secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [_render_tree(v, variables, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_render_tree(v, variables, f"{where}[{i}]", secrets) for i, v in enumerate(value)]
     return value
 
 
