@@ -1,4 +1,12 @@
-"""The one place where opsloop is assembled: settings in, services out."""
+"""The one place where opsloop is assembled: settings in, services out, and who hears what.
+
+`handler_table` is THE table: for each event, the handlers that hear it, in
+order, inside the transaction that caused it. Read a row to know what
+happens: `ItemCreated` is what happens when an incident is declared (or an
+escalation opened, an exception requested, an alert opens an incident).
+`timer_table` says which handler fires each kind of durable timer. The
+console, Slack mode (HTTP or Socket Mode) and the tests all run these.
+"""
 
 from __future__ import annotations
 
@@ -13,35 +21,112 @@ import httpx
 from bot.core_pool import CorePool
 from bot.settings import Settings
 from opsloop.accounts import import_catalog
-from opsloop.authz import Authorizer, Directory
+from opsloop.authz import Directory
+from opsloop.bus import HandlerTable, on
 from opsloop.clock import Clock, SystemClock
-from opsloop.commands import Commands
+from opsloop.core import Core, build_core
 from opsloop.db import Database
 from opsloop.deadline import deadline_client
-from opsloop.digest.service import Digests
 from opsloop.errors import ConfigError
-from opsloop.exception_approvals import ExceptionApprovals
-from opsloop.health.play_service import Plays
+from opsloop.events import (
+    AlertsUpdated,
+    ApprovalDecided,
+    ApprovalRequested,
+    CallFinished,
+    ChannelSettled,
+    ClockBreached,
+    ClockWarned,
+    EscalationExhausted,
+    EscalationPaged,
+    GateReopened,
+    ItemChanged,
+    ItemCreated,
+    RunAttached,
+    RunChanged,
+    RunFinished,
+    RunNotAttached,
+    RunStarted,
+    StepCompleted,
+    StepOpened,
+)
+from opsloop.exception_approvals import EXPIRE_TIMER
 from opsloop.health.playbooks import Playbooks
-from opsloop.health.service import Health
-from opsloop.intake.service import Intake
-from opsloop.loops.service import FeedbackLoops
-from opsloop.oncall import OnCall
-from opsloop.policy import Policy, load_policy
-from opsloop.remediation.dryrun import DryRun
+from opsloop.health.plays import REMIND
+from opsloop.health.prompts import SNOOZE_END
+from opsloop.health.service import DAILY
+from opsloop.policy import load_policy
+from opsloop.remediation.gates import GATE_TIMER
 from opsloop.remediation.http import HttpExecutor
 from opsloop.remediation.safety import Resolver, SystemResolver
-from opsloop.remediation.service import Remediation
 from opsloop.runbooks.check import startup_problems
 from opsloop.runbooks.loader import Library
-from opsloop.runbooks.runs import Runbooks
-from opsloop.sla.clocks import BREACH
-from opsloop.sla.escalation import Escalations
-from opsloop.sla.service import Sla
-from opsloop.sla.sweeper import Sweeper
-from opsloop.workitems import WorkItems
+from opsloop.sla.clocks import BREACH, WARN
+from opsloop.sla.escalation import PAGE
+from opsloop.sla.sweeper import TimerHandler
+from opsloop.types import OPSLOOP
 
-SYSTEM_ACTOR = "opsloop"
+
+def handler_table(c: Core) -> HandlerTable:
+    """Who hears what, in order, in the transaction of the change that caused it."""
+    return HandlerTable(
+        # An incident is declared (or an escalation opened, an exception requested, an alert fires):
+        on(ItemCreated,
+           c.channels.on_created,        # a sev1 gets a channel of its own, before anything is posted
+           c.runbooks.attach,            # the routed runbook is pinned and its run created (-> RunAttached)
+           c.loops.on_created,           # each audience opens its loop and hears "start"
+           c.sla.start_clocks,           # response / update / resolution clocks; maybe the escalation chain
+           c.exceptions.ask_approvers,   # an exception's approvers are asked by DM
+           c.cards.post,                 # the card in its channel, showing all of the above
+           c.health.rescore_new_item),   # its accounts are rescored; a CSM may be prompted
+        on(RunAttached, c.checklists.attached),          # the checklist, threaded under the card
+        on(RunNotAttached, c.checklists.not_attached),
+        on(ChannelSettled, c.cards.channel_settled),
+        # A person (or an integration, or a timer) changes an item:
+        on(ItemChanged,
+           c.intake.retire_alerts,       # resolved: its alerts and group are history
+           c.loops.follow,               # tenants added: their audiences hear; resolved: everyone hears
+           c.sla.follow,                 # clocks stop, pause, resume or start again; escalation stops
+           c.exceptions.follow,          # an exception's decision or end is announced (and timed)
+           c.health.rescore_item,        # tenants or state changed: its accounts are rescored
+           c.cards.tell),                # the timeline, the card edited in place, a line in the thread
+        on(AlertsUpdated, c.cards.alerts),
+        # Runbooks:
+        on(StepOpened, c.remediation.on_opened),        # approvals ask their approvers; http steps queue
+        on(StepCompleted,
+           c.remediation.refuse_busy_call,  # a step whose call is on its way cannot be done by hand
+           c.checklists.step,
+           c.redesign.after_bypass),        # a step bypassed too often: its owners are told
+        on(ApprovalDecided,
+           c.remediation.gates.on_decision,  # the approval binds to the exact requests it lets through
+           c.checklists.step),
+        on(RunStarted, c.checklists.started),
+        on(RunChanged, c.checklists.changed),
+        on(RunFinished, c.checklists.finished),
+        on(ApprovalRequested, c.remediation_words.requested),
+        on(GateReopened, c.remediation_words.reopened),
+        on(CallFinished, c.remediation_words.finished),
+        # SLA clocks and escalation:
+        on(ClockWarned, c.clock_words.warned),
+        on(ClockBreached,
+           c.health.after_breach,        # a missed target rescores the item's accounts
+           c.clock_words.breached),
+        on(EscalationPaged, c.clock_words.paged),
+        on(EscalationExhausted, c.clock_words.exhausted),
+    )
+
+
+def timer_table(c: Core) -> Mapping[str, TimerHandler]:
+    """The handler of each kind of durable timer."""
+    return {
+        WARN: c.sla.on_warn,                    # a clock's warn_at mark (-> ClockWarned)
+        BREACH: c.sla.on_breach,                # a clock's target (-> ClockBreached)
+        PAGE: c.sla.on_page,                    # the next level of an escalation chain (-> EscalationPaged)
+        GATE_TIMER: c.remediation.gates.on_timer,  # an approval round that lapsed: asked again
+        EXPIRE_TIMER: c.exceptions.on_expire,   # an approved exception's end
+        DAILY: c.health.on_daily,               # every account rescored, once a day
+        SNOOZE_END: c.health.on_snooze_end,     # a snoozed CSM prompt is looked at again
+        REMIND: c.plays.on_remind,              # a play's step coming due: its owner is reminded
+    }
 
 
 class Worker(Protocol):
@@ -54,30 +139,13 @@ class Worker(Protocol):
 
 
 @dataclass
-class Services:
-    settings: Settings
-    policy: Policy
-    db: Database
-    clock: Clock
-    authz: Authorizer
-    workitems: WorkItems
-    commands: Commands
-    intake: Intake
-    loops: FeedbackLoops
-    runbooks: Runbooks
-    sla: Sla
-    oncall: OnCall
-    sweeper: Sweeper  # fires due SLA warnings, breaches and escalation pages (bot.scheduler runs it)
-    remediation: Remediation  # runs approved http steps (bot.scheduler runs its work loop)
-    exceptions: ExceptionApprovals  # asks approvers, announces decisions, expires exceptions
-    health: Health  # customer health scores, signals (POST /hooks/signals) and CSM prompts
-    digests: Digests  # the leadership digest (bot.scheduler posts the daily one)
-    # called after every commit that may have queued outbound messages
-    wakers: list[Callable[[], None]] = field(default_factory=list)
+class Services(Core):
+    settings: Settings = field(default_factory=Settings)
     # started (in order) and stopped (in reverse) by the long-running servers
     background: list[Worker] = field(default_factory=list)
     # the threads async adapters (Slack listeners, webhooks) run the synchronous core in
     pool: CorePool = field(default_factory=CorePool)
+
 
 def bootstrap(
     settings: Settings,
@@ -92,7 +160,7 @@ def bootstrap(
     environ: Mapping[str, str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Services:
-    """Build every service from settings.
+    """Build every service from settings, with THE handler table.
 
     `migrate=None` upgrades an embedded SQLite database on start (so the
     README's one command works) and leaves PostgreSQL to `opsloop db upgrade`,
@@ -110,58 +178,15 @@ def bootstrap(
     elif not db.migrations_current():
         raise ConfigError("the database schema is not current: run `opsloop db upgrade`")
     clock = clock or SystemClock()
-    authz = Authorizer(policy, directory)
-    wakers: list[Callable[[], None]] = []
-
-    def wake() -> None:
-        for waker in wakers:
-            waker()
-
-    workitems = WorkItems(db, policy, clock, authz, after_commit=wake)
-    runbooks = Runbooks(db, policy, clock, authz, library, workitems)
-    workitems.hooks.append(runbooks.on_created)
-    workitems.posted_hooks.append(runbooks.on_posted)
-    workitems.card_extras.append(runbooks.card_fields)
-    intake = Intake(db, policy, clock, workitems)
-    workitems.hooks.append(intake.on_item_event)
-    workitems.card_extras.append(intake.card_fields)
-    try:
-        loops = FeedbackLoops(db, policy, clock)
-    except ConfigError as error:
-        raise ConfigError(f"{settings.config}: {error}") from None
-    workitems.hooks.append(loops.on_item_event)
-    workitems.card_extras.append(loops.card_fields)
-    workitems.loop_readers.append(loops.describe_open)
-    oncall = OnCall(db, policy, clock, authz)
-    sla = Sla(policy, clock, workitems, Escalations(policy, authz, oncall))
-    sla.install()
     # runbook http steps: a total deadline per attempt; never follow redirects, whatever the client's defaults
     client = http_client or deadline_client()
     executor = HttpExecutor(client, policy.actions, resolver or SystemResolver(),
                             os.environ if environ is None else environ, sleep=sleep, now=clock.now)
-    remediation = Remediation(db, policy, clock, authz, runbooks, executor)
-    remediation.install()
-    runbooks.dry_runners.append(DryRun(remediation.gates, executor).report)
-    exceptions = ExceptionApprovals(policy, clock, authz, workitems)
-    exceptions.install()
-    health = Health(db, policy, clock, authz, playbooks=playbooks, after_commit=wake)
-    health.install(workitems)
-    plays = Plays(health)
-    sla_handlers = sla.handlers()
-    # health wraps the SLA breach handler: a breach also rescores the accounts it touched
-    sweeper = Sweeper(db, clock, {**sla_handlers, **remediation.handlers(), **exceptions.handlers(),
-                                  **health.handlers((BREACH, sla_handlers[BREACH])),
-                                  **plays.handlers()}, after_commit=wake)
-    digests = Digests(db, policy, clock, authz, after_commit=wake)
-    commands = Commands(workitems, runbooks, sla=sla, oncall=oncall, remediation=remediation,
-                        health=health, plays=plays, digests=digests)
-    services = Services(settings=settings, policy=policy, db=db, clock=clock, authz=authz,
-                        workitems=workitems, commands=commands, intake=intake, loops=loops,
-                        runbooks=runbooks, sla=sla, oncall=oncall, sweeper=sweeper,
-                        remediation=remediation, exceptions=exceptions, health=health, digests=digests,
-                        wakers=wakers)
+    services = build_core(policy=policy, library=library, playbooks=playbooks, db=db, clock=clock,
+                          executor=executor, handlers=handler_table, timers=timer_table, directory=directory,
+                          cls=Services, settings=settings)
     if load_accounts and policy.accounts_path is not None:
-        import_catalog(db, clock, policy.accounts_path, actor=SYSTEM_ACTOR)
+        import_catalog(db, clock, policy.accounts_path, actor=OPSLOOP)
     if load_feeds:  # on-call teams fed by iCal files: read what changed since the last load
-        oncall.feeds.load_on_start(actor=SYSTEM_ACTOR)
+        services.oncall.feeds.load_on_start(actor=OPSLOOP)
     return services

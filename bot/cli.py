@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot import playbooks_cli, runbooks_cli, switch_cli
-from bot.bootstrap import SYSTEM_ACTOR, bootstrap
+from bot.bootstrap import bootstrap
 from bot.files import write_file
 from bot.settings import Settings
 from opsloop import audit
@@ -27,6 +27,7 @@ from opsloop.digest import render
 from opsloop.errors import ConfigError, OpsloopError
 from opsloop.health import outcomes, present
 from opsloop.health.calibrate import NotEnoughData
+from opsloop.types import OPSLOOP
 
 OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
 CLI_ACTOR = "system:cli"  # `system:` actors are authorised by how they got in (here: a shell)
@@ -220,7 +221,7 @@ def cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_accounts_import(args: argparse.Namespace, settings: Settings) -> int:
     services = bootstrap(settings, load_accounts=False)
-    result = import_catalog(services.db, services.clock, args.file, actor=SYSTEM_ACTOR)
+    result = import_catalog(services.db, services.clock, args.file, actor=OPSLOOP)
     print(f"{args.file}: {result.created} created, {result.updated} updated, "
           f"{result.unchanged} unchanged")
     return OK

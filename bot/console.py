@@ -14,11 +14,12 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from bot.bootstrap import Services
-from opsloop.authz import is_system
 from opsloop.errors import OpsloopError, UsageError
+from opsloop.incident_channels import CREATE_CHANNEL, DedicatedChannels
 from opsloop.messages import FILE, Button, File, Message, Reply
 from opsloop.models import OutboxMessage
-from opsloop.outbox import Delivered, Dispatcher
+from opsloop.outbox import CHAT, Delivered, Dispatcher
+from opsloop.types import is_system
 
 log = logging.getLogger(__name__)
 
@@ -30,24 +31,34 @@ Type slash commands as in Slack, e.g. /incident declare "Checkout API returns 50
   quit           leave (or Ctrl-D)"""
 
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+_CHANNEL = re.compile(r"<#([^>|]+)(?:\|[^>]*)?>")
+_GROUP = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>")
 
 
-def plain(text: str) -> str:
-    """Slack markup to terminal text: mentions as @U1, entities decoded."""
-    return html.unescape(_MENTION.sub(r"@\1", text))
+def plain(text: str, channels: dict[str, str] | None = None) -> str:
+    """Slack markup to terminal text: mentions as @U1, channels as #name, entities decoded."""
+    text = _CHANNEL.sub(lambda m: f"#{(channels or {}).get(m.group(1), m.group(1))}", text)
+    return html.unescape(_GROUP.sub(r"@\1", _MENTION.sub(r"@\1", text)))
 
 
 class ConsoleChat:
-    """The chat transport of the console: prints what Slack would show, numbers the buttons."""
+    """The chat transport of the console: prints what Slack would show, numbers the buttons.
 
-    def __init__(self, out: TextIO, channel_names: dict[str, str]) -> None:
+    A dedicated incident channel is "created" by name (the console has no Slack to ask), so
+    the console shows the same flow as Slack: the card and its thread in `#inc-7-...`."""
+
+    def __init__(self, out: TextIO, channel_names: dict[str, str], channels: DedicatedChannels) -> None:
         self.out = out
         self.names = channel_names
+        self.channels = channels
         self.buttons: dict[int, Button] = {}
         self._posted = 0
 
     def send(self, message: OutboxMessage, parent: OutboxMessage | None) -> Delivered:
-        where = f"#{self.names.get(message.target, message.target)}"
+        if message.payload.get("op") == CREATE_CHANNEL:
+            return self._create_channel(message.payload)
+        target = self.channels.resolve(message.target) or message.target
+        where = f"#{self.names.get(target, target)}"
         if message.payload.get("op") == FILE:  # a terminal cannot show a chart: say what it is
             file = File.from_payload(message.payload)
             thread = f" ↳ thread of {parent.key}" if parent is not None else ""
@@ -63,18 +74,26 @@ class ConsoleChat:
             prefix = where
         self.show(prefix, body)
         self._posted += 1
-        return Delivered(external_id=f"console.{self._posted}", external_target=message.target)
+        return Delivered(external_id=f"console.{self._posted}", external_target=target)
+
+    def _create_channel(self, op: dict[str, object]) -> Delivered:
+        ref, name = str(op["ref"]), str(op["name"])
+        channel = self.channels.channel_of(ref) or name
+        self.channels.created(ref, channel)
+        invited = ", ".join(f"@{u}" for u in op.get("invite") or [])  # type: ignore[attr-defined]
+        print(f"#{channel} | (created for {ref}; invited {invited or 'nobody'})", file=self.out)
+        return Delivered(external_id=channel, external_target=channel)
 
     def show(self, prefix: str, body: Message) -> None:
-        lines = [plain(body.text)]
+        lines = [plain(body.text, self.names)]
         if body.fields:
-            lines.append(" · ".join(f"{k}: {plain(v)}" for k, v in body.fields))
+            lines.append(" · ".join(f"{k}: {plain(v, self.names)}" for k, v in body.fields))
         if body.body:
-            lines.append(plain(body.body))
+            lines.append(plain(body.body, self.names))
         if body.buttons:
             lines.append(" ".join(self._number(b) for b in body.buttons))
         if body.context:
-            lines.append(plain(body.context))
+            lines.append(plain(body.context, self.names))
         rows = [row for line in lines for row in line.split("\n")]  # a body may span lines
         print(f"{prefix} | " + f"\n{' ' * len(prefix)} | ".join(rows), file=self.out)
 
@@ -105,11 +124,11 @@ class Console:
         self.user = user
         self.out = out
         names = {cid: name for name, cid in services.policy.channels.items()}
-        self.chat = ConsoleChat(out, names)
+        self.chat = ConsoleChat(out, names, services.channels)
         outbound = ConsoleOutbound(out)
-        self.dispatcher = Dispatcher(services.db, {"chat": self.chat, "email": outbound,
+        self.dispatcher = Dispatcher(services.db, {CHAT: self.chat, "email": outbound,
                                                    "webhook": outbound}, services.clock,
-                                     prepare=services.workitems.prepare_outbound)
+                                     prepare=services.cards.prepare_outbound)
 
     def run(self, lines: Iterable[str], *, interactive: bool = False) -> None:
         if interactive:
@@ -169,7 +188,7 @@ class Console:
         if reply.form is not None:
             self._say(f"usage: {reply.form.usage} (in Slack, this opens a form)")
             return
-        self._say(plain(reply.text))
+        self._say(plain(reply.text, self.chat.names))
         if reply.message is not None:
             self.chat.show("  ", reply.message)
 

@@ -1,9 +1,9 @@
 """Turning bootstrapped services into Slack-facing ones (for `opsloop serve` and `opsloop socket`).
 
 `wire_slack` adds what only makes sense when Slack is really there: user
-groups read from Slack, dedicated incident channels (the console cannot
-create channels), and the outbox dispatcher delivering through the Slack
-sender, run as a background worker and woken by every commit.
+groups read from Slack, and the outbox dispatcher delivering through the
+Slack sender (which creates dedicated incident channels for real), run as a
+background worker and woken by every commit that wrote.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from bot.bootstrap import Services
 from bot.slack.directory import SlackDirectory
 from bot.slack.sender import SlackSender, web_client
 from opsloop.errors import ConfigError
-from opsloop.incident_channels import DedicatedChannels
-from opsloop.outbox import Dispatcher, Sender
+from opsloop.outbox import CHAT, Dispatcher, Sender
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +80,10 @@ def wire_slack(services: Services, *, idle: float = 0.5,
     client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     directory = SlackDirectory(client)
     services.authz.directory = directory
-    channels = DedicatedChannels(services.db, services.policy, services.clock)
-    services.workitems.hooks.append(channels.hook)
-    sender = SlackSender(client, channels=channels, directory=directory)
-    senders: dict[str, Sender] = {**(extra_senders or {}), "chat": sender}
-    dispatcher = Dispatcher(services.db, senders, services.clock, pace={"chat": PACE},
-                            prepare=services.workitems.prepare_outbound)
-    services.wakers.append(ThrottledWake(dispatcher.wake))
+    sender = SlackSender(client, channels=services.channels, directory=directory)
+    senders: dict[str, Sender] = {**(extra_senders or {}), CHAT: sender}
+    dispatcher = Dispatcher(services.db, senders, services.clock, pace={CHAT: PACE},
+                            prepare=services.cards.prepare_outbound)
+    services.db.after_commit = ThrottledWake(dispatcher.wake)
     services.background.append(DispatcherWorker(dispatcher, idle=idle))
     return dispatcher

@@ -1,10 +1,23 @@
-"""Who may do what: the `roles` and `permissions` of the policy file."""
+"""Who may do what: the `roles` and `permissions` of the policy file, and refusing the rest.
+
+`require` is the one way a service checks a person: allowed, or refused with
+a `PermissionDenied` that says which role it needs, and a `permission.denied`
+audit event (written in a transaction of its own, so it stays when the
+refused change is undone). System actors (`system:...`) are authorised by how
+they got in (a token, a shell) and pass.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
+from opsloop import audit
+from opsloop.clock import Clock
+from opsloop.db import Database
+from opsloop.errors import PermissionDenied
 from opsloop.policy import Policy
+from opsloop.types import is_system
 
 
 class Directory(Protocol):
@@ -21,17 +34,13 @@ class StaticDirectory:
         return self.groups.get(group_id, frozenset())
 
 
-SYSTEM_PREFIX = "system:"  # integrations and opsloop itself; never a Slack user id
-
-
-def is_system(actor: str) -> bool:
-    return actor.startswith(SYSTEM_PREFIX)
-
-
 class Authorizer:
-    def __init__(self, policy: Policy, directory: Directory | None = None) -> None:
+    def __init__(self, policy: Policy, db: Database, clock: Clock,
+                 directory: Directory | None = None) -> None:
         self.policy = policy
         self.directory = directory or StaticDirectory()
+        self.db = db
+        self.clock = clock
 
     def has_role(self, user: str, role: str) -> bool:
         if role == "everyone":
@@ -65,3 +74,26 @@ class Authorizer:
     def explain(self, action: str) -> str:
         roles = self.policy.roles_allowed(action)
         return " or ".join(roles)
+
+    # ------------------------------------------------------------------ refusing
+
+    def require(self, actor: str, action: str, *, subject: str, doing: str | None = None,
+                owners: tuple[str | None, ...] = (), owner_is: str = "",
+                attempted: str | None = None) -> None:
+        """Return if `actor` may take `action` (or is one of `owners`); else audit and refuse.
+
+        The refusal reads `you may not <doing>: that needs <owner_is or >the role <roles>`;
+        the audit event names `attempted` (default: the action)."""
+        if actor in owners or self.allowed(actor, action):
+            return
+        needs = f"{owner_is} or the role" if owner_is else "the role"
+        raise self.refuse(actor, attempted or action, subject=subject, reason=f"you may not "
+                          f"{doing or action.replace('.', ' ')}: that needs {needs} {self.explain(action)}")
+
+    def refuse(self, actor: str, attempted: str, *, subject: str, reason: str,
+               detail: Mapping[str, Any] | None = None) -> PermissionDenied:
+        """Audit a refusal in a transaction of its own; returns the error to raise."""
+        with self.db.transaction() as session:
+            audit.record(session, at=self.clock.now(), actor=actor, action="permission.denied",
+                         subject=subject, after={"attempted": attempted, **(detail or {})})
+        return PermissionDenied(reason)

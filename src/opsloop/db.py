@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
@@ -68,11 +68,27 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+class _Session(Session):
+    """A session that remembers whether it wrote anything."""
+
+    wrote = False
+
+
+@event.listens_for(_Session, "after_flush")
+def _flushed(session: _Session, _context: Any) -> None:
+    session.wrote = True
+
+
 class Database:
-    """The one handle on storage the services share."""
+    """The one handle on storage the services share.
+
+    `after_commit` is called after every transaction that wrote and committed
+    (e.g. to wake the outbox worker: what the change queued can go out now).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.after_commit: Callable[[], None] = lambda: None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -85,8 +101,11 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits together on success and rolls back on any error."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        with _Session(self.engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+            if session.wrote:
+                self.after_commit()
 
     # ------------------------------------------------------------------ migrations
 

@@ -1,10 +1,10 @@
 """Exceptions (`EXC-n`): asking the approvers, announcing decisions, and ending them on time.
 
-Hooks into WorkItems, in the transaction of each change:
+Handlers of `ItemCreated` and `ItemChanged`, in the transaction of each change:
 - requested: the ops channel's card carries Approve / Reject (policy
   `exceptions.ask` has `channel`), and each person who may approve gets a DM
   with the same buttons (`dm`) — never the requester, who cannot approve
-  their own exception (a guard refuses it, audited);
+  their own exception (the lifecycle refuses it, audited);
 - approved / rejected: the decision is posted to the channel and DMed to
   the requester; an approval with an end time gets a durable timer;
 - expired (the timer, or an approver ending it early): the requester and the
@@ -19,19 +19,18 @@ from sqlmodel import Session
 
 from opsloop import audit, outbox
 from opsloop.authz import Authorizer
-from opsloop.cards import user
 from opsloop.clock import Clock
 from opsloop.durations import format_duration
-from opsloop.messages import Button, Message, escape
+from opsloop.events import ItemChanged, ItemCreated
+from opsloop.messages import Button, Message, escape, user
 from opsloop.models import WorkItem
+from opsloop.outbox import CHAT
 from opsloop.policy import Policy
 from opsloop.sla.models import Timer
-from opsloop.sla.sweeper import TimerHandler
-from opsloop.workitems import ItemEvent, WorkItems
+from opsloop.types import OPSLOOP, Kind
+from opsloop.workitems import WorkItems
 
 EXPIRE_TIMER = "exception.expire"
-SYSTEM = "opsloop"
-CHAT = "chat"
 
 
 def time_left(item: WorkItem, now: datetime) -> str | None:
@@ -52,18 +51,6 @@ class ExceptionApprovals:
         self.authz = authz
         self.items = workitems
 
-    def install(self) -> None:
-        self.items.hooks.append(self.on_event)
-        self.items.guards.append(self.guard)
-
-    def handlers(self) -> dict[str, TimerHandler]:
-        return {EXPIRE_TIMER: self.on_timer}
-
-    def guard(self, item: WorkItem, actor: str, action: str) -> str | None:
-        if item.kind == "exception" and action == "approve" and actor == item.created_by:
-            return f"you requested {item.ref}, so you cannot approve it; another approver must"
-        return None
-
     def approvers(self, requester: str) -> list[str]:
         """Everyone who may approve exceptions now (user groups resolved at this moment)."""
         people: list[str] = []
@@ -73,15 +60,18 @@ class ExceptionApprovals:
                 people += [p for p in found if p not in people and p != requester]
         return people
 
-    # ------------------------------------------------------------------ the hook
+    # ------------------------------------------------------------------ handlers
 
-    def on_event(self, session: Session, event: ItemEvent) -> None:
+    def ask_approvers(self, session: Session, event: ItemCreated) -> None:
+        if event.item.kind == Kind.EXCEPTION.value:
+            self._requested(session, event.item, event.at)
+
+    def follow(self, session: Session, event: ItemChanged) -> None:
+        """Decisions are announced (and an approval's end timed); an ending is announced."""
         item = event.item
-        if item.kind != "exception":
+        if item.kind != Kind.EXCEPTION.value:
             return
-        if event.action == "created":
-            self._requested(session, item, event.at)
-        elif event.action in ("approve", "reject"):
+        if event.action in ("approve", "reject"):
             self._decided(session, item, event)
         elif event.action == "expire":
             self._expired(session, item, event)
@@ -103,10 +93,10 @@ class ExceptionApprovals:
                                         Button("Reject", "workitem.reject", item.ref, "danger")],
                                context="You may approve exceptions; the requester cannot approve their own.",
                            ).to_json()})
-        audit.record(session, at=now, actor=SYSTEM, action="exception.approvers_asked", subject=item.ref,
+        audit.record(session, at=now, actor=OPSLOOP, action="exception.approvers_asked", subject=item.ref,
                      after={"via": list(ask), "asked": asked})
 
-    def _decided(self, session: Session, item: WorkItem, event: ItemEvent) -> None:
+    def _decided(self, session: Session, item: WorkItem, event: ItemChanged) -> None:
         approved = event.action == "approve"
         until = f" until {item.expires_at:%Y-%m-%d %H:%M} UTC" if approved and item.expires_at else ""
         if approved and item.expires_at is None:
@@ -119,8 +109,8 @@ class ExceptionApprovals:
             session.add(Timer(kind=EXPIRE_TIMER, due_at=item.expires_at, work_item_id=item.id,
                               payload={"ref": item.ref}, created_at=event.at))
 
-    def _expired(self, session: Session, item: WorkItem, event: ItemEvent) -> None:
-        if event.actor == SYSTEM:
+    def _expired(self, session: Session, item: WorkItem, event: ItemChanged) -> None:
+        if event.actor == OPSLOOP:
             text = f"⌛ {item.ref} expired: {escape(item.title)}. The standard path applies again."
         else:
             text = f"⌛ {item.ref} was ended by {user(event.actor)}: {escape(item.title)}"
@@ -134,13 +124,14 @@ class ExceptionApprovals:
 
     # ------------------------------------------------------------------ the timer
 
-    def on_timer(self, session: Session, timer: Timer, now: datetime) -> str:
+    def on_expire(self, session: Session, timer: Timer, now: datetime) -> str:
+        """The `exception.expire` timer: an approved exception whose time is up ends."""
         item = session.get(WorkItem, timer.work_item_id, with_for_update=True)
         if item is None or item.state != "approved":
             return f"skipped: {item.state if item else 'gone'}"
         if item.expires_at is None or item.expires_at > now:
             return "skipped: it runs longer"
-        self.items.act_in(session, item, actor=SYSTEM, action="expire", quiet=True)
+        self.items.act_in(session, item, actor=OPSLOOP, action="expire", quiet=True)
         return "fired"
 
 

@@ -5,8 +5,8 @@ incident's card must be posted *there*, after the responders were invited,
 and nothing may be lost if the chat side is down. So the creation is itself
 an outbox message, and the card waits behind it:
 
-1. When an incident of a listed severity is declared, the `hook` (run in the
-   declaring transaction) points the item's `channel` at a placeholder,
+1. When an incident of a listed severity is declared, `on_created` (first in
+   the `ItemCreated` row of the table) points the item's `channel` at a placeholder,
    `pending:INC-7`, and queues an outbox *operation* on that lane:
    `{"op": "channel.create", "ref", "name", "invite", "fallback"}`.
    `WorkItems` then queues the card with the placeholder as its target, on
@@ -14,7 +14,7 @@ an outbox message, and the card waits behind it:
    only once the operation is done (one in-flight message per lane).
 2. The chat sender performs the operation (create, then invite) and reports
    the new channel with `created`, which stores the real id on the item (and
-   audits it) before the operation is marked sent. A retried operation finds
+   audits it, and publishes `ChannelSettled`) before the operation is marked sent. A retried operation finds
    the id already stored and does not create a second channel.
 3. Messages whose target is still a placeholder are resolved with `resolve`
    at send time; later cards, updates and thread lines use the real id.
@@ -31,20 +31,19 @@ from typing import Any
 from sqlmodel import Session, select
 
 from opsloop import audit, outbox
-from opsloop.cards import card_key
+from opsloop.bus import Bus
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.errors import NotFound
-from opsloop.messages import Message
-from opsloop.models import TimelineEvent, WorkItem
+from opsloop.events import ChannelSettled, ItemCreated
+from opsloop.models import WorkItem
+from opsloop.outbox import CHAT
 from opsloop.policy import Policy
-from opsloop.types import Kind
-from opsloop.workitems import CHAT, ItemEvent
+from opsloop.types import OPSLOOP, Kind
 
 PENDING = "pending:"
 CREATE_CHANNEL = "channel.create"
 MAX_NAME = 80  # Slack's limit for a channel name
-SYSTEM = "opsloop"
 _USER = re.compile(r"^[UWS][A-Z0-9]+$")
 
 
@@ -60,19 +59,19 @@ def is_pending(target: str | None) -> bool:
 
 
 class DedicatedChannels:
-    def __init__(self, db: Database, policy: Policy, clock: Clock) -> None:
+    def __init__(self, db: Database, policy: Policy, clock: Clock, bus: Bus) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
+        self.bus = bus
 
     # ------------------------------------------------------------------ in the declaring transaction
 
-    def hook(self, session: Session, event: ItemEvent) -> None:
-        """WorkItems hook: queue the channel's creation and make the card wait for it."""
+    def on_created(self, session: Session, event: ItemCreated) -> None:
+        """Queue the channel's creation and make everything said about the item wait for it."""
         config = self.policy.incident_channels
         item = event.item
-        if (config is None or event.action != "created" or item.kind != Kind.INCIDENT
-                or item.severity not in config.severities):
+        if config is None or item.kind != Kind.INCIDENT or item.severity not in config.severities:
             return
         fallback = item.channel or self.policy.channel("ops")
         item.channel = f"{PENDING}{item.ref}"
@@ -101,34 +100,27 @@ class DedicatedChannels:
         return None if is_pending(channel) else channel
 
     def created(self, ref: str, channel: str) -> None:
-        """The channel exists: remember it on the item, and say where the incident lives now."""
-        self._settle(ref, channel, "incident.channel",
-                     f"{ref} has its own channel: <#{channel}>", announce=True)
+        """The channel exists: remember it on the item (people are told where the incident lives)."""
+        self._settle(ref, channel, "incident.channel", reason=None)
 
     def failed(self, ref: str, fallback: str, reason: str) -> None:
         """No channel could be made: the incident stays where it would have been."""
-        self._settle(ref, fallback, "incident.channel_failed",
-                     f"could not create a channel for {ref} ({reason}); it stays in <#{fallback}>",
-                     announce=False)
+        self._settle(ref, fallback, "incident.channel_failed", reason=reason)
 
-    def _settle(self, ref: str, channel: str, action: str, line: str, *, announce: bool) -> None:
+    def _settle(self, ref: str, channel: str, action: str, *, reason: str | None) -> None:
         now = self.clock.now()
         with self.db.transaction() as session:
+            audit.lock_chain(session)
             item = self._item(session, ref, lock=True)
             if not is_pending(item.channel):
                 return  # settled by an earlier attempt
             before = item.channel
             item.channel = channel
             session.add(item)
-            assert item.id is not None
-            session.add(TimelineEvent(work_item_id=item.id, at=now, actor=SYSTEM,
-                                      action=action.partition(".")[2], text=line))
-            audit.record(session, at=now, actor=SYSTEM, action=action, subject=ref,
+            audit.record(session, at=now, actor=OPSLOOP, action=action, subject=ref,
                          before={"channel": before}, after={"channel": channel})
-            if announce:
-                ops = self.policy.channel("ops")
-                outbox.enqueue(session, transport=CHAT, target=ops, now=now, key=f"{card_key(ref)}:moved",
-                               payload={"message": Message(text=line).to_json()})
+            self.bus.publish(session, ChannelSettled(at=now, item=item, channel=channel,
+                                                     created=reason is None, reason=reason))
 
     def channel_of(self, ref: str) -> str | None:
         """The item's channel if it is settled (a retried operation must not create a second one)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from opsloop.errors import IllegalTransition
+from opsloop.models import WorkItem
 from opsloop.types import Kind, State
 
 
@@ -83,3 +84,11 @@ def transition(kind: Kind, state: State, action: str, ref: str) -> Transition:
 
 def next_actions(kind: Kind, state: State) -> list[str]:
     return [t.action for t in TRANSITIONS[kind].values() if state in t.sources]
+
+
+def refusal(item: WorkItem, actor: str, action: str) -> str | None:
+    """Why `actor` may not take `action` on `item` whatever their roles (else None): the requester of
+    an exception never approves it."""
+    if item.kind == Kind.EXCEPTION.value and action == "approve" and actor == item.created_by:
+        return f"you requested {item.ref}, so you cannot approve it; another approver must"
+    return None

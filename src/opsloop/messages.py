@@ -1,8 +1,14 @@
-"""What the product says, independent of where it is shown.
+"""What the product says, independent of where it is shown, and the markup it says it in.
 
-The core builds `Message`s; `bot/` renders them as Block Kit for Slack or as
-text for the console. Buttons carry an action id and a value that come back
-unchanged when pressed (see `opsloop.actions`).
+Messages (`Message`, `Reply`, `Form`) are plain data; `opsloop.present` turns
+them into Block Kit for Slack and into text for the console. Buttons carry an
+action id and a value that come back unchanged when pressed.
+
+Text inside a message is Slack mrkdwn, the one markup of the product. The
+references in it are made here and nowhere else: `user("U1")`, `group("S1")`,
+`channel("C1")`, `target("role:approver")`, and `escape()` for anything a
+person or a customer typed (so `<!channel>` stays text, never a ping). The
+console reads the same markup back into plain words (`present.text`).
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import base64
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from opsloop.types import SYSTEM_PREFIX, is_system
 
 
 @dataclass(frozen=True)
@@ -111,3 +119,33 @@ class Reply:
 def escape(text: str) -> str:
     """Escape user-supplied text for Slack mrkdwn: `<!channel>` stays text, never a ping."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# --------------------------------------------------------------------------- references
+
+
+def user(user_id: str | None) -> str:
+    """A person, as a mention (`—` for nobody); a system actor (`system:prometheus`) by its name."""
+    if not user_id:
+        return "—"
+    if is_system(user_id):
+        return escape(user_id.removeprefix(SYSTEM_PREFIX))
+    return f"<@{user_id}>"
+
+
+def group(group_id: str) -> str:
+    """A user group (`S...`), as a mention of the group."""
+    return f"<!subteam^{group_id}>"
+
+
+def channel(channel_id: str | None) -> str:
+    """A channel, as a link to it (`—` for none)."""
+    return f"<#{channel_id}>" if channel_id else "—"
+
+
+def target(spec: str) -> str:
+    """Whom a policy or runbook names: `role:NAME`, `oncall:TEAM`, a user group or a user id."""
+    prefix, sep, name = spec.partition(":")
+    if sep and prefix in ("role", "oncall"):
+        return f"{'role' if prefix == 'role' else 'on-call'} {name}"
+    return group(spec) if spec.startswith("S") else user(spec)

@@ -28,13 +28,13 @@ from sqlmodel import Session, col, select
 
 from opsloop import audit, outbox
 from opsloop.authz import Authorizer
-from opsloop.cards import user
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.durations import parse_duration
-from opsloop.errors import InvalidInput, NotFound, PermissionDenied
+from opsloop.errors import InvalidInput, NotFound
 from opsloop.feeds.service import Feeds
-from opsloop.messages import Message
+from opsloop.messages import Message, user
+from opsloop.outbox import CHAT
 from opsloop.policy import Policy, Rotation
 from opsloop.sla.models import OnCallOverride
 
@@ -177,12 +177,7 @@ class OnCall:
         """Put `who` on call for `team` from now (or `since`) until `until` (local time of the team)."""
         self.rotation(team)
         now = self.clock.now()
-        if not self.authz.allowed(actor, "oncall.override"):
-            with self.db.transaction() as session:
-                audit.record(session, at=now, actor=actor, action="permission.denied",
-                             subject=f"oncall:{team}", after={"attempted": "oncall.override"})
-            raise PermissionDenied("you may not override on-call: that needs the role "
-                                   f"{self.authz.explain('oncall.override')}")
+        self.authz.require(actor, "oncall.override", subject=f"oncall:{team}", doing="override on-call")
         zone = self.zone(team)
         starts = parse_moment(since, now, zone) if since else now
         ends = parse_moment(until, now, zone)
@@ -198,7 +193,7 @@ class OnCall:
             audit.record(session, at=now, actor=actor, action="oncall.override", subject=f"oncall:{team}",
                          after={"id": row.id, "user": who, "starts_at": starts, "ends_at": ends})
             when = f"from {self.local(team, starts)} until {self.local(team, ends)}"
-            outbox.enqueue(session, transport="chat", target=who, now=now, payload={"message": Message(
+            outbox.enqueue(session, transport=CHAT, target=who, now=now, payload={"message": Message(
                 text=f"You are on call for {team} {when} (override by {user(actor)}).").to_json()})
         return row
 

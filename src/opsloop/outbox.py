@@ -32,6 +32,7 @@ from opsloop.models import OutboxAttempt, OutboxMessage
 log = logging.getLogger(__name__)
 
 PENDING, SENT, FAILED, SUPERSEDED = "pending", "sent", "failed", "superseded"
+CHAT = "chat"  # the transport of the team's chat: Slack, or the console's screen
 
 
 class DeliveryError(Exception):
@@ -44,6 +45,10 @@ class DeliveryError(Exception):
 
 class PermanentDeliveryError(Exception):
     """The far side will never accept this message; it is marked failed."""
+
+
+class _NotYet(DeliveryError):
+    """The message it edits or replies under is not delivered yet (expected: retried, not warned)."""
 
 
 @dataclass(frozen=True)
@@ -255,21 +260,22 @@ class Dispatcher:
         started = time.monotonic()
         error: str | None = None
         retry_after: float | None = None
-        permanent = False
+        permanent = waiting = False
         result = Delivered()
         try:
             if parent is not None and parent.status == PENDING:
-                raise DeliveryError(f"waiting for message {parent.key} to be delivered first")
+                raise _NotYet(f"waiting for message {parent.key} to be delivered first")
             result = sender.send(message, parent)
         except DeliveryError as failure:
             error, retry_after = str(failure) or type(failure).__name__, failure.retry_after
+            waiting = isinstance(failure, _NotYet)
         except PermanentDeliveryError as failure:
             error, permanent = str(failure) or type(failure).__name__, True
         except Exception as failure:  # a sender bug must not stop the worker
             log.exception("sender %s crashed on outbox message %s", message.transport, message_id)
             error = f"{type(failure).__name__}: {failure}"
         elapsed_ms = int((time.monotonic() - started) * 1000)
-        return self._record(message_id, result, error, retry_after, permanent, elapsed_ms)
+        return self._record(message_id, result, error, retry_after, permanent, elapsed_ms, waiting=waiting)
 
     def _record(
         self,
@@ -279,6 +285,8 @@ class Dispatcher:
         retry_after: float | None,
         permanent: bool,
         elapsed_ms: int,
+        *,
+        waiting: bool = False,
     ) -> int:
         now = self.clock.now()
         with self.db.transaction() as session:
@@ -305,8 +313,9 @@ class Dispatcher:
                         self.stats.rate_limited += 1
                     wait = retry_after if retry_after is not None else self.backoff.delay(message.attempts)
                     message.next_attempt_at = now + timedelta(seconds=wait)
-                    log.warning("outbox message %s: attempt %d failed (%s); retry in %.1fs",
-                                message.key, message.attempts, error, wait)
+                    log.log(logging.INFO if waiting else logging.WARNING,
+                            "outbox message %s: attempt %d failed (%s); retry in %.1fs",
+                            message.key, message.attempts, error, wait)
             session.add(message)
         return 1 if error is None else 0
 

@@ -336,7 +336,7 @@ class Policy(Strict):
     health: HealthPolicy = HealthPolicy()
 
     # where the file was read from: relative paths in it are relative to its folder
-    _base_dir: Path = PrivateAttr(default=Path())
+    _source: Path = PrivateAttr(default=Path("opsloop.yml"))
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -418,12 +418,17 @@ class Policy(Strict):
         return self.channels.get(name, name)
 
     @property
+    def source(self) -> Path:
+        """The policy file this was read from."""
+        return self._source
+
+    @property
     def accounts_path(self) -> Path | None:
-        return None if self.accounts is None else self._base_dir / self.accounts
+        return None if self.accounts is None else self.path_of(self.accounts)
 
     def path_of(self, name: str) -> Path:
         """A file the policy names, relative to the policy file's folder."""
-        return self._base_dir / name
+        return self._source.parent / name
 
 
 # --------------------------------------------------------------------------- loading
@@ -497,5 +502,5 @@ def load_policy(path: Path) -> Policy:
     except ValidationError as error:
         problems = validation_problems(error)
         raise ConfigError("\n".join(f"{path}: {line}" for line in problems)) from None
-    policy._base_dir = path.parent
+    policy._source = path
     return policy

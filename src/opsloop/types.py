@@ -8,6 +8,15 @@ from typing import Any, TypeAlias
 JSON: TypeAlias = dict[str, Any]
 UserId: TypeAlias = str  # a Slack user id (U...), or a console user's name
 
+# Actors that are no person: integrations (`system:prometheus`), the command line (`system:cli`)
+# and opsloop itself. They are authorised by how they got in (a token, a shell), never by roles.
+SYSTEM_PREFIX = "system:"
+OPSLOOP = "system:opsloop"  # what opsloop does by itself: timers, the runbook engine, the catalog
+
+
+def is_system(actor: str) -> bool:
+    return actor.startswith(SYSTEM_PREFIX)
+
 
 class Kind(StrEnum):
     INCIDENT = "incident"

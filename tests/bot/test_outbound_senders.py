@@ -54,7 +54,7 @@ def mail_server(smtp_port: int) -> Iterator[Inbox]:
 
 
 def dispatcher(services: Services, senders: dict[str, Any]) -> Dispatcher:
-    return Dispatcher(services.db, senders, services.clock, prepare=services.workitems.prepare_outbound)
+    return Dispatcher(services.db, senders, services.clock, prepare=services.cards.prepare_outbound)
 
 
 def pump(d: Dispatcher, clock: FakeClock, rounds: int = 30) -> None:

@@ -80,8 +80,7 @@ def test_a_group_becomes_one_incident_and_resends_change_nothing(services: Servi
         assert [a.seen for a in s.exec(select(Alert).order_by(col(Alert.id)))] == [4, 4, 4]
     assert len(cards(services)) == 1
     assert len(posts(services)) == 2  # the card, and one start notice to the support channel
-    view = services.workitems.get("INC-1")
-    assert ("Alerts", "3 firing · 0 resolved") in (view.card.fields if view.card else [])
+    assert ("Alerts", "3 firing · 0 resolved") in services.cards.of("INC-1").fields
 
 
 def test_new_alerts_of_a_known_group_join_its_incident(services: Services) -> None:

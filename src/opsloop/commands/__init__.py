@@ -21,6 +21,9 @@ from opsloop.health.play_service import Plays
 from opsloop.health.service import Health
 from opsloop.messages import Reply
 from opsloop.oncall import OnCall
+from opsloop.present.dryrun import DryRun
+from opsloop.present.items import Cards
+from opsloop.present.runbooks import Checklists
 from opsloop.remediation.service import Remediation
 from opsloop.runbooks.runs import Runbooks
 from opsloop.sla.service import Sla
@@ -30,49 +33,41 @@ Handler = Callable[[str, str, str | None], Reply]
 
 
 class Commands:
-    def __init__(self, workitems: WorkItems, runbooks: Runbooks | None = None, *,
-                 sla: Sla | None = None, oncall: OnCall | None = None,
-                 remediation: Remediation | None = None, health: Health | None = None,
-                 plays: Plays | None = None, digests: Digests | None = None) -> None:
-        self.items = WorkItemCommands(workitems)
+    def __init__(self, *, workitems: WorkItems, cards: Cards, runbooks: Runbooks, checklists: Checklists,
+                 sla: Sla, oncall: OnCall, remediation: Remediation, dry_run: DryRun, health: Health,
+                 plays: Plays, digests: Digests) -> None:
+        clocks = ClockCommands(sla)
+        self.items = WorkItemCommands(workitems, cards, verbs=dict(clocks.verbs))
+        runbook_verbs: dict[str, Callable[[list[str], str], Reply]] = {}
+        self.runbooks = RunbookCommands(runbooks, checklists, dry_run, verbs=runbook_verbs,
+                                        help_lines=[REMEDIATION_HELP])
+        remedies = RemediationCommands(remediation, runbooks, self.runbooks.step)
+        runbook_verbs.update(retry=remedies.retry, confirm=remedies.confirm)
+        health_commands = HealthCommands(health, plays)
         self.handlers: dict[str, Handler] = {
             "/incident": self.items.incident,
             "/escalate": self.items.escalate,
             "/exception": self.items.exception,
+            "/runbook": self.runbooks.command,
+            "/oncall": OnCallCommands(oncall).oncall_command,
+            "/health": health_commands.command,
+            "/digest": DigestCommands(digests).command,
         }
         self.buttons: dict[str, Callable[[str, str, str], Reply]] = {
             "workitem": self.items.press,
+            "runbook": self.runbooks.press,
+            "clock": clocks.press,
+            "gate": remedies.press_gate,
+            "remediation": remedies.press_call,
+            "health": health_commands.press,
         }
         # form id -> handler(context, values, actor)
         self.forms: dict[str, Callable[[str, dict[str, str], str], Reply]] = {
             "incident.declare": lambda _ctx, values, actor: self.items.submit_declare(values, actor),
+            "runbook.skip": self.runbooks.submit_skip,
+            "runbook.reject": self.runbooks.submit_reject,
+            "health.close": health_commands.plays.submit_close,
         }
-        if runbooks is not None:
-            self.runbooks = RunbookCommands(runbooks)
-            self.handlers["/runbook"] = self.runbooks.command
-            self.buttons["runbook"] = self.runbooks.press
-            self.forms["runbook.skip"] = self.runbooks.submit_skip
-            self.forms["runbook.reject"] = self.runbooks.submit_reject
-        if sla is not None:
-            clocks = ClockCommands(sla)
-            self.items.verbs.update(clocks.verbs)
-            self.buttons["clock"] = clocks.press
-        if oncall is not None:
-            self.handlers["/oncall"] = OnCallCommands(oncall).oncall_command
-        if remediation is not None and runbooks is not None:
-            remedies = RemediationCommands(remediation, runbooks)
-            self.buttons["gate"] = remedies.press_gate
-            self.buttons["remediation"] = remedies.press_call
-            self.runbooks.verbs.update(retry=remedies.retry, confirm=remedies.confirm)
-            self.runbooks.help_lines.append(REMEDIATION_HELP)
-        if health is not None:
-            health_commands = HealthCommands(health, plays)
-            self.handlers["/health"] = health_commands.command
-            self.buttons["health"] = health_commands.press
-            if health_commands.plays is not None:
-                self.forms["health.close"] = health_commands.plays.submit_close
-        if digests is not None:
-            self.handlers["/digest"] = DigestCommands(digests).command
 
     @property
     def names(self) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from opsloop.cards import user
 from opsloop.commands.parse import tokens
 from opsloop.commands.plays import PLAYS_HELP, PlayCommands
 from opsloop.errors import UsageError
@@ -14,7 +13,7 @@ from opsloop.health.play_service import Plays
 from opsloop.health.prompts import LABELS, answered_message, playbook_summary, renewal_text
 from opsloop.health.score import AT_RISK, HEALTHY, WATCH
 from opsloop.health.service import AccountHealth, Health
-from opsloop.messages import Message, Reply, escape
+from opsloop.messages import Message, Reply, escape, user
 
 HEALTH_HELP = """\
 */health* — customer health and risk prompts
@@ -29,9 +28,9 @@ SPARKS = "▁▂▃▄▅▆▇█"
 
 
 class HealthCommands:
-    def __init__(self, health: Health, plays: Plays | None = None) -> None:
+    def __init__(self, health: Health, plays: Plays) -> None:
         self.health = health
-        self.plays = PlayCommands(plays) if plays is not None else None
+        self.plays = PlayCommands(plays)
 
     def command(self, text: str, actor: str, channel: str | None) -> Reply:
         words = tokens(text)
@@ -40,8 +39,8 @@ class HealthCommands:
                 raise UsageError("usage: /health mine")
             return self._mine(actor)
         if words[0].lower() == "help":
-            return Reply(HEALTH_HELP.format(plays=PLAYS_HELP if self.plays else "").replace("\n\n", "\n"))
-        verb = self.plays.verbs.get(words[0].lower()) if self.plays else None
+            return Reply(HEALTH_HELP.format(plays=PLAYS_HELP).replace("\n\n", "\n"))
+        verb = self.plays.verbs.get(words[0].lower())
         if verb is not None:
             return verb(words[1:], actor)
         return self._one(" ".join(words), actor)
@@ -49,10 +48,9 @@ class HealthCommands:
     def press(self, verb: str, value: str, actor: str) -> Reply:
         """The prompt's buttons (`health.take` opens a play; `health.snooze`, `health.dismiss`), and
         a play's (`health.step`, `health.close`)."""
-        if self.plays is not None:
-            answered = self.plays.press(verb, value, actor)
-            if answered is not None:
-                return answered
+        answered = self.plays.press(verb, value, actor)
+        if answered is not None:
+            return answered
         prompt, name = self.health.answer(actor=actor, prompt_id=value, verb=verb)
         note = answered_message(prompt, name).text
         if prompt.status == TAKEN and prompt.playbook:

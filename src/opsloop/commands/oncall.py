@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from opsloop.cards import user
 from opsloop.commands.parse import mention, tokens
 from opsloop.errors import NotFound, UsageError
-from opsloop.messages import Reply
+from opsloop.messages import Reply, user
 from opsloop.oncall import OnCall
 
 ONCALL_HELP = """\

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from opsloop.commands.parse import is_ref
 from opsloop.errors import UsageError
 from opsloop.messages import Form, FormField, Reply
+from opsloop.present.remediation import decision_text
 from opsloop.remediation.service import Remediation
 from opsloop.runbooks.runs import Runbooks
 
@@ -14,9 +17,11 @@ REMEDIATION_HELP = """\
 
 
 class RemediationCommands:
-    def __init__(self, remediation: Remediation, runbooks: Runbooks) -> None:
+    def __init__(self, remediation: Remediation, runbooks: Runbooks,
+                 step: Callable[[str, int, str, str], Reply]) -> None:
         self.remediation = remediation
         self.runbooks = runbooks
+        self.step = step  # a step action, answered (RunbookCommands.step)
 
     def press_gate(self, verb: str, value: str, actor: str) -> Reply:
         """Approve / Reject on an approval request message (its value is the round id)."""
@@ -26,7 +31,7 @@ class RemediationCommands:
         if stale:
             return Reply(stale)
         if verb == "approve":
-            return Reply(self.runbooks.act(actor=actor, run_id=run_id, step_id=step, verb="approve"))
+            return self.step(actor, run_id, step, "approve")
         if verb == "reject":
             ref = self.runbooks.ref_of(run_id)
             return Reply(f"Why reject {step}?", form=Form(
@@ -40,17 +45,18 @@ class RemediationCommands:
         call_id, _, retries = value.partition(":")
         if not call_id.isdigit() or not (retries.isdigit() or retries == ""):
             raise UsageError(f"this button carries no remediation call ({value!r})")
-        return Reply(self.remediation.decide(actor=actor, call_id=int(call_id), verb=verb,
-                                             retries=int(retries) if retries else None))
+        return Reply(decision_text(self.remediation.decide(actor=actor, call_id=int(call_id), verb=verb,
+                                                           retries=int(retries) if retries else None)))
 
     def retry(self, args: list[str], actor: str) -> Reply:
         if len(args) != 2 or not is_ref(args[0]):
             raise UsageError("usage: /runbook retry INC-n STEP")
         call_id = self.remediation.locate_call(args[0], args[1])
-        return Reply(self.remediation.decide(actor=actor, call_id=call_id, verb="retry"))
+        return Reply(decision_text(self.remediation.decide(actor=actor, call_id=call_id, verb="retry")))
 
     def confirm(self, args: list[str], actor: str) -> Reply:
         if len(args) != 3 or not is_ref(args[0]) or args[2].lower() not in ("succeeded", "failed"):
             raise UsageError("usage: /runbook confirm INC-n STEP succeeded|failed")
         call_id = self.remediation.locate_call(args[0], args[1])
-        return Reply(self.remediation.decide(actor=actor, call_id=call_id, verb=args[2].lower()))
+        decision = self.remediation.decide(actor=actor, call_id=call_id, verb=args[2].lower())
+        return Reply(decision_text(decision))

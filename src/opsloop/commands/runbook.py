@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from opsloop.cards import user
 from opsloop.commands.parse import is_ref, tokens
 from opsloop.errors import ConfigError, UsageError
-from opsloop.messages import Form, FormField, Reply, escape
+from opsloop.events import RunAttached
+from opsloop.messages import Form, FormField, Reply, escape, user
+from opsloop.present.checklist import step_line
+from opsloop.present.dryrun import DryRun
+from opsloop.present.runbooks import Checklists, warnings
 from opsloop.runbooks.loader import LoadedRunbook
 from opsloop.runbooks.runs import Runbooks
 from opsloop.runbooks.schema import ApprovalStep, HttpStep, NotifyStep, step_title
@@ -26,12 +29,17 @@ _STEP_VERBS = ("done", "skip", "workaround", "approve", "reject")
 _ASSIGN = re.compile(r"^([a-z][a-z0-9_]*)=(.*)$", re.DOTALL)
 
 
+Verb = Callable[[list[str], str], Reply]  # (the words after the verb, actor) -> reply
+
+
 class RunbookCommands:
-    def __init__(self, runbooks: Runbooks) -> None:
+    def __init__(self, runbooks: Runbooks, checklists: Checklists, dry_run: DryRun, *,
+                 verbs: dict[str, Verb], help_lines: list[str]) -> None:
         self.runbooks = runbooks
-        # more verbs from other capabilities (retry, confirm): verb -> (words after it, actor)
-        self.verbs: dict[str, Callable[[list[str], str], Reply]] = {}
-        self.help_lines: list[str] = []
+        self.checklists = checklists
+        self.dry_run = dry_run
+        self.verbs = verbs  # more verbs from other capabilities (retry, confirm)
+        self.help_lines = help_lines
 
     def command(self, text: str, actor: str, channel: str | None) -> Reply:
         words = tokens(text)
@@ -60,8 +68,7 @@ class RunbookCommands:
             ref, step = args[0].upper(), args[1]
             run_id = self.runbooks.locate(ref, step)
             reason = " ".join(args[2:]) or None
-            return Reply(self.runbooks.act(actor=actor, run_id=run_id, step_id=step, verb=verb,
-                                           reason=reason))
+            return self.step(actor, run_id, step, verb, reason)
         raise UsageError(f"unknown subcommand {verb!r}\n{RUNBOOK_HELP}")
 
     # ------------------------------------------------------------------ buttons and forms
@@ -85,7 +92,7 @@ class RunbookCommands:
                 fields=[FormField("reason", "Why?", multiline=True)]))
         if verb not in ("done", "approve"):
             raise UsageError(f"unknown button runbook.{verb}")
-        return Reply(self.runbooks.act(actor=actor, run_id=run_id, step_id=step, verb=verb))
+        return self.step(actor, run_id, step, verb)
 
     def submit_skip(self, context: str, values: dict[str, str], actor: str) -> Reply:
         run_id, step = _button_value(context)
@@ -93,13 +100,16 @@ class RunbookCommands:
         if outcome not in ("skipped", "worked around"):
             raise UsageError(f"outcome: {outcome!r} is not skipped or worked around")
         verb = "skip" if outcome == "skipped" else "workaround"
-        return Reply(self.runbooks.act(actor=actor, run_id=run_id, step_id=step, verb=verb,
-                                       reason=values.get("reason")))
+        return self.step(actor, run_id, step, verb, values.get("reason"))
 
     def submit_reject(self, context: str, values: dict[str, str], actor: str) -> Reply:
         run_id, step = _button_value(context)
-        return Reply(self.runbooks.act(actor=actor, run_id=run_id, step_id=step, verb="reject",
-                                       reason=values.get("reason")))
+        return self.step(actor, run_id, step, "reject", values.get("reason"))
+
+    def step(self, actor: str, run_id: int, step: str, verb: str, reason: str | None = None) -> Reply:
+        """A step action (done, skip, approve ...), answered with what it did."""
+        return Reply(step_line(self.runbooks.act(actor=actor, run_id=run_id, step_id=step, verb=verb,
+                                                 reason=reason)))
 
     # ------------------------------------------------------------------ the verbs
 
@@ -117,11 +127,19 @@ class RunbookCommands:
             if match.group(1) in inputs:
                 raise UsageError(f"{match.group(1)}: given twice; give it once")
             inputs[match.group(1)] = match.group(2)
-        return Reply(self.runbooks.start(actor=actor, runbook_id=runbook_id, ref=ref, inputs=inputs,
-                                         channel=channel, dry_run=dry_run))
+        if dry_run:
+            plan = self.runbooks.plan(actor=actor, runbook_id=runbook_id, ref=ref, inputs=inputs,
+                                      channel=channel)
+            return Reply("\n".join([f"dry run: inputs are valid for {runbook_id} {plan.runbook.version}; "
+                                    "nothing started, nothing called", *self.dry_run.report(plan)]))
+        started = self.runbooks.start(actor=actor, runbook_id=runbook_id, ref=ref, inputs=inputs,
+                                      channel=channel)
+        notes = warnings(started) if isinstance(started, RunAttached) else []
+        return Reply("\n".join([f"Started runbook {runbook_id} on {started.item.ref}; its checklist is in "
+                                "the thread.", *notes]))
 
     def _status(self, ref: str) -> Reply:
-        messages = self.runbooks.checklists(ref)
+        messages = self.checklists.of(ref)
         if not messages:
             return Reply(f"{ref} runs no runbook. Start one with `/runbook run ID {ref}`.")
         others = f" (and {len(messages) - 1} earlier run(s))" if len(messages) > 1 else ""

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from opsloop.cards import card, user
 from opsloop.commands.parse import is_ref, mention, sort_words, tokens
 from opsloop.durations import format_duration, parse_duration
 from opsloop.errors import UsageError
 from opsloop.exception_approvals import time_left
-from opsloop.messages import Form, FormField, Reply, escape
+from opsloop.messages import Form, FormField, Message, Reply, escape, user
+from opsloop.present.items import Cards
 from opsloop.types import Kind, Severity
 from opsloop.workitems import ItemView, WorkItems
 
@@ -68,9 +68,10 @@ ExtraVerb = Callable[[Kind, str, list[str], str], Reply]
 
 
 class WorkItemCommands:
-    def __init__(self, items: WorkItems) -> None:
+    def __init__(self, items: WorkItems, cards: Cards, verbs: dict[str, ExtraVerb]) -> None:
         self.items = items
-        self.verbs: dict[str, ExtraVerb] = {}
+        self.cards = cards
+        self.verbs = verbs  # more verbs on an item, from other capabilities (pause, resume, update)
 
     # ------------------------------------------------------------------ the three commands
 
@@ -147,7 +148,7 @@ class WorkItemCommands:
             raise UsageError(f"usage: {verb} {kind.prefix}-n ...  (see `help`)")
         ref, rest = args[0].upper(), args[1:]
         if verb == "status":
-            return self._status(self.items.get(ref))
+            return self._status(*self.cards.status(ref))
         if verb == "tenants":
             if len(rest) < 2 or rest[0].lower() != "add":
                 raise UsageError(f"usage: tenants {ref} add ID [ID ...]")
@@ -203,7 +204,7 @@ class WorkItemCommands:
             lines.append(f"• {i.ref} [{i.severity}] {escape(i.title)} — {i.state}{ends}{tenants}")
         return Reply("\n".join(lines))
 
-    def _status(self, view: ItemView) -> Reply:
+    def _status(self, view: ItemView, card: Message, open_loops: list[str]) -> Reply:
         i = view.item
         stamps = [("declared" if i.kind == "incident" else "opened", i.created_at)]
         for label, when in (("acknowledged", i.acknowledged_at), ("mitigated", i.mitigated_at),
@@ -216,9 +217,9 @@ class WorkItemCommands:
             for n, (label, when) in enumerate(stamps)
         )
         timeline = "\n".join(f"  {e.at:%H:%M} {e.text}" for e in view.timeline)
-        loops = "".join(f"\n  {line}" for line in view.open_loops)
+        loops = "".join(f"\n  {line}" for line in open_loops)
         loops = f"\n*Open feedback loops*{loops}" if loops else ""
-        return Reply(f"{clock}\n*Timeline*\n{timeline}{loops}", message=view.card or card(i, view.tenants))
+        return Reply(f"{clock}\n*Timeline*\n{timeline}{loops}", message=card)
 
 
 def _stamp(when: datetime) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -34,17 +33,16 @@ from opsloop.digest.chart import mttr_chart
 from opsloop.digest.control import individuals
 from opsloop.digest.models import DigestRun
 from opsloop.digest.render import Digest
-from opsloop.errors import InvalidInput, PermissionDenied
+from opsloop.errors import InvalidInput
 from opsloop.messages import File
+from opsloop.outbox import CHAT
 from opsloop.policy import Policy
-from opsloop.types import Kind, Severity
+from opsloop.types import OPSLOOP, Kind, Severity
 
 log = logging.getLogger(__name__)
 
-CHAT = "chat"
 TRAILING_WEEKS = 4  # the XmR limits come from these weeks before this week
 ACTION = "digest.post"
-SYSTEM = "opsloop"
 
 
 def resolution_targets(policy: Policy) -> dict[str, float]:
@@ -64,15 +62,13 @@ def resolution_targets(policy: Policy) -> dict[str, float]:
 
 
 class Digests:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer, *,
-                 after_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer) -> None:
         self.db = db
         self.policy = policy
         self.config = policy.digest
         self.clock = clock
         self.authz = authz
         self.zone = ZoneInfo(policy.timezone)
-        self.after_commit = after_commit or (lambda: None)
 
     # ------------------------------------------------------------------ building
 
@@ -122,12 +118,7 @@ class Digests:
 
     def post(self, *, actor: str) -> str:
         """Post the digest now (leaders and admins); returns the channel id it goes to."""
-        if not self.authz.allowed(actor, ACTION):
-            with self.db.transaction() as session:
-                audit.record(session, at=self.clock.now(), actor=actor, action="permission.denied",
-                             subject="digest", after={"attempted": ACTION})
-            raise PermissionDenied("you may not post the digest: that needs the role "
-                                   f"{self.authz.explain(ACTION)}")
+        self.authz.require(actor, ACTION, subject="digest", doing="post the digest")
         channel = self._channel()
         digest = self.build()
         png = self.chart(digest)
@@ -135,7 +126,6 @@ class Digests:
             audit.lock_chain(session)
             key = f"digest:{digest.day.isoformat()}:{uuid.uuid4().hex[:12]}"
             self._enqueue(session, digest, png, key=key, actor=actor, scheduled=False)
-        self.after_commit()
         return channel
 
     def run_due(self, now: datetime | None = None) -> bool:
@@ -161,10 +151,9 @@ class Digests:
                 key = f"digest:{today.isoformat()}"
                 session.add(DigestRun(day=today, posted_at=now, reported_day=digest.day, message_key=key))
                 session.flush()
-                self._enqueue(session, digest, png, key=key, actor=SYSTEM, scheduled=True)
+                self._enqueue(session, digest, png, key=key, actor=OPSLOOP, scheduled=True)
         except IntegrityError:  # another replica claimed the day between our check and insert
             return False
-        self.after_commit()
         log.info("posted the digest of %s", digest.day)
         return True
 

@@ -18,7 +18,6 @@ from opsloop.health.service import Health, latest_scores
 from opsloop.models import Account
 from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.sla.models import Timer
-from opsloop.sla.sweeper import TimerHandler
 
 Which = Literal["all", "mine", "overdue"]
 MAX_LISTED = 50
@@ -32,9 +31,6 @@ class Plays:
     @property
     def calendar(self) -> WorkingTime:
         return working_time(self.health.policy, self.config.calendar)
-
-    def handlers(self) -> dict[str, TimerHandler]:
-        return {plays.REMIND: self._remind}
 
     # ------------------------------------------------------------------ opening
 
@@ -69,7 +65,6 @@ class Plays:
                                    calendar=self.calendar, remind_before=self.config.remind_before,
                                    zone=h.zone, now=now)
             self._escalate(session, view, score, now)
-        h.after_commit()
         return view
 
     def _target(self, account: str | None, prompt_id: str | None) -> tuple[Account, HealthPrompt | None]:
@@ -146,7 +141,6 @@ class Plays:
             audit.lock_chain(session)
             view = plays.load(session, view.play.id or 0, self.health.zone, lock=True)
             change(session, view, now)
-        self.health.after_commit()
         return view
 
     def _load(self, ref: str) -> PlayView:
@@ -156,7 +150,8 @@ class Plays:
     def _may(self, actor: str, view: PlayView, action: str, extra: tuple[str | None, ...] = ()) -> None:
         self.health.authorize(actor, action, view.account, owners=(view.play.owner, view.account.csm, *extra))
 
-    def _remind(self, session: Session, timer: Timer, now: datetime) -> str:
+    def on_remind(self, session: Session, timer: Timer, now: datetime) -> str:
+        """The `health.play.remind` timer: a play's step is coming due, or overdue."""
         return plays.remind(session, timer, now, calendar=self.calendar, every=self.config.remind_every,
                             zone=self.health.zone)
 

@@ -33,11 +33,11 @@ from opsloop.health.models import (
 from opsloop.health.playbooks import DEPRECATED, RETIRED, LoadedPlaybook
 from opsloop.health.present_plays import card, reminder
 from opsloop.models import Account
+from opsloop.outbox import CHAT
 from opsloop.sla.calendars import WorkingTime
 from opsloop.sla.models import Timer
+from opsloop.types import OPSLOOP
 
-CHAT = "chat"
-SYSTEM = "opsloop"
 REMIND = "health.play.remind"  # the timer kind: payload {step, stage: soon | overdue}
 MAX_NOTE = 1000
 
@@ -125,7 +125,7 @@ def escalate(session: Session, view: PlayView, executives: list[str], *, now: da
                        payload={"message": {**message.to_json(),
                                             "text": f"🚨 Executive escalation: {message.text}",
                                             "context": why}})
-    audit.record(session, at=now, actor=SYSTEM, action="health.play.escalated",
+    audit.record(session, at=now, actor=OPSLOOP, action="health.play.escalated",
                  subject=f"account:{play.tenant_id}", after={"play": play.id, "to": executives, "why": why})
 
 
@@ -210,7 +210,7 @@ def remind(session: Session, timer: Timer, now: datetime, *, calendar: WorkingTi
     outbox.enqueue(session, transport=CHAT, target=view.play.owner, now=now,
                    key=f"health:play:{view.play.id}:remind:{step.id}:{step.reminders}",
                    payload={"message": reminder(view, step, stage, now).to_json()})
-    audit.record(session, at=now, actor=SYSTEM, action="health.play.reminded",
+    audit.record(session, at=now, actor=OPSLOOP, action="health.play.reminded",
                  subject=f"account:{view.play.tenant_id}",
                  after={"play": view.play.id, "step": step.step_id, "stage": stage, "n": step.reminders})
     return "fired"

@@ -25,11 +25,11 @@ from opsloop.health.models import DISMISSED, OPEN, SNOOZED, TAKEN, HealthPrompt,
 from opsloop.health.playbooks import Playbooks
 from opsloop.health.score import AT_RISK, AccountFacts, Assessment
 from opsloop.messages import Button, Message
+from opsloop.outbox import CHAT
 from opsloop.sla.models import Timer
+from opsloop.types import OPSLOOP
 
-CHAT = "chat"
 SNOOZE_END = "health.snooze_end"  # the timer that re-evaluates a tenant when its snooze runs out
-SYSTEM = "opsloop"
 LABELS = {"incidents": "Incidents", "sla_breaches": "SLA breaches", "open_escalations": "Open escalations",
           "open_exceptions": "Open exceptions", "usage": "Usage", "nps": "NPS", "tickets": "Ticket volume",
           "renewal": "Renewal rule"}
@@ -101,7 +101,7 @@ def evaluate(
             return None  # open, taken, dismissed, or still snoozed: never repeated
         _end(session, prompt, "snooze expired", now, score=assessment.score)
     if account.csm is None:
-        audit.record(session, at=now, actor=SYSTEM, action="health.prompt.skipped",
+        audit.record(session, at=now, actor=OPSLOOP, action="health.prompt.skipped",
                      subject=f"account:{account.id}", after={"reason": "the account has no CSM"})
         return None
     reasons = assessment.reasons()
@@ -113,7 +113,7 @@ def evaluate(
     message = prompt_message(account, assessment, previous, prompt, config, playbooks, today=today)
     outbox.enqueue(session, transport=CHAT, target=account.csm, now=now, key=prompt_key(prompt.id),
                    payload={"message": message.to_json()})
-    audit.record(session, at=now, actor=SYSTEM, action="health.prompt.sent", subject=f"account:{account.id}",
+    audit.record(session, at=now, actor=OPSLOOP, action="health.prompt.sent", subject=f"account:{account.id}",
                  after={"prompt": prompt.id, "csm": account.csm, "score": assessment.score,
                         "reasons": reasons, "playbook": prompt.playbook})
     return prompt
@@ -152,7 +152,7 @@ def _end(session: Session, prompt: HealthPrompt, reason: str, now: datetime, *, 
     prompt.ended_at, prompt.end_reason = now, reason
     session.add(prompt)
     session.flush()  # the partial unique index sees it ended before a new prompt is added
-    audit.record(session, at=now, actor=SYSTEM, action="health.prompt.ended",
+    audit.record(session, at=now, actor=OPSLOOP, action="health.prompt.ended",
                  subject=f"account:{prompt.tenant_id}",
                  after={"prompt": prompt.id, "reason": reason, "status": prompt.status,
                         "answered_by": prompt.answered_by, "score_then": prompt.score, "score_now": score})

@@ -3,8 +3,8 @@
 Scores are recomputed in the transaction of whatever changed an input, so a
 score never disagrees with what it was computed from:
 
-- a work item touching tenants is created, gets tenants or changes state (a WorkItems hook);
-- an SLA target of such an item is breached (the breach timer's handler, wrapped);
+- a work item touching tenants is created, gets tenants or changes state (`ItemCreated`, `ItemChanged`);
+- an SLA target of such an item is breached (`ClockBreached`);
 - signals arrive (`ingest`);
 - every day at `health.daily_at` (a durable timer that re-arms itself), which
   also lets old incidents and signals age out of the window;
@@ -17,10 +17,10 @@ whose last score per local day is what trends and the report read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
@@ -31,7 +31,8 @@ from opsloop import audit
 from opsloop.authz import Authorizer
 from opsloop.clock import Clock
 from opsloop.db import Database
-from opsloop.errors import InvalidInput, NotFound, PermissionDenied
+from opsloop.errors import InvalidInput, NotFound
+from opsloop.events import ClockBreached, ItemChanged, ItemCreated
 from opsloop.health import daily, prompts, report, signals
 from opsloop.health.calibrate import Calibration, calibrate
 from opsloop.health.inputs import gather
@@ -39,14 +40,12 @@ from opsloop.health.models import HealthPrompt, HealthScore, ScoreRow
 from opsloop.health.playbooks import Playbooks
 from opsloop.health.report import HealthReport
 from opsloop.health.score import HEALTHY, AccountFacts, Assessment, assess
-from opsloop.models import Account, WorkItem, WorkItemTenant
+from opsloop.models import Account, WorkItemTenant
 from opsloop.policy import Policy
-from opsloop.sla.models import SlaClock, Timer
-from opsloop.sla.sweeper import TimerHandler
-from opsloop.workitems import ItemEvent, WorkItems
+from opsloop.sla.models import Timer
+from opsloop.types import OPSLOOP
 
 DAILY = "health.daily"
-SYSTEM = "opsloop"
 
 
 @dataclass
@@ -73,28 +72,14 @@ class AccountHealth:
 
 class Health:
     def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer, *,
-                 playbooks: Playbooks, after_commit: Callable[[], None] | None = None) -> None:
+                 playbooks: Playbooks) -> None:
         self.db = db
         self.playbooks = playbooks
         self.policy = policy
         self.config = policy.health
         self.clock = clock
         self.authz = authz
-        self.after_commit = after_commit or (lambda: None)
         self.zone = ZoneInfo(policy.timezone)
-
-    def install(self, workitems: WorkItems) -> None:
-        workitems.hooks.append(self.on_item_event)
-        # a new item rescores after its card is queued, so the card reaches the channel before
-        # any prompt it causes reaches the CSM
-        workitems.posted_hooks.append(self.on_item_created)
-
-    def handlers(self, breach: tuple[str, TimerHandler] | None = None) -> dict[str, TimerHandler]:
-        """The timer handlers: the daily run, snooze ends, and (given the SLA's) breaches that rescore."""
-        out: dict[str, TimerHandler] = {DAILY: self._daily, prompts.SNOOZE_END: self._snooze_end}
-        if breach is not None:
-            out[breach[0]] = self.after_breach(breach[1])
-        return out
 
     # ------------------------------------------------------------------ recomputing
 
@@ -133,7 +118,8 @@ class Health:
             previous = latest.get(tenant)
             was = previous.band if previous is not None else HEALTHY
             if was != assessment.band:
-                audit.record(session, at=now, actor=SYSTEM, action="health.band", subject=f"account:{tenant}",
+                audit.record(session, at=now, actor=OPSLOOP, action="health.band",
+                             subject=f"account:{tenant}",
                              before={"band": was, "score": previous.score if previous else None},
                              after={"band": assessment.band, "score": assessment.score,
                                     "reasons": assessment.reasons(), "cause": cause})
@@ -149,37 +135,30 @@ class Health:
     def recompute(self, tenants: Sequence[str], *, cause: str) -> Recomputed:
         with self.db.transaction() as session:
             audit.lock_chain(session)
-            out = self.recompute_in(session, tenants, cause=cause)
-        self.after_commit()
-        return out
+            return self.recompute_in(session, tenants, cause=cause)
 
     def recompute_all_in(self, session: Session, *, cause: str, now: datetime | None = None) -> int:
         """Every account, with a score row each (the daily run: one row a day shows the trend)."""
         return len(self.recompute_in(session, None, cause=cause, now=now, force=True).assessments)
 
-    def on_item_event(self, session: Session, event: ItemEvent) -> None:
-        """A WorkItems hook: rescore the item's tenants when it gets tenants or changes state."""
-        if event.tenants and event.action != "created" and (
-                event.action == "tenants" or event.before != event.item.state):
-            self.recompute_in(session, event.tenants, cause=f"{event.item.ref} {event.action}", now=event.at)
-
-    def on_item_created(self, session: Session, event: ItemEvent) -> None:
+    def rescore_new_item(self, session: Session, event: ItemCreated) -> None:
+        """A new item touching accounts rescores them (in the table after its card, so the card
+        reaches the channel before any prompt it causes reaches a CSM)."""
         if event.tenants:
             self.recompute_in(session, event.tenants, cause=f"{event.item.ref} created", now=event.at)
 
-    def after_breach(self, handler: TimerHandler) -> TimerHandler:
-        """Wrap the SLA breach handler: a missed target rescored its item's tenants."""
-        def breach(session: Session, timer: Timer, now: datetime) -> str:
-            outcome = handler(session, timer, now)
-            clock = session.get(SlaClock, timer.clock_id) if timer.clock_id else None
-            if outcome == "fired" and clock is not None:
-                item = session.get(WorkItem, clock.work_item_id)
-                tenants = list(session.exec(select(WorkItemTenant.tenant_id)
-                                            .where(WorkItemTenant.work_item_id == clock.work_item_id)))
-                if tenants and item is not None:
-                    self.recompute_in(session, tenants, cause=f"{item.ref} {clock.target} breached", now=now)
-            return outcome
-        return breach
+    def rescore_item(self, session: Session, event: ItemChanged) -> None:
+        """Rescore the item's tenants when it gets tenants or changes state."""
+        if event.tenants and (event.action == "tenants" or event.before != event.after):
+            self.recompute_in(session, event.tenants, cause=f"{event.item.ref} {event.action}", now=event.at)
+
+    def after_breach(self, session: Session, event: ClockBreached) -> None:
+        """A missed target rescores its item's tenants."""
+        item = event.item
+        tenants = list(session.exec(select(WorkItemTenant.tenant_id)
+                                    .where(WorkItemTenant.work_item_id == item.id)))
+        if tenants:
+            self.recompute_in(session, tenants, cause=f"{item.ref} {event.target} breached", now=event.at)
 
     # ------------------------------------------------------------------ timers
 
@@ -200,7 +179,8 @@ class Health:
             at = datetime.combine(local.date() + timedelta(days=1), self.config.daily_at, tzinfo=self.zone)
         return at
 
-    def _daily(self, session: Session, timer: Timer, now: datetime) -> str:
+    def on_daily(self, session: Session, timer: Timer, now: datetime) -> str:
+        """The `health.daily` timer: every account rescored (once a local day), the timer armed again."""
         day = self.today(now)
         run = daily.claim(session, day, now=now)
         if run is None:
@@ -214,7 +194,8 @@ class Health:
             session.add(Timer(kind=DAILY, due_at=self.next_daily(now), created_at=now, payload={}))
         return outcome
 
-    def _snooze_end(self, session: Session, timer: Timer, now: datetime) -> str:
+    def on_snooze_end(self, session: Session, timer: Timer, now: datetime) -> str:
+        """The `health.snooze_end` timer: a snoozed prompt's account is looked at again."""
         prompt = session.get(HealthPrompt, int(timer.payload.get("prompt", 0)))
         if prompt is None or prompt.ended_at is not None or prompt.status != "snoozed":
             return "skipped: the prompt is no longer snoozed"
@@ -236,7 +217,6 @@ class Health:
                          subject=f"integration:{source}",
                          after={"signals": len(parsed), "tenants": tenants[:50]})
             done = self.recompute_in(session, tenants, cause=f"signals from {source}", now=now)
-        self.after_commit()
         return Ingested(len(parsed), tenants, len(done.prompts))
 
     # ------------------------------------------------------------------ prompts
@@ -257,15 +237,13 @@ class Health:
             assert prompt is not None
             prompts.answer(session, prompt, verb, actor=actor, now=self.clock.now(),
                            snooze=self.config.snooze, account_name=account.name)
-        self.after_commit()
         return prompt, account.name
 
     # ------------------------------------------------------------------ reading
 
     def report(self, *, actor: str) -> HealthReport:
         """`/health report`, `opsloop health report`: retention, separation, interventions."""
-        if not self.authz.allowed(actor, "health.report"):
-            self.refuse(actor, "health.report", "health report")
+        self.authz.require(actor, "health.report", subject="health report", doing="see the health report")
         with self.db.transaction() as session:
             return report.build(session, today=self.today(self.clock.now()),
                                 min_outcomes=self.config.min_outcomes)
@@ -321,19 +299,9 @@ class Health:
 
     def authorize(self, actor: str, action: str, account: Account, *,
                    owners: tuple[str | None, ...]) -> None:
-        if actor in owners or self.authz.allowed(actor, action):
-            return
-        self.refuse(actor, action, f"account:{account.id}",
-                    f"you may not {action.replace('.', ' ')} for {account.name}: that needs "
-                    f"the account's CSM or the role {self.authz.explain(action)}")
-
-    def refuse(self, actor: str, action: str, subject: str, reason: str | None = None) -> NoReturn:
-        """Audit a refusal and raise it."""
-        with self.db.transaction() as session:
-            audit.record(session, at=self.clock.now(), actor=actor, action="permission.denied",
-                         subject=subject, after={"attempted": action})
-        raise PermissionDenied(reason or f"you may not see the {subject}: that needs the role "
-                                         f"{self.authz.explain(action)}")
+        self.authz.require(actor, action, subject=f"account:{account.id}", owners=owners,
+                           doing=f"{action.replace('.', ' ')} for {account.name}",
+                           owner_is="the account's CSM")
 
     def today(self, now: datetime) -> date:
         return now.astimezone(self.zone).date()

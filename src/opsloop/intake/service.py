@@ -26,15 +26,17 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from opsloop import audit
+from opsloop.bus import Bus
 from opsloop.clock import Clock
 from opsloop.db import Database
+from opsloop.events import AlertsUpdated, ItemChanged
 from opsloop.intake.models import Alert, AlertGroup
 from opsloop.intake.payloads import EVENTS_V2_SEVERITY, AlertmanagerWebhook, AmAlert, V2Event
 from opsloop.models import Account, WorkItem
 from opsloop.policy import Policy
 from opsloop.routing import route
 from opsloop.types import Kind, Severity, State
-from opsloop.workitems import ItemEvent, WorkItems
+from opsloop.workitems import WorkItems
 
 Signal = tuple[str, AlertmanagerWebhook | V2Event]  # (integration name, payload)
 
@@ -107,7 +109,7 @@ class _Batch:
 
 class Intake:
     def __init__(
-        self, db: Database, policy: Policy, clock: Clock, workitems: WorkItems, *,
+        self, db: Database, policy: Policy, clock: Clock, workitems: WorkItems, bus: Bus, *,
         flap_window: timedelta = timedelta(minutes=10), flap_threshold: int = 3,
         debounce: timedelta = timedelta(seconds=3), max_retries: int = 5,
     ) -> None:
@@ -115,6 +117,7 @@ class Intake:
         self.policy = policy
         self.clock = clock
         self.items = workitems
+        self.bus = bus
         self.flap_window = flap_window
         self.flap_threshold = flap_threshold
         self.debounce = debounce
@@ -138,32 +141,25 @@ class Intake:
                         for i, (name, payload) in enumerate(signals)
                     ]
                     self._settle(batch)
-                self.items.after_commit()
                 return outcomes
             except (IntegrityError, OperationalError) as error:
                 if attempt == self.max_retries - 1 or not _retryable(error):
                     raise
         raise AssertionError("unreachable")
 
-    def on_item_event(self, session: Session, event: ItemEvent) -> None:
-        """WorkItems hook: once a person resolves an incident, its alerts and group are history."""
+    def retire_alerts(self, session: Session, event: ItemChanged) -> None:
+        """Once a person resolves an incident, its alerts and group are history."""
         if event.action in ("resolve", "close") and event.item.id is not None:
             for table in (Alert, AlertGroup):
                 session.exec(update(table).where(col(table.work_item_id) == event.item.id)
                              .values(active=False))
 
-    def card_fields(self, session: Session, item: WorkItem) -> list[tuple[str, str]]:
-        """Card extra: how many alerts are firing and resolved."""
-        counts = dict(session.exec(
+    def alert_counts(self, session: Session, item: WorkItem) -> dict[str, int]:
+        """How many of the item's alerts are `firing` and `resolved` (empty: it has none)."""
+        return dict(session.exec(
             select(Alert.status, func.count()).where(Alert.work_item_id == item.id)
             .group_by(Alert.status)
         ).all())
-        if not counts:
-            return []
-        text = f"{counts.get('firing', 0)} firing · {counts.get('resolved', 0)} resolved"
-        if item.labels.get("flapping") == "yes":
-            text += " · flapping"
-        return [("Alerts", text)]
 
     # ------------------------------------------------------------------ Alertmanager
 
@@ -308,8 +304,7 @@ class Intake:
                 self.items.act_in(s, item, actor=actor, action="reopen", debounce=self.debounce,
                                   note="an alert is firing again", quiet=quiet)
             else:
-                tenants = self.items.tenants(s, item_id)
-                self.items.announce(s, item, tenants, None, batch.now, debounce=self.debounce)
+                self.bus.publish(s, AlertsUpdated(at=batch.now, item=item, debounce=self.debounce))
 
 
 def _retryable(error: Exception) -> bool:

@@ -17,6 +17,7 @@ from opsloop.loops.context import money
 from opsloop.loops.models import PriorityNotice, ThemeHit
 from opsloop.messages import Message, escape
 from opsloop.models import Account, WorkItem, WorkItemTenant
+from opsloop.outbox import CHAT
 from opsloop.policy import Policy
 
 THEME_LABELS = ("theme", "service", "runbook")
@@ -64,7 +65,7 @@ class ProductPriorityRule:
         if not (enough_tenants or enough_arr):
             return
         session.add(PriorityNotice(theme=theme, at=now, tenants=len(accounts), arr=arr))
-        outbox.enqueue(session, transport="chat", target=self.policy.channel(self.rule.channel), now=now,
+        outbox.enqueue(session, transport=CHAT, target=self.policy.channel(self.rule.channel), now=now,
                        key=f"priority:{theme}:{now.isoformat()}",
                        payload={"message": self._packet(theme, accounts, items, arr, now).to_json()})
 

@@ -23,16 +23,17 @@ from opsloop import outbox
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.errors import ConfigError
+from opsloop.events import ItemChanged, ItemCreated
 from opsloop.lifecycle import OPEN_STATES
 from opsloop.loops.context import customer_context, internal_context
 from opsloop.loops.models import FeedbackLoop
 from opsloop.loops.priority import ProductPriorityRule
 from opsloop.messages import Message, escape
 from opsloop.models import Account, OutboxMessage, WorkItem, WorkItemTenant
+from opsloop.outbox import CHAT
 from opsloop.policy import Audience, Policy
 from opsloop.templating import check_syntax, render, sandbox
 from opsloop.types import Kind, State
-from opsloop.workitems import CHAT, ItemEvent
 
 _OPEN = {s.value for states in OPEN_STATES.values() for s in states}
 
@@ -61,19 +62,19 @@ class FeedbackLoops:
                     raise ConfigError(f"audiences.{name}.templates.{event}: {problem}")
         self.priority = ProductPriorityRule(policy)
 
-    # ------------------------------------------------------------------ hooks
+    # ------------------------------------------------------------------ handlers
 
-    def on_item_event(self, session: Session, event: ItemEvent) -> None:
+    def on_created(self, session: Session, event: ItemCreated) -> None:
+        """Each audience the item concerns opens its loops and hears that it started."""
+        self._start(session, event.item, list(event.tenants), event.at)
+
+    def follow(self, session: Session, event: ItemChanged) -> None:
+        """New tenants' audiences are told; resolution notices go out; a reopen resumes the cadence."""
         item, now = event.item, event.at
-        if event.action in ("created", "tenants"):
-            accounts = self._accounts(session, event.tenants)
-            for recipient in self._recipients(item, accounts):
-                loop = self._open(session, item, recipient, now)
-                if loop is not None and "start" in self._audience(recipient).events:
-                    self._notice(session, loop, item, accounts, "start", now)
-            self.priority.observe(session, item, accounts, now)
+        if event.action == "tenants":
+            self._start(session, item, list(event.tenants), now)
         elif event.action == "resolve":
-            accounts = self._accounts(session, event.tenants)
+            accounts = self._accounts(session, list(event.tenants))
             for loop in self._loops(session, item):
                 loop.next_notice_at = None
                 if "resolution" in self._audience_named(loop.audience).events:
@@ -84,14 +85,20 @@ class FeedbackLoops:
                 loop.next_notice_at = now + cadence if cadence else None
                 session.add(loop)
 
-    def card_fields(self, session: Session, item: WorkItem) -> list[tuple[str, str]]:
-        total = len(self._loops(session, item))
-        if total == 0:
-            return []
-        still_open = len(self.open_loops(session, item))
-        return [("Loops", f"{still_open} of {total} open")]
+    def _start(self, session: Session, item: WorkItem, tenants: list[str], now: datetime) -> None:
+        accounts = self._accounts(session, tenants)
+        for recipient in self._recipients(item, accounts):
+            loop = self._open(session, item, recipient, now)
+            if loop is not None and "start" in self._audience(recipient).events:
+                self._notice(session, loop, item, accounts, "start", now)
+        self.priority.observe(session, item, accounts, now)
 
     # ------------------------------------------------------------------ reading
+
+    def counts(self, session: Session, item: WorkItem) -> tuple[int, int]:
+        """(loops still open, loops in all) of the item."""
+        total = len(self._loops(session, item))
+        return (len(self.open_loops(session, item)), total) if total else (0, 0)
 
     def open_loops(self, session: Session, item: WorkItem) -> list[FeedbackLoop]:
         """Loops whose resolution notice has not been delivered (or not yet sent)."""

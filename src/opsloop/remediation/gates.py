@@ -24,25 +24,23 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from opsloop import audit, outbox
-from opsloop.cards import card_key
+from opsloop import audit
+from opsloop.bus import Bus
 from opsloop.clock import Clock
-from opsloop.durations import format_duration
+from opsloop.events import ApprovalDecided, ApprovalRequested, GateReopened, RunChanged
 from opsloop.models import WorkItem
 from opsloop.policy import Policy
-from opsloop.remediation import present
 from opsloop.remediation.models import APPROVED, PENDING, ApprovalRound, RemediationCall
 from opsloop.runbooks import states as S
 from opsloop.runbooks.engine import Engine
-from opsloop.runbooks.models import RunbookRun, RunbookSnapshot, RunbookStepRun
-from opsloop.runbooks.pinning import runbook_of
+from opsloop.runbooks.models import RunbookRun, RunbookStepRun
+from opsloop.runbooks.pinning import runbook_of, snapshot_of
 from opsloop.runbooks.render import Context, RenderError, render_request
-from opsloop.runbooks.runs import Decision, Runbooks
+from opsloop.runbooks.runs import Runbooks
 from opsloop.runbooks.schema import ApprovalStep, HttpStep, Runbook
 from opsloop.sla.models import Timer
 
 GATE_TIMER = "runbook.gate.expire"
-CHAT = "chat"
 
 
 def gates_of(runbook: Runbook, step_id: str) -> list[str]:
@@ -108,16 +106,17 @@ class RunView:
 
 
 class Gates:
-    def __init__(self, policy: Policy, clock: Clock, runbooks: Runbooks) -> None:
+    def __init__(self, policy: Policy, clock: Clock, runbooks: Runbooks, bus: Bus) -> None:
         self.policy = policy
         self.clock = clock
         self.runbooks = runbooks
+        self.bus = bus
         self.engine: Engine = runbooks.engine
 
     def view(self, session: Session, run: RunbookRun) -> RunView:
-        snapshot = session.get(RunbookSnapshot, run.snapshot_id)
+        snapshot = snapshot_of(session, run)
         item = session.get(WorkItem, run.work_item_id)
-        assert snapshot is not None and item is not None
+        assert item is not None
         runbook = runbook_of(snapshot)
         rows = self.engine.steps(session, run)
         tenants = self.engine.tenants(session, item)
@@ -146,15 +145,12 @@ class Gates:
         assert round_.id is not None
         if round_.expires_at is not None:
             self._timer(session, view.item, round_)
-        expires = (f"in {format_duration(gate.expires_after)} ({round_.expires_at:%H:%M} UTC) unless approved"
-                   if gate.expires_after and round_.expires_at else None)
-        message = present.approval_request(
-            ref=view.item.ref, runbook=view.runbook.id, version=view.runbook.version, gate=gate,
-            requester=view.run.started_by, requests=requests, round_id=round_.id, number=round_.number,
-            expires=expires, why=why)
-        outbox.enqueue(session, transport=CHAT, target=view.item.channel or "", now=now,
-                       thread_key=card_key(view.item.ref), key=f"gate-round:{round_.id}",
-                       payload={"message": message.to_json()})
+        assert view.run.id is not None
+        self.bus.publish(session, ApprovalRequested(
+            at=now, item=view.item, run_id=view.run.id, round_id=round_.id, number=round_.number,
+            gate_id=gate.id, runbook_id=view.runbook.id, version=view.runbook.version,
+            requester=view.run.started_by, requests=requests, expires_at=round_.expires_at,
+            expires_after=gate.expires_after, why=why))
         audit.record(session, at=now, actor=S.AUTOMATIC, action="runbook.gate.requested",
                      subject=view.item.ref, after={"run": view.run.id, "step": gate.id,
                                                    "round": round_.number, "binding": round_.binding,
@@ -166,25 +162,30 @@ class Gates:
         session.add(Timer(kind=GATE_TIMER, due_at=round_.expires_at, work_item_id=item.id,
                           payload={"round": round_.id}, created_at=round_.requested_at))
 
-    # ------------------------------------------------------------------ deciding (Runbooks hook)
+    # ------------------------------------------------------------------ deciding (an ApprovalDecided handler)
 
-    def on_decision(self, session: Session, decision: Decision) -> None:
+    def on_decision(self, session: Session, event: ApprovalDecided) -> None:
         """Bind a new approval to the requests as they render now; time an approved gate."""
-        row, now = decision.row, decision.at
+        run = session.get(RunbookRun, event.run_id)
+        assert run is not None
+        view = self.view(session, run)
+        row, now = view.rows[event.step_id], event.at
         round_ = self.current(session, row)
-        if decision.verb == "reject":
+        if event.verb == "reject":
             if round_ is not None and round_.closed_at is None:
                 round_.closed_at, round_.outcome = now, "rejected"
                 session.add(round_)
             return
-        view = self.view(session, decision.run)
-        bound = {s.id: view.binding(s) for s in covered(view.runbook, decision.step.id)}
+        gate = view.runbook.step(event.step_id)
+        assert isinstance(gate, ApprovalStep)
+        bound = {s.id: view.binding(s) for s in covered(view.runbook, gate.id)}
         last = {**row.approvals[-1], "binding": bound, "round": round_.number if round_ else None}
         row.approvals = [*row.approvals[:-1], last]
+        session.add(row)
         if row.state == S.APPROVED and round_ is not None:
             round_.outcome = "approved"
-            if decision.step.expires_after is not None:  # the approval itself lasts this long
-                round_.expires_at = now + decision.step.expires_after
+            if gate.expires_after is not None:  # the approval itself lasts this long
+                round_.expires_at = now + gate.expires_after
                 self._timer(session, view.item, round_)
             session.add(round_)
 
@@ -236,10 +237,11 @@ class Gates:
         audit.record(session, at=now, actor=S.AUTOMATIC, action="runbook.gate.reopened",
                      subject=view.item.ref, before={"run": view.run.id, "step": gate_id, **before},
                      after={"run": view.run.id, "step": gate_id, "state": S.OPEN, "why": why})
-        self.engine.timeline(session, view.item, S.AUTOMATIC, "runbook.gate.reopened",
-                             f"Approval of `{gate_id}` is asked again: {why}", now)
+        assert view.run.id is not None
+        self.bus.publish(session, GateReopened(at=now, item=view.item, run_id=view.run.id, gate_id=gate_id,
+                                               why=why))
         self.open_round(session, view, gate, now, why=why)
-        self.runbooks.refresh(session, view.run, view.item, now)
+        self.bus.publish(session, RunChanged(at=now, item=view.item, run_id=view.run.id))
 
     # ------------------------------------------------------------------ the expiry timer
 

@@ -24,22 +24,25 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from opsloop import audit
 from opsloop.authz import Authorizer
+from opsloop.bus import Bus
 from opsloop.clock import Clock
 from opsloop.db import Database
-from opsloop.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
+from opsloop.errors import IllegalTransition, InvalidInput, NotFound
+from opsloop.events import CallFinished, RunChanged, StepCompleted, StepOpened
 from opsloop.models import WorkItem
 from opsloop.policy import Policy
-from opsloop.remediation import present
-from opsloop.remediation.gates import GATE_TIMER, Gates, RunView, covered
+from opsloop.remediation.gates import Gates, covered
 from opsloop.remediation.http import Call, HttpExecutor, Outcome
 from opsloop.remediation.models import (
     APPROVED,
@@ -54,12 +57,9 @@ from opsloop.remediation.models import (
 from opsloop.remediation.safety import Refused
 from opsloop.remediation.secrets import MissingSecret
 from opsloop.runbooks import states as S
-from opsloop.runbooks.checklist import StepView
-from opsloop.runbooks.engine import Opened
-from opsloop.runbooks.models import RunbookRun, RunbookSnapshot, RunbookStepRun
+from opsloop.runbooks.models import RunbookRun, RunbookStepRun
 from opsloop.runbooks.runs import Runbooks
 from opsloop.runbooks.schema import ApprovalStep, HttpStep
-from opsloop.sla.sweeper import TimerHandler
 
 log = logging.getLogger(__name__)
 LEASE_MARGIN = timedelta(seconds=30)
@@ -82,6 +82,21 @@ def idempotency_key(call: RemediationCall) -> str:
     return f"opsloop-sr{call.step_run_id}-g{call.generation}"
 
 
+@dataclass(frozen=True)
+class CallDecision:
+    """A person settled an unknown outcome (`succeeded` / `failed`) or asked for a `retry`."""
+
+    call_id: int
+    step_id: str
+    verb: str
+    actor: str
+    idempotency_key: str
+
+
+def calls_of(session: Session, run_id: int) -> list[RemediationCall]:
+    return list(session.exec(select(RemediationCall).where(RemediationCall.run_id == run_id)))
+
+
 def call_of(step: HttpStep, request: dict[str, object]) -> Call:
     return Call(method=str(request["method"]), url=str(request["url"]),
                 headers=dict(request.get("headers") or {}),  # type: ignore[call-overload]
@@ -92,73 +107,53 @@ def call_of(step: HttpStep, request: dict[str, object]) -> Call:
 
 class Remediation:
     def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer, runbooks: Runbooks,
-                 executor: HttpExecutor, *, worker: str | None = None) -> None:
+                 executor: HttpExecutor, bus: Bus, *, worker: str | None = None) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
         self.authz = authz
         self.runbooks = runbooks
         self.executor = executor
+        self.bus = bus
         self.worker = worker or worker_name()
-        self.gates = Gates(policy, clock, runbooks)
+        self.gates = Gates(policy, clock, runbooks, bus)
         self.engine = runbooks.engine
         self._calls = ThreadPoolExecutor(max_workers=policy.actions.concurrency,
                                          thread_name_prefix="opsloop-remediation")
         self._free = threading.BoundedSemaphore(policy.actions.concurrency)
 
-    def install(self) -> None:
-        self.engine.opened_hooks.append(self.on_opened)
-        self.runbooks.decision_hooks.append(self.gates.on_decision)
-        self.runbooks.step_guards.append(self.guard)
-        self.runbooks.step_views.append(self.views)
+    # ------------------------------------------------------------------ handlers
 
-    def handlers(self) -> dict[str, TimerHandler]:
-        return {GATE_TIMER: self.gates.on_timer}
-
-    # ------------------------------------------------------------------ hooks
-
-    def on_opened(self, session: Session, opened: Opened) -> None:
-        if isinstance(opened.step, ApprovalStep):
-            view = RunView(opened.run, opened.runbook, self._sha(session, opened.run), opened.item,
-                           opened.tenants, opened.rows,
-                           self.engine.context(opened.runbook, opened.run, list(opened.rows.values()),
-                                               opened.item, opened.tenants))
-            self.gates.open_round(session, view, opened.step, opened.now)
-        elif isinstance(opened.step, HttpStep):
-            row = opened.row
-            call = session.exec(select(RemediationCall).where(RemediationCall.step_run_id == row.id)).first()
+    def on_opened(self, session: Session, event: StepOpened) -> None:
+        """An approval step asks its approvers; an http step waits for the executor."""
+        if event.step_type == "approval":
+            run = session.get(RunbookRun, event.run_id)
+            assert run is not None
+            view = self.gates.view(session, run)
+            gate = view.runbook.step(event.step_id)
+            assert isinstance(gate, ApprovalStep)
+            self.gates.open_round(session, view, gate, event.at)
+        elif event.step_type == "http":
+            row = session.exec(select(RunbookStepRun).where(RunbookStepRun.run_id == event.run_id,
+                                                            RunbookStepRun.step_id == event.step_id)).one()
+            call = self._call_for(session, row)
             if call is None:
-                assert row.id is not None and opened.run.id is not None
-                session.add(RemediationCall(step_run_id=row.id, run_id=opened.run.id, step_id=row.step_id,
-                                            state=PENDING, created_at=opened.now, updated_at=opened.now))
+                assert row.id is not None
+                session.add(RemediationCall(step_run_id=row.id, run_id=event.run_id, step_id=row.step_id,
+                                            state=PENDING, created_at=event.at, updated_at=event.at))
             elif call.state in (PENDING, APPROVED):
-                call.state, call.updated_at = PENDING, opened.now
+                call.state, call.updated_at = PENDING, event.at
                 session.add(call)
 
-    def _sha(self, session: Session, run: RunbookRun) -> str:
-        snapshot = session.get(RunbookSnapshot, run.snapshot_id)
-        assert snapshot is not None
-        return snapshot.sha256
-
-    def guard(self, session: Session, row: RunbookStepRun, verb: str) -> str | None:
+    def refuse_busy_call(self, session: Session, event: StepCompleted) -> None:
+        """A step whose call is on its way, or succeeded, cannot be done or skipped by hand."""
+        row = session.exec(select(RunbookStepRun).where(RunbookStepRun.run_id == event.run_id,
+                                                        RunbookStepRun.step_id == event.step_id)).one()
         call = self._call_for(session, row)
         if call is not None and call.state == SENDING:
-            return f"step {row.step_id} is being called right now; wait for its result"
+            raise IllegalTransition(f"step {row.step_id} is being called right now; wait for its result")
         if call is not None and call.state == SUCCEEDED:
-            return f"step {row.step_id} already succeeded"
-        return None
-
-    def views(self, session: Session, run: RunbookRun) -> dict[str, StepView]:
-        assert run.id is not None
-        calls = session.exec(select(RemediationCall).where(RemediationCall.run_id == run.id)).all()
-        rows = {r.id: r for r in self.engine.steps(session, run)}
-        shown: dict[str, StepView] = {}
-        for call in calls:
-            row = rows.get(call.step_run_id)
-            if row is None or (row.state != S.EXECUTOR and call.state != SUCCEEDED):
-                continue
-            shown[call.step_id] = StepView(present.call_status(call), present.call_buttons(call, run.id))
-        return shown
+            raise IllegalTransition(f"step {row.step_id} already succeeded")
 
     def _call_for(self, session: Session, row: RunbookStepRun) -> RemediationCall | None:
         return session.exec(select(RemediationCall).where(RemediationCall.step_run_id == row.id)).first()
@@ -232,7 +227,6 @@ class Remediation:
                 session.add(call)
                 self._finish(session, call, {}, now, action="remediation.unknown")
                 count += 1
-        self.runbooks.items.after_commit()
         return count
 
     def claim(self) -> Claim | None:
@@ -251,7 +245,6 @@ class Remediation:
                 claimed = self._try(session, call, now)
                 if claimed is not None:
                     break
-        self.runbooks.items.after_commit()
         return claimed
 
     def _try(self, session: Session, call: RemediationCall, now: datetime) -> Claim | None:
@@ -304,8 +297,8 @@ class Remediation:
                      after={"call": call.id, "step": call.step_id, "worker": self.worker,
                             "method": request["method"], "url": request["url"],
                             "idempotency_key": idempotency_key(call)})
-        self.runbooks.refresh(session, run, view.item, now)
-        assert call.id is not None
+        assert call.id is not None and run.id is not None
+        self.bus.publish(session, RunChanged(at=now, item=view.item, run_id=run.id))
         return Claim(call.id, spec, idempotency_key(call), self.worker)
 
     def _refuse(self, session: Session, call: RemediationCall, why: str, now: datetime) -> None:
@@ -330,21 +323,22 @@ class Remediation:
             call.finished_at = now if outcome.state != UNKNOWN else None
             session.add(call)
             self._finish(session, call, outcome.outputs, now, action=f"remediation.{outcome.state}")
-        self.runbooks.items.after_commit()
 
-    def _finish(self, session: Session, call: RemediationCall, outputs: dict[str, object], now: datetime,
+    def _finish(self, session: Session, call: RemediationCall, outputs: Mapping[str, Any], now: datetime,
                 *, action: str, actor: str = S.AUTOMATIC) -> None:
-        """Write a call's outcome onto its step, the audit log, the thread and the checklist."""
+        """Write a call's outcome onto its step and the audit log, and say it (`CallFinished`)."""
         run = session.exec(select(RunbookRun).where(RunbookRun.id == call.run_id).with_for_update()).one()
         item = session.get(WorkItem, run.work_item_id)
         row = session.get(RunbookStepRun, call.step_run_id)
-        assert item is not None and row is not None
+        assert item is not None and row is not None and call.id is not None and run.id is not None
         audit.record(session, at=now, actor=actor, action=action, subject=item.ref,
                      after={"call": call.id, "step": call.step_id, "state": call.state,
-                            "status": call.status, "attempts": call.attempts, "outputs": outputs,
+                            "status": call.status, "attempts": call.attempts, "outputs": dict(outputs),
                             **({"error": call.error} if call.error else {})})
         # the result first: advancing may complete the run (or open the next gate), which says so after it
-        self.engine.line(session, item, actor, action, present.result_line(call, outputs), now)
+        self.bus.publish(session, CallFinished(at=now, item=item, run_id=run.id, call_id=call.id,
+                                               step_id=call.step_id, action=action, actor=actor,
+                                               outputs=dict(outputs)))
         if call.state == SUCCEEDED and row.state == S.EXECUTOR:
             row.state, row.outputs, row.actor, row.finished_at = S.DONE, dict(outputs), actor, now
             row.reason, row.updated_at = None, now
@@ -355,11 +349,11 @@ class Remediation:
         elif row.state == S.EXECUTOR:
             row.reason, row.updated_at = call.error, now
             session.add(row)
-        self.runbooks.refresh(session, run, item, now)
+        self.bus.publish(session, RunChanged(at=now, item=item, run_id=run.id))
 
     # ------------------------------------------------------------------ people
 
-    def decide(self, *, actor: str, call_id: int, verb: str, retries: int | None = None) -> str:
+    def decide(self, *, actor: str, call_id: int, verb: str, retries: int | None = None) -> CallDecision:
         """`succeeded` / `failed` for an unknown outcome; `retry` for a failed or unknown one.
 
         `retries` (from a button) is how many retries the outcome it answers had had: a button
@@ -367,12 +361,8 @@ class Remediation:
         if verb not in ("succeeded", "failed", "retry"):
             raise InvalidInput(f"unknown remediation action {verb!r}")
         now = self.clock.now()
-        if not self.authz.allowed(actor, "runbook.remediate"):
-            with self.db.transaction() as session:
-                audit.record(session, at=now, actor=actor, action="permission.denied",
-                             subject=f"call:{call_id}", after={"attempted": f"remediation.{verb}"})
-            raise PermissionDenied("you may not confirm or retry remediation calls: that needs the role "
-                                   f"{self.authz.explain('runbook.remediate')}")
+        self.authz.require(actor, "runbook.remediate", subject=f"call:{call_id}",
+                           doing="confirm or retry remediation calls", attempted=f"remediation.{verb}")
         with self.db.transaction() as session:
             audit.lock_chain(session)
             call = session.exec(select(RemediationCall).where(RemediationCall.id == call_id)
@@ -391,20 +381,18 @@ class Remediation:
                     call.generation += 1  # a new call: the failed one must not be replayed by key
                 call.state, call.decided_by, call.claimed_by, call.finished_at = PENDING, None, None, None
                 call.error, call.updated_at, call.retries = None, now, call.retries + 1
-                text = f"<@{actor}> asked to retry `{call.step_id}` (Idempotency-Key {idempotency_key(call)})"
             else:
                 if call.state != UNKNOWN:
                     raise IllegalTransition(f"step {call.step_id} is {call.state}; only an unknown outcome "
                                             "is confirmed by hand")
                 call.state, call.decided_by, call.updated_at, call.finished_at = verb, actor, now, now
-                call.error = f"confirmed {verb} by <@{actor}>"
-                text = f"<@{actor}> confirmed `{call.step_id}` {verb}"
+                call.error = None  # what is shown is who confirmed it (`decided_by`)
             session.add(call)
             self._finish(session, call, {}, now, action=f"remediation.{verb}", actor=actor)
             audit.record(session, at=now, actor=actor, action="remediation.decided",
                          subject=f"call:{call.id}", before={"state": before}, after={"state": call.state})
-        self.runbooks.items.after_commit()
-        return text
+            assert call.id is not None
+            return CallDecision(call.id, call.step_id, verb, actor, idempotency_key(call))
 
     # ------------------------------------------------------------------ lookups for commands
 
@@ -442,6 +430,4 @@ class Remediation:
                 self.gates.open_round(session, view, gate, now,
                                       why="the request changed since the last request message")
                 stale = "the request changed since that message; a new request with the details was posted"
-        if stale:
-            self.runbooks.items.after_commit()
         return run.id, row.step_id, stale

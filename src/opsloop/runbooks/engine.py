@@ -1,51 +1,36 @@
 """The runbook engine: which steps open when, what runs by itself, and what templates see.
 
 Called inside the caller's transaction; every automatic change is audited as
-the `opsloop` actor.
+opsloop itself (`system:opsloop`). A step that opens for people or for the
+remediation executor is published as `StepOpened`, a run that ends as
+`RunFinished`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from opsloop import audit, outbox
-from opsloop.cards import card_key
+from opsloop.bus import Bus
 from opsloop.errors import InvalidInput
+from opsloop.events import RunFinished, StepOpened
 from opsloop.messages import Message
-from opsloop.models import TimelineEvent, WorkItem, WorkItemTenant
+from opsloop.models import WorkItem, WorkItemTenant
+from opsloop.outbox import CHAT
 from opsloop.policy import Policy
 from opsloop.runbooks import states as S
 from opsloop.runbooks.models import RunbookRun, RunbookStepRun
 from opsloop.runbooks.render import Context, RenderError, evaluate, render_chat
-from opsloop.runbooks.schema import HttpStep, NotifyStep, Runbook
-
-CHAT = "chat"
-
-
-@dataclass(frozen=True)
-class Opened:
-    """A step that just opened (for people, or for the remediation executor)."""
-
-    run: RunbookRun
-    runbook: Runbook
-    step: Any
-    row: RunbookStepRun
-    rows: dict[str, RunbookStepRun]
-    item: WorkItem
-    tenants: list[str]
-    now: datetime
+from opsloop.runbooks.schema import ApprovalStep, HttpStep, NotifyStep, Runbook
 
 
 class Engine:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, bus: Bus) -> None:
         self.policy = policy
-        # told of every step that opens, in the same transaction (approval requests, http calls)
-        self.opened_hooks: list[Callable[[Session, Opened], None]] = []
+        self.bus = bus
 
     def advance(self, session: Session, run: RunbookRun, runbook: Runbook, item: WorkItem,
                  tenants: list[str], now: datetime) -> None:
@@ -75,8 +60,9 @@ class Engine:
             session.add(run)
             self.audit(session, S.AUTOMATIC, f"runbook.{run.state}", item, now,
                        after={"run": run.id, "runbook": run.runbook_id})
-            self.line(session, item, S.AUTOMATIC, "runbook",
-                       f"Runbook {run.runbook_id} {run.state} on {item.ref}", now)
+            assert run.id is not None
+            self.bus.publish(session, RunFinished(at=now, item=item, run_id=run.id, runbook_id=run.runbook_id,
+                                                  state=run.state))
 
     def open(self, session: Session, run: RunbookRun, runbook: Runbook, step: Any, row: RunbookStepRun,
               rows: dict[str, RunbookStepRun], item: WorkItem, tenants: list[str], now: datetime) -> None:
@@ -103,8 +89,11 @@ class Engine:
             self.auto(session, item, run, row, S.DONE, None, now)
             return
         self.auto(session, item, run, row, S.EXECUTOR if isinstance(step, HttpStep) else S.OPEN, None, now)
-        for hook in self.opened_hooks:
-            hook(session, Opened(run, runbook, step, row, rows, item, tenants, now))
+        assert run.id is not None
+        kind = "http" if isinstance(step, HttpStep) else "approval" if isinstance(step, ApprovalStep) \
+            else "manual"
+        self.bus.publish(session, StepOpened(at=now, item=item, run_id=run.id, step_id=step.id,
+                                             step_type=kind))
 
     def auto(self, session: Session, item: WorkItem, run: RunbookRun, row: RunbookStepRun, state: str,
               reason: str | None, now: datetime) -> None:
@@ -149,19 +138,6 @@ class Engine:
                before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
         audit.record(session, at=now, actor=actor, action=action, subject=item.ref, before=before,
                      after=after)
-
-    def timeline(self, session: Session, item: WorkItem, actor: str, action: str, text: str,
-                  now: datetime) -> None:
-        assert item.id is not None
-        session.add(TimelineEvent(work_item_id=item.id, at=now, actor=actor, action=action, text=text))
-
-    def line(self, session: Session, item: WorkItem, actor: str, action: str, text: str,
-              now: datetime) -> None:
-        """A timeline line that is also said in the item's thread."""
-        self.timeline(session, item, actor, action, text, now)
-        outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=now,
-                       thread_key=card_key(item.ref), payload={"message": Message(text=text).to_json()})
-
 
 
 def item_context(item: WorkItem, tenants: list[str]) -> dict[str, Any]:

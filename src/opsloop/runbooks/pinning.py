@@ -8,13 +8,13 @@ from functools import lru_cache
 from sqlmodel import Session, col, select
 
 from opsloop.runbooks.loader import LoadedRunbook, parse
-from opsloop.runbooks.models import RunbookSnapshot
+from opsloop.runbooks.models import RunbookRun, RunbookSnapshot
 from opsloop.runbooks.schema import Runbook
 
 
 def pin(session: Session, loaded: LoadedRunbook, now: datetime) -> tuple[RunbookSnapshot, str | None]:
-    """The snapshot of these exact bytes (stored on first use), and a warning when the same
-    version was pinned before with different content (an edit without a version bump)."""
+    """The snapshot of these exact bytes (stored on first use), and the sha256 the same version
+    was pinned with before, when that was other content (an edit without a version bump)."""
     snapshot = session.exec(
         select(RunbookSnapshot).where(RunbookSnapshot.sha256 == loaded.sha256)
     ).first()
@@ -30,12 +30,14 @@ def pin(session: Session, loaded: LoadedRunbook, now: datetime) -> tuple[Runbook
                                content=loaded.text, first_seen=now)
     session.add(snapshot)
     session.flush()
-    warning = None
-    if others:
-        warning = (f"runbook {runbook.id} {runbook.version} was changed without raising its version "
-                   f"(pinned before as {others[0][:12]}, now {loaded.sha256[:12]}); "
-                   "raise `version` in the file")
-    return snapshot, warning
+    return snapshot, others[0] if others else None
+
+
+def snapshot_of(session: Session, run: RunbookRun) -> RunbookSnapshot:
+    """The snapshot a run is pinned to."""
+    snapshot = session.get(RunbookSnapshot, run.snapshot_id)
+    assert snapshot is not None
+    return snapshot
 
 
 def runbook_of(snapshot: RunbookSnapshot) -> Runbook:

@@ -14,16 +14,30 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from opsloop import audit, outbox
-from opsloop.cards import user
 from opsloop.durations import format_duration
-from opsloop.messages import Message, escape
+from opsloop.events import StepCompleted
+from opsloop.messages import Message, escape, user
 from opsloop.models import WorkItem
+from opsloop.outbox import CHAT
 from opsloop.policy import Policy
 from opsloop.runbooks import states as S
 from opsloop.runbooks.models import RunbookRun, RunbookSnapshot, RunbookStepRun
+from opsloop.runbooks.pinning import runbook_of, snapshot_of
 from opsloop.runbooks.schema import Runbook
 
-CHAT = "chat"
+
+class RedesignWatch:
+    """A `StepCompleted` handler: counts bypasses of the step, tells the owners at the crossing."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def after_bypass(self, session: Session, event: StepCompleted) -> None:
+        if event.after not in S.BYPASSED or self.policy.runbooks.redesign is None:
+            return
+        run = session.get(RunbookRun, event.run_id)
+        assert run is not None
+        after_bypass(session, self.policy, runbook_of(snapshot_of(session, run)), event.step_id, event.at)
 
 
 def after_bypass(session: Session, policy: Policy, runbook: Runbook, step_id: str, now: datetime) -> bool:

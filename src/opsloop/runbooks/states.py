@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from opsloop.types import OPSLOOP
+
 WAITING = "waiting"  # prerequisites not met yet
 OPEN = "open"  # waits for people: Done / Skip, or Approve / Reject
 EXECUTOR = "executor"  # an http step, waiting for the remediation executor
@@ -30,4 +32,4 @@ RUN_COMPLETED = "completed"
 RUN_STOPPED = "stopped"  # an approval was rejected
 RUN_OPEN = frozenset({RUN_NEEDS_INPUTS, RUN_RUNNING})
 
-AUTOMATIC = "opsloop"  # the actor of what the runbook engine does by itself
+AUTOMATIC = OPSLOOP  # the actor of what the runbook engine does by itself

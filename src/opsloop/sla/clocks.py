@@ -1,4 +1,4 @@
-"""One clock against one target: start, pause, resume, stop, breach, and how it reads on a card.
+"""One clock against one target: start, pause, resume, stop, breach (how it reads: `present.clocks`).
 
 These functions work inside the caller's transaction and keep the clock's
 warning and breach timers in step with it: a paused clock has none pending,
@@ -12,14 +12,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from opsloop.durations import format_duration
 from opsloop.policy import Policy
-from opsloop.sla.calendars import BusinessHours, WorkingTime, working_time
+from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.sla.models import BREACHED, MET, PAUSED, RUNNING, STOPPED, SlaClock, Timer
 from opsloop.sla.policies import policy_at
 
 WARN, BREACH = "warn", "breach"
-LABELS = {"response": "Response", "update": "Update", "resolution": "Resolution"}
 
 
 class ClockBook:
@@ -134,33 +132,3 @@ class ClockBook:
                                   payload={"fraction": fraction}, created_at=now))
         session.add(Timer(kind=BREACH, due_at=clock.due_at, work_item_id=clock.work_item_id,
                           clock_id=clock.id, created_at=now))
-
-    # ------------------------------------------------------------------ showing
-
-    def describe(self, clock: SlaClock, now: datetime) -> str:
-        """How the clock reads on a card: `3m left`, `paused, 3m left`, `met in 4m`, `breached 2m ago`."""
-        target = timedelta(seconds=clock.target_seconds)
-        if clock.state == RUNNING:
-            text = f"{human(self.left(clock, now))} left"
-            calendar = self.calendar(clock)
-            if isinstance(calendar, BusinessHours) and not calendar.is_working(now):
-                text += " (outside business hours)"
-            return text
-        if clock.state == PAUSED:
-            return f"paused, {human(self.left(clock, now))} left"
-        if clock.state == MET:
-            return f"met in {human(self.used(clock, now))}"
-        if clock.state == BREACHED:
-            if clock.stopped_at is not None:
-                return f"missed by {human(self.used(clock, now) - target)}"
-            assert clock.settled_at is not None
-            return f"breached {human(now - clock.settled_at)} ago"
-        return "stopped"
-
-
-def human(delta: timedelta) -> str:
-    """A duration for people: seconds only while they matter."""
-    seconds = max(0, round(delta.total_seconds()))
-    if seconds >= 600:
-        seconds -= seconds % 60
-    return format_duration(timedelta(seconds=seconds)) if seconds else "0s"

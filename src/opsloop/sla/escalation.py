@@ -1,8 +1,9 @@
 """Escalation chains: page level after level, repeat, until someone acknowledges.
 
 A running chain is nothing but its next `page` timer: firing it pages that
-level's people (a DM each, with an Acknowledge button), tells the item's
-thread, and schedules the next level after the level's `wait`. After the last
+level's people (`EscalationPaged`: a DM each, with an Acknowledge button, and
+a line in the item's thread), and schedules the next level after the level's
+`wait`. After the last
 level the chain starts again, `repeat` more times; when that is spent, one
 last timer says nobody answered. Acknowledging deletes the pending timer.
 """
@@ -15,25 +16,25 @@ from typing import Any
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from opsloop import audit, outbox
+from opsloop import audit
 from opsloop.authz import Authorizer
-from opsloop.cards import user
-from opsloop.messages import Button, Message, escape
+from opsloop.bus import Bus
+from opsloop.events import EscalationExhausted, EscalationPaged
 from opsloop.models import WorkItem
 from opsloop.oncall import OnCall
 from opsloop.policy import Policy
 from opsloop.sla.models import Timer
-from opsloop.types import State
+from opsloop.types import OPSLOOP, State
 
 PAGE = "page"
-CHAT = "chat"
 
 
 class Escalations:
-    def __init__(self, policy: Policy, authz: Authorizer, oncall: OnCall) -> None:
+    def __init__(self, policy: Policy, authz: Authorizer, oncall: OnCall, bus: Bus) -> None:
         self.policy = policy
         self.authz = authz
         self.oncall = oncall
+        self.bus = bus
 
     def start(self, session: Session, item: WorkItem, chain: str, now: datetime) -> None:
         """Page the chain's first level at once (on the next sweep)."""
@@ -75,30 +76,31 @@ class Escalations:
 
     # ------------------------------------------------------------------ firing
 
-    def fire(self, session: Session, timer: Timer, item: WorkItem, now: datetime) -> tuple[str, str | None]:
-        """Page one level. Returns the timer's outcome and the line for the item's thread."""
+    def fire(self, session: Session, timer: Timer, item: WorkItem, now: datetime) -> str:
+        """Page one level (`EscalationPaged`). Returns the timer's outcome."""
         chain_name = str(timer.payload.get("chain"))
         chain = self.policy.escalation.get(chain_name)
         if chain is None:
-            return f"skipped: chain {chain_name!r} is no longer in the policy", None
+            return f"skipped: chain {chain_name!r} is no longer in the policy"
         if item.state != State.TRIGGERED.value:
-            return f"skipped: {item.ref} is {item.state}", None
+            return f"skipped: {item.ref} is {item.state}"
         rounds = chain.repeat + 1
         if timer.payload.get("exhausted"):
-            audit.record(session, at=now, actor="opsloop", action="escalation.exhausted", subject=item.ref,
+            audit.record(session, at=now, actor=OPSLOOP, action="escalation.exhausted", subject=item.ref,
                          after={"chain": chain_name, "rounds": rounds})
-            return "exhausted", (f"🚨 Nobody acknowledged {item.ref} after {rounds} round"
-                                 f"{'s' if rounds > 1 else ''} of {chain_name}")
+            self.bus.publish(session, EscalationExhausted(at=now, item=item, chain=chain_name, rounds=rounds))
+            return "exhausted"
         level_no, round_no = int(timer.payload["level"]), int(timer.payload["round"])
         if level_no >= len(chain.levels):
-            return "skipped: the chain has fewer levels now", None
+            return "skipped: the chain has fewer levels now"
         level = chain.levels[level_no]
         users = self.resolve(session, level.notify, now)
-        where = f"level {level_no + 1} of {len(chain.levels)}, round {round_no + 1} of {rounds}"
-        for person in users:
-            outbox.enqueue(session, transport=CHAT, target=person, now=now, key=f"page:{timer.id}:{person}",
-                           payload={"message": page_message(item, chain_name, where).to_json()})
-        audit.record(session, at=now, actor="opsloop", action="escalation.page", subject=item.ref,
+        assert timer.id is not None
+        self.bus.publish(session, EscalationPaged(
+            at=now, item=item, timer_id=timer.id, chain=chain_name, level=level_no + 1,
+            levels=len(chain.levels), round=round_no + 1, rounds=rounds, notify=tuple(level.notify),
+            users=tuple(users)))
+        audit.record(session, at=now, actor=OPSLOOP, action="escalation.page", subject=item.ref,
                      after={"chain": chain_name, "level": level_no + 1, "round": round_no + 1,
                             "notify": level.notify, "users": users})
         if level_no + 1 < len(chain.levels):
@@ -109,18 +111,5 @@ class Escalations:
             following = {"chain": chain_name, "exhausted": True}
         session.add(Timer(kind=PAGE, due_at=now + level.wait, work_item_id=item.id, created_at=now,
                           payload=following))
-        if not users:
-            return "nobody to page", f"⚠️ Nobody to page for {item.ref} at {where} ({', '.join(level.notify)})"
-        paged = ", ".join(user(u) for u in users)
-        return f"paged {', '.join(users)}", f"📟 Paged {paged} for {item.ref} ({where})"
-
-
-def page_message(item: WorkItem, chain: str, where: str) -> Message:
-    return Message(
-        text=f"📟 You are paged: {item.ref} {escape(item.title)} ({item.severity})",
-        fields=[("State", item.state), ("Channel", f"<#{item.channel}>" if item.channel else "—")],
-        buttons=[Button(label="Acknowledge", action="workitem.acknowledge", value=item.ref,
-                        style="primary")],
-        context=f"escalation {chain}, {where}",
-    )
+        return f"paged {', '.join(users)}" if users else "nobody to page"
 

@@ -1,7 +1,8 @@
-"""SLA clocks on work items: started, stopped, paused and shown as the items change.
+"""SLA clocks on work items: started, stopped and paused as the items change.
 
-`Sla.on_event` is a WorkItems hook: it runs inside the transaction of every
-change, so a clock never disagrees with its item. What stops which clock:
+`start_clocks` (on `ItemCreated`) and `follow` (on `ItemChanged`) run inside
+the transaction of every change, so a clock never disagrees with its item.
+What stops which clock:
 
 - response: acknowledge (or mitigate / resolve if nobody acknowledged; for
   exceptions, the decision). It also stops the escalation chain.
@@ -13,31 +14,30 @@ change, so a clock never disagrees with its item. What stops which clock:
 A reopened item gets fresh response, update and resolution clocks and, if its
 policy says so, a new escalation. Pausing banks the clocks' used time and
 removes their pending timers; resuming moves their due times by exactly the
-working time spent paused.
+working time spent paused. The timers publish `ClockWarned` and
+`ClockBreached`; the escalation chain `EscalationPaged`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from opsloop import audit, outbox
+from opsloop import audit
+from opsloop.bus import Bus
 from opsloop.clock import Clock
-from opsloop.durations import format_duration
 from opsloop.errors import InvalidInput
-from opsloop.messages import Button, Message, escape
-from opsloop.models import WorkItem, WorkItemTenant
+from opsloop.events import ClockBreached, ClockWarned, ItemChanged, ItemCreated
+from opsloop.models import WorkItem
 from opsloop.policy import Policy
-from opsloop.sla.clocks import BREACH, LABELS, WARN, ClockBook, human
-from opsloop.sla.escalation import PAGE, Escalations
+from opsloop.sla.clocks import ClockBook
+from opsloop.sla.escalation import Escalations
 from opsloop.sla.models import PAUSED, RUNNING, SlaClock, Timer
 from opsloop.sla.policies import match_policy, policy_at, tier_of
-from opsloop.sla.sweeper import TimerHandler
-from opsloop.types import State
-from opsloop.workitems import ItemEvent, WorkItems
+from opsloop.types import OPSLOOP, State
+from opsloop.workitems import WorkItems
 
-SYSTEM = "opsloop"
 RESPONSE_STOPS = frozenset({"acknowledge", "mitigate", "resolve", "close", "approve", "reject", "expire"})
 RESOLUTION_STOPS = frozenset({"resolve", "close", "approve", "reject", "expire"})
 UPDATE_STATES = frozenset({State.TRIGGERED.value, State.ACKNOWLEDGED.value, State.MITIGATED.value,
@@ -46,45 +46,40 @@ _NOT_UPDATES = frozenset({"created", "reopen", "pause", "resume"})
 
 
 class Sla:
-    def __init__(self, policy: Policy, clock: Clock, workitems: WorkItems, escalations: Escalations) -> None:
+    def __init__(self, policy: Policy, clock: Clock, workitems: WorkItems, escalations: Escalations,
+                 bus: Bus) -> None:
         self.policy = policy
         self.clock = clock
         self.workitems = workitems
         self.book = ClockBook(policy)
         self.escalations = escalations
-
-    def install(self) -> None:
-        """Hook into the work items: clocks follow every change and show on every card."""
-        self.workitems.hooks.append(self.on_event)
-        self.workitems.card_extras.append(self.card_fields)
-        self.workitems.card_buttons.append(self.card_buttons)
-
-    def handlers(self) -> dict[str, TimerHandler]:
-        return {WARN: self._warn, BREACH: self._breach, PAGE: self._page}
+        self.bus = bus
 
     # ------------------------------------------------------------------ commands
 
     def pause(self, *, actor: str, ref: str, reason: str | None = None) -> WorkItem:
-        text = f"<@{actor}> paused the clocks of {ref.upper()}" + (f": {escape(reason)}" if reason else "")
-        return self.workitems.record(actor=actor, ref=ref, action="pause", text=text, note=reason)
+        return self.workitems.record(actor=actor, ref=ref, action="pause", note=reason)
 
     def resume(self, *, actor: str, ref: str) -> WorkItem:
-        text = f"<@{actor}> resumed the clocks of {ref.upper()}"
-        return self.workitems.record(actor=actor, ref=ref, action="resume", permission="pause", text=text)
+        return self.workitems.record(actor=actor, ref=ref, action="resume", permission="pause")
 
     def update(self, *, actor: str, ref: str, text: str) -> WorkItem:
         """A status update: on the timeline and in the thread, and it meets the update target."""
         if not text.strip():
             raise InvalidInput("an update needs some text: what is the status?")
-        line = f"📣 Update from <@{actor}> on {ref.upper()}: {escape(text.strip())}"
-        return self.workitems.record(actor=actor, ref=ref, action="update", text=line, note=text.strip())
+        return self.workitems.record(actor=actor, ref=ref, action="update", note=text.strip())
 
-    # ------------------------------------------------------------------ the hook
+    # ------------------------------------------------------------------ handlers
 
-    def on_event(self, session: Session, event: ItemEvent) -> None:
+    def start_clocks(self, session: Session, event: ItemCreated) -> None:
+        """A new item held to an SLA policy gets its clocks (and, maybe, its escalation chain)."""
+        self._start(session, event.item, event.at)
+
+    def follow(self, session: Session, event: ItemChanged) -> None:
+        """Clocks follow every change: stopped, paused, resumed, a new update cycle, or started anew."""
         item, now, action = event.item, event.at, event.action
         assert item.id is not None
-        if action in ("created", "reopen"):
+        if action == "reopen":
             self._start(session, item, now)
             return
         clocks = self.book.current(session, item.id, lock=True)
@@ -127,7 +122,7 @@ class Sla:
         chain = match.policy.escalation
         if chain and match.policy.escalate_on == "trigger" and item.state == State.TRIGGERED.value:
             self.escalations.start(session, item, chain, now)
-        audit.record(session, at=now, actor=SYSTEM, action="sla.started", subject=item.ref,
+        audit.record(session, at=now, actor=OPSLOOP, action="sla.started", subject=item.ref,
                      after={"policy": match.index, "calendar": match.policy.calendar,
                             "due": started, "escalation": chain})
 
@@ -142,7 +137,9 @@ class Sla:
                             seconds=clock.target_seconds, policy_index=clock.policy_index,
                             calendar=clock.calendar, now=now, paused=paused)
 
-    def _pause(self, session: Session, item: WorkItem, clocks: dict[str, SlaClock], event: ItemEvent) -> None:
+    def _pause(
+        self, session: Session, item: WorkItem, clocks: dict[str, SlaClock], event: ItemChanged
+    ) -> None:
         running = [clock for clock in clocks.values() if clock.state == RUNNING]
         if not running:
             paused = any(clock.state == PAUSED for clock in clocks.values())
@@ -154,7 +151,7 @@ class Sla:
                      after={"targets": [c.target for c in running], "reason": event.note})
 
     def _resume(
-        self, session: Session, item: WorkItem, clocks: dict[str, SlaClock], event: ItemEvent
+        self, session: Session, item: WorkItem, clocks: dict[str, SlaClock], event: ItemChanged
     ) -> None:
         paused = [clock for clock in clocks.values() if clock.state == PAUSED]
         if not paused:
@@ -164,24 +161,11 @@ class Sla:
         audit.record(session, at=event.at, actor=event.actor, action="sla.resumed", subject=item.ref,
                      after={c.target: c.due_at for c in paused})
 
-    # ------------------------------------------------------------------ the card
+    # ------------------------------------------------------------------ reading
 
-    def card_fields(self, session: Session, item: WorkItem) -> list[tuple[str, str]]:
-        if item.id is None:
-            return []
-        now = self.clock.now()
-        return [(LABELS[target], self.book.describe(clock, now))
-                for target, clock in self.book.current(session, item.id).items()]
-
-    def card_buttons(self, session: Session, item: WorkItem) -> list[Button]:
-        if item.id is None:
-            return []
-        states = {clock.state for clock in self.book.current(session, item.id).values()}
-        if RUNNING in states:
-            return [Button(label="Pause clock", action="clock.pause", value=item.ref)]
-        if PAUSED in states:
-            return [Button(label="Resume clock", action="clock.resume", value=item.ref)]
-        return []
+    def clocks(self, session: Session, item: WorkItem) -> list[SlaClock]:
+        """The item's current clock of each target, in the order they are shown."""
+        return list(self.book.current(session, item.id).values()) if item.id is not None else []
 
     # ------------------------------------------------------------------ timers
 
@@ -190,63 +174,42 @@ class Sla:
         item = session.get(WorkItem, clock.work_item_id) if clock else None
         return clock, item
 
-    def _warn(self, session: Session, timer: Timer, now: datetime) -> str:
+    def on_warn(self, session: Session, timer: Timer, now: datetime) -> str:
+        """The `warn` timer: a `warn_at` mark of a running clock (`ClockWarned`)."""
         clock, item = self._clock_of(session, timer)
         if clock is None or item is None or clock.state != RUNNING:
             return "skipped: the clock is not running"
-        assert clock.due_at is not None
+        assert clock.due_at is not None and clock.id is not None
         if clock.due_at <= now:  # came due late (e.g. after a restart): the breach says it all
             return "skipped: the target has passed"
         fraction = float(timer.payload.get("fraction", 0))
-        left = human(self.book.left(clock, now))
-        name = "an update" if clock.target == "update" else f"the {clock.target} target"
-        line = (f"⏳ {item.ref}: {left} left for {name} "
-                f"({format_duration(_seconds(clock.target_seconds))}; {round(fraction * 100)}% used)")
-        audit.record(session, at=now, actor=SYSTEM, action="sla.warning", subject=item.ref,
+        audit.record(session, at=now, actor=OPSLOOP, action="sla.warning", subject=item.ref,
                      after={"target": clock.target, "fraction": fraction, "due_at": clock.due_at})
-        self._tell(session, item, line, now)
+        self.bus.publish(session, ClockWarned(at=now, item=item, clock_id=clock.id, target=clock.target,
+                                              target_seconds=clock.target_seconds, fraction=fraction,
+                                              left=self.book.left(clock, now)))
         return "fired"
 
-    def _breach(self, session: Session, timer: Timer, now: datetime) -> str:
+    def on_breach(self, session: Session, timer: Timer, now: datetime) -> str:
+        """The `breach` timer: the target passed while the clock ran (`ClockBreached`)."""
         clock, item = self._clock_of(session, timer)
         if clock is None or item is None or clock.state != RUNNING:
             return "skipped: the clock is not running"
+        assert clock.id is not None
         self.book.breach(session, clock)
-        target = format_duration(_seconds(clock.target_seconds))
-        line = (f"🚨 {item.ref}: no update for {target} (the update target)" if clock.target == "update"
-                else f"🚨 {item.ref} missed its {clock.target} target ({target})")
-        audit.record(session, at=now, actor=SYSTEM, action="sla.breached", subject=item.ref,
+        audit.record(session, at=now, actor=OPSLOOP, action="sla.breached", subject=item.ref,
                      after={"target": clock.target, "due_at": clock.due_at})
         entry = policy_at(self.policy, clock.policy_index)
         if (clock.target == "response" and entry and entry.escalation and entry.escalate_on == "breach"
                 and item.state == State.TRIGGERED.value):
             self.escalations.start(session, item, entry.escalation, now)
-        self._tell(session, item, line, now)
+        self.bus.publish(session, ClockBreached(at=now, item=item, clock_id=clock.id, target=clock.target,
+                                                target_seconds=clock.target_seconds, due_at=clock.due_at))
         return "fired"
 
-    def _page(self, session: Session, timer: Timer, now: datetime) -> str:
+    def on_page(self, session: Session, timer: Timer, now: datetime) -> str:
+        """The `page` timer: page the next level of an escalation chain."""
         item = session.get(WorkItem, timer.work_item_id) if timer.work_item_id else None
         if item is None:
             return "skipped: no such work item"
-        outcome, line = self.escalations.fire(session, timer, item, now)
-        if line:
-            self._tell(session, item, line, now)
-        return outcome
-
-    def _tell(self, session: Session, item: WorkItem, line: str, now: datetime) -> None:
-        """A line in the item's thread, also shown in the channel, and the card refreshed."""
-        assert item.id is not None
-        self.workitems.announce(session, item, _tenants(session, item.id), None, now)
-        outbox.enqueue(session, transport="chat", target=item.channel or "", now=now,
-                       thread_key=f"card:{item.ref}",
-                       payload={"message": Message(text=line).to_json(), "broadcast": True})
-
-
-def _seconds(value: int) -> timedelta:
-    return timedelta(seconds=value)
-
-
-def _tenants(session: Session, item_id: int) -> list[str]:
-    return list(session.exec(select(WorkItemTenant.tenant_id)
-                             .where(WorkItemTenant.work_item_id == item_id)
-                             .order_by(col(WorkItemTenant.tenant_id))))
+        return self.escalations.fire(session, timer, item, now)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -64,10 +65,17 @@ class Sweeper:
     ) -> None:
         self.db = db
         self.clock = clock
-        self.handlers: dict[str, TimerHandler] = dict(handlers or {})
+        self.handlers: Mapping[str, TimerHandler] = MappingProxyType(dict(handlers or {}))
+        self._installed = handlers is not None
         self.batch = batch
         self.after_commit = after_commit or (lambda: None)
         self.stats = SweepStats()
+
+    def use(self, handlers: Mapping[str, TimerHandler]) -> None:
+        """Install the handler of each timer kind; once (bot/bootstrap.py builds the one registry)."""
+        if self._installed:
+            raise RuntimeError("the sweeper already has its timer handlers")
+        self.handlers, self._installed = MappingProxyType(dict(handlers)), True
 
     def sweep(self, now: datetime | None = None, limit: int = 10_000, budget: float | None = None) -> int:
         """Fire every timer due at `now` (default: the clock's now), up to `limit`; returns how many.

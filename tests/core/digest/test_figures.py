@@ -24,7 +24,7 @@ H = 3600.0
 
 def digests(db: Database, clock: FakeClock) -> Digests:
     policy = load_policy(ROOT / "opsloop.yml")
-    return Digests(db, policy, clock, Authorizer(policy))
+    return Digests(db, policy, clock, Authorizer(policy, db, clock))
 
 
 def test_every_figure_of_the_hand_built_week(db: Database, clock: FakeClock) -> None:

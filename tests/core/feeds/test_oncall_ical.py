@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from opsloop.authz import Authorizer
+from opsloop.bus import Bus
 from opsloop.commands.oncall import OnCallCommands
 from opsloop.db import Database
 from opsloop.errors import ConfigError
@@ -67,7 +68,7 @@ def setup(tmp_path: Path, db: Database, clock: FakeClock, feed: str = FEED) -> O
               "escalation": {"page": {"levels": [{"notify": ["oncall:sre"], "wait": "5m"}]}}}
     (tmp_path / "opsloop.yml").write_text(yaml.safe_dump(policy), encoding="utf-8")
     loaded = load_policy(tmp_path / "opsloop.yml")
-    return OnCall(db, loaded, clock, Authorizer(loaded))
+    return OnCall(db, loaded, clock, Authorizer(loaded, db, clock))
 
 
 def who(oncall: OnCall, moment: str) -> tuple[str | None, datetime, datetime]:
@@ -119,7 +120,7 @@ def test_escalation_pages_whoever_the_feed_puts_on_call(tmp_path: Path, db: Data
     clock.current = at("2026-11-10T12:00:00+01:00")
     oncall = setup(tmp_path, db, clock)
     oncall.feeds.load("sre", actor="system:cli", users=USERS)
-    chains = Escalations(oncall.policy, oncall.authz, oncall)
+    chains = Escalations(oncall.policy, oncall.authz, oncall, Bus())
     with db.transaction() as session:
         assert chains.resolve(session, ["oncall:sre"], clock.now()) == ["U0CAROL"]
         assert chains.resolve(session, ["oncall:sre"], at("2026-10-19T08:00:00+02:00")) == []  # a gap: nobody

@@ -29,7 +29,7 @@ class Collect:
 
 def deliver(services: Services) -> dict[str, Collect]:
     senders = {"chat": Collect(), "email": Collect(), "webhook": Collect()}
-    Dispatcher(services.db, senders, services.clock, prepare=services.workitems.prepare_outbound).drain()
+    Dispatcher(services.db, senders, services.clock, prepare=services.cards.prepare_outbound).drain()
     return senders
 
 
@@ -73,7 +73,7 @@ def test_resolution_closes_loops_once_delivered_and_status_shows_open_ones(
     assert [m.payload["subject"] for m in emails] == ["Resolved: the problem affecting your service"]
     status = services.commands.handle("/incident", "status INC-1", actor=COMMANDER).text
     assert "Open feedback loops" not in status
-    assert ("Loops", "0 of 4 open") in (services.workitems.get("INC-1").card.fields)  # type: ignore[union-attr]
+    assert ("Loops", "0 of 4 open") in services.cards.of("INC-1").fields
 
 
 def test_cadence_notices_go_out_while_open_and_stop_at_resolution(services: Services, clock: FakeClock) -> None:

@@ -131,7 +131,7 @@ def test_a_crash_while_sending_becomes_unknown_and_is_never_resent(
     assert call(rem).state == "sending"  # committed before the request left
     assert rem.remediation.work() == 0  # the lease still runs: nobody touches it
     clock.advance(minutes=5)
-    restarted = Remediation(rem.db, rem.policy, clock, rem.authz, rem.runbooks, rem.remediation.executor)
+    restarted = Remediation(rem.db, rem.policy, clock, rem.authz, rem.runbooks, rem.remediation.executor, rem.bus)
     assert restarted.work() == 0
     assert len(sent) == 1 and route.call_count == 0  # respx does not count a call that killed us
     unknown = call(rem)
@@ -169,7 +169,7 @@ def test_two_workers_never_both_call_one_step_run(rem: Services, api: respx.Mock
     api.get(f"https://{API}/jobs/9").mock(return_value=httpx.Response(200))
     start(rem)
     approve_twice(rem)
-    workers = [Remediation(rem.db, rem.policy, rem.clock, rem.authz, rem.runbooks, rem.remediation.executor,
+    workers = [Remediation(rem.db, rem.policy, rem.clock, rem.authz, rem.runbooks, rem.remediation.executor, rem.bus,
                            worker=f"w{i}") for i in range(2)]
     ran: list[int] = []
 

@@ -48,7 +48,7 @@ def test_the_secret_appears_only_in_the_outgoing_request(rem: Services, api: res
     errors = [rem.commands.handle("/runbook", "retry INC-2 call", actor="U0RESP2").text]
     rem.remediation.work()
     assert probe.call_count == 2
-    checklists = [m.plain() for ref in ("INC-1", "INC-2") for m in rem.runbooks.checklists(ref)]
+    checklists = [m.plain() for ref in ("INC-1", "INC-2") for m in rem.checklists.of(ref)]
     stored = everything_stored(rem)
     assert "[secret OPS_API_TOKEN]" in stored  # where it was, its name is; the value is not
     for where, content in [("database", stored), ("logs", caplog.text), ("replies", "\n".join(errors)),

@@ -49,9 +49,7 @@ def checklist(services: Services, rid: int) -> Message:
 
 def card_fields(services: Services, ref: str = "INC-1") -> dict[str, str]:
     """The card's fields; of several runs, the newest one's line."""
-    view = services.workitems.get(ref)
-    assert view.card is not None
-    return dict(reversed(view.card.fields))
+    return dict(reversed(services.cards.of(ref).fields))
 
 
 def test_a_run_starts_from_the_file_and_shows_a_checklist_under_the_card(
@@ -106,7 +104,7 @@ def test_checklist_buttons_advance_steps_role_checked_and_audited(rb_services: S
     with rb_services.db.transaction() as s:
         events = s.exec(select(AuditEvent).order_by(col(AuditEvent.seq))).all()
         actions = [(e.actor, e.action, e.subject) for e in events if e.action.startswith(("runbook", "perm"))]
-        assert (STRANGER, "permission.denied", f"RUNBOOK-RUN:{rid}") in actions
+        assert (STRANGER, "permission.denied", f"runbook-run:{rid}") in actions
         done = [e for e in events if e.action == "runbook.step.done"]
         assert [(e.actor, e.subject, e.before, e.after) for e in done] == [
             (RESPONDER, "INC-1", {"run": rid, "step": "check", "state": "open"},

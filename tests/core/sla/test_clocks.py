@@ -20,9 +20,7 @@ def sla_lines(services: Services, ref: str = "INC-1") -> list[str]:
 
 
 def card_fields(services: Services, ref: str = "INC-1") -> dict[str, str]:
-    card = services.workitems.get(ref).card
-    assert card is not None
-    return dict(card.fields)
+    return dict(services.cards.of(ref).fields)
 
 
 def test_a_sev1_gets_its_policy_clocks_on_the_card(services: Services) -> None:

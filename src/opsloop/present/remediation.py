@@ -7,21 +7,30 @@ secret, not its value). Everything user-supplied is escaped for Slack mrkdwn.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from sqlmodel import Session
 
-from opsloop.cards import user
-from opsloop.messages import Button, Message, escape
+from opsloop import outbox
+from opsloop.durations import format_duration
+from opsloop.events import ApprovalRequested, CallFinished, GateReopened
+from opsloop.messages import Button, Message, escape, target, user
+from opsloop.outbox import CHAT
+from opsloop.present.items import Cards, card_key
 from opsloop.remediation.models import FAILED, SENDING, SUCCEEDED, UNKNOWN, RemediationCall
 from opsloop.remediation.secrets import mask, plain
-from opsloop.runbooks.checklist import approvers_text
+from opsloop.remediation.service import CallDecision
+from opsloop.runbooks.models import RunbookRun
+from opsloop.runbooks.pinning import runbook_of, snapshot_of
 from opsloop.runbooks.schema import ApprovalStep
+from opsloop.types import OPSLOOP
 
 MAX_BODY = 1200
 
 
-def _url(request: dict[str, Any]) -> httpx.URL | None:
+def _url(request: Mapping[str, Any]) -> httpx.URL | None:
     """The request's URL, or None when it holds a secret or cannot be read (the call will say why)."""
     text = plain(str(request.get("url", "")))
     try:
@@ -30,7 +39,7 @@ def _url(request: dict[str, Any]) -> httpx.URL | None:
         return None
 
 
-def request_text(request: dict[str, Any]) -> str:
+def request_text(request: Mapping[str, Any]) -> str:
     """`POST ops-api.internal /services/web/restart`, then headers and the JSON body, masked."""
     if "error" in request:
         return f"✗ cannot render this request: {escape(str(request['error']))}"
@@ -54,9 +63,13 @@ def request_text(request: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def approval_request(*, ref: str, runbook: str, version: str, gate: ApprovalStep, requester: str,
-                     requests: dict[str, dict[str, Any]], round_id: int, number: int,
-                     expires: str | None, why: str | None) -> Message:
+def approvers_text(approvers: list[str]) -> str:
+    return " or ".join(target(a) for a in approvers)
+
+
+def approval_request(*, ref: str, runbook: str, version: str, gate_id: str, approvers: list[str],
+                     min_approvals: int, requester: str, requests: Mapping[str, Mapping[str, Any]],
+                     round_id: int, number: int, expires: str | None, why: str | None) -> Message:
     again = f" (request #{number})" if number > 1 else ""
     parts = [f"_{escape(why)}_"] if why else []
     for step_id, request in requests.items():
@@ -64,14 +77,14 @@ def approval_request(*, ref: str, runbook: str, version: str, gate: ApprovalStep
     if not requests:
         parts.append("No http call depends on this gate; approving lets the next steps start.")
     return Message(
-        text=f"🔐 Approval needed on {ref}: `{gate.id}` of runbook {runbook} {version}{again}",
-        fields=[("Who may approve", approvers_text(gate)),
-                ("Needed", f"{gate.min_approvals} distinct approver(s), "
+        text=f"🔐 Approval needed on {ref}: `{gate_id}` of runbook {runbook} {version}{again}",
+        fields=[("Who may approve", approvers_text(approvers)),
+                ("Needed", f"{min_approvals} distinct approver(s), "
                            f"not {user(requester)} who started it"),
                 *([("Expires", expires)] if expires else [])],
         body="\n\n".join(parts),
-        buttons=[Button(f"Approve: {gate.id}", "gate.approve", str(round_id), "primary"),
-                 Button(f"Reject: {gate.id}", "gate.reject", str(round_id), "danger")],
+        buttons=[Button(f"Approve: {gate_id}", "gate.approve", str(round_id), "primary"),
+                 Button(f"Reject: {gate_id}", "gate.reject", str(round_id), "danger")],
         context="An approval holds only for exactly this request: if it changes, approval is asked again.",
     )
 
@@ -85,22 +98,30 @@ def call_summary(call: RemediationCall) -> str:
     return escape(where) or call.step_id
 
 
-def result_line(call: RemediationCall, outputs: dict[str, Any]) -> str:
+def error_text(call: RemediationCall) -> str | None:
+    """Why a call failed, or who settled its outcome by hand (as mrkdwn: the error escaped)."""
+    if call.decided_by is not None and call.state in (SUCCEEDED, FAILED):
+        return f"confirmed {call.state} by {user(call.decided_by)}"
+    return escape(call.error) if call.error else None
+
+
+def result_line(call: RemediationCall, outputs: Mapping[str, Any]) -> str:
     attempts = f"{call.attempts} attempt{'s' if call.attempts != 1 else ''}"
     status = f" → {call.status}" if call.status is not None else ""
     head = {SUCCEEDED: "✅", FAILED: "❌", UNKNOWN: "❓"}.get(call.state, "•")
     line = f"{head} `{call.step_id}` {call_summary(call)}{status} · {call.state} · {attempts}"
     if outputs:
         line += " · outputs " + ", ".join(f"{k}={escape(str(v))}" for k, v in outputs.items())
-    if call.error:
-        line += f"\n      {escape(call.error)}"
+    error = error_text(call)
+    if error:
+        line += f"\n      {error}"
     return line
 
 
 def call_status(call: RemediationCall) -> str:
     """The checklist's status of an http step, by the state of its call."""
     status = f" {call.status}" if call.status is not None else ""
-    error = f": {escape(call.error)}" if call.error else ""
+    error = f": {text}" if (text := error_text(call)) else ""
     return {
         "pending": "waiting for the remediation executor (it checks the approvals, then calls)",
         "approved": "approved; about to be called",
@@ -123,3 +144,45 @@ def call_buttons(call: RemediationCall, run_id: int) -> list[Button]:
     if call.state == FAILED:
         return [Button(f"Retry: {call.step_id}", "remediation.retry", value), skip]
     return []
+
+
+def decision_text(decision: CallDecision) -> str:
+    """The answer to the person who settled a call or asked for a retry."""
+    if decision.verb == "retry":
+        return (f"{user(decision.actor)} asked to retry `{decision.step_id}` "
+                f"(Idempotency-Key {decision.idempotency_key})")
+    return f"{user(decision.actor)} confirmed `{decision.step_id}` {decision.verb}"
+
+
+class RemediationWords:
+    """Approval requests and call results in the item's thread."""
+
+    def __init__(self, cards: Cards) -> None:
+        self.cards = cards
+
+    def requested(self, session: Session, event: ApprovalRequested) -> None:
+        run = session.get(RunbookRun, event.run_id)
+        assert run is not None
+        gate = runbook_of(snapshot_of(session, run)).step(event.gate_id)
+        assert isinstance(gate, ApprovalStep)
+        expires = (f"in {format_duration(event.expires_after)} ({event.expires_at:%H:%M} UTC) unless approved"
+                   if event.expires_after and event.expires_at else None)
+        message = approval_request(
+            ref=event.item.ref, runbook=event.runbook_id, version=event.version, gate_id=gate.id,
+            approvers=gate.approvers, min_approvals=gate.min_approvals, requester=event.requester,
+            requests=event.requests, round_id=event.round_id, number=event.number, expires=expires,
+            why=event.why)
+        outbox.enqueue(session, transport=CHAT, target=event.item.channel or "", now=event.at,
+                       thread_key=card_key(event.item.ref), key=f"gate-round:{event.round_id}",
+                       payload={"message": message.to_json()})
+
+    def finished(self, session: Session, event: CallFinished) -> None:
+        call = session.get(RemediationCall, event.call_id)
+        assert call is not None
+        line = result_line(call, event.outputs)
+        self.cards.story(session, event.item, event.actor, event.action, line, event.at)
+        self.cards.say(session, event.item, line, event.at)
+
+    def reopened(self, session: Session, event: GateReopened) -> None:
+        self.cards.story(session, event.item, OPSLOOP, "runbook.gate.reopened",
+                         f"Approval of `{event.gate_id}` is asked again: {event.why}", event.at)

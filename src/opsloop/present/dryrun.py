@@ -12,28 +12,35 @@ from typing import Any
 
 from sqlmodel import Session
 
-from opsloop.cards import user
+from opsloop.db import Database
 from opsloop.errors import DomainError
+from opsloop.messages import user
 from opsloop.models import WorkItem
-from opsloop.remediation import present
+from opsloop.present.remediation import approvers_text, request_text
 from opsloop.remediation.gates import Gates, binding, gates_of, render_call
 from opsloop.remediation.http import HttpExecutor
 from opsloop.remediation.service import call_of
 from opsloop.runbooks import states as S
-from opsloop.runbooks.checklist import approvers_text
 from opsloop.runbooks.engine import item_context
 from opsloop.runbooks.models import RunbookRun, RunbookSnapshot
 from opsloop.runbooks.render import Context, RenderError
+from opsloop.runbooks.runs import Plan
 from opsloop.runbooks.schema import ApprovalStep, HttpStep, Runbook
 
 
 class DryRun:
-    def __init__(self, gates: Gates, executor: HttpExecutor) -> None:
+    def __init__(self, db: Database, gates: Gates, executor: HttpExecutor) -> None:
+        self.db = db
         self.gates = gates
         self.executor = executor
 
-    def report(self, session: Session, runbook: Runbook, inputs: dict[str, Any], item: WorkItem,
-               tenants: list[str], run: RunbookRun | None) -> list[str]:
+    def report(self, plan: Plan) -> list[str]:
+        """What `plan` would call, checked step by step; nothing is called."""
+        with self.db.transaction() as session:
+            return self._report(session, plan.runbook, plan.inputs, plan.item, plan.tenants, plan.run)
+
+    def _report(self, session: Session, runbook: Runbook, inputs: dict[str, Any], item: WorkItem,
+                tenants: list[str], run: RunbookRun | None) -> list[str]:
         steps = [s for s in runbook.steps if isinstance(s, HttpStep)]
         if not steps:
             return ["No http steps: nothing would be called."]
@@ -56,7 +63,7 @@ class DryRun:
             except RenderError as error:
                 lines.append(f"  ✗ cannot render: {error}")
                 continue
-            lines.append(present.request_text(request))
+            lines.append(request_text(request))
             try:
                 address = self.executor.check(call_of(step, request))
                 timeout = step.timeout.total_seconds()
@@ -76,7 +83,8 @@ class DryRun:
         for gate_id in gates:
             gate = runbook.step(gate_id)
             assert isinstance(gate, ApprovalStep)
-            need = (f"  needs `{gate_id}`: {gate.min_approvals} approval(s) from {approvers_text(gate)}, "
+            need = (f"  needs `{gate_id}`: {gate.min_approvals} approval(s) from "
+                    f"{approvers_text(gate.approvers)}, "
                     f"never the person who started the run")
             if view is None:
                 lines.append(need)

@@ -1,16 +1,19 @@
-"""How a run looks in the work item's thread: one checklist message, edited as steps move."""
+"""How a run reads: its checklist (one message in the item's thread, edited as steps move), its line on
+the card, and what people's step actions say."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from opsloop.cards import user
 from opsloop.durations import format_duration
-from opsloop.messages import Button, Message, escape
+from opsloop.events import ApprovalDecided, StepCompleted
+from opsloop.messages import Button, Message, escape, target, user
 from opsloop.runbooks import states as S
 from opsloop.runbooks.models import RunbookRun, RunbookStepRun
 from opsloop.runbooks.render import Context, RenderError, render_chat
+from opsloop.runbooks.runs import RunProgress
 from opsloop.runbooks.schema import ApprovalStep, HttpStep, ManualStep, NotifyStep, Runbook, step_title
+from opsloop.runbooks.steps import progress
 
 MAX_BODY = 2900  # Slack: a section's text holds at most 3000 characters
 _ICON = {
@@ -33,14 +36,30 @@ def checklist_key(run_id: int) -> str:
     return f"runbook-run:{run_id}"
 
 
-def progress(steps: list[RunbookStepRun]) -> tuple[int, int]:
-    return sum(1 for s in steps if s.state in S.TERMINAL), len(steps)
-
-
 def approvers_text(step: ApprovalStep) -> str:
-    names = [f"role {a.removeprefix('role:')}" if a.startswith("role:") else
-             (f"<!subteam^{a}>" if a.startswith("S") else user(a)) for a in step.approvers]
-    return " or ".join(names)
+    return " or ".join(target(a) for a in step.approvers)
+
+
+def card_fields(runs: list[RunProgress]) -> list[tuple[str, str]]:
+    """The card's runbook line: `db-failover 1.2.0 · 3/7 steps`."""
+    return [("Runbook", f"{run.runbook_id} {run.version} · {run.done}/{run.total} steps"
+                        + {S.RUN_NEEDS_INPUTS: " · needs inputs", S.RUN_COMPLETED: " · finished",
+                           S.RUN_STOPPED: " · stopped"}.get(run.state, "")) for run in runs]
+
+
+def step_line(event: StepCompleted | ApprovalDecided) -> str:
+    """What a person's step action says, in the thread and as the answer to them."""
+    actor, step = user(event.actor), event.step_id
+    why = f": {escape(event.reason)}" if event.reason else ""
+    if isinstance(event, StepCompleted):
+        said = {"done": "did", "skip": "skipped", "workaround": "worked around"}[event.verb]
+        return f"{actor} {said} step `{step}`{why}"
+    if event.verb == "reject":
+        return f"{actor} rejected step `{step}`{why}"
+    count = f"{event.approvals}/{event.needed}"
+    if event.after == S.APPROVED:
+        return f"{actor} approved step `{step}` ({count}): approved"
+    return f"{actor} approved step `{step}` ({count}); waiting for more approvers"
 
 
 def checklist(run: RunbookRun, runbook: Runbook, steps: list[RunbookStepRun], context: Context,

@@ -1,6 +1,6 @@
 """remediation_retries: how many retries a call had, so an old button cannot retry a later outcome
 
-Revision ID: 0014_remediation_retries
+Revision ID: 0013_remediation_retries
 Revises: 0013_health_plays
 Create Date: 2026-11-24 12:00:00
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0014_remediation_retries'
+revision = '0013_remediation_retries'
 down_revision = '0013_health_plays'
 branch_labels = None
 depends_on = None

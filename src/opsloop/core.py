@@ -1,0 +1,121 @@
+"""The product assembled from a policy, with the handler table it is given.
+
+`build_core` makes every service once and hands each what it needs by
+parameter. Who hears which event is not decided here: `handlers(core)`
+returns the table and `timers(core)` the handler of each timer kind.
+`bot/bootstrap.py` passes THE table (the one a newcomer reads); a test of
+one capability passes the rows it exercises, e.g.
+
+    core = build_core(..., handlers=lambda c: HandlerTable(on(ItemCreated, c.sla.start_clocks)))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from opsloop.authz import Authorizer, Directory
+from opsloop.bus import Bus, HandlerTable
+from opsloop.clock import Clock
+from opsloop.commands import Commands
+from opsloop.db import Database
+from opsloop.digest.service import Digests
+from opsloop.errors import ConfigError
+from opsloop.exception_approvals import ExceptionApprovals
+from opsloop.health.play_service import Plays
+from opsloop.health.playbooks import Playbooks
+from opsloop.health.service import Health
+from opsloop.incident_channels import DedicatedChannels
+from opsloop.intake.service import Intake
+from opsloop.loops.service import FeedbackLoops
+from opsloop.oncall import OnCall
+from opsloop.policy import Policy
+from opsloop.present.dryrun import DryRun
+from opsloop.present.items import Cards
+from opsloop.present.remediation import RemediationWords
+from opsloop.present.runbooks import Checklists
+from opsloop.present.sla import ClockWords
+from opsloop.remediation.http import HttpExecutor
+from opsloop.remediation.service import Remediation
+from opsloop.runbooks.loader import Library
+from opsloop.runbooks.redesign import RedesignWatch
+from opsloop.runbooks.runs import Runbooks
+from opsloop.sla.escalation import Escalations
+from opsloop.sla.service import Sla
+from opsloop.sla.sweeper import Sweeper, TimerHandler
+from opsloop.workitems import WorkItems
+
+C = TypeVar("C", bound="Core")
+
+
+@dataclass
+class Core:
+    policy: Policy
+    db: Database
+    clock: Clock
+    authz: Authorizer
+    bus: Bus
+    workitems: WorkItems
+    runbooks: Runbooks
+    intake: Intake
+    loops: FeedbackLoops
+    oncall: OnCall
+    sla: Sla
+    remediation: Remediation  # runs approved http steps (a background job runs its work loop)
+    exceptions: ExceptionApprovals  # asks approvers, announces decisions, expires exceptions
+    health: Health  # customer health scores, signals (POST /hooks/signals) and CSM prompts
+    plays: Plays  # a CSM's plays: playbook steps with due dates, reminders, outcomes
+    digests: Digests  # the leadership digest
+    channels: DedicatedChannels  # a channel of its own for serious incidents
+    redesign: RedesignWatch  # tells runbook owners about steps people keep bypassing
+    sweeper: Sweeper  # fires due timers (a background job runs it)
+    # presenters: what people read
+    cards: Cards
+    checklists: Checklists
+    clock_words: ClockWords
+    remediation_words: RemediationWords
+    commands: Commands
+
+
+def build_core(
+    *, policy: Policy, library: Library, playbooks: Playbooks, db: Database, clock: Clock,
+    executor: HttpExecutor,
+    handlers: Callable[[Core], HandlerTable], timers: Callable[[Core], Mapping[str, TimerHandler]],
+    directory: Directory | None = None, cls: type[C] = Core,  # type: ignore[assignment]
+    **extra: Any,
+) -> C:
+    """Every service of the product; `cls` (a subclass of Core) may carry `extra` fields."""
+    bus = Bus()
+    authz = Authorizer(policy, db, clock, directory)
+    workitems = WorkItems(db, policy, clock, authz, bus)
+    runbooks = Runbooks(db, policy, clock, authz, library, bus)
+    intake = Intake(db, policy, clock, workitems, bus)
+    try:
+        loops = FeedbackLoops(db, policy, clock)
+    except ConfigError as error:
+        raise ConfigError(f"{policy.source}: {error}") from None
+    oncall = OnCall(db, policy, clock, authz)
+    sla = Sla(policy, clock, workitems, Escalations(policy, authz, oncall, bus), bus)
+    remediation = Remediation(db, policy, clock, authz, runbooks, executor, bus)
+    health = Health(db, policy, clock, authz, playbooks=playbooks)
+    plays = Plays(health)
+    digests = Digests(db, policy, clock, authz)
+    cards = Cards(clock, policy, workitems, sla, runbooks, intake, loops)
+    checklists = Checklists(cards, runbooks)
+    commands = Commands(workitems=workitems, cards=cards, runbooks=runbooks, checklists=checklists, sla=sla,
+                        oncall=oncall, remediation=remediation,
+                        dry_run=DryRun(db, remediation.gates, executor), health=health, plays=plays,
+                        digests=digests)
+    core = cls(
+        policy=policy, db=db, clock=clock, authz=authz, bus=bus, workitems=workitems, runbooks=runbooks,
+        intake=intake, loops=loops, oncall=oncall, sla=sla, remediation=remediation,
+        exceptions=ExceptionApprovals(policy, clock, authz, workitems), health=health, plays=plays,
+        digests=digests,
+        channels=DedicatedChannels(db, policy, clock, bus), redesign=RedesignWatch(policy),
+        sweeper=Sweeper(db, clock), cards=cards, checklists=checklists, clock_words=ClockWords(cards),
+        remediation_words=RemediationWords(cards), commands=commands, **extra,
+    )
+    bus.use(handlers(core))
+    core.sweeper.use(timers(core))
+    return core

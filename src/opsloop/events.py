@@ -1,0 +1,273 @@
+"""What happens, as typed facts: the vocabulary the handler table is written in.
+
+A feature publishes an event inside the transaction that caused it
+(`Bus.publish(session, event)`); the one table, built in `bot/bootstrap.py`,
+says which handlers hear it and in which order. Events are small and
+immutable: the work item they are about (the row, as the transaction sees it)
+and plain values. A handler that needs more loads it in the same session.
+
+Adding an event: a frozen dataclass here, `at` first (every event says when),
+then what a handler needs to decide and a presenter needs to say; publish it
+where it happens; give it a row in the table. An event nobody hears yet is
+fine: it is there for the next feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from opsloop.models import WorkItem
+from opsloop.types import State
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    at: datetime
+
+
+# --------------------------------------------------------------------------- work items
+
+
+@dataclass(frozen=True, kw_only=True)
+class ItemCreated(Event):
+    """A work item (any kind) exists; its card is not posted yet (a handler in the table posts it)."""
+
+    item: WorkItem
+    actor: str
+    tenants: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ItemChanged(Event):
+    """`action` happened to a work item: a lifecycle step (`acknowledge`, `resolve` ...), `assign`,
+    `tenants`, or a recorded change (`pause`, `resume`, `update` ...).
+
+    `changed` holds each field that moved, as (before, after), `tenants` included.
+    `quiet` keeps it off the item's thread (it is still on the card and the timeline);
+    `debounce` folds a burst of machine-made changes into one card edit per period."""
+
+    item: WorkItem
+    action: str
+    actor: str
+    before: State
+    after: State
+    tenants: tuple[str, ...]
+    note: str | None = None
+    changed: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
+    quiet: bool = False
+    debounce: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertsUpdated(Event):
+    """An incident's alerts changed (fired again, resolved) without changing its state."""
+
+    item: WorkItem
+    debounce: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelSettled(Event):
+    """An incident's dedicated channel exists (`created`), or could not be made and the incident
+    stays in `channel`, where it would have been (`reason` says why)."""
+
+    item: WorkItem
+    channel: str
+    created: bool
+    reason: str | None = None
+
+
+# --------------------------------------------------------------------------- runbooks
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunAttached(Event):
+    """A runbook run was created on an item: by routing when the item was created, or by
+    `/runbook run` (then `started_by` ran it by hand). Its checklist is not posted yet."""
+
+    item: WorkItem
+    run_id: int
+    runbook_id: str
+    version: str
+    sha256: str
+    actor: str
+    deprecated: bool = False
+    repinned: str | None = None  # the same version pinned before with other content: that sha256
+    by_hand: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunNotAttached(Event):
+    """Routing named a runbook for a new item that could not be attached (retired, invalid ...)."""
+
+    item: WorkItem
+    runbook_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    """A run that routing attached got its inputs and started (`/runbook run ID INC-n k=v`)."""
+
+    item: WorkItem
+    run_id: int
+    runbook_id: str
+    version: str
+    actor: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunChanged(Event):
+    """Something about a run changed that its checklist shows (a call's state, an approval round)."""
+
+    item: WorkItem
+    run_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    """Every step of a run is over: `completed`, or `stopped` by a rejection."""
+
+    item: WorkItem
+    run_id: int
+    runbook_id: str
+    state: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepOpened(Event):
+    """A step's prerequisites are met: people can act on it, or (http) the executor can."""
+
+    item: WorkItem
+    run_id: int
+    step_id: str
+    step_type: str  # manual | approval | http
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepActed(Event):
+    """What a person's action on a step carries (the base of the two below; not published itself)."""
+
+    item: WorkItem
+    run_id: int
+    runbook_id: str
+    step_id: str
+    verb: str
+    actor: str
+    reason: str | None
+    before: str  # the step's state before
+    after: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepCompleted(StepActed):
+    """A person did, skipped or worked around a step (`verb`: done | skip | workaround).
+
+    Heard before the transaction commits: a handler may still refuse it by raising."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalDecided(StepActed):
+    """A person approved or rejected an approval step (`verb`: approve | reject); `after` is
+    approved once enough approvals are in, rejected, or still open."""
+
+    approvals: int  # distinct approvals so far
+    needed: int  # min_approvals
+
+
+# --------------------------------------------------------------------------- remediation
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRequested(Event):
+    """An approval gate asks (again) for approval of the exact requests it lets through."""
+
+    item: WorkItem
+    run_id: int
+    round_id: int
+    number: int  # 1 for the first request of this gate, then 2, 3 ...
+    gate_id: str
+    runbook_id: str
+    version: str
+    requester: str
+    requests: Mapping[str, Mapping[str, Any]]  # step id -> the rendered request, secrets as markers
+    expires_at: datetime | None
+    expires_after: timedelta | None
+    why: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallFinished(Event):
+    """An http step's call has an outcome (`succeeded`, `failed`, `unknown`, or a person's
+    `retry` / confirmation); `action` is the audit action it was recorded as."""
+
+    item: WorkItem
+    run_id: int
+    call_id: int
+    step_id: str
+    action: str
+    actor: str
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateReopened(Event):
+    """An approval gate is asked again (the request changed, or the approval lapsed)."""
+
+    item: WorkItem
+    run_id: int
+    gate_id: str
+    why: str
+
+
+# --------------------------------------------------------------------------- SLA clocks
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClockWarned(Event):
+    """A running clock used `fraction` of its target (a `warn_at` mark)."""
+
+    item: WorkItem
+    clock_id: int
+    target: str  # response | update | resolution
+    target_seconds: int
+    fraction: float
+    left: timedelta
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClockBreached(Event):
+    """A clock's target passed while it was still running."""
+
+    item: WorkItem
+    clock_id: int
+    target: str
+    target_seconds: int
+    due_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EscalationPaged(Event):
+    """One level of an escalation chain was paged (`users` may be empty: nobody to page)."""
+
+    item: WorkItem
+    timer_id: int
+    chain: str
+    level: int  # 1-based
+    levels: int
+    round: int  # 1-based
+    rounds: int
+    notify: tuple[str, ...]  # as the policy writes them (oncall:TEAM, role:NAME ...)
+    users: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EscalationExhausted(Event):
+    """Every round of a chain was paged and nobody acknowledged."""
+
+    item: WorkItem
+    chain: str
+    rounds: int
