@@ -22,7 +22,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter
 from starlette.requests import Request
@@ -36,6 +36,7 @@ from opsloop.intake.payloads import AlertmanagerWebhook, ChangeEvent, PayloadErr
 from opsloop.intake.service import Outcome, Signal
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EVENTS_V2 = ("/hooks/events/v2", "/hooks/events/v2/enqueue")
 CHANGES = "/hooks/events/v2/change/enqueue"
@@ -129,8 +130,9 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[R
         return JSONResponse({"status": "ok", "created": outcome.created,
                              "updated": sorted(set(outcome.touched))})
 
-    async def v2_body(request: Request, kind: str) -> tuple[str, Any] | Response:
-        """The integration a PagerDuty-style body names by its `routing_key`, and the body."""
+    async def v2_event(request: Request, kind: str, read: Callable[[Any], T]) -> tuple[str, T] | Response:
+        """The integration a PagerDuty-style body names by its `routing_key`, and the body as `read`
+        reads it; or PagerDuty's refusal (401 unknown key, 400 not JSON or invalid, 413 too large)."""
         try:
             raw = json.loads(await read_body(request))
         except (BodyTooLarge, BodyIncomplete) as error:
@@ -144,33 +146,26 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[R
             return JSONResponse({"status": "invalid event", "message": "Unknown routing key",
                                  "errors": ["routing_key: not the key of an events_v2 integration"]},
                                 status_code=401)
-        return name, raw
+        try:
+            return name, read(raw)
+        except PayloadError as error:
+            return _refused(received, kind, 400, error.errors, pagerduty=True)
 
     async def events_v2(request: Request) -> Response:
-        found = await v2_body(request, "events_v2")
+        found = await v2_event(request, "events_v2", parse_v2)
         if isinstance(found, Response):
             return found
-        name, raw = found
-        try:
-            event = parse_v2(raw)
-        except PayloadError as error:
-            return _refused(received, "events_v2", 400, error.errors, pagerduty=True)
-        outcome = await batcher.submit((name, event))
+        outcome = await batcher.submit(found)
         received.labels("events_v2", "accepted").inc()
         created.inc(len(outcome.created))
         return JSONResponse({"status": "success", "message": "Event processed",
                              "dedup_key": outcome.dedup_key}, status_code=202)
 
     async def change_event(request: Request) -> Response:
-        found = await v2_body(request, "change")
+        found = await v2_event(request, "change", lambda raw: parse(ChangeEvent, raw))
         if isinstance(found, Response):
             return found
-        name, raw = found
-        try:
-            event = parse(ChangeEvent, raw)
-        except PayloadError as error:
-            return _refused(received, "change", 400, error.errors, pagerduty=True)
-        await services.pool.run(services.changes.record, name, event)
+        await services.pool.run(services.changes.record, *found)
         received.labels("change", "accepted").inc()
         return JSONResponse({"status": "success", "message": "Change event processed"}, status_code=202)
 
