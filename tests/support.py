@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +50,27 @@ class RecordingSender:
 
     def texts(self) -> list[str]:
         return [Message.from_json(m.payload["message"]).text for m in self.sent]
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A keep-alive request handler for tests' local far sides, without access logs."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+
+def local_server(handler: type[BaseHTTPRequestHandler], *, tls: ssl.SSLContext | None = None
+                 ) -> ThreadingHTTPServer:
+    """`handler` served on 127.0.0.1, an ephemeral port, in a daemon thread (stop: shutdown, close);
+    over TLS with `tls` (a server context)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
+from datetime import UTC, datetime
 from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
@@ -43,7 +44,7 @@ from opsloop.authz import Directory
 from opsloop.incident_channels import CREATE_CHANNEL, DedicatedChannels
 from opsloop.messages import FILE, File, Message
 from opsloop.models import OutboxMessage
-from opsloop.outbox import Delivered, DeliveryError, PermanentDeliveryError
+from opsloop.outbox import Delivered, DeliveryError, PermanentDeliveryError, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -217,11 +218,9 @@ def _classify(method: str, response: SlackResponse) -> Exception:
     return PermanentDeliveryError(f"{method}: {code}")
 
 
-def _retry_after(headers: dict[str, Any]) -> float:
+def _retry_after(headers: dict[str, Any]) -> float | None:
+    """Slack's `Retry-After`, read strictly and clamped (None: the outbox's own backoff)."""
     for name, value in headers.items():
         if name.lower() == "retry-after":
-            try:
-                return max(0.0, float(value[0] if isinstance(value, list) else value))
-            except (TypeError, ValueError):
-                break
-    return 1.0
+            return retry_after(str(value[0] if isinstance(value, list) else value), datetime.now(UTC))
+    return None

@@ -3,18 +3,18 @@
 `wire_slack` adds what only makes sense when Slack is really there: user
 groups read from Slack, and the outbox dispatcher delivering through the
 Slack sender (which creates dedicated incident channels for real), run as a
-background worker and woken by every commit that wrote.
+worker per transport and woken by every commit that wrote.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from bot.bootstrap import Services
+from bot.outbox_workers import transport_workers
 from bot.slack.directory import SlackDirectory
 from bot.slack.sender import SlackSender, web_client
 from opsloop.errors import ConfigError
@@ -23,31 +23,6 @@ from opsloop.outbox import CHAT, Dispatcher, Sender
 log = logging.getLogger(__name__)
 
 PACE = timedelta(seconds=1)  # Slack allows about one message per second per channel
-
-
-class DispatcherWorker:
-    """The outbox dispatcher's loop in a daemon thread."""
-
-    def __init__(self, dispatcher: Dispatcher, *, idle: float = 0.5) -> None:
-        self.dispatcher = dispatcher
-        self.idle = idle
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.dispatcher.run_forever, args=(self._stop, self.idle),
-                                        name="opsloop-outbox", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.dispatcher.wake()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            if self._thread.is_alive():
-                log.warning("the outbox worker did not stop within 10 s (a send is hanging)")
-            self._thread = None
 
 
 class ThrottledWake:
@@ -70,9 +45,10 @@ class ThrottledWake:
 
 def wire_slack(services: Services, *, idle: float = 0.5,
                extra_senders: Mapping[str, Sender] | None = None) -> Dispatcher:
-    """Attach Slack to `services`; returns the dispatcher (also queued as a background worker).
+    """Attach Slack to `services`; returns the dispatcher (its workers queued as background workers).
 
-    `extra_senders` deliver the outbox's other transports (email, webhooks) from the same worker.
+    `extra_senders` deliver the outbox's other transports (email, webhooks), each transport on
+    threads of its own (bot.outbox_workers).
     """
     settings = services.settings
     if settings.slack_bot_token is None:
@@ -85,5 +61,5 @@ def wire_slack(services: Services, *, idle: float = 0.5,
     dispatcher = Dispatcher(services.db, senders, services.clock, pace={CHAT: PACE},
                             prepare=services.cards.prepare_outbound)
     services.db.after_commit = ThrottledWake(dispatcher.wake)
-    services.background.append(DispatcherWorker(dispatcher, idle=idle))
+    services.background.extend(transport_workers(dispatcher, idle=idle))
     return dispatcher

@@ -8,16 +8,25 @@ the `Retry-After` the far side asked for), and keeps order within a lane (one
 transport + target, e.g. one Slack channel): only a lane's oldest pending
 message is ever in flight. Delivery is at least once: a worker that dies
 mid-send leaves a lease that expires and another worker retries.
+
+No far side can stall it: a `Retry-After` is parsed strictly (`retry_after`)
+and any wait a sender asks for is clamped to 1 s .. 1 h (nonsense falls back
+to the backoff); a message that fails in any way, even before its sender is
+called, is recorded as a failed attempt without aborting the pass; and
+`run_once(transports=...)` lets each transport be delivered by workers of its
+own (bot.outbox_workers), so a slow mail server never holds up a Slack post.
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import math
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -33,6 +42,33 @@ log = logging.getLogger(__name__)
 
 PENDING, SENT, FAILED, SUPERSEDED = "pending", "sent", "failed", "superseded"
 CHAT = "chat"  # the transport of the team's chat: Slack, or the console's screen
+
+
+MIN_RETRY_AFTER, MAX_RETRY_AFTER = 1.0, 3600.0  # seconds: what a far side may ask us to wait
+
+
+def clamp_wait(seconds: float | None) -> float | None:
+    """A wait a far side asked for, within 1 s .. 1 h; None (use the backoff) when it is no number."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(max(seconds, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
+
+
+def retry_after(value: str | None, now: datetime) -> float | None:
+    """A `Retry-After` header (delay-seconds: ASCII digits only; or an HTTP date), clamped to
+    1 s .. 1 h; None when it is absent or anything else (`1e308`, `-30`, `nan`, `1.5`)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isascii() and value.isdigit():
+        return clamp_wait(float(min(int(value[:12]), MAX_RETRY_AFTER)))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=now.tzinfo)
+    return clamp_wait(max(0.0, (when - now).total_seconds()))
 
 
 class DeliveryError(Exception):
@@ -171,15 +207,34 @@ class Dispatcher:
         self.pace = dict(pace or {})  # transport -> least time between two sends on one lane
         self.stats = DeliveryStats()
         self._wake = threading.Event()
+        self._waiters: list[threading.Event] = [self._wake]
 
     # ------------------------------------------------------------------ one pass
 
-    def run_once(self, limit: int = 50) -> int:
-        """Deliver what is due now, one message per lane; returns how many were delivered."""
+    def run_once(self, limit: int = 50, *, transports: Collection[str] | None = None) -> int:
+        """Deliver what is due now (of `transports`, default all), one message per lane; returns
+        how many were delivered. One message failing, however it fails, never stops the rest."""
         delivered = 0
-        for message_id in self._claim(limit):
-            delivered += self._deliver(message_id)
+        for message_id in self.claim(limit, transports=transports):
+            delivered += self.deliver(message_id)
         return delivered
+
+    def claim(self, limit: int, *, transports: Collection[str] | None = None) -> list[int]:
+        """Lease up to `limit` lane heads that are due (of `transports`); deliver each with `deliver`."""
+        return self._claim(limit, transports)
+
+    def deliver(self, message_id: int) -> int:
+        """Deliver one claimed message and record the attempt; never raises (1: delivered)."""
+        try:
+            return self._deliver(message_id)
+        except Exception as failure:  # preparing it or recording failed: record that, keep going
+            log.exception("outbox message %s could not be delivered", message_id)
+            try:
+                return self._record(message_id, Delivered(), f"{type(failure).__name__}: {failure}", None,
+                                    False, 0)
+            except Exception:  # the database itself is away: the lease runs out and it is retried
+                log.exception("outbox message %s: the failed attempt could not be recorded", message_id)
+                return 0
 
     def drain(self, max_rounds: int = 1000) -> int:
         """Deliver until nothing is due (tests and the console)."""
@@ -191,7 +246,7 @@ class Dispatcher:
                 break
         return total
 
-    def _claim(self, limit: int) -> list[int]:
+    def _claim(self, limit: int, transports: Collection[str] | None = None) -> list[int]:
         now = self.clock.now()
         with self.db.transaction() as session:
             head = (
@@ -203,7 +258,8 @@ class Dispatcher:
                 select(OutboxMessage)
                 .where(
                     col(OutboxMessage.id).in_(head),
-                    OutboxMessage.transport.in_(list(self.senders)),  # type: ignore[attr-defined]
+                    OutboxMessage.transport.in_(  # type: ignore[attr-defined]
+                        [t for t in self.senders if transports is None or t in transports]),
                     col(OutboxMessage.next_attempt_at) <= now,
                     col(OutboxMessage.leased_until).is_(None) | (col(OutboxMessage.leased_until) < now),
                 )
@@ -259,7 +315,7 @@ class Dispatcher:
         sender = self.senders[message.transport]
         started = time.monotonic()
         error: str | None = None
-        retry_after: float | None = None
+        wait_asked: float | None = None
         permanent = waiting = False
         result = Delivered()
         try:
@@ -267,7 +323,7 @@ class Dispatcher:
                 raise _NotYet(f"waiting for message {parent.key} to be delivered first")
             result = sender.send(message, parent)
         except DeliveryError as failure:
-            error, retry_after = str(failure) or type(failure).__name__, failure.retry_after
+            error, wait_asked = str(failure) or type(failure).__name__, clamp_wait(failure.retry_after)
             waiting = isinstance(failure, _NotYet)
         except PermanentDeliveryError as failure:
             error, permanent = str(failure) or type(failure).__name__, True
@@ -275,14 +331,14 @@ class Dispatcher:
             log.exception("sender %s crashed on outbox message %s", message.transport, message_id)
             error = f"{type(failure).__name__}: {failure}"
         elapsed_ms = int((time.monotonic() - started) * 1000)
-        return self._record(message_id, result, error, retry_after, permanent, elapsed_ms, waiting=waiting)
+        return self._record(message_id, result, error, wait_asked, permanent, elapsed_ms, waiting=waiting)
 
     def _record(
         self,
         message_id: int,
         result: Delivered,
         error: str | None,
-        retry_after: float | None,
+        wait_asked: float | None,
         permanent: bool,
         elapsed_ms: int,
         *,
@@ -309,9 +365,10 @@ class Dispatcher:
                     self.stats.dead += 1
                     log.error("outbox message %s failed for good: %s", message.key, error)
                 else:
-                    if retry_after is not None:
+                    wait_asked = clamp_wait(wait_asked)
+                    if wait_asked is not None:
                         self.stats.rate_limited += 1
-                    wait = retry_after if retry_after is not None else self.backoff.delay(message.attempts)
+                    wait = wait_asked if wait_asked is not None else self.backoff.delay(message.attempts)
                     message.next_attempt_at = now + timedelta(seconds=wait)
                     log.log(logging.INFO if waiting else logging.WARNING,
                             "outbox message %s: attempt %d failed (%s); retry in %.1fs",
@@ -322,8 +379,15 @@ class Dispatcher:
     # ------------------------------------------------------------------ the worker loop
 
     def wake(self) -> None:
-        """Tell the worker there is something new (called after a commit that queued messages)."""
-        self._wake.set()
+        """Tell the workers there is something new (called after a commit that queued messages)."""
+        for waiter in self._waiters:
+            waiter.set()
+
+    def waiter(self) -> threading.Event:
+        """An event of one worker's own that every `wake` sets."""
+        event = threading.Event()
+        self._waiters.append(event)
+        return event
 
     def run_forever(self, stop: threading.Event, idle: float = 0.5) -> None:
         while not stop.is_set():

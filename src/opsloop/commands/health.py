@@ -9,6 +9,7 @@ from opsloop.commands.plays import PlayCommands
 from opsloop.health.daily import HORIZONS, DayScore, change
 from opsloop.health.models import TAKEN
 from opsloop.health.play_service import Plays
+from opsloop.health.present_plays import list_line
 from opsloop.health.prompts import LABELS, answered_message, playbook_summary, renewal_text
 from opsloop.health.score import AT_RISK, HEALTHY, WATCH
 from opsloop.health.service import AccountHealth, Health
@@ -49,8 +50,10 @@ class HealthCommands:
 
     def _one(self, args: Args) -> Reply:
         found = self.health.view(actor=args.actor, account=args["account"])
-        today = self.health.today(self.health.clock.now())
-        return Reply(headline(found), message=account_message(found, today))
+        now = self.health.clock.now()
+        play = self.plays.plays.open_for(found.account.id)
+        return Reply(headline(found), message=account_message(
+            found, self.health.today(now), play=list_line(play, now) if play is not None else None))
 
     def _mine(self, args: Args) -> Reply:
         found = self.health.mine(actor=args.actor)
@@ -88,7 +91,7 @@ def trend(h: AccountHealth, today: date, *, spark: bool = True) -> str:
     return line
 
 
-def account_message(h: AccountHealth, today: date) -> Message:
+def account_message(h: AccountHealth, today: date, *, play: str | None = None) -> Message:
     a = h.assessment
     lines = []
     for rule in a.rules:
@@ -106,7 +109,8 @@ def account_message(h: AccountHealth, today: date) -> Message:
                 ("Renewal", renewal_text(h.account.renewal_date, today)),
                 ("CSM", user(h.account.csm)),
                 ("Trend", trend(h, today)),
-                ("Prompt", prompt)],
+                ("Prompt", prompt),
+                *([("Play", play)] if play else [])],
         body="*Factors* (points off 100)\n" + "\n".join(lines),
         context=f"scored {h.score.at.strftime('%Y-%m-%d %H:%M')} UTC after {escape(h.score.cause)}",
     )

@@ -95,11 +95,37 @@ def _moment(value: Any, zone: ZoneInfo) -> datetime:
     raise FeedError(f"an event's time cannot be read: {value!r}")
 
 
+PERIODS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400, "WEEKLY": 604800,
+           "MONTHLY": 28 * 86400, "YEARLY": 365 * 86400}
+MULTIPLYING = ("BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH")
+
+
+def _most(calendar: icalendar.Calendar, window: timedelta) -> int:
+    """At most how many occurrences the events can have in `window` (an over-estimate: every BY part
+    multiplies), so a runaway rule is refused before anything is expanded."""
+    total = 0
+    for event in calendar.walk("VEVENT"):
+        rules = event.get("RRULE")
+        total += 1 + len(event.get("RDATE") or [])
+        for rule in rules if isinstance(rules, list) else [rules] if rules else []:
+            freq = str((rule.get("FREQ") or ["YEARLY"])[0]).upper()
+            interval = max(int((rule.get("INTERVAL") or [1])[0]), 1)
+            count = window.total_seconds() // (PERIODS.get(freq, 1) * interval) + 1
+            for part in MULTIPLYING:
+                count *= max(len(rule.get(part) or []), 1)
+            total += int(count)
+    return total
+
+
 def occurrences(calendar: icalendar.Calendar, zone: ZoneInfo, since: datetime, until: datetime,
                 resolve: Resolve) -> list[Segment]:
     """Every stretch of on-call overlapping [since, until), in file order within equal starts."""
     order = {id(e): n for n, e in enumerate(calendar.walk("VEVENT"))}
     found: list[tuple[datetime, int, Segment]] = []
+    most = _most(calendar, until - since)
+    if most > MAX_OCCURRENCES:  # checked before expanding: FREQ=SECONDLY would never finish
+        raise FeedError(f"up to {most:,} shifts in {(until - since).days} days "
+                        f"(at most {MAX_OCCURRENCES:,}); is a rule repeating every minute or second?")
     try:
         expanded = recurring_ical_events.of(calendar).between(since, until)
     except Exception as error:  # the library raises its own types for bad recurrence rules
@@ -165,5 +191,6 @@ def timeline(calendar: icalendar.Calendar, zone: ZoneInfo, since: datetime, unti
     return Timeline(since, until, shifts(occurrences(calendar, zone, since, until, resolve)))
 
 
+MAX_OCCURRENCES = 5000  # shifts in one window: hundreds in a real feed; more is a runaway rule
 HORIZON = timedelta(days=400)  # how far ahead a feed is expanded (and checked for unmapped people)
 LOOKBACK = timedelta(days=45)  # and how far back (a shift that started before now)

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from opsloop import audit
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.health import plays
-from opsloop.health.models import DISMISSED, TAKEN, HealthPlay, HealthPrompt
+from opsloop.health.models import DISMISSED, TAKEN, HealthPrompt
 from opsloop.health.plays import PlayView
 from opsloop.health.score import Assessment
 from opsloop.health.service import Health, latest_scores
@@ -104,6 +104,12 @@ class Plays:
         self._may(actor, view, "health.view", extra=(view.account.sales_owner,))
         return view
 
+    def open_for(self, tenant: str) -> PlayView | None:
+        """The account's open play, if any (the caller has authorised the look)."""
+        with self.health.db.transaction() as session:
+            play = plays.open_of(session, tenant)
+            return plays.load(session, play.id, self.health.zone) if play and play.id else None
+
     def listing(self, *, actor: str, which: Which) -> list[PlayView]:
         """Open plays: `mine`, `overdue` (of everyone's, for health.view roles), or all of them.
         People without health.view see only their own."""
@@ -111,11 +117,7 @@ class Plays:
         now = h.clock.now()
         everyone = h.authz.allowed(actor, "health.view")
         with h.db.transaction() as session:
-            query = select(HealthPlay.id).where(col(HealthPlay.closed_at).is_(None))
-            if which == "mine" or not everyone:
-                query = query.where(HealthPlay.owner == actor)
-            ids = list(session.exec(query.order_by(col(HealthPlay.opened_at))))
-            views = [plays.load(session, i, h.zone) for i in ids if i is not None]
+            views = plays.load_open(session, h.zone, owner=actor if which == "mine" or not everyone else None)
         if which == "overdue":
             views = [v for v in views if plays.overdue(v, now)]
         return sorted(views, key=lambda v: min((s.due_at for s in v.steps if s.done_at is None),

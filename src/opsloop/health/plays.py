@@ -77,8 +77,7 @@ def open_play(session: Session, account: Account, loaded: LoadedPlaybook, *, own
     book = loaded.playbook
     if book.status == RETIRED:
         raise InvalidInput(f"playbook {book.id} is retired; pick another with playbook:ID")
-    running = session.exec(select(HealthPlay).where(HealthPlay.tenant_id == account.id,
-                                                    col(HealthPlay.closed_at).is_(None))).first()
+    running = open_of(session, account.id)
     if running is not None:
         raise InvalidInput(f"{account.name} already has {play_ref(running)} ({running.playbook_id}, owned by "
                            f"<@{running.owner}>): see `/health play {play_ref(running)}`")
@@ -137,6 +136,27 @@ def load(session: Session, play_id: int, zone: ZoneInfo, *, lock: bool = False) 
     steps = list(session.exec(select(HealthPlayStep).where(HealthPlayStep.play_id == play_id)
                               .order_by(col(HealthPlayStep.position))))
     return PlayView(play, steps, account, zone)
+
+
+def load_open(session: Session, zone: ZoneInfo, *, owner: str | None = None) -> list[PlayView]:
+    """Every open play (or `owner`'s), with its steps and account: three queries however many."""
+    query = select(HealthPlay).where(col(HealthPlay.closed_at).is_(None))
+    if owner is not None:
+        query = query.where(HealthPlay.owner == owner)
+    found = list(session.exec(query.order_by(col(HealthPlay.opened_at), col(HealthPlay.id))))
+    ids = [p.id for p in found]
+    steps: dict[int, list[HealthPlayStep]] = {}
+    for step in session.exec(select(HealthPlayStep).where(col(HealthPlayStep.play_id).in_(ids))
+                             .order_by(col(HealthPlayStep.play_id), col(HealthPlayStep.position))):
+        steps.setdefault(step.play_id, []).append(step)
+    accounts = {a.id: a for a in session.exec(
+        select(Account).where(col(Account.id).in_({p.tenant_id for p in found})))}
+    return [PlayView(p, steps.get(p.id or 0, []), accounts[p.tenant_id], zone) for p in found]
+
+
+def open_of(session: Session, tenant: str) -> HealthPlay | None:
+    return session.exec(select(HealthPlay).where(HealthPlay.tenant_id == tenant,
+                                                 col(HealthPlay.closed_at).is_(None))).first()
 
 
 def step_done(session: Session, view: PlayView, step_id: str, *, actor: str, now: datetime) -> HealthPlayStep:

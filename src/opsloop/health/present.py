@@ -70,9 +70,9 @@ def report_message(report: HealthReport) -> Message:
 
 
 def report_text(report: HealthReport) -> str:
-    lines = report_lines(report, lambda s: s)
-    return "\n".join([f"Customer health report, {report.today.isoformat()}", "",
-                      *(line.replace("_", "") if line.startswith("_") else line for line in lines)])
+    lines = [line[1:-1] if line.startswith("_") and line.endswith("_") else line  # italics: mrkdwn only
+             for line in report_lines(report, lambda s: s)]
+    return "\n".join([f"Customer health report, {report.today.isoformat()}", "", *lines])
 
 
 def calibration_text(c: Calibration) -> str:

@@ -151,6 +151,9 @@ def parse(raw: Any, *, now: datetime) -> list[Signal]:
 
 
 def _renewal(signal: SignalIn, where: str, now: datetime) -> Signal:
+    if signal.value != int(signal.value):
+        raise SignalError(f"the ARR after a renewal is a whole amount (got {signal.value})",
+                          field=f"{where}.value".lstrip("."))
     raw = {"tenant": signal.tenant, "date": signal.at.date(), "outcome": signal.outcome,
            "arr_after": int(signal.value)}
     try:

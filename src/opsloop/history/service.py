@@ -53,8 +53,9 @@ def import_history(db: Database, clock: Clock, path: Path, *, actor: str) -> His
         fresh = [(where, item) for where, item in reading.items if item.id not in existing]
         _refuse_kind_changes(path, reading, existing)
         _create(session, reading.source, [item for _, item in fresh], now=now, actor=actor)
-        updated = sum(_update(session, reading.source, item, *existing[item.id], now=now, actor=actor)
-                      for _, item in reading.items if item.id in existing)
+        tenants = _tenants(session, [row.id or 0 for _, row in existing.values()])
+        updated = sum(_update(session, reading.source, item, *existing[item.id], tenants, now=now,
+                              actor=actor) for _, item in reading.items if item.id in existing)
     items = [item for _, item in reading.items]
     return HistoryResult(reading.source, len(fresh), updated, len(existing) - updated, reading.skipped,
                          min((i.opened_at for i in items), default=None),
@@ -85,6 +86,17 @@ def _existing(session: Session, source: str, ids: Sequence[str]) -> dict[str, tu
         ).all():
             found[mark.external_id] = (mark, item)
     return found
+
+
+def _tenants(session: Session, item_ids: list[int]) -> dict[int, list[str]]:
+    """The tenants of many items in a few queries (not one per item on a re-import)."""
+    found: dict[int, list[str]] = {item_id: [] for item_id in item_ids}
+    for start in range(0, len(item_ids), CHUNK):
+        part = item_ids[start:start + CHUNK]
+        for item_id, tenant in session.exec(select(WorkItemTenant.work_item_id, WorkItemTenant.tenant_id)
+                                            .where(col(WorkItemTenant.work_item_id).in_(part))):
+            found[item_id].append(tenant)
+    return {item_id: sorted(tenants) for item_id, tenants in found.items()}
 
 
 def _refuse_kind_changes(path: Path, reading: Reading,
@@ -153,13 +165,13 @@ def _create(session: Session, source: str, items: list[PastItem], *, now: dateti
                                 for ref, item in refs.items()))
 
 
-def _update(session: Session, source: str, item: PastItem, mark: ImportedItem, row: WorkItem, *,
-            now: datetime, actor: str) -> bool:
+def _update(session: Session, source: str, item: PastItem, mark: ImportedItem, row: WorkItem,
+            current: dict[int, list[str]], *, now: datetime, actor: str) -> bool:
     """Bring an imported item in line with the file again; False when nothing changed."""
     wanted = _values(source, item)
     before = {k: getattr(row, k) for k in wanted}
     tenants = sorted(set(item.tenants))
-    had = sorted(session.exec(select(WorkItemTenant.tenant_id).where(WorkItemTenant.work_item_id == row.id)))
+    had = current.get(row.id or 0, [])
     changed = {k: v for k, v in wanted.items() if before[k] != v}
     if not changed and had == tenants:
         return False

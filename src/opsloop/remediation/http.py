@@ -20,7 +20,6 @@ connection) — a person decides then; the executor never guesses.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import time
@@ -33,6 +32,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from opsloop.deadline import deadline
+from opsloop.outbox import retry_after
 from opsloop.policy import Actions
 from opsloop.remediation.safety import Refused, Resolver, Target, check_url, parse_url
 from opsloop.remediation.secrets import MissingSecret, Vault, names_in, plain
@@ -265,22 +265,6 @@ class HttpExecutor:
             if asked is not None:
                 return min(asked, MAX_RETRY_AFTER)
         return float(min(BACKOFF_FIRST * 2 ** (retry_state.attempt_number - 1), BACKOFF_MAX))
-
-
-def retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds a `Retry-After` header asks for (a number or an HTTP date); None when absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _host_of(location: str) -> str:

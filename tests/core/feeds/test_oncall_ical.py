@@ -207,3 +207,13 @@ def test_the_policy_takes_members_or_a_feed(tmp_path: Path) -> None:
         (tmp_path / "p.yml").write_text(yaml.safe_dump({**base, "oncall": {"sre": team}}), encoding="utf-8")
         with pytest.raises(ConfigError, match=problem):
             load_policy(tmp_path / "p.yml")
+
+
+def test_a_runaway_rule_is_refused_instead_of_expanded_without_end(tmp_path: Path, db: Database,
+                                                                   clock: FakeClock) -> None:
+    clock.current = at("2026-10-20T12:00:00+02:00")
+    oncall = setup(tmp_path, db, clock, feed=FEED.replace("RRULE:FREQ=WEEKLY;INTERVAL=2\nEND:VEVENT\nBEGIN:VEVENT\n"
+                                                          "UID:bob", "RRULE:FREQ=MINUTELY\nEND:VEVENT\nBEGIN:VEVENT\n"
+                                                          "UID:bob", 1))
+    with pytest.raises(ConfigError, match=r"up to 640,837 shifts in 445 days \(at most 5,000\)"):
+        oncall.feeds.load("sre", actor="system:cli", users=USERS)

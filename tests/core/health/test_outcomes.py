@@ -98,6 +98,8 @@ def test_renewal_signals_record_outcomes_all_or_nothing(services: Services, cloc
          "[1].outcome"),
         ({"tenant": "acme", "kind": "renewal", "outcome": "churned", "value": 9, "at": "2026-10-31T00:00:00Z"},
          "[1].value"),
+        ({"tenant": "acme", "kind": "renewal", "outcome": "renewed", "value": 9.5, "at": "2026-10-31T00:00:00Z"},
+         "[1].value"),
         ({"tenant": "acme", "kind": "renewal", "outcome": "renewed", "value": 9, "at": "2029-01-01T00:00:00Z"},
          "[1].at"),
     ]:

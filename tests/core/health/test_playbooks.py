@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from bot.bootstrap import bootstrap
 from bot.cli import main
 from bot.settings import Settings
-from opsloop.errors import ConfigError
+from opsloop.errors import ConfigError, InvalidInput
 from opsloop.health.models import HealthPlayStep
 from opsloop.health.playbooks import Playbooks, parse
 from tests.support import ROOT, FakeClock
@@ -105,3 +105,23 @@ def test_check_refuses_an_edit_without_a_higher_version(
     assert main(["playbooks", "check"]) == 0
     assert main(["playbooks", "list"]) == 0
     assert "credit\t1.0.1\tactive\tU0CSM1\tService credit" in capsys.readouterr().out
+
+
+def test_a_retired_playbook_refuses_and_a_deprecated_one_warns(
+        tmp_path: Path, db_url: str, clock: FakeClock) -> None:
+    folder = tmp_path / "playbooks"
+    shutil.copytree(SHIPPED, folder)
+    for name, status in (("credit", "retired"), ("service-review", "deprecated")):
+        path = folder / f"{name}.yaml"
+        path.write_text(path.read_text().replace("status: active", f"status: {status}"))
+    settings = Settings(database_url=db_url, config=ROOT / "opsloop.yml", runbooks_dir=ROOT / "runbooks",
+                        playbooks_dir=folder)
+    services = bootstrap(settings, clock=clock)
+    try:
+        with pytest.raises(InvalidInput, match="playbook credit is retired"):
+            services.commands.handle("/health", "take globex playbook:credit", actor="U0CSM1")
+        reply = services.commands.handle("/health", "take globex playbook:service-review", actor="U0CSM1")
+        assert reply.text.endswith("⚠️ playbook service-review is deprecated.")
+        assert services.health.playbooks.suggest(["nps"]) != "credit"  # never suggested once retired
+    finally:
+        services.db.dispose()

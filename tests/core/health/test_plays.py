@@ -117,6 +117,8 @@ def test_take_by_command_picks_the_playbook_and_refuses_a_second_play(services: 
     assert reply.text.startswith("Opened PLAY-1 for Globex: service-review 1.0.0, 3 steps")
     with pytest.raises(InvalidInput, match="Globex already has PLAY-1"):
         services.commands.handle("/health", "take globex", actor=CSM)
+    shown = services.commands.handle("/health", "globex", actor=CSM).message
+    assert shown is not None and dict(shown.fields)["Play"].startswith("▶️ *PLAY-1* Globex · service-review")
     with pytest.raises(Exception, match="no playbook 'nope'"):
         services.commands.handle("/health", "take initech playbook:nope", actor=CSM)
 

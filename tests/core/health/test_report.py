@@ -56,6 +56,7 @@ def test_a_score_older_than_the_tolerance_does_not_stand_for_the_day(services: S
     assert found.separation[0].n == 1  # 30 days: t1's (within 7 days of day -30); not t2's
     assert found.separation[0].auc is None  # below health.min_outcomes
     assert "30 days before: not enough data (1 outcomes with a score, 1 lost; needs 10" in report_text(found)
+    assert "Below 10 outcomes (health.min_outcomes) a figure says not enough data; 2 renewal" in report_text(found)
 
 
 def test_intervention_success_per_playbook(services: Services, today: None) -> None:

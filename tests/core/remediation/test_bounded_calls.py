@@ -13,7 +13,6 @@ import shlex
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import yaml
 from bot.bootstrap import Services, bootstrap
 from bot.settings import Settings
 from tests.core.remediation.conftest import SECRET, STARTER, FakeResolver, call
-from tests.support import FakeClock
+from tests.support import FakeClock, QuietHandler, local_server
 
 LOOSE = """schema_version: 1
 id: loose
@@ -131,14 +130,9 @@ class Drip:
         self.finished = threading.Event()
         drip = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.read_body()
                 head = f"HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n".encode()
                 try:
                     if headers_too:
@@ -157,9 +151,8 @@ class Drip:
                     pass  # the client hung up: what the test wants
                 drip.finished.set()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = local_server(Handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
         self.server.shutdown()
