@@ -45,8 +45,8 @@ def read(params: tuple[Param, ...], words: list[Token], ctx: Context, *, where: 
         token = words[i]
         i += 1
         text = token.text
-        if token.quoted:
-            stream.append(token)
+        if token.quoted and not (pairs is not None and rest is None and _PAIR.match(text)):
+            stream.append(token)  # quoted: text, unless the verb takes key=value inputs and no text
             continue
         if _FLAG.match(text):
             flag = flags.get(text[2:])

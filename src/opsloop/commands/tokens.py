@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,15 +20,18 @@ class Token:
 
 
 def tokens(text: str) -> list[Token]:
-    """Split on spaces; "double quotes" group words anywhere, 'single quotes' at a word's start (so
-    an apostrophe as in can't stays a letter); a backslash takes the next character as it is."""
+    """Split on spaces, as a shell does for quotes: "double quotes" anywhere (a backslash escapes `"`
+    and itself inside them), 'single quotes' at a word's start or right after another quote (so an
+    apostrophe as in can't stays a letter, and shlex.quote's output reads back); outside quotes a
+    backslash takes the next character as it is."""
     out: list[Token] = []
     text = text.translate(_QUOTES)
     word: list[str] = []
-    quoted = started = False
+    quoted = started = just_closed = False
     i = 0
     while i < len(text):
         char = text[i]
+        closed = False
         if char.isspace():
             if started:
                 out.append(Token("".join(word), quoted))
@@ -36,33 +40,39 @@ def tokens(text: str) -> list[Token]:
             i += 1
             word.append(text[i])
             started = True
-        elif char == '"' or (char == "'" and not started):
-            end = _closing(text, i + 1, char)
+        elif char == '"' or (char == "'" and (not started or just_closed)):
+            end = text.find("'", i + 1) if char == "'" else _closing(text, i + 1)
             if end < 0:
                 raise UsageError("cannot read that: a quote is not closed (close your quotes)")
+            inside = text[i + 1:end]
+            if char == '"':
+                inside = re.sub(r'\\(["\\])', r"\1", inside)
             quoted = quoted or not started  # `tenant:"a b"` is still an option; `"sev5"` is text
-            word.append(text[i + 1:end].replace(f"\\{char}", char))
-            started = True
+            word.append(inside)
+            started = closed = True
             i = end
         else:
             word.append(char)
             started = True
+        just_closed = closed
         i += 1
     if started:
         out.append(Token("".join(word), quoted))
     return out
 
 
-def _closing(text: str, start: int, quote: str) -> int:
+def _closing(text: str, start: int) -> int:
+    """Where the double quote opened before `start` closes (-1: never)."""
     i = start
     while i < len(text):
         if text[i] == "\\" and i + 1 < len(text):
             i += 2
             continue
-        if text[i] == quote:
+        if text[i] == '"':
             return i
         i += 1
     return -1
+
 
 
 def closest(word: str, choices: Sequence[str], *, cutoff: float = 0.6) -> list[str]:
