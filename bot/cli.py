@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="HTTP mode: Slack's Request URL, health, readiness, metrics")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000; 0: any)")
+    serve.add_argument("--ssl-certfile", type=Path, metavar="FILE",
+                       help="serve HTTPS with this certificate (PEM; the chain after the certificate)")
+    serve.add_argument("--ssl-keyfile", type=Path, metavar="FILE", help="the certificate's private key (PEM)")
     serve.set_defaults(run=cmd_serve)
     sub.add_parser("socket", help="Slack Socket Mode (needs SLACK_APP_TOKEN)").set_defaults(run=cmd_socket)
 
@@ -155,14 +158,30 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.senders import outbound_senders
     from bot.slack.wiring import wire_slack
 
+    certfile, keyfile = _tls_files(args)
     services = bootstrap(settings)
     dispatcher = wire_slack(services, extra_senders=outbound_senders(settings))
     services.background.append(SchedulerWorker(services))
     app = create_http_app(services, settings, dispatcher=dispatcher)
     freeze_startup_heap()
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
-                access_log=False, server_header=False)
+                access_log=False, server_header=False, ssl_certfile=certfile, ssl_keyfile=keyfile)
     return OK
+
+
+def _tls_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """uvicorn's certificate and key files, or none; both or neither, each readable (else exit 2)."""
+    given = {"ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile}
+    if not any(given.values()):
+        return None, None
+    if not all(given.values()):
+        raise ConfigError("serve: --ssl-certfile and --ssl-keyfile go together (HTTPS needs both)")
+    for option, path in given.items():
+        try:
+            path.read_bytes()
+        except OSError as error:
+            raise ConfigError(f"serve: --{option.replace('_', '-')} {path}: {error.strerror}") from None
+    return str(args.ssl_certfile), str(args.ssl_keyfile)
 
 
 def freeze_startup_heap() -> None:

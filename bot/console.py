@@ -33,10 +33,12 @@ Type slash commands as in Slack, e.g. /incident declare "Checkout API returns 50
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#([^>|]+)(?:\|[^>]*)?>")
 _GROUP = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>")
+_LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>")
 
 
 def plain(text: str, channels: dict[str, str] | None = None) -> str:
     """Slack markup to terminal text: mentions as @U1, channels as #name, entities decoded."""
+    text = _LINK.sub(r"\2 (\1)", text)
     text = _CHANNEL.sub(lambda m: f"#{(channels or {}).get(m.group(1), m.group(1))}", text)
     return html.unescape(_GROUP.sub(r"@\1", _MENTION.sub(r"@\1", text)))
 
@@ -98,6 +100,8 @@ class ConsoleChat:
         print(f"{prefix} | " + f"\n{' ' * len(prefix)} | ".join(rows), file=self.out)
 
     def _number(self, button: Button) -> str:
+        if button.url is not None:  # nothing to press in a terminal: show where it leads
+            return f"[{button.label} ↗ {button.url}]"
         number = len(self.buttons) + 1
         self.buttons[number] = button
         return f"[{number}: {button.label}]"

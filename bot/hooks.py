@@ -2,7 +2,10 @@
 
     POST /hooks/alertmanager   Alertmanager's webhook (payload version 4); `Authorization: Bearer
                                <token>` names the integration (policy `integrations`, kind alertmanager)
-    POST /hooks/events/v2      Events API v2; the body's `routing_key` is the integration's key
+    POST /hooks/events/v2/enqueue          Events API v2 under PagerDuty's paths, base `/hooks/events`
+    POST /hooks/events/v2/change/enqueue   change events (deploys ...), shown with incidents of the service
+    POST /hooks/events/v2                  Events API v2, the path SPEC gave first
+                               (Events v2: the body's `routing_key` is the integration's key)
 
 Refusals change nothing: a missing or wrong token is 401, a body over 1 MiB
 is 413, malformed JSON is 400, and a payload of the wrong shape is 422
@@ -19,10 +22,9 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,12 +32,15 @@ from starlette.routing import Route
 from bot.bootstrap import Services
 from bot.core_pool import CorePool
 from bot.edge import BodyIncomplete, BodyTooLarge, Tokens, bearer, read_body, refuse
-from opsloop.intake.payloads import AlertmanagerWebhook, PayloadError, parse, parse_v2
+from opsloop.intake.payloads import AlertmanagerWebhook, ChangeEvent, PayloadError, parse, parse_v2
 from opsloop.intake.service import Outcome, Signal
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-HOOK_ROUTES = ("/hooks/alertmanager", "/hooks/events/v2")
+EVENTS_V2 = ("/hooks/events/v2", "/hooks/events/v2/enqueue")
+CHANGES = "/hooks/events/v2/change/enqueue"
+HOOK_ROUTES = ("/hooks/alertmanager", *EVENTS_V2, CHANGES)
 
 
 class Batcher:
@@ -125,34 +130,48 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[R
         return JSONResponse({"status": "ok", "created": outcome.created,
                              "updated": sorted(set(outcome.touched))})
 
-    async def events_v2(request: Request) -> Response:
+    async def v2_event(request: Request, kind: str, read: Callable[[Any], T]) -> tuple[str, T] | Response:
+        """The integration a PagerDuty-style body names by its `routing_key`, and the body as `read`
+        reads it; or PagerDuty's refusal (401 unknown key, 400 not JSON or invalid, 413 too large)."""
         try:
             raw = json.loads(await read_body(request))
         except (BodyTooLarge, BodyIncomplete) as error:
-            return _unread(received, "events_v2", error, pagerduty=True)
+            return _unread(received, kind, error, pagerduty=True)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            return _refused(received, "events_v2", 400, [f"body: not JSON ({error})"], pagerduty=True)
+            return _refused(received, kind, 400, [f"body: not JSON ({error})"], pagerduty=True)
         key = raw.get("routing_key") if isinstance(raw, dict) else None
         name = events_tokens.identify(key) if isinstance(key, str) else None
         if name is None:
-            received.labels("events_v2", "unauthorized").inc()
+            received.labels(kind, "unauthorized").inc()
             return JSONResponse({"status": "invalid event", "message": "Unknown routing key",
                                  "errors": ["routing_key: not the key of an events_v2 integration"]},
                                 status_code=401)
         try:
-            event = parse_v2(raw)
+            return name, read(raw)
         except PayloadError as error:
-            return _refused(received, "events_v2", 400, error.errors, pagerduty=True)
-        except ValidationError as error:  # pragma: no cover - parse_v2 wraps these
-            return _refused(received, "events_v2", 400, [str(error)], pagerduty=True)
-        outcome = await batcher.submit((name, event))
+            return _refused(received, kind, 400, error.errors, pagerduty=True)
+
+    async def events_v2(request: Request) -> Response:
+        found = await v2_event(request, "events_v2", parse_v2)
+        if isinstance(found, Response):
+            return found
+        outcome = await batcher.submit(found)
         received.labels("events_v2", "accepted").inc()
         created.inc(len(outcome.created))
         return JSONResponse({"status": "success", "message": "Event processed",
                              "dedup_key": outcome.dedup_key}, status_code=202)
 
+    async def change_event(request: Request) -> Response:
+        found = await v2_event(request, "change", lambda raw: parse(ChangeEvent, raw))
+        if isinstance(found, Response):
+            return found
+        await services.pool.run(services.changes.record, *found)
+        received.labels("change", "accepted").inc()
+        return JSONResponse({"status": "success", "message": "Change event processed"}, status_code=202)
+
     routes = [Route("/hooks/alertmanager", alertmanager, methods=["POST"]),
-              Route("/hooks/events/v2", events_v2, methods=["POST"])]
+              *(Route(path, events_v2, methods=["POST"]) for path in EVENTS_V2),
+              Route(CHANGES, change_event, methods=["POST"])]
     return routes, batcher
 
 

@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bootstrap import Services
 from bot.slack.replies import follow_up
+from opsloop.messages import LINK
 
 # `family.verb`, with the `#n` Block Kit needs to tell repeated buttons apart (see blocks.action_ids)
 ACTION_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*(?:#\d+)?$")
@@ -30,6 +31,8 @@ def register(app: AsyncApp, services: Services) -> list[str]:
     async def on_press(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
                        client: AsyncWebClient) -> None:
         await ack()
+        if action_of(action["action_id"]).startswith(f"{LINK}."):
+            return  # a link button: Slack opened its URL; there is nothing to do here
         user = body["user"]["id"]
         channel = (body.get("channel") or {}).get("id")
         work = services.pool.run(services.commands.press, action_of(action["action_id"]),

@@ -63,6 +63,8 @@ def _button(button: Button, action_id: str) -> Block:
     }
     if button.style is not None:
         element["style"] = button.style
+    if button.url is not None:
+        element["url"] = button.url
     return element
 
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from opsloop.authz import Authorizer, Directory
 from opsloop.bus import Bus, HandlerTable
+from opsloop.changes.service import Changes
 from opsloop.clock import Clock
 from opsloop.commands import Commands
 from opsloop.db import Database
@@ -59,6 +60,7 @@ class Core:
     workitems: WorkItems
     runbooks: Runbooks
     intake: Intake
+    changes: Changes  # change events (deploys ...), shown with incidents on the same service
     loops: FeedbackLoops
     oncall: OnCall
     sla: Sla
@@ -101,7 +103,8 @@ def build_core(
     health = Health(db, policy, clock, authz, playbooks=playbooks)
     plays = Plays(health)
     digests = Digests(db, policy, clock, authz)
-    cards = Cards(clock, policy, workitems, sla, runbooks, intake, loops)
+    changes = Changes(db, policy, clock)
+    cards = Cards(clock, policy, workitems, sla, runbooks, intake, loops, changes)
     checklists = Checklists(cards, runbooks)
     commands = Commands(workitems=workitems, cards=cards, runbooks=runbooks, checklists=checklists, sla=sla,
                         oncall=oncall, remediation=remediation,
@@ -109,7 +112,7 @@ def build_core(
                         digests=digests, authz=authz)
     core = cls(
         policy=policy, db=db, clock=clock, authz=authz, bus=bus, workitems=workitems, runbooks=runbooks,
-        intake=intake, loops=loops, oncall=oncall, sla=sla, remediation=remediation,
+        intake=intake, changes=changes, loops=loops, oncall=oncall, sla=sla, remediation=remediation,
         exceptions=ExceptionApprovals(policy, clock, authz, workitems), health=health, plays=plays,
         digests=digests,
         channels=DedicatedChannels(db, policy, clock, bus), redesign=RedesignWatch(policy),

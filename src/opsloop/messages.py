@@ -26,6 +26,15 @@ class Button:
     action: str  # e.g. "incident.acknowledge"
     value: str  # e.g. "INC-1"
     style: Literal["primary", "danger"] | None = None
+    url: str | None = None  # a link button (`link.*` action): opens this address, changes nothing
+
+
+LINK = "link"  # the action family of link buttons: pressing one opens its URL and does nothing here
+
+
+def link_button(label: str, url: str) -> Button:
+    """A button that opens `url` (an http(s) address checked by the caller)."""
+    return Button(label=label, action=f"{LINK}.open", value=label, url=url)
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,11 @@ def user(user_id: str | None) -> str:
     if is_system(user_id):
         return escape(user_id.removeprefix(SYSTEM_PREFIX))
     return f"<@{user_id}>"
+
+
+def link(url: str, text: str) -> str:
+    """A link with words (`url` is an http(s) address checked by the caller: no `<`, `>`, `|`)."""
+    return f"<{url}|{escape(text)}>"
 
 
 def group(group_id: str) -> str:

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from opsloop.changes.config import ChangesPolicy
 from opsloop.errors import ConfigError
 from opsloop.fields import (
     WEEKDAYS,
@@ -36,6 +37,7 @@ from opsloop.fields import (
     parse_days,
 )
 from opsloop.health.config import HealthPolicy
+from opsloop.intake.config import LabelName, PayloadPath
 from opsloop.types import Kind, Severity, Tier
 
 # --------------------------------------------------------------------------- sections
@@ -43,8 +45,21 @@ from opsloop.types import Kind, Severity, Tier
 
 class Integration(Strict):
     name: Name
-    kind: Literal["alertmanager", "events_v2", "signals"]
+    kind: Literal["alertmanager", "events_v2", "signals", "heartbeat"]
     token_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+    # events_v2: which labels an event's fields become (label -> `custom_details.KEY`, `component` ...),
+    # over the defaults (tenant, service from custom_details; component, group, class as they are)
+    label_map: dict[LabelName, PayloadPath] = {}
+    # alertmanager: its API, where maintenance windows are mirrored as silences
+    silence_url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")] | None = None
+
+    @model_validator(mode="after")
+    def _kind_fits(self) -> Integration:
+        if self.label_map and self.kind != "events_v2":
+            raise ValueError("label_map is for integrations of kind events_v2")
+        if self.silence_url is not None and self.kind != "alertmanager":
+            raise ValueError("silence_url is for integrations of kind alertmanager")
+        return self
 
 
 class Route(Strict):
@@ -334,6 +349,7 @@ class Policy(Strict):
     incident_channels: IncidentChannels | None = None
     exceptions: ExceptionsPolicy = ExceptionsPolicy()
     health: HealthPolicy = HealthPolicy()
+    changes: ChangesPolicy = ChangesPolicy()
 
     # where the file was read from: relative paths in it are relative to its folder
     _source: Path = PrivateAttr(default=Path("opsloop.yml"))

@@ -26,7 +26,7 @@ from opsloop.events import ItemChanged, ItemCreated
 from opsloop.lifecycle import INITIAL, OPEN_STATES, refusal, transition
 from opsloop.models import Account, Counter, TimelineEvent, WorkItem, WorkItemTenant
 from opsloop.policy import Policy
-from opsloop.types import Kind, Severity, State
+from opsloop.types import Kind, Severity, State, is_system
 
 MAX_TITLE = 300
 _SNAPSHOT = (
@@ -183,8 +183,8 @@ class WorkItems:
             setattr(item, step.stamp, now)
         if action == "reopen":
             item.mitigated_at = item.resolved_at = None
-        if action == "acknowledge" and item.owner is None:
-            item.owner = actor
+        if action == "acknowledge" and item.owner is None and not is_system(actor):
+            item.owner = actor  # an integration acknowledging (Events v2) is no owner: nobody took it
         if action == "approve" and "expires_in" in item.labels:
             item.expires_at = now + timedelta(seconds=int(item.labels["expires_in"]))
         session.add(item)

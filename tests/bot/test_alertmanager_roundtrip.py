@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from bot.bootstrap import Services
 from opsloop.intake.models import Alert
 from opsloop.models import WorkItem
 from tests.bot.live_server import LiveServer
-from tests.bot.test_hooks import AM_TOKEN, hooks  # noqa: F401 - the fixture
+from tests.bot.test_hooks import AM_TOKEN, V2_KEY, hooks  # noqa: F401 - the fixture
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 pytestmark = [
@@ -38,45 +39,74 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def alertmanager(hooks: LiveServer, tmp_path: Path) -> Iterator[str]:  # noqa: F811
-    assert hooks.client is not None
+def start_alertmanager(tmp_path: Path, receiver: str, *, group_by: str = "[alertname]") -> subprocess.Popen[bytes]:
+    """A real Alertmanager routing everything to `receiver` (YAML of one receiver), answering on a port."""
     config = tmp_path / "alertmanager.yml"
     config.write_text(f"""\
 route:
   receiver: opsloop
-  group_by: [alertname]
+  group_by: {group_by}
   group_wait: 1s
   group_interval: 1s
   repeat_interval: 1h
 receivers:
   - name: opsloop
-    webhook_configs:
-      - url: {hooks.client.base_url}/hooks/alertmanager
-        send_resolved: true
-        http_config:
-          authorization: {{type: Bearer, credentials: {AM_TOKEN}}}
+{receiver}
 """)
     port = free_port()
     process = subprocess.Popen(
         [str(BINARY), f"--config.file={config}", f"--storage.path={tmp_path / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     deadline = time.monotonic() + 20
     while True:
         try:
-            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                break
+            if httpx.get(f"{process.url}/-/ready", timeout=1).status_code == 200:  # type: ignore[attr-defined]
+                return process
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline or process.poll() is not None:
             process.kill()
             raise RuntimeError(f"alertmanager did not start: {process.stderr.read().decode()[-500:]}")
         time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+
+
+@contextmanager
+def running(process: subprocess.Popen[bytes]) -> Iterator[str]:
+    try:
+        yield process.url  # type: ignore[attr-defined]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def alertmanager(hooks: LiveServer, tmp_path: Path) -> Iterator[str]:  # noqa: F811
+    assert hooks.client is not None
+    with running(start_alertmanager(tmp_path, f"""\
+    webhook_configs:
+      - url: {hooks.client.base_url}/hooks/alertmanager
+        send_resolved: true
+        http_config:
+          authorization: {{type: Bearer, credentials: {AM_TOKEN}}}""")) as url:
+        yield url
+
+
+@pytest.fixture
+def alertmanager_pd(hooks: LiveServer, tmp_path: Path) -> Iterator[str]:  # noqa: F811
+    """Alertmanager's own PagerDuty receiver, its `url` pointed at opsloop; labels ride in `details`."""
+    assert hooks.client is not None
+    with running(start_alertmanager(tmp_path, f"""\
+    pagerduty_configs:
+      - url: {hooks.client.base_url}/hooks/events/v2/enqueue
+        routing_key: {V2_KEY}
+        send_resolved: true
+        severity: critical
+        details:
+          tenant: '{{{{ .CommonLabels.tenant }}}}'
+          service: '{{{{ .CommonLabels.service }}}}'""", group_by="[alertname, service]")) as url:
+        yield url
 
 
 def wait_for(condition, timeout: float = 20.0) -> None:
@@ -110,3 +140,28 @@ def test_alertmanager_groups_alerts_into_one_incident(alertmanager: str, slack_s
     assert answer.status_code == 200, answer.text
     wait_for(lambda: stored()[0][0].state == "mitigated")
     assert {r.status for r in stored()[1]} == {"resolved"}
+
+
+def test_alertmanagers_pagerduty_receiver_pointed_at_opsloop(alertmanager_pd: str, slack_services: Services) -> None:
+    labels = {"alertname": "CheckoutErrors", "service": "checkout-api", "tenant": "acme"}
+    alerts = [{"labels": {**labels, "instance": f"web-{n}"}, "annotations": {"summary": "5xx above 5%"}}
+              for n in range(2)]
+    answer = httpx.post(f"{alertmanager_pd}/api/v2/alerts", json=alerts, timeout=5)
+    assert answer.status_code == 200, answer.text
+
+    def incidents() -> list[WorkItem]:
+        with slack_services.db.transaction() as s:
+            return list(s.exec(select(WorkItem)))
+
+    wait_for(lambda: len(incidents()) == 1)
+    [item] = incidents()
+    assert item.labels["service"] == "checkout-api" and item.labels["tenant"] == "acme"
+    assert (item.severity, item.created_by) == ("sev1", "system:monitors")
+    assert slack_services.workitems.get(item.ref).tenants == ["acme"]
+
+    ended = datetime.now(UTC).isoformat()
+    answer = httpx.post(f"{alertmanager_pd}/api/v2/alerts", json=[{**a, "endsAt": ended} for a in alerts],
+                        timeout=5)
+    assert answer.status_code == 200, answer.text
+    wait_for(lambda: incidents()[0].state == "resolved")  # PagerDuty's semantics: resolving resolves
+    assert len(incidents()) == 1

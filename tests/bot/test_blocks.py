@@ -16,7 +16,7 @@ from bot.slack.blocks import (
     render,
 )
 from opsloop.commands.workitems import DECLARE_FORM
-from opsloop.messages import Button, Message
+from opsloop.messages import Button, Message, link_button
 
 
 def texts(blocks: list[dict]) -> list[str]:
@@ -81,3 +81,11 @@ def test_a_form_becomes_a_modal_and_its_submission_comes_back_as_values() -> Non
     assert form_values(submitted) == {"title": "DB down", "severity": "sev1", "tenants": ""}
     assert form_metadata(submitted) == ("", "C0OPS")
     assert form_metadata({"private_metadata": json.dumps(["not", "a", "mapping"])}) == ("", None)
+
+
+def test_a_link_button_opens_its_url_and_its_press_maps_to_the_link_family() -> None:
+    button = link_button("Runbook ↗", "https://runbooks.example/crashloop")
+    [actions] = [b for b in render(Message(text="x", buttons=[button])) if b["type"] == "actions"]
+    [element] = actions["elements"]
+    assert element["url"] == "https://runbooks.example/crashloop"
+    assert ACTION_ID.match(element["action_id"]) and action_of(element["action_id"]) == "link.open"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.bootstrap import Services
-from bot.console import Console
+from bot.console import Console, plain
 from tests.support import ROOT
 
 SESSION = """\
@@ -131,3 +131,7 @@ dance
     assert 'usage: /incident declare "title"' in out
     assert "*/incident* — declare and drive incidents" in out
     assert "Traceback" not in out
+
+
+def test_links_and_link_buttons_read_as_words_and_addresses() -> None:
+    assert plain("see <https://ci.example/run/9|deploy v1.4.2> by ci") == "see deploy v1.4.2 (https://ci.example/run/9) by ci"

@@ -117,7 +117,7 @@ def test_events_v2_answers_like_pagerduty(hooks: LiveServer, slack_services: Ser
     assert reborn.status_code == 202
     with slack_services.db.transaction() as s:
         states = [i.state for i in s.exec(select(WorkItem).order_by(WorkItem.id))]
-    assert states == ["mitigated", "triggered"]  # after a resolve, the same key opens a new incident
+    assert states == ["resolved", "triggered"]  # resolve resolves; then the same key opens a new incident
 
 
 def test_events_v2_refusals(hooks: LiveServer, slack_services: Services) -> None:

@@ -136,9 +136,9 @@ def test_events_v2_lifecycle_and_a_new_incident_after_resolve(services: Services
     assert again.created == [] and again.dedup_key == key
     services.intake.ingest([("monitors", v2("acknowledge", key))])
     assert items(services)[0].state == "acknowledged"
-    assert items(services)[0].owner == "system:monitors"
+    assert items(services)[0].owner is None  # a machine's acknowledgement makes nobody the owner
     services.intake.ingest([("monitors", v2("resolve", key))])
-    assert items(services)[0].state == "mitigated"
+    assert items(services)[0].state == "resolved"  # PagerDuty's semantics: resolve resolves
     [reborn] = services.intake.ingest([("monitors", v2("trigger", key))])
     assert reborn.created == ["INC-2"]
     [nothing] = services.intake.ingest([("monitors", v2("resolve", "never-seen"))])

@@ -40,6 +40,9 @@ class Alert(SQLModel, table=True):
     resolved_at: datetime | None = utc_column()
     seen: int = 1  # how many times a sender told us about it (repeat_interval re-sends)
     flaps: int = 0  # resolved, then firing again
+    # what the sender said beyond labels, for the card: annotations and the generator URL
+    # (Alertmanager); links, images, client and client URL (Events v2)
+    context: dict[str, Any] = json_column(dict)
 
 
 class AlertGroup(SQLModel, table=True):
@@ -58,3 +61,5 @@ class AlertGroup(SQLModel, table=True):
     work_item_id: int = Field(foreign_key="work_items.id", index=True, ondelete="CASCADE")
     active: bool = True
     created_at: datetime = utc_column(nullable=False)
+    # the newest webhook's group labels, common labels and annotations, and Alertmanager's URL
+    context: dict[str, Any] = json_column(dict)

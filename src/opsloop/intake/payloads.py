@@ -11,9 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from opsloop.policy import format_location
 from opsloop.types import Severity
@@ -90,18 +98,59 @@ class AlertmanagerWebhook(_Lenient):
 
 EVENTS_V2_SEVERITY = {"critical": Severity.SEV1, "error": Severity.SEV2,
                       "warning": Severity.SEV3, "info": Severity.SEV4}
+MAX_LINKS = 20
+
+
+def _timestamp(value: Any) -> Any:
+    """ISO 8601, also in the `...+00:00Z` form some clients write (an offset, then a stray Z)."""
+    if isinstance(value, str) and len(value) > 6 and value.endswith("Z") and value[-7] in "+-":
+        return value[:-1]
+    return value
+
+
+Timestamp = Annotated[datetime | None, BeforeValidator(_timestamp)]
+
+
+def web_url(value: str) -> bool:
+    """An http(s) address one may link to (nothing that Slack markup could break out of)."""
+    return value.startswith(("https://", "http://")) and len(value) <= 2000 and not any(
+        c in value for c in " <>|\n\r\t\"")
+
+
+class V2Link(_Lenient):
+    href: str
+    text: str = Field(default="", max_length=1024)
+
+
+class V2Image(_Lenient):
+    src: str
+    href: str = ""
+    alt: str = Field(default="", max_length=1024)
+
+
+def _safe_links(items: list[Any]) -> list[Any]:
+    """Only links to http(s) addresses are kept (a `javascript:` href is dropped, not refused)."""
+    kept = [i for i in items if web_url(getattr(i, "href", "") if isinstance(i, V2Link)
+                                        else getattr(i, "src", ""))]
+    return kept[:MAX_LINKS]
 
 
 class V2Payload(_Lenient):
     summary: str = Field(min_length=1, max_length=1024)
     source: str = Field(min_length=1, max_length=255)
     severity: Literal["critical", "error", "warning", "info"]
-    timestamp: datetime | None = None
+    timestamp: Timestamp = None
     component: str | None = None
     group: str | None = None
     # PagerDuty spells it `class`
     class_: str | None = Field(default=None, alias="class")
     custom_details: dict[str, Any] | str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The payload as PagerDuty spells it: what `label_map` paths point into."""
+        return {"summary": self.summary, "source": self.source, "severity": self.severity,
+                "component": self.component, "group": self.group, "class": self.class_,
+                "custom_details": self.custom_details if isinstance(self.custom_details, dict) else {}}
 
 
 class V2Event(_Lenient):
@@ -109,13 +158,20 @@ class V2Event(_Lenient):
     event_action: Literal["trigger", "acknowledge", "resolve"]
     dedup_key: str | None = Field(default=None, max_length=255)
     payload: V2Payload | None = None
-    client: str | None = None
+    client: str | None = Field(default=None, max_length=255)
     client_url: str | None = None
+    links: Annotated[list[V2Link], AfterValidator(_safe_links)] = []
+    images: Annotated[list[V2Image], AfterValidator(_safe_links)] = []
 
     @field_validator("dedup_key")
     @classmethod
     def _blank(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("client_url")
+    @classmethod
+    def _web(cls, value: str | None) -> str | None:
+        return value if value and web_url(value) else None
 
     def problems(self) -> list[str]:
         """What the field types cannot say: what each action needs."""
@@ -133,3 +189,22 @@ def parse_v2(body: Any) -> V2Event:
     if problems:
         raise PayloadError(problems)
     return event
+
+
+class ChangePayload(_Lenient):
+    summary: str = Field(min_length=1, max_length=1024)
+    source: str | None = Field(default=None, max_length=255)
+    timestamp: Timestamp = None
+    custom_details: dict[str, Any] | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return {"summary": self.summary, "source": self.source, "custom_details": self.custom_details or {}}
+
+
+class ChangeEvent(_Lenient):
+    """A change event (`POST .../v2/change/enqueue`): a deploy, a config change, a migration."""
+
+    routing_key: str = Field(min_length=1)
+    payload: ChangePayload
+    links: Annotated[list[V2Link], AfterValidator(_safe_links)] = []
+    images: Annotated[list[V2Image], AfterValidator(_safe_links)] = []

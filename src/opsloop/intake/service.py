@@ -7,6 +7,8 @@ when every alert of an incident is resolved it moves to `mitigated`, and an
 alert firing again reopens it (counted as a flap: past `flap_threshold`
 flaps its thread stops hearing about each one). Card edits caused by alerts
 are debounced, so Slack sees at most one edit per incident per `debounce`.
+Events API v2 keeps PagerDuty's semantics instead (`opsloop.intake.events_v2`):
+a `resolve` resolves.
 
 The partial unique indexes on active keys and groups make concurrent senders
 safe on PostgreSQL: a losing insert raises IntegrityError, the whole batch is
@@ -18,10 +20,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
@@ -30,15 +31,19 @@ from opsloop.bus import Bus
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.events import AlertsUpdated, ItemChanged
+from opsloop.intake.batch import AlertRow, Batch, NewAlert, Outcome, retryable
+from opsloop.intake.context import AlertContext, alert_context
+from opsloop.intake.events_v2 import EventsV2
 from opsloop.intake.models import Alert, AlertGroup
-from opsloop.intake.payloads import EVENTS_V2_SEVERITY, AlertmanagerWebhook, AmAlert, V2Event
+from opsloop.intake.payloads import AlertmanagerWebhook, AmAlert, V2Event
 from opsloop.models import Account, WorkItem
 from opsloop.policy import Policy
 from opsloop.routing import route
-from opsloop.types import Kind, Severity, State
+from opsloop.types import SYSTEM_PREFIX, Kind, Severity, State
 from opsloop.workitems import WorkItems
 
 Signal = tuple[str, AlertmanagerWebhook | V2Event]  # (integration name, payload)
+__all__ = ["Intake", "Outcome", "Signal"]
 
 _LABEL_SEVERITY = {
     "critical": Severity.SEV1, "page": Severity.SEV1, "sev1": Severity.SEV1,
@@ -47,64 +52,6 @@ _LABEL_SEVERITY = {
     "info": Severity.SEV4, "low": Severity.SEV4, "none": Severity.SEV4, "sev4": Severity.SEV4,
 }
 _OPEN = (State.TRIGGERED.value, State.ACKNOWLEDGED.value, State.MITIGATED.value)
-
-
-@dataclass
-class Outcome:
-    """What one signal did: the incidents it opened or touched, and its dedup key (Events v2)."""
-
-    created: list[str] = field(default_factory=list)
-    touched: list[str] = field(default_factory=list)
-    dedup_key: str | None = None
-
-
-@dataclass
-class _NewAlert:
-    """An alert first seen in this batch: inserted with the others in one statement at the end
-    (building an ORM object per alert cost more than everything else in a storm)."""
-
-    integration: str
-    key: str
-    work_item_id: int
-    summary: str
-    labels: dict[str, str]
-    first_seen_at: datetime
-    last_seen_at: datetime
-    status: str = "firing"
-    active: bool = True
-    resolved_at: datetime | None = None
-    seen: int = 1
-    flaps: int = 0
-
-
-AlertRow = Alert | _NewAlert
-
-
-@dataclass
-class _Batch:
-    session: Session
-    now: datetime
-    touched: dict[int, WorkItem] = field(default_factory=dict)
-    quiet: set[int] = field(default_factory=set)  # flapping items: no thread line per flap
-    new: dict[tuple[str, str], _NewAlert] = field(default_factory=dict)
-
-    def find(self, integration: str, keys: list[str]) -> dict[str, AlertRow]:
-        """The active rows for these keys: new in this batch, or stored."""
-        found: dict[str, AlertRow] = {k: self.new[(integration, k)] for k in keys
-                                      if (integration, k) in self.new}
-        rest = [k for k in keys if k not in found]
-        if rest:
-            found.update({a.key: a for a in self.session.exec(select(Alert).where(
-                Alert.integration == integration, col(Alert.key).in_(rest), col(Alert.active)))})
-        return found
-
-    def add(self, row: _NewAlert) -> None:
-        self.new[(row.integration, row.key)] = row
-
-    def insert_new(self) -> None:
-        if self.new:
-            self.session.execute(insert(Alert), [dict(vars(row)) for row in self.new.values()])
-            self.new.clear()
 
 
 class Intake:
@@ -122,6 +69,7 @@ class Intake:
         self.flap_threshold = flap_threshold
         self.debounce = debounce
         self.max_retries = max_retries
+        self.events_v2 = EventsV2(self, policy)
 
     # ------------------------------------------------------------------ entry points
 
@@ -133,17 +81,17 @@ class Intake:
             try:
                 with self.db.transaction() as session:
                     audit.lock_chain(session)  # the lock order every writer keeps
-                    batch = _Batch(session, self.clock.now())
+                    batch = Batch(session, self.clock.now())
                     outcomes = [
                         self._alertmanager(batch, name, payload)
                         if isinstance(payload, AlertmanagerWebhook)
-                        else self._events_v2(batch, name, payload, generated.get(i))
+                        else self.events_v2.handle(batch, name, payload, generated.get(i))
                         for i, (name, payload) in enumerate(signals)
                     ]
                     self._settle(batch)
                 return outcomes
             except (IntegrityError, OperationalError) as error:
-                if attempt == self.max_retries - 1 or not _retryable(error):
+                if attempt == self.max_retries - 1 or not retryable(error):
                     raise
         raise AssertionError("unreachable")
 
@@ -161,90 +109,61 @@ class Intake:
             .group_by(Alert.status)
         ).all())
 
+    def context(self, session: Session, item: WorkItem) -> AlertContext | None:
+        """What the alerts of an alert-born incident said (None: it has no alerts)."""
+        return alert_context(session, item)
+
     # ------------------------------------------------------------------ Alertmanager
 
-    def _alertmanager(self, batch: _Batch, name: str, hook: AlertmanagerWebhook) -> Outcome:
+    def _alertmanager(self, batch: Batch, name: str, hook: AlertmanagerWebhook) -> Outcome:
         outcome = Outcome()
         s, now = batch.session, batch.now
         group_hash = hashlib.sha256(hook.groupKey.encode()).hexdigest()
         group = s.exec(select(AlertGroup).where(
             AlertGroup.integration == name, AlertGroup.group_hash == group_hash,
             col(AlertGroup.active))).first()
+        if group is not None:
+            _remember_group(group, hook)
         known = batch.find(name, [a.key() for a in hook.alerts])
         for am in hook.alerts:
             key = am.key()
             row = known.get(key)
             if row is not None:
-                self._update(batch, row, firing=am.status == "firing", summary=_summary(am, hook))
-                outcome.touched.append(self._item(batch, row.work_item_id).ref)
+                self.update(batch, row, firing=am.status == "firing", summary=_summary(am, hook))
+                if row.context != _am_context(am):
+                    row.context = _am_context(am)
+                outcome.touched.append(self.item(batch, row.work_item_id).ref)
                 continue
             if am.status == "resolved":
                 continue  # resolved before we ever saw it fire: nothing to do
             if group is None:
-                item = self._open(batch, name, _title(am, hook), {**hook.commonLabels, **am.labels})
+                item = self.open(batch, name, _title(am, hook), {**hook.commonLabels, **am.labels})
                 outcome.created.append(item.ref)
                 assert item.id is not None
                 group = AlertGroup(integration=name, group_hash=group_hash, group_key=hook.groupKey,
                                    work_item_id=item.id, created_at=now)
+                _remember_group(group, hook)
                 s.add(group)
-            new = _NewAlert(integration=name, key=key, work_item_id=group.work_item_id,
-                            summary=_summary(am, hook), labels=am.labels, first_seen_at=now,
-                            last_seen_at=now)
+            new = NewAlert(integration=name, key=key, work_item_id=group.work_item_id,
+                           summary=_summary(am, hook), labels=am.labels, first_seen_at=now,
+                           last_seen_at=now, context=_am_context(am))
             batch.add(new)
             known[key] = new
-            self._item(batch, group.work_item_id)
-        return outcome
-
-    # ------------------------------------------------------------------ Events API v2
-
-    def _events_v2(self, batch: _Batch, name: str, event: V2Event, generated: str | None) -> Outcome:
-        s, now = batch.session, batch.now
-        key = event.dedup_key or generated or uuid.uuid4().hex
-        outcome = Outcome(dedup_key=key)
-        row = batch.find(name, [key]).get(key)
-        if event.event_action == "trigger":
-            assert event.payload is not None
-            if row is not None:
-                self._update(batch, row, firing=True, summary=event.payload.summary)
-                outcome.touched.append(self._item(batch, row.work_item_id).ref)
-                return outcome
-            labels = {"source": event.payload.source, "severity": event.payload.severity}
-            for label in ("component", "group", "class_"):
-                value = getattr(event.payload, label)
-                if value:
-                    labels[label.rstrip("_")] = value
-            item = self._open(batch, name, event.payload.summary, labels,
-                              severity=EVENTS_V2_SEVERITY[event.payload.severity])
-            assert item.id is not None
-            batch.add(_NewAlert(integration=name, key=key, work_item_id=item.id,
-                                summary=event.payload.summary, labels=labels, first_seen_at=now,
-                                last_seen_at=now))
-            outcome.created.append(item.ref)
-            return outcome
-        if row is None:
-            return outcome  # acknowledging or resolving what is not open: accepted, nothing to do
-        item = self._item(batch, row.work_item_id)
-        outcome.touched.append(item.ref)
-        if event.event_action == "acknowledge":
-            if item.state == State.TRIGGERED.value:
-                self.items.act_in(s, item, actor=f"system:{name}", action="acknowledge",
-                                  note="acknowledged by the monitoring source", debounce=self.debounce)
-        else:
-            self._update(batch, row, firing=False, summary=row.summary)
-            row.active = False  # PagerDuty semantics: the next trigger opens a new incident
+            self.item(batch, group.work_item_id)
         return outcome
 
     # ------------------------------------------------------------------ shared
 
-    def _open(self, batch: _Batch, integration: str, title: str, labels: dict[str, str],
-              severity: Severity | None = None) -> WorkItem:
+    def open(self, batch: Batch, integration: str, title: str, labels: dict[str, str],
+             severity: Severity | None = None) -> WorkItem:
+        """An incident for a new alert, routed by its labels, opened by `system:<integration>`."""
         decision = route(self.policy, labels)
         if decision.severity is not None:
             severity = decision.severity
         severity = severity or _LABEL_SEVERITY.get(labels.get("severity", "").lower(), Severity.SEV3)
         tenants = self._known_tenants(batch.session, labels)
         item = self.items.create_in(
-            batch.session, Kind.INCIDENT, actor=f"system:{integration}", title=title[:300],
+            batch.session, Kind.INCIDENT, actor=f"{SYSTEM_PREFIX}{integration}", title=title[:300],
             severity=severity, tenants=tenants, labels={k: str(v) for k, v in labels.items()},
             owner=None, channel=decision.channel,
         )
@@ -258,7 +177,8 @@ class Intake:
             return []
         return list(session.exec(select(Account.id).where(col(Account.id).in_(wanted))))
 
-    def _item(self, batch: _Batch, item_id: int) -> WorkItem:
+    def item(self, batch: Batch, item_id: int) -> WorkItem:
+        """A work item the batch touches, row-locked once."""
         item = batch.touched.get(item_id)
         if item is None:
             item = batch.session.exec(
@@ -266,7 +186,8 @@ class Intake:
             batch.touched[item_id] = item
         return item
 
-    def _update(self, batch: _Batch, row: AlertRow, *, firing: bool, summary: str) -> None:
+    def update(self, batch: Batch, row: AlertRow, *, firing: bool, summary: str) -> None:
+        """A known alert was sent again: firing (maybe a flap) or resolved."""
         now = batch.now
         row.last_seen_at = now
         row.seen += 1
@@ -281,9 +202,9 @@ class Intake:
             row.status, row.resolved_at = "resolved", now
         if isinstance(row, Alert):
             batch.session.add(row)
-        self._item(batch, row.work_item_id)
+        self.item(batch, row.work_item_id)
 
-    def _settle(self, batch: _Batch) -> None:
+    def _settle(self, batch: Batch) -> None:
         """Move each touched incident where its alerts say, and refresh its card (debounced)."""
         s = batch.session
         batch.insert_new()
@@ -293,7 +214,7 @@ class Intake:
                 continue
             firing = s.exec(select(func.count()).select_from(Alert).where(
                 Alert.work_item_id == item_id, Alert.status == "firing")).one()
-            actor = f"system:{item.created_by.removeprefix('system:')}"
+            actor = f"{SYSTEM_PREFIX}{item.created_by.removeprefix(SYSTEM_PREFIX)}"
             if item_id in batch.quiet and item.labels.get("flapping") != "yes":
                 item.labels = {**item.labels, "flapping": "yes"}
             quiet = item.labels.get("flapping") == "yes"
@@ -307,23 +228,31 @@ class Intake:
                 self.bus.publish(s, AlertsUpdated(at=batch.now, item=item, debounce=self.debounce))
 
 
-def _retryable(error: Exception) -> bool:
-    """A lost race on an active key, or a transaction the database chose to abort."""
-    if isinstance(error, IntegrityError):
-        return True
-    code = getattr(getattr(error, "orig", None), "sqlstate", None)
-    return code in ("40P01", "40001")  # deadlock detected, serialization failure
+def _remember_group(group: AlertGroup, hook: AlertmanagerWebhook) -> None:
+    """The group's newest common labels and annotations (compared first: most webhooks repeat them)."""
+    context = {"group_labels": hook.groupLabels, "common_labels": hook.commonLabels,
+               "common_annotations": hook.commonAnnotations, "external_url": hook.externalURL}
+    if group.context != context:
+        group.context = context
+
+
+def _am_context(alert: AmAlert) -> dict[str, object]:
+    return {"annotations": alert.annotations, "generator_url": alert.generatorURL}
 
 
 def _title(alert: AmAlert, hook: AlertmanagerWebhook) -> str:
+    """The group's own words: its common summary before the first alert's (one pod's name)."""
     name = alert.labels.get("alertname") or hook.commonLabels.get("alertname") or "Alert"
-    summary = _summary(alert, hook)
+    summary = _words(hook.commonAnnotations) or _words(alert.annotations)
     return f"{name}: {summary}" if summary and summary != name else name
 
 
 def _summary(alert: AmAlert, hook: AlertmanagerWebhook) -> str:
-    for source in (alert.annotations, hook.commonAnnotations):
-        for key in ("summary", "description", "message"):
-            if source.get(key):
-                return source[key]
+    return _words(alert.annotations) or _words(hook.commonAnnotations)
+
+
+def _words(annotations: dict[str, str]) -> str:
+    for key in ("summary", "description", "message"):
+        if annotations.get(key):
+            return annotations[key]
     return ""

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from opsloop import outbox
+from opsloop.changes.service import Changes
 from opsloop.clock import Clock
 from opsloop.events import AlertsUpdated, ChannelSettled, ItemChanged, ItemCreated
 from opsloop.intake.service import Intake
@@ -22,8 +23,10 @@ from opsloop.messages import Button, Message, channel, escape, user
 from opsloop.models import OutboxMessage, TimelineEvent, WorkItem
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy
+from opsloop.present import alerts as alert_words
 from opsloop.present import checklist as runbook_words
 from opsloop.present import clocks as clock_words
+from opsloop.present.alerts import changes_line
 from opsloop.runbooks.runs import Runbooks
 from opsloop.sla.service import Sla
 from opsloop.types import OPSLOOP, Kind, State
@@ -54,7 +57,7 @@ def when(moment: datetime) -> str:
 
 
 def card(item: WorkItem, tenants: list[str], extra: list[tuple[str, str]] | None = None,
-         extra_buttons: list[Button] | None = None) -> Message:
+         extra_buttons: list[Button] | None = None, body: list[str] | None = None) -> Message:
     kind, state = Kind(item.kind), State(item.state)
     fields = [
         ("Severity", item.severity),
@@ -76,6 +79,7 @@ def card(item: WorkItem, tenants: list[str], extra: list[tuple[str, str]] | None
     return Message(
         text=f"{_ICON.get(item.severity, '')} {item.ref} {escape(item.title)}".strip(),
         fields=fields,
+        body="\n".join(body) if body else None,
         buttons=buttons,
         context=f"{kind.value} opened by {user(item.created_by)} at {when(item.created_at)}",
     )
@@ -107,7 +111,7 @@ class Cards:
     """Handlers that show work items, and the building blocks other presenters share."""
 
     def __init__(self, clock: Clock, policy: Policy, workitems: WorkItems, sla: Sla, runbooks: Runbooks,
-                 intake: Intake, loops: FeedbackLoops) -> None:
+                 intake: Intake, loops: FeedbackLoops, changes: Changes) -> None:
         self.clock = clock
         self.policy = policy
         self.items = workitems
@@ -115,6 +119,7 @@ class Cards:
         self.runbooks = runbooks
         self.intake = intake
         self.loops = loops
+        self.changes = changes
 
     # ------------------------------------------------------------------ handlers
 
@@ -123,6 +128,9 @@ class Cards:
         item = event.item
         line = f"{user(event.actor)} {_CREATED[Kind(item.kind)]} {item.ref}: {escape(item.title)}"
         self.story(session, item, event.actor, "created", line, event.at)
+        recent = changes_line(self.changes.recent(session, item))
+        if recent:  # on the record: what changed on its service before it started
+            self.story(session, item, OPSLOOP, "changes", recent, event.at)
         outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=event.at,
                        key=card_key(item.ref),
                        payload={"message": self.card(session, item, list(event.tenants)).to_json()})
@@ -222,7 +230,15 @@ class Cards:
                   *self._alerts(session, item), *self._loops(session, item),
                   *((clock_words.LABELS[c.target], clock_words.describe(self.sla.book, c, now))
                     for c in clocks)]
-        return card(item, tenants, fields, clock_words.card_buttons(item, clocks))
+        body, buttons = [], clock_words.card_buttons(item, clocks)
+        alerts = self.intake.context(session, item)
+        if alerts is not None:
+            body += alert_words.alert_lines(alerts)
+            buttons = alert_words.alert_buttons(alerts) + buttons
+        recent = changes_line(self.changes.recent(session, item))
+        if recent:
+            body.append(recent)
+        return card(item, tenants, fields, buttons, body)
 
     def _alerts(self, session: Session, item: WorkItem) -> list[tuple[str, str]]:
         counts = self.intake.alert_counts(session, item)

@@ -1,0 +1,1 @@
+"""Change events (deploys, config changes): stored, and shown beside incidents on the same service."""
