@@ -26,7 +26,7 @@ START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 def policy_with_heartbeats(tmp_path: Path) -> Path:
     policy = yaml.safe_load((ROOT / "opsloop.yml").read_text())
     policy["accounts"] = str(ROOT / "accounts.yml")
-    policy["integrations"].append({"name": "beats", "kind": "heartbeat", "token_env": "OPSLOOP_TOKEN_BEATS"})
+    assert {"name": "beats", "kind": "heartbeat", "token_env": "OPSLOOP_TOKEN_BEATS"} in policy["integrations"]
     policy["heartbeats"] = {
         "queue-worker": {"every": "5m", "grace": "1m", "labels": {"service": "queue", "severity": "critical"}},
         "nightly-backup": {"cron": "0 3 * * *", "timezone": "Europe/Berlin", "grace": "30m",
