@@ -112,7 +112,7 @@ def build_core(
     commands = Commands(workitems=workitems, cards=cards, runbooks=runbooks, checklists=checklists, sla=sla,
                         oncall=oncall, remediation=remediation,
                         dry_run=DryRun(db, remediation.gates, executor), health=health, plays=plays,
-                        digests=digests)
+                        digests=digests, authz=authz)
     core = cls(
         policy=policy, db=db, clock=clock, authz=authz, bus=bus, workitems=workitems, runbooks=runbooks,
         intake=intake, changes=changes, heartbeats=heartbeats, loops=loops, oncall=oncall, sla=sla,

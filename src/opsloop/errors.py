@@ -7,7 +7,8 @@
         ├── NotFound             no such work item, account, ...
         ├── IllegalTransition    the item's state does not allow that action
         ├── PermissionDenied     the actor's roles do not allow that action (audited)
-        └── InvalidInput         a value is malformed or out of range
+        ├── InvalidInput         a value is malformed or out of range
+        └── DirectoryUnavailable the directory (Slack) could not say who someone is; try again
 
 Anything else escaping the core is a bug and is logged as one.
 """
@@ -45,3 +46,7 @@ class PermissionDenied(DomainError):
 
 class InvalidInput(DomainError):
     pass
+
+
+class DirectoryUnavailable(DomainError):
+    """Who someone is could not be checked (Slack did not answer): refused, never guessed."""

@@ -10,6 +10,9 @@ Scripting:
     mock.script("chat.postMessage", Answer(429, headers={"Retry-After": "1"}), Answer(429))
     mock.down = True     # every call answers 503 until set back to False
     mock.drop = True     # connections are closed without an answer (a network failure)
+
+`users` is the workspace (id -> handle; `users.info`, and `users.list` a page of
+`limit` at a time with a cursor); a handle starting with `-` is a deactivated account.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+# the people of tests/bot/slack_policy.yml (and the sample policy), by handle
+WORKSPACE = {"U0RESP1": "ann", "U0RESP2": "bob", "U0SRE1": "sre.one", "U0SRE2": "sre.two",
+             "U0CSM1": "casey", "U0CEO": "ceo", "U0ADMIN": "admin", "U0GROUPIE": "groupie"}
 
 
 class _Server(ThreadingHTTPServer):
@@ -47,9 +54,10 @@ class Call:
 
 class MockSlack:
     def __init__(self, *, groups: dict[str, list[str]] | None = None,
-                 emails: dict[str, str] | None = None) -> None:
+                 emails: dict[str, str] | None = None, users: dict[str, str] | None = None) -> None:
         self.calls: list[Call] = []
         self.groups = groups or {}
+        self.users = dict(WORKSPACE if users is None else users)
         self.emails = emails or {}  # users.lookupByEmail: email -> user id
         self.down = False
         self.drop = False
@@ -120,6 +128,16 @@ class MockSlack:
             "conversations.invite": {"channel": {"id": channel}},
             "usergroups.users.list": {"users": self.groups.get(str(params.get("usergroup")), [])},
         }
+        if method == "users.info":
+            member = self._member(str(params.get("user", "")))
+            return Answer(200, {"ok": True, "user": member} if member else
+                          {"ok": False, "error": "user_not_found"})
+        if method == "users.list":
+            ids, start = sorted(self.users), int(params.get("cursor") or 0)
+            page = ids[start:start + int(params.get("limit") or 100)]
+            following = str(start + len(page)) if start + len(page) < len(ids) else ""
+            return Answer(200, {"ok": True, "members": [self._member(i) for i in page],
+                                "response_metadata": {"next_cursor": following}})
         if method == "users.lookupByEmail":
             found = self.emails.get(str(params.get("email", "")).lower())
             return Answer(200, {"ok": True, "user": {"id": found}} if found else
@@ -139,6 +157,14 @@ class MockSlack:
                 return Answer(200, {"ok": False, "error": "file_not_found"})
             return Answer(200, {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]})
         return Answer(200, {"ok": True, **answers.get(method, {})})
+
+    def _member(self, user_id: str) -> dict[str, Any] | None:
+        handle = self.users.get(user_id)
+        if handle is None:
+            return None
+        name = handle.lstrip("-")
+        return {"id": user_id, "name": name, "deleted": handle.startswith("-"), "real_name": name.title(),
+                "profile": {"display_name": name, "real_name": name.title()}}
 
     def _upload(self, handler: BaseHTTPRequestHandler, file_id: str, data: bytes) -> None:
         with self._lock:

@@ -103,7 +103,7 @@ press 1
 """, user="U0CSM1")
     assert "Requested EXC-1" in out
     assert "[1: Approve] [2: Reject]" in out
-    assert "✗ you may not exception approve: that needs the role approver or admin" in out
+    assert "✗ you may not approve exceptions: that needs the role approver or admin" in out
     assert "You are now U0SRE1 (approver)." in out
     assert "EXC-1 approved — now approved" in out
     assert "Expires: " in out
@@ -122,8 +122,8 @@ dance
 /incident help
 """)
     assert "✗ cannot read that" in out
-    assert "✗ unknown subcommand 'frobnicate'" in out
-    assert "✗ usage: ack INC-n" in out
+    assert "✗ unknown verb 'frobnicate' (verbs: declare, ack, " in out
+    assert "✗ /incident ack needs an incident id (INC-n) — usage: `/incident ack INC-n [\"note\"]`" in out
     assert "✗ no work item INC-404" in out
     assert "✗ unknown command /nope" in out
     assert "✗ usage: press N" in out

@@ -90,7 +90,7 @@ def test_signals_prompt_the_csm_once_and_snooze_silences_it_until_it_runs_out(
     # someone who is not acme's CSM presses Snooze: refused privately, nothing changes
     server.post(press_body(*snooze, user=STRANGER, respond_to=mock_slack.url, channel=dm.answer["channel"],
                            message_ts=dm.answer["ts"]))
-    wait_for(lambda: any("you may not health respond for Acme Corp" in r for r in responses(mock_slack)),
+    wait_for(lambda: any("you may not answer prompts and run plays for Acme Corp" in r for r in responses(mock_slack)),
              what="the refusal")
     refusal = next(c for c in mock_slack.all_calls() if c.method.startswith("respond/"))
     assert refusal.params["response_type"] == "ephemeral"

@@ -121,10 +121,10 @@ def test_a_button_pressed_without_the_role_is_refused_privately_and_changes_noth
     answer = server.post(press_body("workitem.acknowledge", "INC-1", user=STRANGER,
                                     respond_to=mock_slack.url))
     assert answer.status_code == 200
-    wait_for(lambda: any("you may not incident acknowledge" in r for r in responses(mock_slack)))
+    wait_for(lambda: any("you may not acknowledge incidents" in r for r in responses(mock_slack)))
     refusal = next(c for c in mock_slack.all_calls() if c.method.startswith("respond/"))
     assert refusal.params["response_type"] == "ephemeral"
-    assert refusal.params["text"].startswith("✗ you may not incident acknowledge: that needs the role")
+    assert refusal.params["text"].startswith("✗ you may not acknowledge incidents: that needs the role")
     assert slack_services.workitems.get("INC-1").item.state == "triggered"
     items, messages, audits = counts(slack_services)
     assert (items, messages, audits) == (before[0], before[1], before[2] + 1)  # only the refusal, audited

@@ -90,7 +90,7 @@ def test_unknown_tenant_is_refused_and_nothing_is_stored(services: Services) -> 
 
 
 def test_a_refusal_is_an_error_and_an_audit_event(services: Services) -> None:
-    with pytest.raises(PermissionDenied, match="needs the role responder or commander or admin"):
+    with pytest.raises(PermissionDenied, match="needs the role responder, commander or admin"):
         services.workitems.declare(actor=STRANGER, title="not mine to declare")
     inc = services.workitems.declare(actor=RESPONDER, title="ok")
     with pytest.raises(PermissionDenied, match="commander or admin"):

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from opsloop.authz import Authorizer
 from opsloop.commands.clocks import ClockCommands
 from opsloop.commands.digest import DigestCommands
+from opsloop.commands.grammar import Command, Context
 from opsloop.commands.health import HealthCommands
 from opsloop.commands.oncall import OnCallCommands
-from opsloop.commands.remediation import REMEDIATION_HELP, RemediationCommands
+from opsloop.commands.remediation import RemediationCommands
 from opsloop.commands.runbook import RunbookCommands
 from opsloop.commands.workitems import WorkItemCommands
 from opsloop.digest.service import Digests
@@ -21,38 +23,40 @@ from opsloop.health.play_service import Plays
 from opsloop.health.service import Health
 from opsloop.messages import Reply
 from opsloop.oncall import OnCall
+from opsloop.people import People
 from opsloop.present.dryrun import DryRun
 from opsloop.present.items import Cards
 from opsloop.present.runbooks import Checklists
 from opsloop.remediation.service import Remediation
 from opsloop.runbooks.runs import Runbooks
 from opsloop.sla.service import Sla
+from opsloop.types import Kind
 from opsloop.workitems import WorkItems
-
-Handler = Callable[[str, str, str | None], Reply]
 
 
 class Commands:
+    """Every slash command, declared with the grammar (`commands.grammar`), and the buttons and forms.
+
+    A feature adds verbs to a command with `commands["/incident"].add(Verb(...))`; the help, the
+    refusals and "did you mean" follow from the declaration."""
+
     def __init__(self, *, workitems: WorkItems, cards: Cards, runbooks: Runbooks, checklists: Checklists,
                  sla: Sla, oncall: OnCall, remediation: Remediation, dry_run: DryRun, health: Health,
-                 plays: Plays, digests: Digests) -> None:
+                 plays: Plays, digests: Digests, authz: Authorizer) -> None:
+        self.people = People(authz)
         clocks = ClockCommands(sla)
-        self.items = WorkItemCommands(workitems, cards, verbs=dict(clocks.verbs))
-        runbook_verbs: dict[str, Callable[[list[str], str], Reply]] = {}
-        self.runbooks = RunbookCommands(runbooks, checklists, dry_run, verbs=runbook_verbs,
-                                        help_lines=[REMEDIATION_HELP])
+        self.items = WorkItemCommands(workitems, cards)
+        self.runbooks = RunbookCommands(runbooks, checklists, dry_run)
         remedies = RemediationCommands(remediation, runbooks, self.runbooks.step)
-        runbook_verbs.update(retry=remedies.retry, confirm=remedies.confirm)
         health_commands = HealthCommands(health, plays)
-        self.handlers: dict[str, Handler] = {
-            "/incident": self.items.incident,
-            "/escalate": self.items.escalate,
-            "/exception": self.items.exception,
-            "/runbook": self.runbooks.command,
-            "/oncall": OnCallCommands(oncall).oncall_command,
-            "/health": health_commands.command,
-            "/digest": DigestCommands(digests).command,
-        }
+        incident, escalate = self.items.command(Kind.INCIDENT), self.items.command(Kind.ESCALATION)
+        incident.add(*clocks.verbs(Kind.INCIDENT))
+        escalate.add(*clocks.verbs(Kind.ESCALATION))
+        runbook = self.runbooks.command()
+        runbook.add(*remedies.verbs())
+        self.commands: dict[str, Command] = {c.name: c for c in (
+            incident, escalate, self.items.command(Kind.EXCEPTION), runbook, OnCallCommands(oncall).command(),
+            health_commands.command(), DigestCommands(digests).command())}
         self.buttons: dict[str, Callable[[str, str, str], Reply]] = {
             "workitem": self.items.press,
             "runbook": self.runbooks.press,
@@ -69,16 +73,19 @@ class Commands:
             "health.close": health_commands.plays.submit_close,
         }
 
+    def __getitem__(self, name: str) -> Command:
+        return self.commands[name]
+
     @property
     def names(self) -> list[str]:
-        return list(self.handlers)
+        return list(self.commands)
 
     def handle(self, command: str, text: str, *, actor: str, channel: str | None = None) -> Reply:
         """Run one slash command as `actor`; domain errors propagate for the adapter to show."""
-        handler = self.handlers.get(command)
-        if handler is None:
-            raise UsageError(f"unknown command {command} (try: {', '.join(self.handlers)})")
-        return handler(text.strip(), actor, channel)
+        found = self.commands.get(command)
+        if found is None:
+            raise UsageError(f"unknown command {command} (try: {', '.join(self.commands)})")
+        return found.run(text, Context(command, actor, channel, self.people))
 
     def press(self, action: str, value: str, *, actor: str) -> Reply:
         """Run a button press (`workitem.acknowledge` with value `INC-1`) as `actor`."""
@@ -96,4 +103,4 @@ class Commands:
         return handler(context, {k: v.strip() for k, v in values.items()}, actor)
 
     def help(self) -> str:
-        return "\n\n".join(handler("help", "", None).text for handler in self.handlers.values())
+        return "\n\n".join(command.help() for command in self.commands.values())

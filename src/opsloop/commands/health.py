@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from opsloop.commands.parse import tokens
-from opsloop.commands.plays import PLAYS_HELP, PlayCommands
-from opsloop.errors import UsageError
+from opsloop.commands.grammar import Args, Command, Rest, Verb
+from opsloop.commands.plays import PlayCommands
 from opsloop.health.daily import HORIZONS, DayScore, change
 from opsloop.health.models import TAKEN
 from opsloop.health.play_service import Plays
@@ -15,14 +14,6 @@ from opsloop.health.prompts import LABELS, answered_message, playbook_summary, r
 from opsloop.health.score import AT_RISK, HEALTHY, WATCH
 from opsloop.health.service import AccountHealth, Health
 from opsloop.messages import Message, Reply, escape, user
-
-HEALTH_HELP = """\
-*/health* — customer health and risk prompts
-• `/health ACCOUNT` — the account's score (0-100), band, the factors behind it and its trend
-• `/health mine` (or just `/health`) — the accounts you are the CSM of, most at risk first
-{plays}
-• `/health help`
-At-risk accounts prompt their CSM by DM with buttons: Take it (opens a play), Snooze, Not a risk."""
 
 ICONS = {HEALTHY: "🟢", WATCH: "🟡", AT_RISK: "🔴"}
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -33,18 +24,16 @@ class HealthCommands:
         self.health = health
         self.plays = PlayCommands(plays)
 
-    def command(self, text: str, actor: str, channel: str | None) -> Reply:
-        words = tokens(text)
-        if not words or words[0].lower() == "mine":
-            if len(words) > 1:
-                raise UsageError("usage: /health mine")
-            return self._mine(actor)
-        if words[0].lower() == "help":
-            return Reply(HEALTH_HELP.format(plays=PLAYS_HELP).replace("\n\n", "\n"))
-        verb = self.plays.verbs.get(words[0].lower())
-        if verb is not None:
-            return verb(words[1:], actor)
-        return self._one(" ".join(words), actor)
+    def command(self) -> Command:
+        return Command("/health", "customer health and risk prompts", [
+            Verb("account", "the account's score (0-100), band, the factors behind it and its trend",
+                 Rest("account", required=True, label="ACCOUNT"), run=self._one, bare=self._mine),
+            Verb("mine", "the accounts you are the CSM of, most at risk first (also: `/health` alone)",
+                 run=self._mine),
+            *self.plays.verbs(),
+        ], default="account", hint="To see an account, give its id: `/health ACCOUNT`",
+            footer="At-risk accounts prompt their CSM by DM with buttons: Take it (opens a play), Snooze, "
+                   "Not a risk.")
 
     def press(self, verb: str, value: str, actor: str) -> Reply:
         """The prompt's buttons (`health.take` opens a play; `health.snooze`, `health.dismiss`), and
@@ -59,15 +48,15 @@ class HealthCommands:
             note += f"\nPlaybook *{prompt.playbook}*: {summary}"
         return Reply(note)
 
-    def _one(self, account: str, actor: str) -> Reply:
-        found = self.health.view(actor=actor, account=account)
+    def _one(self, args: Args) -> Reply:
+        found = self.health.view(actor=args.actor, account=args["account"])
         now = self.health.clock.now()
-        play = self.plays.plays.open_for(found.account.id) if self.plays is not None else None
+        play = self.plays.plays.open_for(found.account.id)
         return Reply(headline(found), message=account_message(
             found, self.health.today(now), play=list_line(play, now) if play is not None else None))
 
-    def _mine(self, actor: str) -> Reply:
-        found = self.health.mine(actor=actor)
+    def _mine(self, args: Args) -> Reply:
+        found = self.health.mine(actor=args.actor)
         if not found:
             return Reply("You are not the CSM of any account in the catalog.")
         today = self.health.today(self.health.clock.now())

@@ -2,33 +2,38 @@
 
 from __future__ import annotations
 
-from opsloop.commands.parse import mention, tokens
+from opsloop.commands.args import USER, Pattern, Words
+from opsloop.commands.grammar import Args, Command, Keyword, Pos, Verb
 from opsloop.errors import NotFound, UsageError
 from opsloop.messages import Reply, user
 from opsloop.oncall import OnCall
 
-ONCALL_HELP = """\
-*/oncall* — who is on call
-• `/oncall [team]` — who is on call now and next, with handoff times
-• `/oncall override [team] @user until <time> [from <time>]` — cover a shift
-  (times: `+4h`, `18:00`, `mon 09:00`, `2026-11-23 18:00`, in the team's time zone)
-• `/oncall help`"""
-OVERRIDE_USAGE = "usage: /oncall override [team] @user until <time> [from <time>]"
+TIME = Words("TIME", "a time (+4h, 18:00, mon 09:00 or 2026-11-23 18:00)")
 
 
 class OnCallCommands:
     def __init__(self, oncall: OnCall) -> None:
         self.oncall = oncall
 
-    def oncall_command(self, text: str, actor: str, channel: str | None) -> Reply:
-        words = tokens(text)
-        if words and words[0].lower() == "help":
-            return Reply(ONCALL_HELP)
-        if words and words[0].lower() == "override":
-            return self._override(words[1:], actor)
-        if len(words) > 1:
-            raise UsageError(f"usage: /oncall [team] (teams: {', '.join(self.oncall.teams)})")
-        teams = [words[0]] if words else self.oncall.teams
+    def command(self) -> Command:
+        team = Pattern(r"[a-z0-9][a-z0-9_-]{0,63}", "team", "an on-call team", check=self._unknown_team)
+        return Command("/oncall", "who is on call", [
+            Verb("who", "who is on call now and next, with handoff times (every team, or one)",
+                 Pos("team", team, optional=True), run=self.who),
+            Verb("override", "cover a shift (times in the team's time zone)",
+                 Pos("team", team, optional=True),
+                 Pos("user", USER), Keyword("until", TIME), Keyword("from", TIME, optional=True),
+                 run=self.override),
+        ], default="who", hint="To see a team, name it: `/oncall TEAM`",
+            footer="Times: `+4h`, `18:00`, `mon 09:00`, `2026-11-23 18:00`.")
+
+    def _unknown_team(self, name: str) -> str | None:
+        if name in self.oncall.teams:
+            return None
+        return f"no on-call team '{name}' (teams: {', '.join(self.oncall.teams) or 'none defined'})"
+
+    def who(self, args: Args) -> Reply:
+        teams = [args["team"]] if args["team"] else self.oncall.teams
         if not teams:
             return Reply("No on-call rotations are defined (add them under `oncall` in the policy file).")
         return Reply("\n".join(self._who(team) for team in teams))
@@ -46,31 +51,13 @@ class OnCallCommands:
         later = self.oncall.local(team, following.ends_at)
         return f"*{team}*: {who} until {until}; next: {after} until {later}"
 
-    def _override(self, words: list[str], actor: str) -> Reply:
-        team: str | None = None
-        if words and words[0] in self.oncall.teams:
-            team, words = words[0], words[1:]
-        who = mention(words[0]) if words else None
-        if who is None:
-            raise UsageError(OVERRIDE_USAGE)
-        lowered = [w.lower() for w in words]
-        if "until" not in lowered:
-            raise UsageError(OVERRIDE_USAGE)
-        until_at = lowered.index("until")
-        from_at = lowered.index("from") if "from" in lowered else None
-        if from_at is not None and from_at < until_at:
-            since, until = words[from_at + 1:until_at], words[until_at + 1:]
-        elif from_at is not None:
-            since, until = words[from_at + 1:], words[until_at + 1:from_at]
-        else:
-            since, until = [], words[until_at + 1:]
-        if not until or (from_at is not None and not since) or min(until_at, from_at or until_at) != 1:
-            raise UsageError(OVERRIDE_USAGE)
+    def override(self, args: Args) -> Reply:
+        team, who = args["team"], args["user"]
         if team is None:
             if len(self.oncall.teams) != 1:
-                raise UsageError(f"name the team: {', '.join(self.oncall.teams)}\n{OVERRIDE_USAGE}")
+                raise UsageError(f"/oncall override: name the team ({', '.join(self.oncall.teams)})")
             team = self.oncall.teams[0]
-        row = self.oncall.override(actor=actor, team=team, who=who, until=" ".join(until),
-                                   since=" ".join(since) or None)
+        row = self.oncall.override(actor=args.actor, team=team, who=who, until=args["until"],
+                                   since=args["from"])
         return Reply(f"{user(who)} is on call for {team} from {self.oncall.local(team, row.starts_at)} "
                      f"until {self.oncall.local(team, row.ends_at)}.")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from opsloop.commands.parse import sort_words
+from opsloop.commands.args import Choice, Pattern
+from opsloop.commands.grammar import Anywhere, Args, Opt, Pos, Rest, Verb
 from opsloop.errors import UsageError
 from opsloop.health.models import PLAY_OUTCOMES
 from opsloop.health.play_service import Plays
@@ -11,33 +12,40 @@ from opsloop.health.present import report_message
 from opsloop.health.present_plays import card, list_line
 from opsloop.messages import Form, FormField, Reply, escape
 
-PLAYS_HELP = """\
-• `/health take ACCOUNT [playbook:ID]` — open a play: the playbook's steps with due dates, reminders to you
-• `/health plays [mine|overdue]` — open plays (yours, or the overdue ones)
-• `/health play PLAY-n` — a play's checklist
-• `/health done PLAY-n STEP` — mark a step done (its id or number)
-• `/health close PLAY-n OUTCOME "note"` — close it: saved, churned, contracted, expanded or not-a-risk
-• `/health report` — retention (NRR), whether the score foresaw churn, which playbooks work"""
+PLAY = Pattern(r"(?:play-)?[0-9]{1,9}", "PLAY-n", "a play (PLAY-n)", lower=True)
+PLAY_STEP = Pattern(r"[a-z0-9][a-z0-9_]{0,63}", "STEP", "a step (its id or number)")
+PLAYBOOK = Pattern(r"[a-z0-9][a-z0-9_.-]{0,99}", "ID", "a playbook id (e.g. executive-outreach)")
 
 
 class PlayCommands:
     def __init__(self, plays: Plays) -> None:
         self.plays = plays
         self.health = plays.health
-        self.verbs = {"take": self.take, "plays": self.listing, "play": self.show, "done": self.done,
-                      "close": self.close, "report": self.report}
+
+    def verbs(self) -> list[Verb]:
+        play = Pos("play", PLAY)
+        return [
+            Verb("take", "open a play: the playbook's steps with due dates, reminders to you",
+                 Rest("account", required=True, label="ACCOUNT"), Opt("playbook", PLAYBOOK), run=self.take),
+            Verb("plays", "open plays (yours, or the overdue ones)",
+                 Anywhere("which", Choice(("all", "mine", "overdue"), "a list (all, mine or overdue)")),
+                 run=self.listing),
+            Verb("play", "a play's checklist", play, run=self.show),
+            Verb("done", "mark a step done (its id or number)", play, Pos("step", PLAY_STEP), run=self.done),
+            Verb("close", "close it with an outcome and a note", play,
+                 Pos("outcome", Choice(PLAY_OUTCOMES, "an outcome")), Rest("note", required=True),
+                 run=self.close),
+            Verb("report", "retention (NRR), whether the score foresaw churn, which playbooks work",
+                 run=self.report),
+        ]
 
     def _now_card(self, view: PlayView) -> Reply:
         return Reply(card(view, self.health.clock.now()).text, message=card(view, self.health.clock.now(),
                                                                              for_owner=False))
 
-    def take(self, words: list[str], actor: str) -> Reply:
-        sorted_words = sort_words(words, options={"playbook"})
-        if not sorted_words.text:
-            raise UsageError("usage: /health take ACCOUNT [playbook:ID]")
-        view = self.plays.take(actor=actor, account=" ".join(sorted_words.text),
-                               playbook=sorted_words.option("playbook"))
-        return self._opened(view)
+    def take(self, args: Args) -> Reply:
+        return self._opened(self.plays.take(actor=args.actor, account=args["account"],
+                                            playbook=args["playbook"]))
 
     def _opened(self, view: PlayView) -> Reply:
         now = self.health.clock.now()
@@ -50,10 +58,8 @@ class PlayCommands:
             text += f" ⚠️ {view.warning}."
         return Reply(text, message=card(view, now, for_owner=False))
 
-    def listing(self, words: list[str], actor: str) -> Reply:
-        which = words[0].lower() if words else "all"
-        if which not in ("all", "mine", "overdue") or len(words) > 1:
-            raise UsageError("usage: /health plays [mine|overdue]")
+    def listing(self, args: Args) -> Reply:
+        which, actor = args["which"] or "all", args.actor
         views = self.plays.listing(actor=actor, which=which)  # type: ignore[arg-type]
         if not views:
             return Reply({"mine": "You have no open plays.", "overdue": "No open play is overdue."}.get(
@@ -63,29 +69,26 @@ class PlayCommands:
         lines = "\n".join(list_line(v, now) for v in views)
         return Reply(f"{title} ({len(views)}), most pressing first:\n{lines}")
 
-    def show(self, words: list[str], actor: str) -> Reply:
-        if len(words) != 1:
-            raise UsageError("usage: /health play PLAY-n")
-        return self._now_card(self.plays.show(actor=actor, ref=words[0]))
+    def show(self, args: Args) -> Reply:
+        return self._now_card(self.plays.show(actor=args.actor, ref=args["play"]))
 
-    def done(self, words: list[str], actor: str) -> Reply:
-        if len(words) != 2:
-            raise UsageError("usage: /health done PLAY-n STEP")
-        view = self.plays.done(actor=actor, ref=words[0], step=words[1])
+    def done(self, args: Args) -> Reply:
+        return self._done(args.actor, args["play"], args["step"])
+
+    def _done(self, actor: str, play: str, step: str) -> Reply:
+        view = self.plays.done(actor=actor, ref=play, step=step)
         return Reply(f"Noted on {view.ref}.", message=card(view, self.health.clock.now(), for_owner=False))
 
-    def close(self, words: list[str], actor: str) -> Reply:
-        if len(words) < 3:
-            raise UsageError(f'usage: /health close PLAY-n OUTCOME "note" '
-                             f'(OUTCOME: {", ".join(PLAY_OUTCOMES)})')
-        view = self.plays.close(actor=actor, ref=words[0], outcome=words[1], note=" ".join(words[2:]))
+    def close(self, args: Args) -> Reply:
+        return self._close(args.actor, args["play"], args["outcome"], args["note"])
+
+    def _close(self, actor: str, play: str, outcome: str, note: str) -> Reply:
+        view = self.plays.close(actor=actor, ref=play, outcome=outcome, note=note)
         return Reply(f"Closed {view.ref}: {view.play.outcome}.", message=card(view, self.health.clock.now(),
                                                                               for_owner=False))
 
-    def report(self, words: list[str], actor: str) -> Reply:
-        if words:
-            raise UsageError("usage: /health report")
-        found = self.health.report(actor=actor)
+    def report(self, args: Args) -> Reply:
+        found = self.health.report(actor=args.actor)
         message = report_message(found)
         return Reply(message.text, message=message)
 
@@ -97,7 +100,7 @@ class PlayCommands:
             return self._opened(self.plays.take(actor=actor, prompt_id=value))
         if verb == "step":
             play, _, step = value.partition(":")
-            return self.done([play, step], actor)
+            return self._done(actor, play, step)
         if verb == "close":
             view = self.plays.show(actor=actor, ref=value)
             return Reply(f"Close {view.ref}", form=Form(
@@ -111,4 +114,4 @@ class PlayCommands:
     def submit_close(self, context: str, values: dict[str, str], actor: str) -> Reply:
         if not values.get("outcome"):
             raise UsageError("outcome: pick one")
-        return self.close([context, values["outcome"], values.get("note", "")], actor)
+        return self._close(actor, context, values["outcome"], values.get("note", ""))

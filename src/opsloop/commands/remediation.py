@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from opsloop.commands.parse import is_ref
+from opsloop.commands.args import ANY_ID, STEP_ID, Choice
+from opsloop.commands.grammar import Args, Pos, Verb
 from opsloop.errors import UsageError
 from opsloop.messages import Form, FormField, Reply
 from opsloop.present.remediation import decision_text
 from opsloop.remediation.service import Remediation
 from opsloop.runbooks.runs import Runbooks
-
-REMEDIATION_HELP = """\
-• `/runbook retry INC-n STEP` — call a failed (or unknown) http step again
-• `/runbook confirm INC-n STEP succeeded|failed` — settle an http step whose outcome is unknown"""
 
 
 class RemediationCommands:
@@ -48,15 +45,21 @@ class RemediationCommands:
         return Reply(decision_text(self.remediation.decide(actor=actor, call_id=int(call_id), verb=verb,
                                                            retries=int(retries) if retries else None)))
 
-    def retry(self, args: list[str], actor: str) -> Reply:
-        if len(args) != 2 or not is_ref(args[0]):
-            raise UsageError("usage: /runbook retry INC-n STEP")
-        call_id = self.remediation.locate_call(args[0], args[1])
-        return Reply(decision_text(self.remediation.decide(actor=actor, call_id=call_id, verb="retry")))
+    def verbs(self) -> list[Verb]:
+        """`/runbook retry|confirm`: the http steps' verbs."""
+        ref, step = Pos("ref", ANY_ID), Pos("step", STEP_ID)
+        return [
+            Verb("retry", "call a failed (or unknown) http step again", ref, step, run=self.retry),
+            Verb("confirm", "settle an http step whose outcome is unknown", ref, step,
+                 Pos("outcome", Choice(("succeeded", "failed"), "an outcome (succeeded or failed)")),
+                 run=self.confirm),
+        ]
 
-    def confirm(self, args: list[str], actor: str) -> Reply:
-        if len(args) != 3 or not is_ref(args[0]) or args[2].lower() not in ("succeeded", "failed"):
-            raise UsageError("usage: /runbook confirm INC-n STEP succeeded|failed")
-        call_id = self.remediation.locate_call(args[0], args[1])
-        decision = self.remediation.decide(actor=actor, call_id=call_id, verb=args[2].lower())
+    def retry(self, args: Args) -> Reply:
+        call_id = self.remediation.locate_call(args["ref"], args["step"])
+        return Reply(decision_text(self.remediation.decide(actor=args.actor, call_id=call_id, verb="retry")))
+
+    def confirm(self, args: Args) -> Reply:
+        call_id = self.remediation.locate_call(args["ref"], args["step"])
+        decision = self.remediation.decide(actor=args.actor, call_id=call_id, verb=args["outcome"])
         return Reply(decision_text(decision))

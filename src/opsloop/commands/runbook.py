@@ -2,74 +2,47 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
-from opsloop.commands.parse import is_ref, tokens
+from opsloop.commands.args import ANY_ID, RUNBOOK_ID, STEP_ID
+from opsloop.commands.grammar import Args, Command, Flag, Pairs, Pos, Rest, Run, Verb
 from opsloop.errors import ConfigError, UsageError
 from opsloop.events import RunAttached
 from opsloop.messages import Form, FormField, Reply, escape, user
 from opsloop.present.checklist import step_line
 from opsloop.present.dryrun import DryRun
 from opsloop.present.runbooks import Checklists, warnings
-from opsloop.runbooks.loader import LoadedRunbook
 from opsloop.runbooks.runs import Runbooks
 from opsloop.runbooks.schema import ApprovalStep, HttpStep, NotifyStep, step_title
 
-RUNBOOK_HELP = """\
-*/runbook* — versioned runbooks on work items
-• `/runbook list` · `/runbook show ID` — what there is, and what it says
-• `/runbook run ID [INC-n] key=value ... [--dry-run]` — start one on a work item
-• `/runbook status INC-n` — the checklist of the item's runs
-• `/runbook done|approve INC-n STEP` · `/runbook reject INC-n STEP [reason]`
-• `/runbook skip INC-n STEP reason` · `/runbook workaround INC-n STEP reason` — bypass a step, saying why
-• `/runbook help`"""
-
-_STEP_VERBS = ("done", "skip", "workaround", "approve", "reject")
-_ASSIGN = re.compile(r"^([a-z][a-z0-9_]*)=(.*)$", re.DOTALL)
-
-
-Verb = Callable[[list[str], str], Reply]  # (the words after the verb, actor) -> reply
-
 
 class RunbookCommands:
-    def __init__(self, runbooks: Runbooks, checklists: Checklists, dry_run: DryRun, *,
-                 verbs: dict[str, Verb], help_lines: list[str]) -> None:
+    def __init__(self, runbooks: Runbooks, checklists: Checklists, dry_run: DryRun) -> None:
         self.runbooks = runbooks
         self.checklists = checklists
         self.dry_run = dry_run
-        self.verbs = verbs  # more verbs from other capabilities (retry, confirm)
-        self.help_lines = help_lines
 
-    def command(self, text: str, actor: str, channel: str | None) -> Reply:
-        words = tokens(text)
-        verb = words[0].lower() if words else "help"
-        args = words[1:]
-        if verb == "help":
-            return Reply("\n".join([RUNBOOK_HELP, *self.help_lines]))
-        if verb in self.verbs:
-            return self.verbs[verb](args, actor)
-        if verb == "list":
-            return self._list()
-        if verb == "show":
-            if len(args) != 1:
-                raise UsageError("usage: /runbook show ID")
-            return self._show(self.runbooks.library.load(args[0]))
-        if verb == "run":
-            return self._run(args, actor, channel)
-        if verb == "status":
-            if len(args) != 1 or not is_ref(args[0]):
-                raise UsageError("usage: /runbook status INC-n")
-            return self._status(args[0].upper())
-        if verb in _STEP_VERBS:
-            if len(args) < 2 or not is_ref(args[0]):
-                raise UsageError(f"usage: /runbook {verb} INC-n STEP" + (
-                    " reason" if verb in ("skip", "workaround") else ""))
-            ref, step = args[0].upper(), args[1]
-            run_id = self.runbooks.locate(ref, step)
-            reason = " ".join(args[2:]) or None
-            return self.step(actor, run_id, step, verb, reason)
-        raise UsageError(f"unknown subcommand {verb!r}\n{RUNBOOK_HELP}")
+    def command(self) -> Command:
+        ref, step = Pos("ref", ANY_ID), Pos("step", STEP_ID)
+        return Command("/runbook", "versioned runbooks on work items", [
+            Verb("list", "the runbooks there are", run=self._list),
+            Verb("show", "what one says: inputs, steps, version", Pos("runbook", RUNBOOK_ID), run=self._show),
+            Verb("run", "start one on a work item (the one whose channel this is, if none is named)",
+                 Pos("runbook", RUNBOOK_ID), Pos("ref", ANY_ID, optional=True), Pairs("inputs"),
+                 Flag("dry-run"), run=self._run),
+            Verb("status", "the checklist of the item's runs", ref, run=self._status),
+            Verb("done", "mark a manual step done", ref, step, run=self._step("done")),
+            Verb("approve", "approve an approval step", ref, step, run=self._step("approve")),
+            Verb("reject", "reject an approval step", ref, step, Rest("reason"), run=self._step("reject")),
+            Verb("skip", "bypass a step, saying why", ref, step, Rest("reason", required=True),
+                 run=self._step("skip")),
+            Verb("workaround", "a step done another way, saying how", ref, step,
+                 Rest("reason", required=True, label="how"), run=self._step("workaround")),
+        ])
+
+    def _step(self, verb: str) -> Run:
+        def run(args: Args) -> Reply:
+            run_id = self.runbooks.locate(args["ref"], args["step"])
+            return self.step(args.actor, run_id, args["step"], verb, args.get("reason"))
+        return run
 
     # ------------------------------------------------------------------ buttons and forms
 
@@ -113,21 +86,10 @@ class RunbookCommands:
 
     # ------------------------------------------------------------------ the verbs
 
-    def _run(self, args: list[str], actor: str, channel: str | None) -> Reply:
-        if not args:
-            raise UsageError("usage: /runbook run ID [INC-n] key=value ... [--dry-run]")
-        runbook_id, rest = args[0], args[1:]
-        ref = rest.pop(0).upper() if rest and is_ref(rest[0]) else None
-        dry_run = "--dry-run" in rest
-        inputs: dict[str, str] = {}
-        for word in (w for w in rest if w != "--dry-run"):
-            match = _ASSIGN.match(word)
-            if match is None:
-                raise UsageError(f"{word!r}: give inputs as key=value (quote values with spaces)")
-            if match.group(1) in inputs:
-                raise UsageError(f"{match.group(1)}: given twice; give it once")
-            inputs[match.group(1)] = match.group(2)
-        if dry_run:
+    def _run(self, args: Args) -> Reply:
+        runbook_id, ref, inputs, channel, actor = (args["runbook"], args["ref"], args["inputs"], args.channel,
+                                                   args.actor)
+        if args["dry_run"]:
             plan = self.runbooks.plan(actor=actor, runbook_id=runbook_id, ref=ref, inputs=inputs,
                                       channel=channel)
             return Reply("\n".join([f"dry run: inputs are valid for {runbook_id} {plan.runbook.version}; "
@@ -138,14 +100,15 @@ class RunbookCommands:
         return Reply("\n".join([f"Started runbook {runbook_id} on {started.item.ref}; its checklist is in "
                                 "the thread.", *notes]))
 
-    def _status(self, ref: str) -> Reply:
+    def _status(self, args: Args) -> Reply:
+        ref = args["ref"]
         messages = self.checklists.of(ref)
         if not messages:
             return Reply(f"{ref} runs no runbook. Start one with `/runbook run ID {ref}`.")
         others = f" (and {len(messages) - 1} earlier run(s))" if len(messages) > 1 else ""
         return Reply(f"{ref}: its runbook{others}", message=messages[0])
 
-    def _list(self) -> Reply:
+    def _list(self, args: Args) -> Reply:
         lines = ["*Runbooks*"]
         for runbook_id, result in self.runbooks.library.load_all():
             if isinstance(result, ConfigError):
@@ -156,7 +119,8 @@ class RunbookCommands:
             lines.append(f"• `{rb.id}` {rb.version}{status} — {escape(rb.title)}")
         return Reply("\n".join(lines) if len(lines) > 1 else "No runbooks.")
 
-    def _show(self, loaded: LoadedRunbook) -> Reply:
+    def _show(self, args: Args) -> Reply:
+        loaded = self.runbooks.library.load(args["runbook"])
         rb = loaded.runbook
         lines = [f"*{escape(rb.title)}* — `{rb.id}` {rb.version} ({rb.status}), "
                  f"owners {', '.join(user(o) for o in rb.owners)}"]

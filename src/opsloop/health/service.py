@@ -28,7 +28,7 @@ from sqlalchemy import select as sa_select  # sqlmodel's is typed for at most fo
 from sqlmodel import Session, col, func, select
 
 from opsloop import audit
-from opsloop.authz import Authorizer
+from opsloop.authz import Authorizer, describe
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound
@@ -300,7 +300,7 @@ class Health:
     def authorize(self, actor: str, action: str, account: Account, *,
                    owners: tuple[str | None, ...]) -> None:
         self.authz.require(actor, action, subject=f"account:{account.id}", owners=owners,
-                           doing=f"{action.replace('.', ' ')} for {account.name}",
+                           doing=f"{describe(action)} for {account.name}",
                            owner_is="the account's CSM")
 
     def today(self, now: datetime) -> date:

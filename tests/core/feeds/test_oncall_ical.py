@@ -11,10 +11,12 @@ import yaml
 
 from opsloop.authz import Authorizer
 from opsloop.bus import Bus
+from opsloop.commands.grammar import Context
 from opsloop.commands.oncall import OnCallCommands
 from opsloop.db import Database
 from opsloop.errors import ConfigError
 from opsloop.oncall import OnCall
+from opsloop.people import People
 from opsloop.policy import load_policy
 from opsloop.sla.escalation import Escalations
 from tests.support import FakeClock
@@ -104,14 +106,14 @@ def test_slash_oncall_answers_from_the_feed_and_overrides_stay_on_top(tmp_path: 
     clock.current = at("2026-10-26T08:30:00+01:00")
     oncall = setup(tmp_path, db, clock)
     oncall.feeds.load("sre", actor="system:cli", users=USERS)
-    commands = OnCallCommands(oncall)
-    assert commands.oncall_command("sre", "U0ANY", None).text == (
+    command, ctx = OnCallCommands(oncall).command(), Context("/oncall", "U0ANY", None, People(oncall.authz))
+    assert command.run("sre", ctx).text == (
         "*sre*: <@U0ALICE> is on call until Mon 2026-10-26 09:00 CET; next: <@U0BOB> until Mon 2026-11-02 09:00 CET")
     oncall.override(actor=COMMANDER, team="sre", who="U0ERIN", until="+2h")
-    assert commands.oncall_command("sre", "U0ANY", None).text.startswith(
+    assert command.run("sre", ctx).text.startswith(
         "*sre*: <@U0ERIN> is on call (override) until Mon 2026-10-26 10:30 CET; next: <@U0BOB>")
     clock.current = at("2026-10-19T08:00:00+02:00")
-    assert commands.oncall_command("", "U0ANY", None).text == (
+    assert command.run("", ctx).text == (
         "*sre*: nobody is on call (a gap in the schedule) until Mon 2026-10-19 09:00 CEST; "
         "next: <@U0ALICE> until Sat 2026-10-24 11:00 CEST")
 

@@ -48,7 +48,7 @@ def test_health_mine_lists_the_callers_accounts_most_at_risk_first(services: Ser
 
 
 def test_who_may_look(services: Services) -> None:
-    with pytest.raises(PermissionDenied, match="health view for Globex"):
+    with pytest.raises(PermissionDenied, match="you may not see the health for Globex"):
         services.commands.handle("/health", "globex", actor=RESPONDER)
     # the account's own sales owner may
     assert "Globex" in services.commands.handle("/health", "globex", actor=SALES).text

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.bootstrap import Services
-from opsloop.errors import InvalidInput, PermissionDenied
+from opsloop.errors import InvalidInput, PermissionDenied, UsageError
 from opsloop.health.models import HealthPlay, HealthPlayStep, HealthPrompt
 from opsloop.messages import Message
 from opsloop.models import Account, AuditEvent, OutboxMessage
@@ -124,15 +124,18 @@ def test_take_by_command_picks_the_playbook_and_refuses_a_second_play(services: 
 
 
 def test_who_may_run_a_play(services: Services) -> None:
-    with pytest.raises(PermissionDenied, match="health respond for Globex"):
+    with pytest.raises(PermissionDenied, match="answer prompts and run plays for Globex"):
         services.commands.handle("/health", "take globex", actor=RESPONDER)
     services.commands.handle("/health", "take globex", actor=CSM)
     with pytest.raises(PermissionDenied):
         services.commands.handle("/health", "done PLAY-1 prepare", actor=RESPONDER)
-    with pytest.raises(InvalidInput, match="note: say in a few words"):
+    with pytest.raises(UsageError, match="/health close needs a note"):
         services.commands.handle("/health", 'close PLAY-1 saved "  "', actor=ADMIN)
-    with pytest.raises(InvalidInput, match="outcome: 'won' is not one of"):
+    with pytest.raises(UsageError, match="'won' is not an outcome: use saved, churned, contracted, expanded or "
+                                         "not-a-risk"):
         services.commands.handle("/health", 'close PLAY-1 won "great"', actor=ADMIN)
+    with pytest.raises(InvalidInput, match="note: say in a few words"):  # the service checks it too (the form)
+        services.commands.submit("health.close", "1", {"outcome": "saved", "note": " "}, actor=ADMIN)
     assert services.commands.handle("/health", 'close PLAY-1 not-a-risk "false alarm"', actor=ADMIN).text == \
         "Closed PLAY-1: not-a-risk."
     # a responder sees only their own plays; the CSM sees everyone's

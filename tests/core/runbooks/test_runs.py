@@ -90,7 +90,7 @@ def test_checklist_buttons_advance_steps_role_checked_and_audited(rb_services: S
     rb_services.commands.handle("/runbook", f"run drill {ref} service=web", actor=STARTER)
     rid = run_id(rb_services)
     press = rb_services.commands.press
-    with pytest.raises(PermissionDenied, match="needs the role responder or commander or csm or admin"):
+    with pytest.raises(PermissionDenied, match="needs the role responder, commander, csm or admin"):
         press("runbook.done", f"{rid}:check", actor=STRANGER)
     with pytest.raises(IllegalTransition, match="gate is an approval"):
         press("runbook.done", f"{rid}:gate", actor=RESPONDER)

@@ -68,10 +68,10 @@ def test_times_people_type() -> None:
 
 def test_an_override_wins_then_the_rotation_resumes(services: Services, clock: FakeClock) -> None:
     before = services.oncall.now_and_next("sre")[0]
-    reply = services.commands.handle("/oncall", "override <@U0SUB|sub> until +4h", actor=COMMANDER)
-    assert reply.text.startswith("<@U0SUB> is on call for sre from ")
+    reply = services.commands.handle("/oncall", "override <@U0SRE1|sre1> until +4h", actor=COMMANDER)
+    assert reply.text.startswith("<@U0SRE1> is on call for sre from ")
     now, after = services.oncall.now_and_next("sre")
-    assert (now.user, now.override, now.ends_at) == ("U0SUB", True, clock.now() + timedelta(hours=4))
+    assert (now.user, now.override, now.ends_at) == ("U0SRE1", True, clock.now() + timedelta(hours=4))
     assert after.user == before.user  # back to the rotation when the override ends
     clock.advance(hours=4)
     assert services.oncall.now_and_next("sre")[0].user == before.user
@@ -94,7 +94,7 @@ def test_escalation_pages_whoever_the_override_puts_on_call(services: Services, 
 
 def test_only_commanders_and_admins_override(services: Services) -> None:
     with pytest.raises(PermissionDenied, match="commander or admin"):
-        services.commands.handle("/oncall", "override @U0SUB until 18:00", actor=RESPONDER)
+        services.commands.handle("/oncall", "override @U0SRE1 until 18:00", actor=RESPONDER)
     assert audit_actions(services, "permission.denied") == ["permission.denied"]
     with pytest.raises(InvalidInput, match="end before it starts"):
         services.oncall.override(actor=COMMANDER, team="sre", who="U0SUB", since="+2h", until="+1h")
