@@ -56,6 +56,7 @@ from opsloop.health.playbooks import Playbooks
 from opsloop.health.plays import REMIND
 from opsloop.health.prompts import SNOOZE_END
 from opsloop.health.service import DAILY
+from opsloop.heartbeats.service import DUE as HEARTBEAT_DUE
 from opsloop.policy import load_policy
 from opsloop.remediation.gates import GATE_TIMER
 from opsloop.remediation.http import HttpExecutor
@@ -128,6 +129,7 @@ def timer_table(c: Core) -> Mapping[str, TimerHandler]:
         DAILY: c.health.on_daily,               # every account rescored, once a day
         SNOOZE_END: c.health.on_snooze_end,     # a snoozed CSM prompt is looked at again
         REMIND: c.plays.on_remind,              # a play's step coming due: its owner is reminded
+        HEARTBEAT_DUE: c.heartbeats.on_due,     # no check-in by the deadline: an incident, once
     }
 
 

@@ -2,7 +2,8 @@
 
     POST /slack/events   every Slack request (commands, interactivity, events): verified, bounded and
                          checked for replays (bot.slack.verify) before Bolt sees it
-    POST /hooks/...      alert intake (bot.hooks) and customer-health signals (bot.hooks_signals)
+    POST /hooks/...      alert intake (bot.hooks), customer-health signals (bot.hooks_signals),
+                         heartbeat check-ins (bot.hooks_heartbeat)
     GET  /healthz        the process answers
     GET  /readyz         the database answers and its schema is current (else 503 and why)
     GET  /metrics        Prometheus text: requests, outbox depth, deliveries, failures, Slack 429s
@@ -30,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.bootstrap import Services
 from bot.hooks import HOOK_ROUTES, hook_routes
+from bot.hooks_heartbeat import heartbeat_route
 from bot.hooks_signals import signals_route
 from bot.settings import Settings
 from bot.slack.app import create_slack_app
@@ -99,7 +101,8 @@ def create_http_app(
         routes=[Route("/slack/events", slack_events, methods=["POST"]),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/readyz", readyz, methods=["GET"]),
-                Route("/metrics", metrics, methods=["GET"]), *hooks, signals_route(services)],
+                Route("/metrics", metrics, methods=["GET"]), *hooks, signals_route(services),
+                heartbeat_route(services)],
         lifespan=lifespan,
     )
     app.add_middleware(_Measure, requests=requests, latency=latency)
@@ -170,6 +173,8 @@ class _Measure:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = scope["path"] if scope["path"] in ROUTES else "other"
+            path = scope["path"]
+            route = (path if path in ROUTES else
+                     "/hooks/heartbeat" if path.startswith("/hooks/heartbeat/") else "other")
             self.requests.labels(route, str(status)).inc()
             self.latency.labels(route).observe(time.perf_counter() - started)

@@ -30,6 +30,7 @@ from opsloop.exception_approvals import ExceptionApprovals
 from opsloop.health.play_service import Plays
 from opsloop.health.playbooks import Playbooks
 from opsloop.health.service import Health
+from opsloop.heartbeats.service import Heartbeats
 from opsloop.incident_channels import DedicatedChannels
 from opsloop.intake.service import Intake
 from opsloop.loops.service import FeedbackLoops
@@ -64,6 +65,7 @@ class Core:
     runbooks: Runbooks
     intake: Intake
     changes: Changes  # change events (deploys ...), shown with incidents on the same service
+    heartbeats: Heartbeats  # jobs that should check in: a missed check-in opens an incident
     loops: FeedbackLoops
     oncall: OnCall
     sla: Sla
@@ -98,7 +100,8 @@ def build_core(
     authz = Authorizer(policy, db, clock, directory)
     workitems = WorkItems(db, policy, clock, authz, bus)
     runbooks = Runbooks(db, policy, clock, authz, library, bus)
-    intake = Intake(db, policy, clock, workitems, bus)
+    heartbeats = Heartbeats(db, policy, clock, workitems)
+    intake = Intake(db, policy, clock, workitems, bus, heartbeats=heartbeats)
     try:
         loops = FeedbackLoops(db, policy, clock)
     except ConfigError as error:
@@ -118,7 +121,8 @@ def build_core(
                         digests=digests, authz=authz)
     core = cls(
         policy=policy, db=db, clock=clock, authz=authz, bus=bus, workitems=workitems, runbooks=runbooks,
-        intake=intake, changes=changes, loops=loops, oncall=oncall, sla=sla, remediation=remediation,
+        intake=intake, changes=changes, heartbeats=heartbeats, loops=loops, oncall=oncall, sla=sla,
+        remediation=remediation,
         exceptions=ExceptionApprovals(policy, clock, authz, workitems), health=health, plays=plays,
         digests=digests,
         channels=DedicatedChannels(db, policy, clock, bus), redesign=RedesignWatch(policy),

@@ -38,6 +38,7 @@ from opsloop.fields import (
     parse_days,
 )
 from opsloop.health.config import HealthPolicy
+from opsloop.heartbeats.config import Heartbeat
 from opsloop.intake.config import LabelName, PayloadPath
 from opsloop.types import Kind, Severity, Tier
 
@@ -353,6 +354,7 @@ class Policy(Strict):
     audit: AuditPolicy = AuditPolicy()
     retention: Retention = Retention()
     changes: ChangesPolicy = ChangesPolicy()
+    heartbeats: dict[Name, Heartbeat] = {}
 
     # where the file was read from: relative paths in it are relative to its folder
     _source: Path = PrivateAttr(default=Path("opsloop.yml"))
@@ -372,6 +374,9 @@ class Policy(Strict):
         names = [i.name for i in self.integrations]
         for name in {n for n in names if names.count(n) > 1}:
             problems.append(("integrations", f"integration name {name!r} is used twice"))
+        alertnames = [hb.alertname for hb in self.heartbeats.values() if hb.alertname]
+        for name in sorted({n for n in alertnames if alertnames.count(n) > 1}):
+            problems.append(("heartbeats", f"alertname {name!r} is named by two heartbeats"))
         for i, route in enumerate(self.routing):
             where = f"routing[{i}]"
             if route.channel is not None and route.channel not in self.channels:

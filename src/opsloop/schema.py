@@ -10,6 +10,7 @@ import opsloop.compliance.models
 import opsloop.digest.models
 import opsloop.feeds.models
 import opsloop.health.models
+import opsloop.heartbeats.models
 import opsloop.history.models
 import opsloop.intake.models
 import opsloop.loops.models

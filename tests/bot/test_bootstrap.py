@@ -19,7 +19,7 @@ def test_declaring_an_incident_is_read_from_one_row(services: Services) -> None:
     assert table["ItemCreated"] == DECLARE
     assert table["RunAttached"] == ["Checklists.attached"]  # heard after the card is queued
     assert table["ClockBreached"] == ["Health.after_breach", "ClockWords.breached"]
-    assert set(timer_table(services)) == {"warn", "breach", "page", "runbook.gate.expire", "exception.expire",
+    assert set(timer_table(services)) == {"warn", "breach", "page", "runbook.gate.expire", "exception.expire", "heartbeat.due",
                                           "health.daily", "health.snooze_end", "health.play.remind"}
     assert handler_table(services).describe() == table  # the table bootstrap installed is this one
 

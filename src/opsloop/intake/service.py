@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -43,7 +44,14 @@ from opsloop.types import SYSTEM_PREFIX, Kind, Severity, State
 from opsloop.workitems import WorkItems
 
 Signal = tuple[str, AlertmanagerWebhook | V2Event]  # (integration name, payload)
-__all__ = ["Intake", "Outcome", "Signal"]
+__all__ = ["HeartbeatCheckIns", "Intake", "Outcome", "Signal"]
+
+
+class HeartbeatCheckIns(Protocol):
+    """Heartbeats that an always-firing alert checks in (`heartbeats.NAME.alertname`)."""
+
+    def alert_check_in(self, session: Session, alertname: str, *, actor: str, now: datetime) -> bool: ...
+
 
 _LABEL_SEVERITY = {
     "critical": Severity.SEV1, "page": Severity.SEV1, "sev1": Severity.SEV1,
@@ -59,6 +67,7 @@ class Intake:
         self, db: Database, policy: Policy, clock: Clock, workitems: WorkItems, bus: Bus, *,
         flap_window: timedelta = timedelta(minutes=10), flap_threshold: int = 3,
         debounce: timedelta = timedelta(seconds=3), max_retries: int = 5,
+        heartbeats: HeartbeatCheckIns | None = None,
     ) -> None:
         self.db = db
         self.policy = policy
@@ -70,6 +79,7 @@ class Intake:
         self.debounce = debounce
         self.max_retries = max_retries
         self.events_v2 = EventsV2(self, policy)
+        self.heartbeats = heartbeats
 
     # ------------------------------------------------------------------ entry points
 
@@ -136,6 +146,9 @@ class Intake:
                 continue
             if am.status == "resolved":
                 continue  # resolved before we ever saw it fire: nothing to do
+            if self.heartbeats is not None and self.heartbeats.alert_check_in(
+                    s, am.labels.get("alertname", ""), actor=f"{SYSTEM_PREFIX}{name}", now=now):
+                continue  # a Watchdog-style alert: it checks its heartbeat in, it is no incident
             if group is None:
                 item = self.open(batch, name, _title(am, hook), {**hook.commonLabels, **am.labels})
                 outcome.created.append(item.ref)
@@ -157,25 +170,11 @@ class Intake:
     def open(self, batch: Batch, integration: str, title: str, labels: dict[str, str],
              severity: Severity | None = None) -> WorkItem:
         """An incident for a new alert, routed by its labels, opened by `system:<integration>`."""
-        decision = route(self.policy, labels)
-        if decision.severity is not None:
-            severity = decision.severity
-        severity = severity or _LABEL_SEVERITY.get(labels.get("severity", "").lower(), Severity.SEV3)
-        tenants = self._known_tenants(batch.session, labels)
-        item = self.items.create_in(
-            batch.session, Kind.INCIDENT, actor=f"{SYSTEM_PREFIX}{integration}", title=title[:300],
-            severity=severity, tenants=tenants, labels={k: str(v) for k, v in labels.items()},
-            owner=None, channel=decision.channel,
-        )
+        item = open_routed(batch.session, self.policy, self.items, actor=f"{SYSTEM_PREFIX}{integration}",
+                           title=title, labels=labels, severity=severity)
         assert item.id is not None
         batch.touched[item.id] = item
         return item
-
-    def _known_tenants(self, session: Session, labels: dict[str, str]) -> list[str]:
-        wanted = [t for t in labels.get("tenant", "").replace(",", " ").split() if t]
-        if not wanted:
-            return []
-        return list(session.exec(select(Account.id).where(col(Account.id).in_(wanted))))
 
     def item(self, batch: Batch, item_id: int) -> WorkItem:
         """A work item the batch touches, row-locked once."""
@@ -226,6 +225,27 @@ class Intake:
                                   note="an alert is firing again", quiet=quiet)
             else:
                 self.bus.publish(s, AlertsUpdated(at=batch.now, item=item, debounce=self.debounce))
+
+
+def open_routed(session: Session, policy: Policy, items: WorkItems, *, actor: str, title: str,
+                labels: dict[str, str], severity: Severity | None = None) -> WorkItem:
+    """An incident opened by a machine (an alert, a missed heartbeat): the routing tree on its labels
+    picks severity (else the `severity` label, else `severity`, else sev3) and channel; a `tenant`
+    label names the accounts it affects (ids the catalog does not know are left out)."""
+    decision = route(policy, labels)
+    chosen = decision.severity or severity or _LABEL_SEVERITY.get(labels.get("severity", "").lower(),
+                                                                  Severity.SEV3)
+    return items.create_in(session, Kind.INCIDENT, actor=actor, title=title[:300], severity=chosen,
+                           tenants=_known_tenants(session, labels),
+                           labels={k: str(v) for k, v in labels.items()}, owner=None,
+                           channel=decision.channel)
+
+
+def _known_tenants(session: Session, labels: dict[str, str]) -> list[str]:
+    wanted = [t for t in labels.get("tenant", "").replace(",", " ").split() if t]
+    if not wanted:
+        return []
+    return list(session.exec(select(Account.id).where(col(Account.id).in_(wanted))))
 
 
 def _remember_group(group: AlertGroup, hook: AlertmanagerWebhook) -> None:

@@ -1,0 +1,1 @@
+"""Heartbeats (a dead man's switch): a job that should report in and falls silent pages someone."""
