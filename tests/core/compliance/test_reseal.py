@@ -18,11 +18,11 @@ from tests.core.compliance.chain import verdict
 
 @pytest.fixture
 def before_sealing(db: Database) -> Iterator[Database]:
-    """The database as it was before revision 0016; back at head afterwards, whatever happened."""
+    """The database as it was before revision 0017; back at head afterwards, whatever happened."""
     config = db.alembic_config()
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0015_alert_context")
+        command.downgrade(config, "0016_heartbeats")
     try:
         yield db
     finally:

@@ -11,8 +11,8 @@ left exactly as it is: resealing would launder the tampering.
 The code is frozen here on purpose: a migration must not change when the
 package does.
 
-Revision ID: 0016_compliance
-Revises: 0015_alert_context
+Revision ID: 0017_compliance
+Revises: 0016_heartbeats
 Create Date: 2026-11-26 08:30:02.437607
 """
 
@@ -32,8 +32,8 @@ from sqlalchemy.dialects import postgresql
 
 import opsloop.models
 
-revision = '0016_compliance'
-down_revision = '0015_alert_context'
+revision = '0017_compliance'
+down_revision = '0016_heartbeats'
 branch_labels = None
 depends_on = None
 
