@@ -190,7 +190,8 @@ def bootstrap(
     signer = Signer.load(settings.audit_signing_key) if settings.audit_signing_key else None
     services = build_core(policy=policy, library=library, playbooks=playbooks, db=db, clock=clock,
                           executor=executor, handlers=handler_table, timers=timer_table, directory=directory,
-                          signer=signer, cls=Services, settings=settings)
+                          signer=signer, cls=Services, settings=settings,
+                          status_key=settings.status_key.get_secret_value() if settings.status_key else None)
     if load_accounts and policy.accounts_path is not None:
         import_catalog(db, clock, policy.accounts_path, actor=OPSLOOP)
     if load_feeds:  # on-call teams fed by iCal files: read what changed since the last load

@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import audit_cli, playbooks_cli, runbooks_cli, switch_cli
+from bot import audit_cli, playbooks_cli, runbooks_cli, status_cli, switch_cli
 from bot.bootstrap import bootstrap, record_started
 from bot.files import write_file
 from bot.settings import Settings
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     runbooks_cli.register(sub, _Parser)
     playbooks_cli.register(sub, _Parser)
     switch_cli.register(sub, _Parser)
+    status_cli.register(sub, _Parser)
     return parser
 
 

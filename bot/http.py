@@ -37,13 +37,15 @@ from bot.settings import Settings
 from bot.slack.app import create_slack_app
 from bot.slack.replies import finish_owed
 from bot.slack.verify import ReplayKeeper, SlackVerifier, slack_endpoint
+from bot.status_routes import not_found_handler, status_routes
 from opsloop import outbox
 from opsloop.outbox import Dispatcher
 from opsloop.replays import Replays
 
 log = logging.getLogger(__name__)
 
-ROUTES = ("/slack/events", "/healthz", "/readyz", "/metrics", *HOOK_ROUTES, "/hooks/signals")
+ROUTES = ("/slack/events", "/healthz", "/readyz", "/metrics", *HOOK_ROUTES, "/hooks/signals", "/status",
+          "/status/feed.atom")
 
 
 def create_http_app(
@@ -102,8 +104,9 @@ def create_http_app(
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/readyz", readyz, methods=["GET"]),
                 Route("/metrics", metrics, methods=["GET"]), *hooks, signals_route(services),
-                heartbeat_route(services)],
+                heartbeat_route(services), *status_routes(services)],
         lifespan=lifespan,
+        exception_handlers={404: not_found_handler},  # every wrong path: the status pages' 404 page
     )
     app.add_middleware(_Measure, requests=requests, latency=latency)
     return app
@@ -175,6 +178,7 @@ class _Measure:
         finally:
             path = scope["path"]
             route = (path if path in ROUTES else
-                     "/hooks/heartbeat" if path.startswith("/hooks/heartbeat/") else "other")
+                     "/hooks/heartbeat" if path.startswith("/hooks/heartbeat/") else
+                     "/status/t" if path.startswith("/status/t/") else "other")  # never a token in a label
             self.requests.labels(route, str(status)).inc()
             self.latency.labels(route).observe(time.perf_counter() - started)

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     smtp_url: str | None = Field(None, validation_alias=_env("OPSLOOP_SMTP_URL"))
     # the Ed25519 private key (PEM) that signs audit checkpoints; kept out of the database
     audit_signing_key: Path | None = Field(None, validation_alias=_env("OPSLOOP_AUDIT_SIGNING_KEY"))
+    # signs the links to tenants' status pages (OPSLOOP_STATUS_KEY); unset: a key kept in the database
+    status_key: SecretStr | None = Field(None, validation_alias=_env("OPSLOOP_STATUS_KEY"))
     env: Literal["development", "production"] = Field(
         "development", validation_alias=_env("OPSLOOP_ENV")
     )
@@ -41,6 +43,16 @@ class Settings(BaseSettings):
     @classmethod
     def _unset_when_blank(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("status_key", mode="before")
+    @classmethod
+    def _status_key(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str) and (len(value) < 32 or value.strip().lower() in _PLACEHOLDERS):
+            raise ValueError("OPSLOOP_STATUS_KEY must be at least 32 random characters "
+                             "(e.g. the output of `openssl rand -base64 32`), or unset")
+        return value
 
     @property
     def playbooks(self) -> Path:

@@ -49,6 +49,8 @@ from opsloop.runbooks.runs import Runbooks
 from opsloop.sla.escalation import Escalations
 from opsloop.sla.service import Sla
 from opsloop.sla.sweeper import Sweeper, TimerHandler
+from opsloop.status.links import StatusLinks
+from opsloop.status.pages import StatusPages
 from opsloop.workitems import WorkItems
 
 C = TypeVar("C", bound="Core")
@@ -79,6 +81,8 @@ class Core:
     sweeper: Sweeper  # fires due timers (a background job runs it)
     checkpoints: Checkpoints  # signs the audit chain's head (a background job; `opsloop audit checkpoint`)
     retention: RetentionJob  # the policy's `retention`, applied daily (a background job)
+    status_links: StatusLinks  # per-tenant status page links: made, revoked, checked
+    status_pages: StatusPages  # what GET /status and GET /status/t/TOKEN show
     # presenters: what people read
     cards: Cards
     checklists: Checklists
@@ -91,7 +95,7 @@ def build_core(
     *, policy: Policy, library: Library, playbooks: Playbooks, db: Database, clock: Clock,
     executor: HttpExecutor,
     handlers: Callable[[Core], HandlerTable], timers: Callable[[Core], Mapping[str, TimerHandler]],
-    directory: Directory | None = None, signer: Signer | None = None,
+    directory: Directory | None = None, signer: Signer | None = None, status_key: str | None = None,
     cls: type[C] = Core,  # type: ignore[assignment]
     **extra: Any,
 ) -> C:
@@ -113,6 +117,7 @@ def build_core(
     plays = Plays(health)
     digests = Digests(db, policy, clock, authz)
     changes = Changes(db, policy, clock)
+    status_links = StatusLinks(db, policy, clock, status_key)
     cards = Cards(clock, policy, workitems, sla, runbooks, intake, loops, changes)
     checklists = Checklists(cards, runbooks)
     commands = Commands(workitems=workitems, cards=cards, runbooks=runbooks, checklists=checklists, sla=sla,
@@ -127,7 +132,8 @@ def build_core(
         digests=digests,
         channels=DedicatedChannels(db, policy, clock, bus), redesign=RedesignWatch(policy),
         sweeper=Sweeper(db, clock), checkpoints=Checkpoints(db, policy, clock, signer),
-        retention=RetentionJob(db, policy, clock),
+        retention=RetentionJob(db, policy, clock), status_links=status_links,
+        status_pages=StatusPages(db, policy, clock, status_links),
         cards=cards, checklists=checklists, clock_words=ClockWords(cards),
         remediation_words=RemediationWords(cards), commands=commands, **extra,
     )

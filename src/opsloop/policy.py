@@ -40,6 +40,7 @@ from opsloop.fields import (
 from opsloop.health.config import HealthPolicy
 from opsloop.heartbeats.config import Heartbeat
 from opsloop.intake.config import LabelName, PayloadPath
+from opsloop.status.config import StatusPolicy
 from opsloop.types import Kind, Severity, Tier
 
 # --------------------------------------------------------------------------- sections
@@ -355,6 +356,7 @@ class Policy(Strict):
     retention: Retention = Retention()
     changes: ChangesPolicy = ChangesPolicy()
     heartbeats: dict[Name, Heartbeat] = {}
+    status: StatusPolicy = StatusPolicy()  # status pages: their address, each tier's contract
 
     # where the file was read from: relative paths in it are relative to its folder
     _source: Path = PrivateAttr(default=Path("opsloop.yml"))

@@ -18,4 +18,5 @@ import opsloop.models
 import opsloop.remediation.models
 import opsloop.replays
 import opsloop.runbooks.models
-import opsloop.sla.models  # noqa: F401
+import opsloop.sla.models
+import opsloop.status.models  # noqa: F401

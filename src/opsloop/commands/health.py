@@ -14,6 +14,7 @@ from opsloop.health.prompts import LABELS, answered_message, playbook_summary, r
 from opsloop.health.score import AT_RISK, HEALTHY, WATCH
 from opsloop.health.service import AccountHealth, Health
 from opsloop.messages import Message, Reply, escape, user
+from opsloop.status.availability import Availability
 
 ICONS = {HEALTHY: "🟢", WATCH: "🟡", AT_RISK: "🔴"}
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -53,7 +54,8 @@ class HealthCommands:
         now = self.health.clock.now()
         play = self.plays.plays.open_for(found.account.id)
         return Reply(headline(found), message=account_message(
-            found, self.health.today(now), play=list_line(play, now) if play is not None else None))
+            found, self.health.today(now), play=list_line(play, now) if play is not None else None,
+            availability=self.health.availability(found.account.id)))
 
     def _mine(self, args: Args) -> Reply:
         found = self.health.mine(actor=args.actor)
@@ -91,7 +93,8 @@ def trend(h: AccountHealth, today: date, *, spark: bool = True) -> str:
     return line
 
 
-def account_message(h: AccountHealth, today: date, *, play: str | None = None) -> Message:
+def account_message(h: AccountHealth, today: date, *, play: str | None = None,
+                    availability: Availability | None = None) -> Message:
     a = h.assessment
     lines = []
     for rule in a.rules:
@@ -109,6 +112,7 @@ def account_message(h: AccountHealth, today: date, *, play: str | None = None) -
                 ("Renewal", renewal_text(h.account.renewal_date, today)),
                 ("CSM", user(h.account.csm)),
                 ("Trend", trend(h, today)),
+                *([("Availability", availability.summary())] if availability else []),
                 ("Prompt", prompt),
                 *([("Play", play)] if play else [])],
         body="*Factors* (points off 100)\n" + "\n".join(lines),

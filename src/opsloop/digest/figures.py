@@ -29,6 +29,8 @@ from opsloop.models import Account, OutboxMessage, WorkItem, WorkItemTenant
 from opsloop.remediation.models import PENDING, RemediationCall
 from opsloop.sla.attainment import Outcomes
 from opsloop.sla.models import BREACHED, MET, SETTLED, SlaClock
+from opsloop.status.availability import Availability, availability
+from opsloop.status.config import StatusPolicy
 from opsloop.types import Kind, State
 
 DAY, WEEK = "day", "week"
@@ -81,6 +83,7 @@ class AtRisk:
     arr: int
     renewal: date | None
     score: int
+    availability: Availability | None = None  # its last 90 days against its contract
 
 
 @dataclass
@@ -131,7 +134,7 @@ def _split(rows: Any) -> dict[str, dict[Any, int]]:
     return out
 
 
-def gather(session: Session, window: Window, *, now: datetime) -> Figures:
+def gather(session: Session, window: Window, *, now: datetime, status: StatusPolicy) -> Figures:
     """Every figure of the window; what is "open" or "at risk" is as of `now` (for a past day: its end)."""
     figures = Figures()
     _flow(session, window, figures)
@@ -140,7 +143,7 @@ def gather(session: Session, window: Window, *, now: datetime) -> Figures:
     _attainment(session, window, figures)
     _breaches(session, window, figures)
     _open_items(session, figures, now)
-    _at_risk(session, figures, now)
+    _at_risk(session, figures, now, status)
     _loops(session, figures, now)
     _remediation(session, window, figures)
     figures.customers = customer_figures(session, week_start=window.week_start, day_start=window.day_start,
@@ -259,7 +262,7 @@ def _open_items(session: Session, figures: Figures, at: datetime) -> None:
                 .limit(SHOWN)).all()]
 
 
-def _at_risk(session: Session, figures: Figures, at: datetime) -> None:
+def _at_risk(session: Session, figures: Figures, at: datetime, status: StatusPolicy) -> None:
     newest = select(func.max(HealthScore.id)).where(col(HealthScore.at) <= at).group_by(HealthScore.tenant_id)
     risky = (col(HealthScore.id).in_(newest), HealthScore.band == AT_RISK)
     base = select(Account, HealthScore.score).join(HealthScore, col(HealthScore.tenant_id) == col(Account.id))
@@ -268,8 +271,11 @@ def _at_risk(session: Session, figures: Figures, at: datetime) -> None:
         .join(HealthScore, col(HealthScore.tenant_id) == col(Account.id)).where(*risky)
     ).one()
     figures.at_risk_count, figures.at_risk_arr = int(count), int(arr or 0)
-    figures.at_risk = [AtRisk(a.id, a.name, a.arr, a.renewal_date, score) for a, score in session.exec(
-        base.where(*risky).order_by(col(Account.arr).desc(), col(Account.id)).limit(SHOWN)).all()]
+    shown = session.exec(
+        base.where(*risky).order_by(col(Account.arr).desc(), col(Account.id)).limit(SHOWN)).all()
+    found = availability(session, [a.id for a, _ in shown], until=at, policy=status)
+    figures.at_risk = [AtRisk(a.id, a.name, a.arr, a.renewal_date, score, found.get(a.id))
+                       for a, score in shown]
 
 
 def _loops(session: Session, figures: Figures, at: datetime) -> None:

@@ -207,7 +207,8 @@ def sections(d: Digest, s: Style) -> list[str]:
         rows = [f"• {s.text(a.name)} — {money(a.arr)} ARR · renews "
                 f"{a.renewal.isoformat() if a.renewal else '—'}"
                 + (f" (in {(a.renewal - d.as_of.date()).days}d)" if a.renewal else "")
-                + f" · score {a.score}" for a in f.at_risk]
+                + f" · score {a.score}"
+                + (f" · {a.availability.brief()}" if a.availability else "") for a in f.at_risk]
         more = f.at_risk_count - len(f.at_risk)
         out.append(s.bold("At-risk accounts") + "\n" + "\n".join(rows)
                    + (f"\n… and {more} more" if more > 0 else ""))

@@ -97,7 +97,7 @@ class Digests:
         days = [(first + timedelta(days=i), self._midnight(first + timedelta(days=i)),
                  self._midnight(first + timedelta(days=i + 1))) for i in range(7 * (TRAILING_WEEKS + 1))]
         with self.db.transaction() as session:  # one snapshot for every figure
-            found = figures.gather(session, window, now=now)
+            found = figures.gather(session, window, now=now, status=self.policy.status)
             by_severity = figures.daily_mttr(session, days)
             since = figures.history_since(session)
         week_start = today - timedelta(days=7)

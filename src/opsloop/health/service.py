@@ -43,6 +43,7 @@ from opsloop.health.score import HEALTHY, AccountFacts, Assessment, assess
 from opsloop.models import Account, WorkItemTenant
 from opsloop.policy import Policy
 from opsloop.sla.models import Timer
+from opsloop.status.availability import Availability, availability
 from opsloop.types import OPSLOOP
 
 DAILY = "health.daily"
@@ -296,6 +297,11 @@ class Health:
                                   Assessment.from_json(score.score, score.band, score.factors),
                                   days[tenant], current.get(tenant))
                     for tenant, score in scores.items()]
+
+    def availability(self, tenant: str) -> Availability:
+        """The account's last 90 days against its tier's contract (`status.contract`)."""
+        with self.db.snapshot() as session:
+            return availability(session, [tenant], until=self.clock.now(), policy=self.policy.status)[tenant]
 
     def authorize(self, actor: str, action: str, account: Account, *,
                    owners: tuple[str | None, ...]) -> None:

@@ -98,6 +98,12 @@ def check_at_risk_accounts_by_their_newest_score(built: Digest) -> None:
     assert (f.at_risk_count, f.at_risk_arr) == (2, 130_000)
     assert [(a.id, a.arr, a.renewal, a.score) for a in f.at_risk] == [
         ("acme", 100_000, date(2026, 12, 1), 35), ("initech", 30_000, date(2027, 3, 1), 41)]
+    # their last 90 days against the enterprise contract (99.99%): acme had a sev1 for 1 h and a sev2
+    # (30%) for 2 h, 96 min of downtime; initech only an escalation
+    assert [a.availability.brief() if a.availability else None for a in f.at_risk] == [
+        "availability 99.925% (90d; contract 99.99%: missed)", "availability 100.000% (90d; contract 99.99%: met)"]
+    assert f.at_risk[0].availability is not None and f.at_risk[0].availability.downtime.total_seconds() == 96 * 60
+    assert "score 35 · availability 99.925% (90d; contract 99.99%: missed)" in render.text(built)
 
 
 def check_open_feedback_loops_and_remediation(built: Digest) -> None:

@@ -1,0 +1,68 @@
+"""A tenant's status page never shows another tenant; the public page shows none.
+
+A property over random tenants and random multi-tenant incidents (whose
+internal titles name every tenant), through the real path: the database, the
+page builder, the HTML templates and the Atom writer.
+"""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.bootstrap import Services
+from opsloop.models import Account
+from opsloop.present import status_pages as present
+from opsloop.types import Severity
+from tests.support import FakeClock
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # a property of rendering, not storage
+
+token = st.text(alphabet="bcdfghjkmnpqrstvwxz", min_size=8, max_size=12)
+tenant = st.builds(lambda name, ident, tier: Account(id=f"t-{ident}", name=f"Zq{name.title()} & <Co>",
+                                                     tier=tier, contact_email=f"ops-{ident}@{name}.example"),
+                   token, token, st.sampled_from(["enterprise", "mid-market", "smb"]))
+tenants = st.lists(tenant, min_size=2, max_size=4, unique_by=(lambda a: a.id, lambda a: a.name))
+
+
+def traces(account: Account) -> list[str]:
+    name = account.name.split(" & ")[0]
+    return [account.id, account.contact_email or "", name, html.escape(account.name), account.name]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(accounts=tenants, data=st.data())
+def test_each_tenants_page_and_feed_show_only_that_tenant(
+        services: Services, clock: FakeClock, accounts: list[Account], data: st.DataObject) -> None:
+    with services.db.transaction() as session:  # merged: hypothesis replays examples on the same database
+        for account in accounts:
+            session.merge(Account.model_validate(account.model_dump()))
+    keys: dict[str, set[str]] = {a.id: set() for a in accounts}
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3), label="incidents")):
+        touched = data.draw(st.lists(st.sampled_from(accounts), min_size=1, unique_by=lambda a: a.id),
+                            label="tenants")
+        severity = data.draw(st.sampled_from(list(Severity)), label="severity")
+        title = data.draw(st.text(max_size=40), label="title") + " " + " ".join(a.name for a in accounts)
+        item = services.workitems.declare(actor="U0RESP1", title=title.strip()[:200], severity=severity,
+                                          tenants=[a.id for a in touched])
+        for a in touched:
+            keys[a.id].add(services.status_links.opaque(f"item:{item.id}"))
+        clock.advance(minutes=data.draw(st.integers(min_value=1, max_value=90), label="minutes"))
+    public = present.public_html(services.status_pages.public(), feed_url="status/feed.atom")
+    for account in accounts:
+        page = services.status_pages.tenant(services.status_links.link(account.id, actor="system:cli"))
+        assert page is not None
+        assert keys[account.id] <= {i.key for i in page.incidents}  # its incidents, and
+        assert not set().union(*(keys[o.id] - keys[account.id] for o in accounts)) & {i.key for i in page.incidents}
+        shown = present.tenant_html(page, feed_url="x/feed.atom") + present.atom(
+            page.incidents, title=f"Service status for {page.name}", key=page.feed_key, at=page.at,
+            page_url="https://s.example/status/t/x", self_url="https://s.example/status/t/x/feed.atom").decode()
+        assert html.escape(account.name) in shown  # its own page
+        for other in accounts:
+            if other.id != account.id:
+                leaked = [t for t in traces(other) if t in shown]
+                assert leaked == [], f"{account.id}'s page shows {other.id}: {leaked}"
+        assert [t for t in traces(account) if t in public] == []  # the public page names no tenant
