@@ -20,6 +20,7 @@ from bot.settings import Settings
 from bot.slack.wiring import wire_slack
 from opsloop.types import Severity
 from tests.bot.live_server import LiveServer
+from tests.core.status.test_pages import approve, mark_public
 from tests.support import ROOT, FakeClock
 
 CHROMIUM = "/usr/bin/chromium"
@@ -75,13 +76,16 @@ def test_a_tenant_sees_its_incident_and_never_another_tenants(
     wi = services.workitems
     wi.declare(actor=R, title="Acme checkout db-eu-1 down", severity=Severity.SEV1, tenants=["acme"])
     wi.declare(actor=R, title="Globex reports slow exports", severity=Severity.SEV2, tenants=["globex"])
+    approve(services, "INC-1", "Checkout is failing; we are moving traffic to another region.")
+    approve(services, "INC-2", "Exports are slow; a fix is rolling out.")
     acme = services.status_links.url(services.status_links.link("acme", actor="system:cli"))
     status, text, complaints = visit(browser, base + acme.removeprefix("https://opsloop.example.com"),
                                      tmp_path / "tenant-acme.png")
     assert status == 200
     assert "Service status for Acme Corp" in text and "Service outage — Investigating" in text
+    assert "Checkout is failing; we are moving traffic to another region." in text
     assert "Availability" in text and "Contract" in text and "99.99%" in text
-    for foreign in ("Globex", "globex", "Partial outage", "db-eu-1", "INC-1", "INC-2"):
+    for foreign in ("Globex", "globex", "Partial outage", "Exports are slow", "db-eu-1", "INC-1", "INC-2"):
         assert foreign not in text, foreign
     assert complaints == []  # nothing the policy had to refuse: no inline style or asset outside it
 
@@ -89,8 +93,15 @@ def test_a_tenant_sees_its_incident_and_never_another_tenants(
 def test_the_public_page_names_no_tenant(served: tuple[Services, str], browser: Any, tmp_path: Path) -> None:
     services, base = served
     services.workitems.declare(actor=R, title="Acme down", severity=Severity.SEV1, tenants=["acme", "initech"])
+    services.workitems.declare(actor=R, title="Globex only", severity=Severity.SEV2, tenants=["globex"])
+    approve(services, "INC-1", "Logins are failing for some customers; we are on it.")
+    approve(services, "INC-1", "Your SSO will need a re-sync.", tenant="initech")
+    approve(services, "INC-2", "Exports are slow.")
+    mark_public(services, "INC-1")
     status, text, complaints = visit(browser, base + "/status", tmp_path / "public.png")
-    assert status == 200 and "Service status" in text
+    assert status == 200 and "Service status" in text and "1 incident in progress" in text
+    assert "Service outage — Investigating" in text and "Logins are failing for some customers" in text
+    assert "SSO" not in text and "Exports are slow" not in text  # one tenant's update; an item not public
     for name in ("Acme", "acme", "Initech", "initech", "Globex", "globex"):
         assert name not in text, name
     assert complaints == []

@@ -32,8 +32,10 @@ CSP = ("default-src 'none'; "
        f"style-src 'sha256-{base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()}'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
+# an item's state, or the stage a person wrote an update for, in Statuspage's words
 STAGES = {"triggered": "Investigating", "acknowledged": "Investigating", "mitigated": "Monitoring",
-          "resolved": "Resolved", "closed": "Resolved"}
+          "resolved": "Resolved", "closed": "Resolved", "investigating": "Investigating",
+          "identified": "Identified", "monitoring": "Monitoring"}
 IMPACTS = {"sev1": "Service outage", "sev2": "Partial outage", "sev3": "Degraded performance",
            "sev4": "Minor issue"}
 ATOM = "http://www.w3.org/2005/Atom"

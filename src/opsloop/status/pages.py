@@ -4,8 +4,8 @@
   incidents and those resolved in the last 90 days, each with its public facts
   only (how bad, since when, which stage, until when) and the updates a person
   approved for it, and its 90-day availability against its contract.
-- The public page (`GET /status`): the work items their comms owner marked
-  public, with the updates approved for everyone; no tenant is named.
+- The public page (`GET /status`): the incidents (and escalations) their comms
+  owner marked public, with the updates approved for everyone; no tenant is named.
 
 Nothing internal is read into these objects — no title, reference, owner,
 label or other tenant — so a template cannot show what is not there. Items
@@ -15,6 +15,8 @@ key: stable (for feed readers and anchors), but it tells nobody the id.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,12 +25,15 @@ from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, or_, select
 
 from opsloop.clock import Clock
+from opsloop.comms.models import public_item_ids, public_updates
 from opsloop.db import Database
 from opsloop.models import Account, WorkItem, WorkItemTenant
 from opsloop.policy import Policy
 from opsloop.status.availability import WINDOW, Availability, availability
 from opsloop.status.links import StatusLinks
 from opsloop.types import Kind, State
+
+log = logging.getLogger(__name__)
 
 SHOWN = 50  # incidents on one page, newest first
 _OPEN = (State.TRIGGERED.value, State.ACKNOWLEDGED.value, State.MITIGATED.value)
@@ -94,6 +99,11 @@ class PublicPage:
         return [i for i in self.incidents if not i.is_open]
 
 
+def mentions(text: str, trace: str) -> bool:
+    """Whether `trace` (a tenant's id, name or contact) appears in `text` as a whole word, in any case."""
+    return re.search(rf"(?<![\w@.+-]){re.escape(trace)}(?![\w@-])", text, re.IGNORECASE) is not None
+
+
 class StatusPages:
     def __init__(self, db: Database, policy: Policy, clock: Clock, links: StatusLinks) -> None:
         self.db = db
@@ -113,7 +123,7 @@ class StatusPages:
                 return None
             items = session.exec(
                 select(WorkItem).join(WorkItemTenant, col(WorkItemTenant.work_item_id) == col(WorkItem.id))
-                .where(WorkItemTenant.tenant_id == tenant, *self._shown(now))
+                .where(WorkItemTenant.tenant_id == tenant, *self._shown(now, kinds=(Kind.INCIDENT,)))
                 .order_by(col(WorkItem.created_at).desc(), col(WorkItem.id).desc()).limit(SHOWN)).all()
             found = availability(session, [tenant], until=now, policy=self.policy.status)[tenant]
             incidents = self._incidents(session, items, tenant=tenant)
@@ -123,29 +133,41 @@ class StatusPages:
         now = self.clock.now()
         with self.db.snapshot() as session:
             items = session.exec(
-                select(WorkItem).where(col(WorkItem.id).in_(self._public_ids(session)), *self._shown(now))
+                select(WorkItem).where(col(WorkItem.id).in_(public_item_ids(session)),
+                                       *self._shown(now, kinds=(Kind.INCIDENT, Kind.ESCALATION)))
                 .order_by(col(WorkItem.created_at).desc(), col(WorkItem.id).desc()).limit(SHOWN)).all()
             incidents = self._incidents(session, items, tenant=None)
         return PublicPage(incidents, now)
 
     @staticmethod
-    def _shown(now: datetime) -> tuple[ColumnElement[bool], ...]:
-        """Incidents open now, or resolved within the availability window (they explain its number)."""
-        return (col(WorkItem.kind) == Kind.INCIDENT.value, col(WorkItem.created_at) <= now,
+    def _shown(now: datetime, *, kinds: tuple[Kind, ...]) -> tuple[ColumnElement[bool], ...]:
+        """Items open now, or resolved within the availability window (they explain its number)."""
+        return (col(WorkItem.kind).in_([k.value for k in kinds]), col(WorkItem.created_at) <= now,
                 or_(col(WorkItem.resolved_at).is_(None), col(WorkItem.resolved_at) >= now - WINDOW))
 
     def _incidents(self, session: Session, items: Sequence[WorkItem], *,
                    tenant: str | None) -> list[Incident]:
         out = []
+        others = session.exec(select(Account).where(Account.id != tenant)).all() if items else []
         for item in items:
             assert item.id is not None
-            updates = tuple(reversed(self._updates(session, item.id, tenant=tenant)))
+            updates = tuple(reversed(self._updates(session, item.id, tenant=tenant, others=others)))
             out.append(Incident(self.links.opaque(f"item:{item.id}"), item.state, item.severity,
                                 item.created_at, item.resolved_at, updates))
         return sorted(out, key=lambda i: not i.is_open)  # stable: newest first within open and resolved
 
-    def _updates(self, session: Session, item_id: int, *, tenant: str | None) -> list[Update]:
-        return []
-
-    def _public_ids(self, session: Session) -> list[int]:
-        return []
+    def _updates(self, session: Session, item_id: int, *, tenant: str | None,
+                 others: Sequence[Account]) -> list[Update]:
+        """The updates a person approved: for everyone the item touches, and (on a tenant's page) those
+        sent to that tenant alone. One that names any other tenant is withheld: it was checked when it
+        was written, but a tenant added to the catalog since could be named in it."""
+        shown = []
+        for update in public_updates(session, item_id, tenant=tenant):
+            named = next((a.id for a in others for trace in (a.name, a.id, a.contact_email)
+                          if trace and mentions(update.text, trace)), None)
+            if named is not None:
+                log.warning("status page: public update %s of item %s names tenant %s: withheld",
+                            update.id, item_id, named)
+                continue
+            shown.append(Update(update.approved_at, update.state, update.text))
+        return shown

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.bootstrap import Services
+from opsloop.comms.models import PublicItem, PublicUpdate
 from opsloop.models import Account
 from opsloop.present import status_pages as present
 from opsloop.types import Severity
@@ -41,6 +42,7 @@ def test_each_tenants_page_and_feed_show_only_that_tenant(
         for account in accounts:
             session.merge(Account.model_validate(account.model_dump()))
     keys: dict[str, set[str]] = {a.id: set() for a in accounts}
+    memo = {a.id: f"memo-{a.id}" for a in accounts}  # the words of the updates sent to it alone
     for _ in range(data.draw(st.integers(min_value=1, max_value=3), label="incidents")):
         touched = data.draw(st.lists(st.sampled_from(accounts), min_size=1, unique_by=lambda a: a.id),
                             label="tenants")
@@ -50,6 +52,17 @@ def test_each_tenants_page_and_feed_show_only_that_tenant(
                                           tenants=[a.id for a in touched])
         for a in touched:
             keys[a.id].add(services.status_links.opaque(f"item:{item.id}"))
+        with services.db.transaction() as session:  # approved: one update for all, one per tenant touched
+            assert item.id is not None
+            now = clock.now()
+            session.add(PublicUpdate(work_item_id=item.id, state="triggered", event="update",
+                                     text=f"everyone {title[:40]}".split(" Zq")[0], approved_by="U0RESP1",
+                                     approved_at=now))
+            session.add_all(PublicUpdate(work_item_id=item.id, tenant_id=a.id, state="triggered", event="update",
+                                         text=f"memo {memo[a.id]}", approved_by="U0RESP1", approved_at=now)
+                            for a in touched)
+            if data.draw(st.booleans(), label="public"):
+                session.merge(PublicItem(work_item_id=item.id, set_by="U0RESP1", set_at=now))
         clock.advance(minutes=data.draw(st.integers(min_value=1, max_value=90), label="minutes"))
     public = present.public_html(services.status_pages.public(), feed_url="status/feed.atom")
     for account in accounts:
@@ -61,8 +74,10 @@ def test_each_tenants_page_and_feed_show_only_that_tenant(
             page.incidents, title=f"Service status for {page.name}", key=page.feed_key, at=page.at,
             page_url="https://s.example/status/t/x", self_url="https://s.example/status/t/x/feed.atom").decode()
         assert html.escape(account.name) in shown  # its own page
+        assert keys[account.id] == set() or memo[account.id] in shown  # with the updates sent to it
         for other in accounts:
             if other.id != account.id:
-                leaked = [t for t in traces(other) if t in shown]
+                leaked = [t for t in [*traces(other), memo[other.id]] if t in shown]
                 assert leaked == [], f"{account.id}'s page shows {other.id}: {leaked}"
-        assert [t for t in traces(account) if t in public] == []  # the public page names no tenant
+        # the public page names no tenant and shows no update meant for one tenant
+        assert [t for t in [*traces(account), memo[account.id]] if t in public] == []

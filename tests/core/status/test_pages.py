@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from xml.etree import ElementTree
 
 from bot.bootstrap import Services
+from opsloop.comms.models import PublicItem, PublicUpdate
 from opsloop.models import Account
 from opsloop.present import status_pages as present
 from opsloop.types import Severity
@@ -145,3 +146,62 @@ def test_the_atom_feed_has_an_entry_per_incident_newest_change_first(services: S
 def test_the_not_found_page_is_a_page() -> None:
     outline = Outline(present.not_found_html())
     assert "Page not found" in outline.words and outline.open == []
+
+
+def approve(services: Services, ref: str, text: str, *, tenant: str | None = None, state: str = "triggered",
+            minutes: int = 1) -> None:
+    """An update a person approved (what the review flow stores when someone presses Send)."""
+    with services.db.transaction() as s:
+        item = services.workitems.find(s, ref)
+        assert item.id is not None
+        s.add(PublicUpdate(work_item_id=item.id, tenant_id=tenant, state=state, event="update", text=text,
+                           approved_by=R, approved_at=services.clock.now() + timedelta(minutes=minutes)))
+
+
+def mark_public(services: Services, ref: str) -> None:
+    with services.db.transaction() as s:
+        item = services.workitems.find(s, ref)
+        assert item.id is not None
+        s.add(PublicItem(work_item_id=item.id, set_by=R, set_at=services.clock.now()))
+
+
+def test_pages_show_the_approved_updates_meant_for_them_and_only_those(
+        services: Services, clock: FakeClock) -> None:
+    story(services, clock)  # INC-1 (acme, globex) resolved, INC-2 (acme) open
+    approve(services, "INC-1", "Payments were failing; we moved traffic to another region.", state="mitigated")
+    approve(services, "INC-1", "Your nightly export will be re-run at 02:00.", tenant="globex", minutes=2)
+    approve(services, "INC-1", "Globex and Acme Corp are affected.", minutes=3)  # names tenants: never shown
+    approve(services, "INC-2", "Search is slow; we are adding capacity.")
+    acme = services.status_pages.tenant(services.status_links.link("acme", actor="system:cli"))
+    globex = services.status_pages.tenant(services.status_links.link("globex", actor="system:cli"))
+    assert acme is not None and globex is not None
+    acme_words = Outline(present.tenant_html(acme, feed_url="t/feed.atom")).words
+    globex_words = Outline(present.tenant_html(globex, feed_url="t/feed.atom")).words
+    assert "Monitoring · 2026-11-20 13:16 UTC Payments were failing" in acme_words
+    assert "Search is slow; we are adding capacity." in acme_words
+    assert "nightly export" not in acme_words  # Globex's own update stays on Globex's page
+    assert "nightly export" in globex_words and "Payments were failing" in globex_words
+    assert "Search is slow" not in globex_words  # INC-2 never touched Globex
+    assert "are affected" not in acme_words + globex_words
+    # in the feed each incident's entry carries its updates
+    entry = next(i for i in acme.incidents if not i.is_open)
+    assert [u.text[:8] for u in entry.updates] == ["Payments"]
+    feed = present.atom(acme.incidents, title="t", key=acme.feed_key, at=acme.at, page_url="https://s/p",
+                        self_url="https://s/p/feed.atom").decode()
+    assert "Search is slow; we are adding capacity." in feed and "nightly export" not in feed
+
+
+def test_the_public_page_shows_items_marked_public_with_updates_for_everyone_and_no_tenant(
+        services: Services, clock: FakeClock) -> None:
+    story(services, clock)
+    approve(services, "INC-1", "Payments were failing; we moved traffic to another region.")
+    approve(services, "INC-1", "Your nightly export will be re-run at 02:00.", tenant="globex", minutes=2)
+    approve(services, "INC-2", "Search is slow; we are adding capacity.")
+    assert services.status_pages.public().incidents == []  # nothing is public until someone says so
+    mark_public(services, "INC-1")
+    page = services.status_pages.public()
+    words = Outline(present.public_html(page, feed_url="status/feed.atom")).words
+    assert "No known incidents right now" in words
+    assert "Service outage — Resolved" in words and "Payments were failing" in words
+    for hidden in ("nightly export", "Search is slow", "Acme", "acme", "Globex", "globex", "db-eu-1", "INC-1"):
+        assert hidden not in words, hidden
