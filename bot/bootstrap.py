@@ -43,6 +43,7 @@ from opsloop.events import (
     GateReopened,
     ItemChanged,
     ItemCreated,
+    RolloutChanged,
     RunAttached,
     RunChanged,
     RunFinished,
@@ -81,7 +82,9 @@ def handler_table(c: Core) -> HandlerTable:
            c.exceptions.ask_approvers,   # an exception's approvers are asked by DM
            c.cards.post,                 # the card in its channel, showing all of the above
            c.health.rescore_new_item),   # its accounts are rescored; a CSM may be prompted
-        on(RunAttached, c.checklists.attached),          # the checklist, threaded under the card
+        on(RunAttached,
+           c.rollouts.pin,               # each foreach step's tenants are chosen now and pinned
+           c.checklists.attached),       # the checklist, threaded under the card
         on(RunNotAttached, c.checklists.not_attached),
         on(ChannelSettled, c.cards.channel_settled),
         # A person (or an integration, or a timer) changes an item:
@@ -94,20 +97,26 @@ def handler_table(c: Core) -> HandlerTable:
            c.cards.tell),                # the timeline, the card edited in place, a line in the thread
         on(AlertsUpdated, c.cards.alerts),
         # Runbooks:
-        on(StepOpened, c.remediation.on_opened),        # approvals ask their approvers; http steps queue
+        on(StepOpened,
+           c.rollouts.on_opened,            # a foreach step's rollout starts: its first wave, its deadline
+           c.remediation.on_opened),        # approvals ask their approvers; http steps queue
         on(StepCompleted,
            c.remediation.refuse_busy_call,  # a step whose call is on its way cannot be done by hand
+           c.rollouts.refuse_busy,          # nor a rollout under way (Abort it)
            c.checklists.step,
            c.redesign.after_bypass),        # a step bypassed too often: its owners are told
         on(ApprovalDecided,
            c.remediation.gates.on_decision,  # the approval binds to the exact requests it lets through
            c.checklists.step),
-        on(RunStarted, c.checklists.started),
+        on(RunStarted,
+           c.rollouts.pin,               # a run that waited for inputs: its foreach steps' tenants pinned
+           c.checklists.started),
         on(RunChanged, c.checklists.changed),
         on(RunFinished, c.checklists.finished),
         on(ApprovalRequested, c.remediation_words.requested),
         on(GateReopened, c.remediation_words.reopened),
         on(CallFinished, c.remediation_words.finished),
+        on(RolloutChanged, c.rollout_words.changed),     # the progress message; a halt pages the owners
         # SLA clocks and escalation:
         on(ClockWarned, c.clock_words.warned),
         on(ClockBreached,

@@ -163,6 +163,7 @@ class Console:
         self.services.loops.sweep()
         self.services.sweeper.run_safely()  # so clocks move in the console too
         self.services.remediation.run_safely()  # approved http steps run (their results posted)
+        self.services.rollout_worker.run_safely(budget=5.0)  # rollouts call their due tenants
         self.dispatcher.drain()
 
     def _dispatch(self, line: str) -> Reply | None:

@@ -17,5 +17,6 @@ import opsloop.loops.models
 import opsloop.models
 import opsloop.remediation.models
 import opsloop.replays
+import opsloop.rollouts.models
 import opsloop.runbooks.models
 import opsloop.sla.models  # noqa: F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opsloop.commands.args import ANY_ID, RUNBOOK_ID, STEP_ID
 from opsloop.commands.grammar import Args, Command, Flag, Pairs, Pos, Rest, Run, Verb
+from opsloop.commands.rollouts import RolloutCommands
 from opsloop.errors import ConfigError, UsageError
 from opsloop.events import RunAttached
 from opsloop.messages import Form, FormField, Reply, escape, user
@@ -15,10 +16,12 @@ from opsloop.runbooks.schema import ApprovalStep, HttpStep, NotifyStep, step_tit
 
 
 class RunbookCommands:
-    def __init__(self, runbooks: Runbooks, checklists: Checklists, dry_run: DryRun) -> None:
+    def __init__(self, runbooks: Runbooks, checklists: Checklists, dry_run: DryRun,
+                 fleet: RolloutCommands) -> None:
         self.runbooks = runbooks
         self.checklists = checklists
         self.dry_run = dry_run
+        self.fleet = fleet  # rollouts: a wave's approval, per-tenant outcomes in status
 
     def command(self) -> Command:
         ref, step = Pos("ref", ANY_ID), Pos("step", STEP_ID)
@@ -40,6 +43,10 @@ class RunbookCommands:
 
     def _step(self, verb: str) -> Run:
         def run(args: Args) -> Reply:
+            if verb in ("approve", "reject"):  # a rollout step whose wave waits for approval
+                answered = self.fleet.wave(args, verb)
+                if answered is not None:
+                    return answered
             run_id = self.runbooks.locate(args["ref"], args["step"])
             return self.step(args.actor, run_id, args["step"], verb, args.get("reason"))
         return run
@@ -106,7 +113,8 @@ class RunbookCommands:
         if not messages:
             return Reply(f"{ref} runs no runbook. Start one with `/runbook run ID {ref}`.")
         others = f" (and {len(messages) - 1} earlier run(s))" if len(messages) > 1 else ""
-        return Reply(f"{ref}: its runbook{others}", message=messages[0])
+        fleet = self.fleet.status(ref)
+        return Reply("\n".join([f"{ref}: its runbook{others}", *fleet]), message=messages[0])
 
     def _list(self, args: Args) -> Reply:
         lines = ["*Runbooks*"]
