@@ -64,6 +64,7 @@ from opsloop.remediation.http import HttpExecutor
 from opsloop.remediation.safety import Resolver, SystemResolver
 from opsloop.runbooks.check import startup_problems
 from opsloop.runbooks.loader import Library
+from opsloop.schedules.service import TICK as SCHEDULE_TICK
 from opsloop.sla.clocks import BREACH, WARN
 from opsloop.sla.escalation import PAGE
 from opsloop.sla.sweeper import TimerHandler
@@ -112,11 +113,15 @@ def handler_table(c: Core) -> HandlerTable:
            c.rollouts.pin,               # a run that waited for inputs: its foreach steps' tenants pinned
            c.checklists.started),
         on(RunChanged, c.checklists.changed),
-        on(RunFinished, c.checklists.finished),
+        on(RunFinished,
+           c.checklists.finished,
+           c.schedules.on_run_finished),  # a scheduled task whose runbook completed is resolved
         on(ApprovalRequested, c.remediation_words.requested),
         on(GateReopened, c.remediation_words.reopened),
         on(CallFinished, c.remediation_words.finished),
-        on(RolloutChanged, c.rollout_words.changed),     # the progress message; a halt pages the owners
+        on(RolloutChanged,
+           c.rollout_words.changed,      # the progress message edited, a line per turn; a halt pages owners
+           c.loops.on_rollout),          # each tenant's customers hear when its wave starts and is done
         # SLA clocks and escalation:
         on(ClockWarned, c.clock_words.warned),
         on(ClockBreached,
@@ -139,6 +144,7 @@ def timer_table(c: Core) -> Mapping[str, TimerHandler]:
         SNOOZE_END: c.health.on_snooze_end,     # a snoozed CSM prompt is looked at again
         REMIND: c.plays.on_remind,              # a play's step coming due: its owner is reminded
         HEARTBEAT_DUE: c.heartbeats.on_due,     # no check-in by the deadline: an incident, once
+        SCHEDULE_TICK: c.schedules.on_tick,     # a schedule's tick: a task with its runbook, once
     }
 
 

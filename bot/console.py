@@ -140,6 +140,7 @@ class Console:
             roles = ", ".join(self.services.authz.roles_of(self.user)) or "no roles"
             self._say(f"opsloop shell — you are {self.user} ({roles}). Type help, or quit.")
         self.services.heartbeats.arm()  # as the servers do at start
+        self.services.schedules.arm()
         self.services.sweeper.run_safely()  # timers that came due while nobody was listening
         self.dispatcher.drain()  # anything queued while nobody was listening
         for line in lines:

@@ -122,6 +122,7 @@ class SchedulerWorker:
 def start_scheduler(services: Services, *, interval: float | None = None) -> BackgroundScheduler:
     services.health.schedule_daily()  # the daily health recompute is a durable timer this sweeps
     services.heartbeats.arm()  # every heartbeat has its deadline (a durable timer) from now on
+    services.schedules.arm()  # every schedule has its next tick (a durable timer); a missed one fires once
     scheduler = build_scheduler(services, interval=interval)
     scheduler.start()
     log.info("timer sweeper started (every %ss)", scheduler.get_job(SWEEP_JOB).trigger.interval_length)

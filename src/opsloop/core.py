@@ -50,6 +50,7 @@ from opsloop.rollouts.service import Rollouts
 from opsloop.runbooks.loader import Library
 from opsloop.runbooks.redesign import RedesignWatch
 from opsloop.runbooks.runs import Runbooks
+from opsloop.schedules.service import Schedules
 from opsloop.sla.escalation import Escalations
 from opsloop.sla.service import Sla
 from opsloop.sla.sweeper import Sweeper, TimerHandler
@@ -70,6 +71,7 @@ class Core:
     intake: Intake
     changes: Changes  # change events (deploys ...), shown with incidents on the same service
     heartbeats: Heartbeats  # jobs that should check in: a missed check-in opens an incident
+    schedules: Schedules  # runbooks on a schedule: each tick opens a task (TSK-n)
     loops: FeedbackLoops
     oncall: OnCall
     sla: Sla
@@ -129,7 +131,8 @@ def build_core(
                         digests=digests, authz=authz, rollouts=rollouts, decisions=Decisions(rollouts))
     core = cls(
         policy=policy, db=db, clock=clock, authz=authz, bus=bus, workitems=workitems, runbooks=runbooks,
-        intake=intake, changes=changes, heartbeats=heartbeats, loops=loops, oncall=oncall, sla=sla,
+        intake=intake, changes=changes, heartbeats=heartbeats,
+        schedules=Schedules(db, policy, clock, workitems), loops=loops, oncall=oncall, sla=sla,
         remediation=remediation, rollouts=rollouts,
         rollout_worker=RolloutWorker(db, clock, rollouts, executor),
         exceptions=ExceptionApprovals(policy, clock, authz, workitems), health=health, plays=plays,

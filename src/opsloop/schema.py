@@ -19,4 +19,5 @@ import opsloop.remediation.models
 import opsloop.replays
 import opsloop.rollouts.models
 import opsloop.runbooks.models
+import opsloop.schedules.models
 import opsloop.sla.models  # noqa: F401

@@ -162,20 +162,21 @@ def policy_problems(runbook: Runbook, policy: Policy) -> list[str]:
 def routing_problems(library: Library, policy: Policy) -> list[str]:
     """Every runbook the routing tree names must exist, load, and be allowed to start."""
     problems = []
-    for i, route in enumerate(policy.routing):
-        if route.runbook is None:
+    named = [(f"routing[{i}].runbook", route.runbook) for i, route in enumerate(policy.routing)]
+    named += [(f"schedules.{name}.runbook", schedule.runbook) for name, schedule in policy.schedules.items()]
+    for where, runbook_id in named:
+        if runbook_id is None:
             continue
-        where = f"routing[{i}].runbook"
-        if route.runbook not in library.ids():
-            problems.append(f"{where}: no runbook {route.runbook!r} in {library.directory}")
+        if runbook_id not in library.ids():
+            problems.append(f"{where}: no runbook {runbook_id!r} in {library.directory}")
             continue
         try:
-            loaded = library.load(route.runbook)
+            loaded = library.load(runbook_id)
         except ConfigError as error:
-            problems.append(f"{where}: {route.runbook} is invalid: {error}")
+            problems.append(f"{where}: {runbook_id} is invalid: {error}")
             continue
         if loaded.runbook.status == "retired":
-            problems.append(f"{where}: {route.runbook} is retired; route to its replacement")
+            problems.append(f"{where}: {runbook_id} is retired; point it at its replacement")
     return problems
 
 

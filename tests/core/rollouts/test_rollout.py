@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import itertools
 
+import httpx
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
+from bot.bootstrap import Services, bootstrap
+from bot.settings import Settings
 from opsloop.errors import PermissionDenied
 from opsloop.messages import Message
 from opsloop.models import Account, AuditEvent, OutboxMessage
 from opsloop.rollouts import models as M
 from opsloop.runbooks.models import RunbookRun, RunbookStepRun
 from opsloop.sla.models import SlaClock
+from tests.core.remediation.conftest import SECRET, FakeResolver
 from tests.core.rollouts.conftest import (
     APPROVER1,
     APPROVER2,
@@ -25,7 +28,7 @@ from tests.core.rollouts.conftest import (
     states,
     tenant_ids,
 )
-from tests.support import FakeClock
+from tests.support import FakeClock, at_once
 
 WAVES = [tenant_ids()[:1], tenant_ids()[1:6], tenant_ids()[6:26], tenant_ids()[26:]]  # 1, 10%, 40%, rest
 
@@ -165,3 +168,38 @@ def test_targets_are_chosen_when_the_run_starts_and_pinned(fleet: Services, targ
     tiers = [target.bodies[t]["tier"] for t in in_order]
     assert tiers == sorted(tiers, key=["smb", "enterprise"].index)  # smb first, then enterprise
     assert in_order == sorted(in_order, key=lambda t: (tiers[in_order.index(t)] == "enterprise", t))
+
+
+def test_each_tenants_customers_hear_when_its_wave_starts_and_is_done(fleet: Services, target: Target) -> None:
+    target.fail = {"t03"}
+    start(fleet)
+    fleet.rollout_worker.work()
+    with fleet.db.transaction() as s:
+        mails = list(s.exec(select(OutboxMessage).where(OutboxMessage.transport == "email")))
+    by_tenant: dict[str, list[str]] = {}
+    for mail in mails:
+        tenant = mail.target.removeprefix("ops@").removesuffix(".example")
+        by_tenant.setdefault(tenant, []).append(mail.payload["subject"])
+        body = mail.payload["body"]
+        assert f"Tenant {tenant} team" in body  # its own name, and nobody else's
+        assert not [t for t in tenant_ids() if t != tenant and f"Tenant {t}" in body]
+        assert "CVE" not in body and "INC-1" not in body  # no internal words
+    assert sorted(by_tenant) == tenant_ids()
+    assert by_tenant["t03"] == ["Maintenance on your service is starting"]  # failed: no "done"
+    assert by_tenant["t04"] == ["Maintenance on your service is starting", "Maintenance on your service is done"]
+
+
+def test_two_replicas_call_each_tenant_once(fleet: Services, target: Target, db_url: str,
+                                            fleet_dir: tuple, clock: FakeClock) -> None:
+    runbooks, config = fleet_dir
+    other = bootstrap(Settings(database_url=db_url, config=config, runbooks_dir=runbooks), clock=clock,
+                      http_client=httpx.Client(), resolver=FakeResolver(), environ={"OPS_API_TOKEN": SECRET},
+                      sleep=lambda _: None, load_feeds=False)
+    try:
+        start(fleet)
+        at_once([fleet.rollout_worker.work, other.rollout_worker.work])
+        at_once([fleet.rollout_worker.work, other.rollout_worker.work])  # whatever one left, the other takes
+    finally:
+        other.db.dispose()
+    assert sorted(target.called()) == tenant_ids()  # 50 tenants, 50 calls, whichever replica made them
+    assert rollout(fleet).state == M.COMPLETED
