@@ -115,7 +115,7 @@ def test_kill_9_mid_wave_then_restart_calls_nobody_twice(tmp_path: Path, db_url:
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         for _ in HELD:  # both held calls are in flight in the worker
-            assert far.held.acquire(timeout=120), "the worker never reached the held tenants"
+            assert far.held.acquire(timeout=900), "the worker never reached the held tenants"
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(30)
     finally:

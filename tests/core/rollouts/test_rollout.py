@@ -3,6 +3,9 @@ error budget halts it and pages the owners, Resume continues, Roll back undoes o
 
 from __future__ import annotations
 
+import argparse
+import csv
+import io
 import itertools
 
 import httpx
@@ -10,8 +13,9 @@ import pytest
 from sqlmodel import col, select
 
 from bot.bootstrap import Services, bootstrap
+from bot.runbooks_cli import cmd_rollout
 from bot.settings import Settings
-from opsloop.errors import PermissionDenied
+from opsloop.errors import PermissionDenied, UsageError
 from opsloop.messages import Message
 from opsloop.models import Account, AuditEvent, OutboxMessage
 from opsloop.rollouts import models as M
@@ -203,3 +207,20 @@ def test_two_replicas_call_each_tenant_once(fleet: Services, target: Target, db_
         other.db.dispose()
     assert sorted(target.called()) == tenant_ids()  # 50 tenants, 50 calls, whichever replica made them
     assert rollout(fleet).state == M.COMPLETED
+
+
+def test_the_cli_exports_every_tenants_outcome_as_csv(fleet: Services, target: Target, db_url: str,
+                                                      fleet_dir: tuple, capsys: pytest.CaptureFixture[str]) -> None:
+    target.fail = {"t05"}
+    start(fleet)
+    fleet.rollout_worker.work()
+    settings = Settings(database_url=db_url, config=fleet_dir[1], runbooks_dir=fleet_dir[0])
+    assert cmd_rollout(argparse.Namespace(run="INC-1", csv=True), settings) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["tenant"] for r in rows] == tenant_ids()
+    failed = next(r for r in rows if r["tenant"] == "t05")
+    assert (failed["state"], failed["status"], failed["wave_name"]) == ("failed", "500", "wave 2")
+    assert failed["idempotency_key"] == "opsloop-ro1-t05-g1" and "patch failed on t05" in failed["error"]
+    assert {r["state"] for r in rows if r["tenant"] != "t05"} == {"succeeded"}
+    with pytest.raises(UsageError, match="has no rollout"):
+        cmd_rollout(argparse.Namespace(run="999", csv=False), settings)
