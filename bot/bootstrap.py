@@ -10,17 +10,19 @@ console, Slack mode (HTTP or Socket Mode) and the tests all run these.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import httpx
 
 from bot.core_pool import CorePool
 from bot.settings import Settings
-from opsloop.accounts import import_catalog
+from opsloop.accounts import seed_catalog
 from opsloop.authz import Directory
 from opsloop.bus import HandlerTable, on
 from opsloop.clock import Clock, SystemClock
@@ -67,6 +69,8 @@ from opsloop.sla.clocks import BREACH, WARN
 from opsloop.sla.escalation import PAGE
 from opsloop.sla.sweeper import TimerHandler
 from opsloop.types import OPSLOOP
+
+log = logging.getLogger(__name__)
 
 
 def handler_table(c: Core) -> HandlerTable:
@@ -192,10 +196,20 @@ def bootstrap(
                           executor=executor, handlers=handler_table, timers=timer_table, directory=directory,
                           signer=signer, cls=Services, settings=settings)
     if load_accounts and policy.accounts_path is not None:
-        import_catalog(db, clock, policy.accounts_path, actor=OPSLOOP)
+        _seed_accounts(db, clock, policy.accounts_path)
     if load_feeds:  # on-call teams fed by iCal files: read what changed since the last load
         services.oncall.feeds.load_on_start(actor=OPSLOOP)
     return services
+
+
+def _seed_accounts(db: Database, clock: Clock, path: Path) -> None:
+    """The accounts file seeds an empty catalog; afterwards the catalog is the truth (see README)."""
+    seed = seed_catalog(db, clock, path, actor=OPSLOOP)
+    if seed.differing:
+        shown = ", ".join(seed.differing[:10]) + (" ..." if len(seed.differing) > 10 else "")
+        log.warning("%s differs from the account catalog for %d account(s) (%s); the file only seeds an "
+                    "empty catalog, so nothing was changed: to apply it, run `opsloop accounts import %s`",
+                    path, len(seed.differing), shown, path)
 
 
 def record_started(services: Services, *, mode: str) -> None:
