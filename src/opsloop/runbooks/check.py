@@ -110,7 +110,7 @@ def trial_render(runbook: Runbook, policy: Policy | None) -> list[str]:
                 url = render_request(request.url, context, where=f"{where}.request.url",
                                      secrets=RequestSecrets(secrets))
                 render_request(dict(request.headers), context, where=f"{where}.request.headers")
-                render_request(request.json_body, context, where=f"{where}.request.json")
+                render_request(request.json_body, context, where=f"{where}.request.json", typed=True)
                 host = urlsplit(url).hostname or ""
                 if policy is not None and host not in policy.actions.allow_hosts:
                     allowed = ", ".join(policy.actions.allow_hosts) or "none"
