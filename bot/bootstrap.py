@@ -94,6 +94,8 @@ def handler_table(c: Core) -> HandlerTable:
            c.loops.follow,               # tenants added: their audiences hear; resolved: everyone hears
            c.sla.follow,                 # clocks stop, pause, resume or start again; escalation stops
            c.exceptions.follow,          # an exception's decision or end is announced (and timed)
+           c.runbooks.follow_decision,   # ... and is its runbook's approval step too: one decision
+           c.clock_words.settle_pages,   # taken: every page's DM says by whom, its buttons gone
            c.health.rescore_item,        # tenants or state changed: its accounts are rescored
            c.cards.tell),                # the timeline, the card edited in place, a line in the thread
         on(AlertsUpdated, c.cards.alerts),
@@ -105,7 +107,8 @@ def handler_table(c: Core) -> HandlerTable:
            c.redesign.after_bypass),        # a step bypassed too often: its owners are told
         on(ApprovalDecided,
            c.remediation.gates.on_decision,  # the approval binds to the exact requests it lets through
-           c.checklists.step),
+           c.checklists.step,
+           c.remediation_words.decided),     # decided: every copy of the request (thread, DMs) says so
         on(RunStarted, c.checklists.started),
         on(RunChanged, c.checklists.changed),
         on(RunFinished, c.checklists.finished),

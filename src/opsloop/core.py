@@ -129,7 +129,7 @@ def build_core(
         sweeper=Sweeper(db, clock), checkpoints=Checkpoints(db, policy, clock, signer),
         retention=RetentionJob(db, policy, clock),
         cards=cards, checklists=checklists, clock_words=ClockWords(cards),
-        remediation_words=RemediationWords(cards), commands=commands, **extra,
+        remediation_words=RemediationWords(cards, runbooks), commands=commands, **extra,
     )
     bus.use(handlers(core))
     core.sweeper.use(timers(core))

@@ -46,7 +46,7 @@ class Commands:
         self.people = People(authz)
         clocks = ClockCommands(sla)
         self.items = WorkItemCommands(workitems, cards)
-        self.runbooks = RunbookCommands(runbooks, checklists, dry_run)
+        self.runbooks = RunbookCommands(runbooks, checklists, dry_run, workitems)
         remedies = RemediationCommands(remediation, runbooks, self.runbooks.step)
         health_commands = HealthCommands(health, plays)
         incident, escalate = self.items.command(Kind.INCIDENT), self.items.command(Kind.ESCALATION)

@@ -258,7 +258,7 @@ def _native(source: str, variables: dict[str, Any]) -> bool | int | float | None
         return None
     try:
         value = _expression(found["expression"].strip())(**variables)
-    except Exception:  # noqa: BLE001 - anything odd renders as text, which reports it properly
+    except Exception:  # anything odd renders as text, which reports it properly
         return None
     return value if isinstance(value, bool | int | float) else None
 
