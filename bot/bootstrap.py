@@ -177,6 +177,10 @@ def bootstrap(
     README's one command works) and leaves PostgreSQL to `opsloop db upgrade`,
     refusing to start while it is behind.
     """
+    if not settings.config.is_file():  # e.g. run outside the folder that holds opsloop.yml
+        raise ConfigError(f"no policy file at {settings.config.absolute()}: run opsloop in the folder that "
+                          "holds opsloop.yml, or point at one with OPSLOOP_CONFIG=/path/to/opsloop.yml (and "
+                          "OPSLOOP_RUNBOOKS_DIR, OPSLOOP_DATABASE_URL if they are not beside it)")
     policy = load_policy(settings.config)
     library = Library(settings.runbooks_dir)
     playbooks = Playbooks(settings.playbooks)
