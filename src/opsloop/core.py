@@ -141,7 +141,7 @@ def build_core(
         sweeper=Sweeper(db, clock), checkpoints=Checkpoints(db, policy, clock, signer),
         retention=RetentionJob(db, policy, clock),
         cards=cards, checklists=checklists, clock_words=ClockWords(cards),
-        remediation_words=RemediationWords(cards), rollout_words=RolloutWords(cards, rollouts),
+        remediation_words=RemediationWords(cards, runbooks), rollout_words=RolloutWords(cards, rollouts),
         commands=commands, **extra,
     )
     bus.use(handlers(core))

@@ -51,7 +51,7 @@ class Commands:
         clocks = ClockCommands(sla)
         self.items = WorkItemCommands(workitems, cards)
         fleet = RolloutCommands(rollouts, decisions)
-        self.runbooks = RunbookCommands(runbooks, checklists, dry_run, fleet)
+        self.runbooks = RunbookCommands(runbooks, checklists, dry_run, workitems, fleet)
         remedies = RemediationCommands(remediation, runbooks, self.runbooks.step)
         health_commands = HealthCommands(health, plays)
         incident, escalate = self.items.command(Kind.INCIDENT), self.items.command(Kind.ESCALATION)

@@ -13,12 +13,14 @@ from opsloop.present.dryrun import DryRun
 from opsloop.present.runbooks import Checklists, warnings
 from opsloop.runbooks.runs import Runbooks
 from opsloop.runbooks.schema import ApprovalStep, HttpStep, NotifyStep, step_title
+from opsloop.workitems import WorkItems
 
 
 class RunbookCommands:
     def __init__(self, runbooks: Runbooks, checklists: Checklists, dry_run: DryRun,
-                 fleet: RolloutCommands) -> None:
+                 workitems: WorkItems, fleet: RolloutCommands) -> None:
         self.runbooks = runbooks
+        self.workitems = workitems
         self.checklists = checklists
         self.dry_run = dry_run
         self.fleet = fleet  # rollouts: a wave's approval, per-tenant outcomes in status
@@ -87,7 +89,12 @@ class RunbookCommands:
         return self.step(actor, run_id, step, "reject", values.get("reason"))
 
     def step(self, actor: str, run_id: int, step: str, verb: str, reason: str | None = None) -> Reply:
-        """A step action (done, skip, approve ...), answered with what it did."""
+        """A step action (done, skip, approve ...), answered with what it did. An exception's
+        approval step is the exception's own decision: approving it approves the exception."""
+        if verb in ("approve", "reject") and (ref := self.runbooks.decides_with_item(run_id, step)):
+            item = self.workitems.act(actor=actor, ref=ref, action=verb, note=reason)
+            return Reply(f"{item.ref} is now {item.state}, and with it step `{step}` of its runbook "
+                         "(one decision)")
         return Reply(step_line(self.runbooks.act(actor=actor, run_id=run_id, step_id=step, verb=verb,
                                                  reason=reason)))
 

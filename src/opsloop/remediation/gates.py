@@ -75,7 +75,7 @@ def render_call(step: HttpStep, context: Context) -> dict[str, Any]:
         "method": step.request.method,
         "url": render_request(step.request.url, context, where=f"{where}.url"),
         "headers": render_request(dict(step.request.headers), context, where=f"{where}.headers"),
-        "json": render_request(step.request.json_body, context, where=f"{where}.json"),
+        "json": render_request(step.request.json_body, context, where=f"{where}.json", typed=True),
     }
 
 

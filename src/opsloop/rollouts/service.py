@@ -55,7 +55,7 @@ def render(request: HttpRequest, context: Context, where: str) -> dict[str, Any]
         "method": request.method,
         "url": render_request(request.url, context, where=f"{where}.url"),
         "headers": render_request(dict(request.headers), context, where=f"{where}.headers"),
-        "json": render_request(request.json_body, context, where=f"{where}.json"),
+        "json": render_request(request.json_body, context, where=f"{where}.json", typed=True),
     }
 
 

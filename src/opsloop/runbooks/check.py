@@ -131,7 +131,7 @@ def _trial_request(request: HttpRequest, context: Context, where: str, secrets: 
                    policy: Policy | None) -> list[str]:
     url = render_request(request.url, context, where=f"{where}.url", secrets=RequestSecrets(secrets))
     render_request(dict(request.headers), context, where=f"{where}.headers")
-    render_request(request.json_body, context, where=f"{where}.json")
+    render_request(request.json_body, context, where=f"{where}.json", typed=True)
     host = urlsplit(url).hostname or ""
     if policy is not None and host not in policy.actions.allow_hosts:
         allowed = ", ".join(policy.actions.allow_hosts) or "none"

@@ -253,25 +253,46 @@ def render_chat(source: str, context: Context, *, where: str) -> str:
 
 
 def render_request(value: Any, context: Context, *, where: str,
-                   secrets: RequestSecrets | None = None) -> Any:
+                   secrets: RequestSecrets | None = None, typed: bool = False) -> Any:
     """Render every string inside an http request (url, headers, json body), recursively, into
-    request text (see opsloop.remediation.secrets)."""
+    request text (see opsloop.remediation.secrets).
+
+    `typed` (a JSON body): a string that is one whole `{{ expression }}` whose value is a number
+    or a boolean (an `integer` input, a numeric output) becomes that JSON value, not its text."""
     secrets = secrets if secrets is not None else RequestSecrets(context.secret_names)
     variables = context.request(secrets)
-    return _render_tree(value, variables, where, secrets)
+    return _render_tree(value, variables, where, secrets, typed)
 
 
-def _render_tree(value: Any, variables: dict[str, Any], where: str, secrets: RequestSecrets) -> Any:
+_WHOLE = re.compile(r"\s*\{\{(?P<expression>[^{}]+)\}\}\s*")
+
+
+def _native(source: str, variables: dict[str, Any]) -> bool | int | float | None:
+    """The value of a string that is exactly one expression, when it is a number or a boolean."""
+    found = _WHOLE.fullmatch(source)
+    if found is None:
+        return None
+    try:
+        value = _expression(found["expression"].strip())(**variables)
+    except Exception:  # anything odd renders as text, which reports it properly
+        return None
+    return value if isinstance(value, bool | int | float) else None
+
+
+def _render_tree(value: Any, variables: dict[str, Any], where: str, secrets: RequestSecrets,
+                 typed: bool = False) -> Any:
     if isinstance(value, str):
         try:
             named = secrets_named(value)
         except RenderError as error:
             raise RenderError(f"{where}: {error}") from None
+        if typed and not named and (native := _native(value, variables)) is not None:
+            return native
         return secrets.finish(_run(value, variables, where), named)
     if isinstance(value, Mapping):
-        return {k: _render_tree(v, variables, f"{where}.{k}", secrets) for k, v in value.items()}
+        return {k: _render_tree(v, variables, f"{where}.{k}", secrets, typed) for k, v in value.items()}
     if isinstance(value, list):
-        return [_render_tree(v, variables, f"{where}[{i}]", secrets) for i, v in enumerate(value)]
+        return [_render_tree(v, variables, f"{where}[{i}]", secrets, typed) for i, v in enumerate(value)]
     return value
 
 
