@@ -6,6 +6,7 @@ Alembic's environment and the tests import this; a new table module adds a line 
 from __future__ import annotations
 
 import opsloop.changes.models
+import opsloop.comms.models
 import opsloop.compliance.models
 import opsloop.digest.models
 import opsloop.feeds.models

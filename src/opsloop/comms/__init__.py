@@ -1,0 +1,1 @@
+"""Customer communication under human control: drafts in review, approved public updates, public items."""
