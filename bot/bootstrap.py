@@ -10,17 +10,19 @@ console, Slack mode (HTTP or Socket Mode) and the tests all run these.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import httpx
 
 from bot.core_pool import CorePool
 from bot.settings import Settings
-from opsloop.accounts import import_catalog
+from opsloop.accounts import seed_catalog
 from opsloop.authz import Directory
 from opsloop.bus import HandlerTable, on
 from opsloop.clock import Clock, SystemClock
@@ -43,6 +45,7 @@ from opsloop.events import (
     GateReopened,
     ItemChanged,
     ItemCreated,
+    RolloutChanged,
     RunAttached,
     RunChanged,
     RunFinished,
@@ -63,10 +66,13 @@ from opsloop.remediation.http import HttpExecutor
 from opsloop.remediation.safety import Resolver, SystemResolver
 from opsloop.runbooks.check import startup_problems
 from opsloop.runbooks.loader import Library
+from opsloop.schedules.service import TICK as SCHEDULE_TICK
 from opsloop.sla.clocks import BREACH, WARN
 from opsloop.sla.escalation import PAGE
 from opsloop.sla.sweeper import TimerHandler
 from opsloop.types import OPSLOOP
+
+log = logging.getLogger(__name__)
 
 
 def handler_table(c: Core) -> HandlerTable:
@@ -81,7 +87,9 @@ def handler_table(c: Core) -> HandlerTable:
            c.exceptions.ask_approvers,   # an exception's approvers are asked by DM
            c.cards.post,                 # the card in its channel, showing all of the above
            c.health.rescore_new_item),   # its accounts are rescored; a CSM may be prompted
-        on(RunAttached, c.checklists.attached),          # the checklist, threaded under the card
+        on(RunAttached,
+           c.rollouts.pin,               # each foreach step's tenants are chosen now and pinned
+           c.checklists.attached),       # the checklist, threaded under the card
         on(RunNotAttached, c.checklists.not_attached),
         on(ChannelSettled, c.cards.channel_settled),
         # A person (or an integration, or a timer) changes an item:
@@ -90,24 +98,37 @@ def handler_table(c: Core) -> HandlerTable:
            c.loops.follow,               # tenants added: their audiences hear; resolved: everyone hears
            c.sla.follow,                 # clocks stop, pause, resume or start again; escalation stops
            c.exceptions.follow,          # an exception's decision or end is announced (and timed)
+           c.runbooks.follow_decision,   # ... and is its runbook's approval step too: one decision
+           c.clock_words.settle_pages,   # taken: every page's DM says by whom, its buttons gone
            c.health.rescore_item,        # tenants or state changed: its accounts are rescored
            c.cards.tell),                # the timeline, the card edited in place, a line in the thread
         on(AlertsUpdated, c.cards.alerts),
         # Runbooks:
-        on(StepOpened, c.remediation.on_opened),        # approvals ask their approvers; http steps queue
+        on(StepOpened,
+           c.rollouts.on_opened,            # a foreach step's rollout starts: its first wave, its deadline
+           c.remediation.on_opened),        # approvals ask their approvers; http steps queue
         on(StepCompleted,
            c.remediation.refuse_busy_call,  # a step whose call is on its way cannot be done by hand
+           c.rollouts.refuse_busy,          # nor a rollout under way (Abort it)
            c.checklists.step,
            c.redesign.after_bypass),        # a step bypassed too often: its owners are told
         on(ApprovalDecided,
            c.remediation.gates.on_decision,  # the approval binds to the exact requests it lets through
-           c.checklists.step),
-        on(RunStarted, c.checklists.started),
+           c.checklists.step,
+           c.remediation_words.decided),     # decided: every copy of the request (thread, DMs) says so
+        on(RunStarted,
+           c.rollouts.pin,               # a run that waited for inputs: its foreach steps' tenants pinned
+           c.checklists.started),
         on(RunChanged, c.checklists.changed),
-        on(RunFinished, c.checklists.finished),
+        on(RunFinished,
+           c.checklists.finished,
+           c.schedules.on_run_finished),  # a scheduled task whose runbook completed is resolved
         on(ApprovalRequested, c.remediation_words.requested),
         on(GateReopened, c.remediation_words.reopened),
         on(CallFinished, c.remediation_words.finished),
+        on(RolloutChanged,
+           c.rollout_words.changed,      # the progress message edited, a line per turn; a halt pages owners
+           c.loops.on_rollout),          # each tenant's customers hear when its wave starts and is done
         # SLA clocks and escalation:
         on(ClockWarned, c.clock_words.warned),
         on(ClockBreached,
@@ -130,6 +151,7 @@ def timer_table(c: Core) -> Mapping[str, TimerHandler]:
         SNOOZE_END: c.health.on_snooze_end,     # a snoozed CSM prompt is looked at again
         REMIND: c.plays.on_remind,              # a play's step coming due: its owner is reminded
         HEARTBEAT_DUE: c.heartbeats.on_due,     # no check-in by the deadline: an incident, once
+        SCHEDULE_TICK: c.schedules.on_tick,     # a schedule's tick: a task with its runbook, once
     }
 
 
@@ -170,6 +192,10 @@ def bootstrap(
     README's one command works) and leaves PostgreSQL to `opsloop db upgrade`,
     refusing to start while it is behind.
     """
+    if not settings.config.is_file():  # e.g. run outside the folder that holds opsloop.yml
+        raise ConfigError(f"no policy file at {settings.config.absolute()}: run opsloop in the folder that "
+                          "holds opsloop.yml, or point at one with OPSLOOP_CONFIG=/path/to/opsloop.yml (and "
+                          "OPSLOOP_RUNBOOKS_DIR, OPSLOOP_DATABASE_URL if they are not beside it)")
     policy = load_policy(settings.config)
     library = Library(settings.runbooks_dir)
     playbooks = Playbooks(settings.playbooks)
@@ -193,10 +219,20 @@ def bootstrap(
                           signer=signer, cls=Services, settings=settings,
                           status_key=settings.status_key.get_secret_value() if settings.status_key else None)
     if load_accounts and policy.accounts_path is not None:
-        import_catalog(db, clock, policy.accounts_path, actor=OPSLOOP)
+        _seed_accounts(db, clock, policy.accounts_path)
     if load_feeds:  # on-call teams fed by iCal files: read what changed since the last load
         services.oncall.feeds.load_on_start(actor=OPSLOOP)
     return services
+
+
+def _seed_accounts(db: Database, clock: Clock, path: Path) -> None:
+    """The accounts file seeds an empty catalog; afterwards the catalog is the truth (see README)."""
+    seed = seed_catalog(db, clock, path, actor=OPSLOOP)
+    if seed.differing:
+        shown = ", ".join(seed.differing[:10]) + (" ..." if len(seed.differing) > 10 else "")
+        log.warning("%s differs from the account catalog for %d account(s) (%s); the file only seeds an "
+                    "empty catalog, so nothing was changed: to apply it, run `opsloop accounts import %s`",
+                    path, len(seed.differing), shown, path)
 
 
 def record_started(services: Services, *, mode: str) -> None:

@@ -140,6 +140,7 @@ class Console:
             roles = ", ".join(self.services.authz.roles_of(self.user)) or "no roles"
             self._say(f"opsloop shell — you are {self.user} ({roles}). Type help, or quit.")
         self.services.heartbeats.arm()  # as the servers do at start
+        self.services.schedules.arm()
         self.services.sweeper.run_safely()  # timers that came due while nobody was listening
         self.dispatcher.drain()  # anything queued while nobody was listening
         for line in lines:
@@ -163,6 +164,7 @@ class Console:
         self.services.loops.sweep()
         self.services.sweeper.run_safely()  # so clocks move in the console too
         self.services.remediation.run_safely()  # approved http steps run (their results posted)
+        self.services.rollout_worker.run_safely(budget=5.0)  # rollouts call their due tenants
         self.dispatcher.drain()
 
     def _dispatch(self, line: str) -> Reply | None:

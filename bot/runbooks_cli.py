@@ -1,4 +1,4 @@
-"""`opsloop runbooks check|list|show|diff`: runbooks from the shell and in CI.
+"""`opsloop runbooks check|list|show|diff|rollout`: runbooks from the shell and in CI.
 
 Earlier versions come from git history (`git show REV:path`) and from the
 snapshots pinned in the database; either may be missing (not a git checkout,
@@ -8,6 +8,7 @@ no database yet), which is said and skipped, never guessed.
 from __future__ import annotations
 
 import argparse
+import csv
 import difflib
 import subprocess
 import sys
@@ -20,8 +21,9 @@ from sqlmodel import Session, col, select
 
 from bot.settings import Settings
 from opsloop.db import Database
-from opsloop.errors import ConfigError, UsageError
+from opsloop.errors import ConfigError, NotFound, UsageError
 from opsloop.policy import Policy, load_policy
+from opsloop.rollouts.report import CSV_COLUMNS, of_run
 from opsloop.runbooks.check import Pinned, check
 from opsloop.runbooks.loader import Library, parse
 from opsloop.runbooks.models import RunbookSnapshot
@@ -109,6 +111,10 @@ def register(sub: argparse._SubParsersAction, parser_class: type[argparse.Argume
     diff.add_argument("v1")
     diff.add_argument("v2")
     diff.set_defaults(run=cmd_diff)
+    rollout = rb_sub.add_parser("rollout", help="every tenant's outcome of a run's rollout (foreach step)")
+    rollout.add_argument("run", help="the run id (shown under the progress message) or a work item (INC-3)")
+    rollout.add_argument("--csv", action="store_true", help="CSV with a header row, for a spreadsheet")
+    rollout.set_defaults(run=cmd_rollout)
 
 
 def _library(settings: Settings) -> Library:
@@ -229,4 +235,29 @@ def cmd_diff(args: argparse.Namespace, settings: Settings) -> int:
     sys.stdout.writelines(difflib.unified_diff(
         one.decode("utf-8").splitlines(keepends=True), two.decode("utf-8").splitlines(keepends=True),
         fromfile=f"{args.id} {args.v1} ({where1})", tofile=f"{args.id} {args.v2} ({where2})"))
+    return OK
+
+
+def cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
+    """Each tenant of the run's rollout(s): CSV (`--csv`) or one tab-separated line each."""
+    db = Database.from_url(settings.database_url)
+    try:
+        with db.transaction() as session:
+            found = of_run(session, args.run)
+    except NotFound as error:
+        raise UsageError(str(error)) from None
+    finally:
+        db.dispose()
+    if args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=["step", *CSV_COLUMNS], lineterminator="\n")
+        writer.writeheader()
+        for rollout, rows in found:
+            writer.writerows({"step": rollout.step_id, **row} for row in rows)
+        return OK
+    for rollout, rows in found:
+        print(f"rollout {rollout.id} · step {rollout.step_id} · {rollout.state} · "
+              f"{rollout.targets} tenant(s)")
+        for row in rows:
+            print("\t".join(str(row[k] if row[k] is not None else "-")
+                            for k in ("tenant", "wave_name", "state", "status", "error")))
     return OK

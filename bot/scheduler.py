@@ -23,12 +23,13 @@ SWEEP_JOB = "timers.sweep"
 LOOPS_JOB = "loops.sweep"
 LOOPS_EVERY = 15.0  # seconds
 REMEDIATION_JOB = "remediation.work"
+ROLLOUT_JOB = "rollouts.work"
 DIGEST_JOB = "digest.daily"
 CHECKPOINT_JOB = "audit.checkpoint"
 CHECKPOINT_POLL = 30.0  # seconds; each `audit.checkpoint_every` period is claimed once, by one replica
 RETENTION_JOB = "retention.daily"
 RETENTION_POLL = 3600.0  # seconds; each local day is claimed once, by one replica
-POLLING_JOBS = frozenset({SWEEP_JOB, REMEDIATION_JOB, LOOPS_JOB})
+POLLING_JOBS = frozenset({SWEEP_JOB, REMEDIATION_JOB, LOOPS_JOB, ROLLOUT_JOB})
 
 
 class _ExpectedOverlap(logging.Filter):
@@ -69,6 +70,11 @@ def build_scheduler(services: Services, *, interval: float | None = None) -> Bac
     scheduler.add_job(services.remediation.run_safely, "interval", seconds=every, id=REMEDIATION_JOB,
                       coalesce=True, max_instances=1, misfire_grace_time=None,
                       next_run_time=datetime.now(UTC))
+    # fleet rollouts: one call per tenant, in waves; a pass claims until nothing is due or its budget
+    # is spent (then waits for the calls in flight), so a 10,000-tenant wave is worked through steadily
+    scheduler.add_job(services.rollout_worker.run_safely, "interval", seconds=every, id=ROLLOUT_JOB,
+                      kwargs={"budget": max(every, 5.0)}, coalesce=True, max_instances=1,
+                      misfire_grace_time=None, next_run_time=datetime.now(UTC))
     if services.checkpoints.signer is not None:
         scheduler.add_job(services.checkpoints.run_safely, "interval", seconds=CHECKPOINT_POLL,
                           id=CHECKPOINT_JOB, coalesce=True, max_instances=1, misfire_grace_time=None,
@@ -116,6 +122,7 @@ class SchedulerWorker:
 def start_scheduler(services: Services, *, interval: float | None = None) -> BackgroundScheduler:
     services.health.schedule_daily()  # the daily health recompute is a durable timer this sweeps
     services.heartbeats.arm()  # every heartbeat has its deadline (a durable timer) from now on
+    services.schedules.arm()  # every schedule has its next tick (a durable timer); a missed one fires once
     scheduler = build_scheduler(services, interval=interval)
     scheduler.start()
     log.info("timer sweeper started (every %ss)", scheduler.get_job(SWEEP_JOB).trigger.interval_length)

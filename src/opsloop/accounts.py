@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from opsloop import audit
 from opsloop.clock import Clock
@@ -53,6 +53,14 @@ class ImportResult:
     created: int
     updated: int
     unchanged: int
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """What starting with the policy's accounts file did: seeded an empty catalog, or left it alone."""
+
+    seeded: ImportResult | None  # None: the catalog already held accounts, so the file changed nothing
+    differing: list[str]  # ids whose row in the file is not what the catalog holds (new ones included)
 
 
 def read_catalog(path: Path) -> list[AccountRow]:
@@ -107,6 +115,31 @@ def import_catalog(db: Database, clock: Clock, path: Path, *, actor: str) -> Imp
             updated += outcome == "updated"
             unchanged += outcome == "unchanged"
     return ImportResult(created, updated, unchanged)
+
+
+def seed_catalog(db: Database, clock: Clock, path: Path, *, actor: str) -> SeedResult:
+    """The policy's accounts file seeds an EMPTY catalog, and only that.
+
+    Once the catalog holds an account, the catalog (changed by `opsloop accounts
+    import`) is the one source of truth: a start never re-applies the file, so no
+    import is ever undone by a restart. What the file says differently is returned,
+    for the start to warn about it.
+    """
+    rows = read_catalog(path)
+    now = clock.now()
+    with db.transaction() as session:
+        audit.lock_chain(session)  # replicas starting together: the second sees the first one's seed
+        if session.exec(select(Account.id).limit(1)).first() is None:
+            for row in rows:
+                _upsert(session, row, now, actor)
+            return SeedResult(ImportResult(len(rows), 0, 0), [])
+        differing = []
+        for row in rows:
+            account = session.get(Account, row.id)
+            values = row.model_dump()
+            if account is None or any(getattr(account, k) != v for k, v in values.items()):
+                differing.append(row.id)
+        return SeedResult(None, differing)
 
 
 def _upsert(session: Session, row: AccountRow, now: Any, actor: str) -> str:

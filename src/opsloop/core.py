@@ -39,13 +39,18 @@ from opsloop.policy import Policy
 from opsloop.present.dryrun import DryRun
 from opsloop.present.items import Cards
 from opsloop.present.remediation import RemediationWords
+from opsloop.present.rollouts import RolloutWords
 from opsloop.present.runbooks import Checklists
 from opsloop.present.sla import ClockWords
 from opsloop.remediation.http import HttpExecutor
 from opsloop.remediation.service import Remediation
+from opsloop.rollouts.calls import RolloutWorker
+from opsloop.rollouts.decisions import Decisions
+from opsloop.rollouts.service import Rollouts
 from opsloop.runbooks.loader import Library
 from opsloop.runbooks.redesign import RedesignWatch
 from opsloop.runbooks.runs import Runbooks
+from opsloop.schedules.service import Schedules
 from opsloop.sla.escalation import Escalations
 from opsloop.sla.service import Sla
 from opsloop.sla.sweeper import Sweeper, TimerHandler
@@ -68,10 +73,13 @@ class Core:
     intake: Intake
     changes: Changes  # change events (deploys ...), shown with incidents on the same service
     heartbeats: Heartbeats  # jobs that should check in: a missed check-in opens an incident
+    schedules: Schedules  # runbooks on a schedule: each tick opens a task (TSK-n)
     loops: FeedbackLoops
     oncall: OnCall
     sla: Sla
     remediation: Remediation  # runs approved http steps (a background job runs its work loop)
+    rollouts: Rollouts  # `foreach: tenants` steps: targets pinned, waves, the error budget
+    rollout_worker: RolloutWorker  # calls each tenant once (a background job runs its work loop)
     exceptions: ExceptionApprovals  # asks approvers, announces decisions, expires exceptions
     health: Health  # customer health scores, signals (POST /hooks/signals) and CSM prompts
     plays: Plays  # a CSM's plays: playbook steps with due dates, reminders, outcomes
@@ -88,6 +96,7 @@ class Core:
     checklists: Checklists
     clock_words: ClockWords
     remediation_words: RemediationWords
+    rollout_words: RolloutWords
     commands: Commands
 
 
@@ -113,6 +122,7 @@ def build_core(
     oncall = OnCall(db, policy, clock, authz)
     sla = Sla(policy, clock, workitems, Escalations(policy, authz, oncall, bus), bus)
     remediation = Remediation(db, policy, clock, authz, runbooks, executor, bus)
+    rollouts = Rollouts(db, policy, clock, authz, runbooks, bus)
     health = Health(db, policy, clock, authz, playbooks=playbooks)
     plays = Plays(health)
     digests = Digests(db, policy, clock, authz)
@@ -123,11 +133,13 @@ def build_core(
     commands = Commands(workitems=workitems, cards=cards, runbooks=runbooks, checklists=checklists, sla=sla,
                         oncall=oncall, remediation=remediation,
                         dry_run=DryRun(db, remediation.gates, executor), health=health, plays=plays,
-                        digests=digests, authz=authz)
+                        digests=digests, authz=authz, rollouts=rollouts, decisions=Decisions(rollouts))
     core = cls(
         policy=policy, db=db, clock=clock, authz=authz, bus=bus, workitems=workitems, runbooks=runbooks,
-        intake=intake, changes=changes, heartbeats=heartbeats, loops=loops, oncall=oncall, sla=sla,
-        remediation=remediation,
+        intake=intake, changes=changes, heartbeats=heartbeats,
+        schedules=Schedules(db, policy, clock, workitems), loops=loops, oncall=oncall, sla=sla,
+        remediation=remediation, rollouts=rollouts,
+        rollout_worker=RolloutWorker(db, clock, rollouts, executor),
         exceptions=ExceptionApprovals(policy, clock, authz, workitems), health=health, plays=plays,
         digests=digests,
         channels=DedicatedChannels(db, policy, clock, bus), redesign=RedesignWatch(policy),
@@ -135,7 +147,8 @@ def build_core(
         retention=RetentionJob(db, policy, clock), status_links=status_links,
         status_pages=StatusPages(db, policy, clock, status_links),
         cards=cards, checklists=checklists, clock_words=ClockWords(cards),
-        remediation_words=RemediationWords(cards), commands=commands, **extra,
+        remediation_words=RemediationWords(cards, runbooks), rollout_words=RolloutWords(cards, rollouts),
+        commands=commands, **extra,
     )
     bus.use(handlers(core))
     core.sweeper.use(timers(core))

@@ -178,6 +178,26 @@ class ApprovalDecided(StepActed):
     needed: int  # min_approvals
 
 
+# --------------------------------------------------------------------------- rollouts
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutChanged(Event):
+    """A fleet rollout (a `foreach: tenants` step) moved: `what` is started, wave, approval,
+    progress, halted, resumed, aborted, rolling_back, rolled_back or completed. `wave` is the wave it
+    is about, `tenants` the tenants that just started or finished it, `note` why (a halt's reason)."""
+
+    item: WorkItem
+    run_id: int
+    rollout_id: int
+    step_id: str
+    what: str
+    actor: str
+    wave: int = 0
+    tenants: tuple[str, ...] = ()
+    note: str | None = None
+
+
 # --------------------------------------------------------------------------- remediation
 
 

@@ -26,6 +26,7 @@ from opsloop.messages import Button, Message, escape, user
 from opsloop.models import WorkItem
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy
+from opsloop.present.copies import settle_copies
 from opsloop.sla.models import Timer
 from opsloop.types import OPSLOOP, Kind
 from opsloop.workitems import WorkItems
@@ -105,6 +106,8 @@ class ExceptionApprovals:
         icon, verb = ("✅", "approved") if approved else ("⛔", "rejected")
         text = f"{icon} {item.ref} was {verb} by {user(event.actor)}{until}: {escape(item.title)}{why}"
         self._tell(session, item, text, event.at)
+        # every approver's DM says who decided, and loses its buttons
+        settle_copies(session, prefixes=[f"exception-ask:{item.ref}:"], outcome=text, now=event.at)
         if approved and item.expires_at is not None:
             session.add(Timer(kind=EXPIRE_TIMER, due_at=item.expires_at, work_item_id=item.id,
                               payload={"ref": item.ref}, created_at=event.at))

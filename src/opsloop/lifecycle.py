@@ -3,6 +3,7 @@
     incident, escalation:  triggered → acknowledged → mitigated → resolved → closed
                            (mitigated or resolved can be reopened to triggered)
     exception:             requested → approved | rejected;  approved → expired
+    task:                  as an incident (opened by a schedule; resolved when its runbook completes)
 """
 
 from __future__ import annotations
@@ -52,12 +53,14 @@ TRANSITIONS: dict[Kind, dict[str, Transition]] = {
     Kind.INCIDENT: _RESPONSE,
     Kind.ESCALATION: _RESPONSE,
     Kind.EXCEPTION: _EXCEPTION,
+    Kind.TASK: _RESPONSE,
 }
 
 INITIAL: dict[Kind, State] = {
     Kind.INCIDENT: State.TRIGGERED,
     Kind.ESCALATION: State.TRIGGERED,
     Kind.EXCEPTION: State.REQUESTED,
+    Kind.TASK: State.TRIGGERED,
 }
 
 FINAL: frozenset[State] = frozenset({State.CLOSED, State.REJECTED, State.EXPIRED})
@@ -65,6 +68,7 @@ OPEN_STATES: dict[Kind, frozenset[State]] = {
     Kind.INCIDENT: frozenset({State.TRIGGERED, State.ACKNOWLEDGED, State.MITIGATED}),
     Kind.ESCALATION: frozenset({State.TRIGGERED, State.ACKNOWLEDGED, State.MITIGATED}),
     Kind.EXCEPTION: frozenset({State.REQUESTED, State.APPROVED}),
+    Kind.TASK: frozenset({State.TRIGGERED, State.ACKNOWLEDGED, State.MITIGATED}),
 }
 
 

@@ -40,6 +40,7 @@ from opsloop.fields import (
 from opsloop.health.config import HealthPolicy
 from opsloop.heartbeats.config import Heartbeat
 from opsloop.intake.config import LabelName, PayloadPath
+from opsloop.schedules.config import Schedule
 from opsloop.status.config import StatusPolicy
 from opsloop.types import Kind, Severity, Tier
 
@@ -240,7 +241,9 @@ class Digest(Strict):
 
 
 AudienceName = Literal["sales", "support", "customers", "product"]
-LoopEvent = Literal["start", "cadence", "resolution"]
+# `rollout`: a tenant's customers hear when its wave of a fleet rollout starts and when it is done
+# (templates `rollout_start`, `rollout_done`)
+LoopEvent = Literal["start", "cadence", "resolution", "rollout", "rollout_start", "rollout_done"]
 
 
 class AudienceFilter(Strict):
@@ -314,6 +317,13 @@ PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "exception.reject": ["approver", "admin"],
     "exception.expire": ["approver", "admin"],
     "exception.assign": ["approver", "admin"],
+    "task.acknowledge": ["responder", "commander", "admin"],  # scheduled tasks (TSK-n)
+    "task.mitigate": ["responder", "commander", "admin"],
+    "task.resolve": ["responder", "commander", "admin"],
+    "task.close": ["responder", "commander", "admin"],
+    "task.reopen": ["responder", "commander", "admin"],
+    "task.assign": ["commander", "admin"],
+    "task.tenants": ["responder", "commander", "admin"],
     "runbook.run": ["responder", "commander", "csm", "admin"],
     "runbook.step": ["responder", "commander", "csm", "admin"],
     "runbook.remediate": ["responder", "commander", "admin"],  # confirm or retry an http call
@@ -356,6 +366,8 @@ class Policy(Strict):
     retention: Retention = Retention()
     changes: ChangesPolicy = ChangesPolicy()
     heartbeats: dict[Name, Heartbeat] = {}
+    # runbooks on a schedule: each tick opens a task (TSK-n) running the runbook (opsloop.schedules)
+    schedules: dict[Name, Schedule] = {}
     status: StatusPolicy = StatusPolicy()  # status pages: their address, each tier's contract
 
     # where the file was read from: relative paths in it are relative to its folder

@@ -18,6 +18,8 @@ import opsloop.loops.models
 import opsloop.models
 import opsloop.remediation.models
 import opsloop.replays
+import opsloop.rollouts.models
 import opsloop.runbooks.models
+import opsloop.schedules.models
 import opsloop.sla.models
 import opsloop.status.models  # noqa: F401

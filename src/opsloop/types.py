@@ -22,6 +22,7 @@ class Kind(StrEnum):
     INCIDENT = "incident"
     ESCALATION = "escalation"
     EXCEPTION = "exception"
+    TASK = "task"  # a scheduled runbook's run (opsloop.schedules)
 
     @property
     def prefix(self) -> str:
@@ -35,7 +36,7 @@ class Kind(StrEnum):
         raise KeyError(prefix)
 
 
-_PREFIX = {Kind.INCIDENT: "INC", Kind.ESCALATION: "ESC", Kind.EXCEPTION: "EXC"}
+_PREFIX = {Kind.INCIDENT: "INC", Kind.ESCALATION: "ESC", Kind.EXCEPTION: "EXC", Kind.TASK: "TSK"}
 
 
 class Severity(StrEnum):

@@ -241,7 +241,8 @@ def test_erasing_a_contact_from_the_command_line_names_the_source_that_still_has
     assert code == 1 and out.startswith("erased ops@acme.example: 1 sealed audit value(s); rows changed: "
                                         "accounts 1; 0 undelivered message(s) cancelled; recorded as audit event")
     assert err == (f"still in a configured source: {ROOT / 'accounts.yml'}: account acme still lists this "
-                   "contact; remove it there, or the next start imports it again\n")
+                   "contact; remove it there, or it comes back with the next import of that file (or a start on an "
+                   "empty catalog)\n")
     with pytest.raises(SystemExit) as usage:
         main(["privacy", "erase", "--contact", "ops@acme.example", "--tenant", "acme"])
     assert usage.value.code == 2 and "not allowed with argument --contact" in capsys.readouterr().err

@@ -17,10 +17,12 @@ DECLARE = ["DedicatedChannels.on_created", "Runbooks.attach", "FeedbackLoops.on_
 def test_declaring_an_incident_is_read_from_one_row(services: Services) -> None:
     table = services.bus.table.describe()
     assert table["ItemCreated"] == DECLARE
-    assert table["RunAttached"] == ["Checklists.attached"]  # heard after the card is queued
+    # heard after the card is queued; a fleet rollout's tenants are pinned as the run starts
+    assert table["RunAttached"] == ["Rollouts.pin", "Checklists.attached"]
     assert table["ClockBreached"] == ["Health.after_breach", "ClockWords.breached"]
     assert set(timer_table(services)) == {"warn", "breach", "page", "runbook.gate.expire", "exception.expire", "heartbeat.due",
-                                          "health.daily", "health.snooze_end", "health.play.remind"}
+                                          "health.daily", "health.snooze_end", "health.play.remind",
+                                          "schedule.tick"}
     assert handler_table(services).describe() == table  # the table bootstrap installed is this one
 
 

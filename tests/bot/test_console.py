@@ -77,7 +77,8 @@ def test_bad_usage_exits_2_with_one_line(tmp_path: Path, cli_env: dict[str, str]
     bad_config = {**cli_env, "OPSLOOP_CONFIG": str(tmp_path / "missing.yml")}
     result = opsloop("shell", cwd=tmp_path, env=bad_config)
     assert result.returncode == 2
-    assert result.stderr.strip().endswith("cannot read: No such file or directory")
+    assert result.stderr.startswith(f"opsloop: no policy file at {tmp_path / 'missing.yml'}: ")
+    assert "OPSLOOP_CONFIG=" in result.stderr and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
 
 

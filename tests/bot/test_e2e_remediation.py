@@ -122,13 +122,17 @@ def test_two_distinct_approvers_press_approve_then_the_call_is_made_once_and_rep
     def approval_requests() -> list[Call]:
         return [c for c in posts(mock_slack) if str(c.params["text"]).startswith("🔐 Approval needed")]
 
-    pump(services, server, approval_requests, what="the approval request")
-    [request] = approval_requests()
+    pump(services, server, lambda: len(approval_requests()) == 3, limit=30,
+         what="the approval request and its DMs")
+    [request] = [c for c in approval_requests() if c.params["channel"] == "C0OPS"]
+    dms = {c.params["channel"]: c for c in approval_requests() if c.params["channel"] != "C0OPS"}
+    assert set(dms) == {APPROVER2, APPROVER3}  # each approver by DM, never the starter
+    assert all(list(buttons(dm)) == ["Approve: gate", "Reject: gate"] for dm in dms.values())
     assert request.params["thread_ts"] == card.answer["ts"]  # in the incident's thread
     body = " ".join(b["text"]["text"] for b in request.params["blocks"] if b["type"] == "section" and "text" in b)
     assert "`POST https://ops-api.internal/services/web/restart`" in body
     assert "Bearer {{ secrets.OPS_API_TOKEN }}" in body  # which secret, never its value
-    assert fields(request)["Who may approve"] == "role approver"
+    assert fields(request)["Who may approve"] == f"<@{APPROVER2}> or <@{APPROVER3}> (role approver)"
     assert list(buttons(request)) == ["Approve: gate", "Reject: gate"]
 
     press(server, mock_slack, request, "Approve: gate", REQUESTER)  # started it: never counts
@@ -142,8 +146,9 @@ def test_two_distinct_approvers_press_approve_then_the_call_is_made_once_and_rep
     sweeps_pass(services, 3)
     assert not route.called  # one distinct approver of two: nothing is called
 
-    press(server, mock_slack, request, "Approve: gate", APPROVER3)
+    press(server, mock_slack, dms[APPROVER3], "Approve: gate", APPROVER3)  # from the DM
     wait_for(lambda: route.called, what="the call to the API")
+
     sweeps_pass(services, 3)
     assert route.call_count == 1
     sent = route.calls.last.request
@@ -154,7 +159,7 @@ def test_two_distinct_approvers_press_approve_then_the_call_is_made_once_and_rep
     def result() -> list[str]:
         return [t for t in texts(posts(mock_slack)) if t.startswith("✅ `restart`")]
 
-    pump(services, server, result, what="the result in the thread")
+    pump(services, server, result, limit=30, what="the result in the thread")  # after the request's edits
     assert result() == ["✅ `restart` POST ops-api.internal/services/web/restart → 202 · succeeded · 1 attempt"
                         " · outputs job=j-42"]
     [line] = [c for c in posts(mock_slack) if c.params["text"] == result()[0]]
@@ -163,6 +168,16 @@ def test_two_distinct_approvers_press_approve_then_the_call_is_made_once_and_rep
     pump(services, server, lambda: completed in texts(posts(mock_slack)), what="the run's completion")
     thread = [t for t in texts(posts(mock_slack)) if t in (result()[0], completed)]
     assert thread == [result()[0], completed]  # the step's result, then what it led to
+
+    def settled() -> list[Call]:
+        return [c for c in mock_slack.ok_calls("chat.update") if str(c.params["text"]).startswith("✅ `gate`")]
+
+    pump(services, server, lambda: len(settled()) == 3, limit=30, what="every copy of the request edited")
+    assert {(c.params["channel"], c.params["ts"]) for c in settled()} == {
+        (copy.answer["channel"], copy.answer["ts"]) for copy in [request, *dms.values()]}
+    assert all(not buttons(c) for c in settled())
+    assert {c.params["text"] for c in settled()} == {
+        f"✅ `gate` on INC-1 was approved by <@{APPROVER2}>, <@{APPROVER3}>"}
     everything = json.dumps([c.params for c in mock_slack.all_calls()])
     assert SECRET not in everything  # the secret went to the API and nowhere else
 
@@ -219,10 +234,10 @@ def test_pressing_retry_again_once_its_retry_has_run_starts_no_other_attempt(
                 if label in buttons(c)]
 
     pump(services, server, lambda: with_button("Approve: gate"), what="the approval request")
-    [request] = with_button("Approve: gate")
+    request = with_button("Approve: gate")[0]  # in the thread or a DM: the same round
     press(server, mock_slack, request, "Approve: gate", APPROVER2)
     press(server, mock_slack, request, "Approve: gate", APPROVER3)
-    pump(services, server, lambda: with_button("Retry: restart"), what="a Retry button")
+    pump(services, server, lambda: with_button("Retry: restart"), limit=30, what="a Retry button")
     assert route.call_count == 1
     retry = with_button("Retry: restart")[-1]
     press(server, mock_slack, retry, "Retry: restart", RESPONDER)

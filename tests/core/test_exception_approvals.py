@@ -9,6 +9,7 @@ from bot.bootstrap import Services
 from opsloop.errors import PermissionDenied
 from opsloop.messages import Message
 from opsloop.models import AuditEvent, OutboxMessage
+from opsloop.runbooks.models import RunbookRun, RunbookStepRun
 from tests.support import FakeClock
 
 REQUESTER, APPROVER, ADMIN = "U0SRE2", "U0SRE1", "U0ADMIN"  # the requester is an approver too
@@ -88,3 +89,67 @@ def test_without_expires_the_policy_default_applies(services: Services) -> None:
     services.commands.press("workitem.approve", ref, actor=APPROVER)
     item = services.workitems.get(ref).item
     assert item.expires_at is not None and (item.expires_at - services.clock.now()).total_seconds() == 86400
+
+
+def settled(services: Services, prefix: str) -> dict[str, Message]:
+    with services.db.transaction() as s:
+        rows = s.exec(select(OutboxMessage).where(col(OutboxMessage.key).startswith(f"settled:{prefix}"))).all()
+        return {r.update_key or "": Message.from_json(r.payload["message"]) for r in rows}
+
+
+def gate_state(services: Services, ref: str) -> dict[str, str]:
+    with services.db.transaction() as s:
+        item = services.workitems.get(ref).item
+        run = s.exec(select(RunbookRun).where(RunbookRun.work_item_id == item.id)).one()
+        return {r.step_id: r.state for r in s.exec(select(RunbookStepRun).where(RunbookStepRun.run_id == run.id))}
+
+
+def test_a_decision_edits_every_approvers_dm_and_is_the_runbooks_approval_too(services: Services) -> None:
+    ref = request(services)
+    assert gate_state(services, ref)["gate"] == "waiting"  # the exception's runbook: its gate waits
+    asked = {m.target for m in _rows(services, f"exception-ask:{ref}:")}
+    assert asked == {APPROVER, ADMIN}
+    assert not any("is approved" in m.text for m in sent_to(services, "C0OPS"))  # nothing says approved yet
+    services.commands.handle("/exception", f"approve {ref} looks safe", actor=APPROVER)
+    edits = settled(services, f"exception-ask:{ref}:")
+    assert set(edits) == {f"exception-ask:{ref}:{p}" for p in asked}
+    for edit in edits.values():
+        assert edit.text.startswith(f"✅ {ref} was approved by <@{APPROVER}>") and edit.buttons == []
+    steps = gate_state(services, ref)
+    assert steps["gate"] == "approved" and steps["announce"] == "done"  # one decision; announced after it
+    with services.db.transaction() as s:
+        audit = s.exec(select(AuditEvent).where(AuditEvent.action == "runbook.step.approve")).one()
+    assert audit.actor == APPROVER and audit.after["with"] == ref
+
+
+def test_approving_the_runbook_step_of_an_exception_approves_the_exception(services: Services) -> None:
+    ref = request(services)
+    for step in ("describe_risk", "time_box"):
+        services.commands.handle("/runbook", f"done {ref} {step}", actor="U0RESP1")
+    assert gate_state(services, ref)["gate"] == "open"
+    assert services.workitems.get(ref).item.state == "requested"
+    with pytest.raises(PermissionDenied):  # the requester cannot approve it through the runbook either
+        services.commands.handle("/runbook", f"approve {ref} gate", actor=REQUESTER)
+    reply = services.commands.handle("/runbook", f"approve {ref} gate", actor=APPROVER)
+    assert reply.text == f"{ref} is now approved, and with it step `gate` of its runbook (one decision)"
+    assert services.workitems.get(ref).item.state == "approved"
+    assert gate_state(services, ref)["gate"] == "approved"
+    # the gate's request in the thread was decided with the exception: no DM of its own, edited once decided
+    assert not _rows(services, "gate-ask:")
+    [thread_copy] = _rows(services, "gate-round:")
+    assert settled(services, "gate-round:")[thread_copy.key].text.startswith(
+        f"✅ `gate` on {ref} was approved by <@{APPROVER}>")
+
+
+def test_a_rejected_exception_rejects_its_runbooks_gate(services: Services) -> None:
+    ref = request(services)
+    services.commands.handle("/exception", f"reject {ref} not during the sale", actor=APPROVER)
+    steps = gate_state(services, ref)
+    assert steps["gate"] == "rejected" and steps["announce"] == "blocked"
+    assert settled(services, f"exception-ask:{ref}:")[f"exception-ask:{ref}:{APPROVER}"].text.startswith(
+        f"⛔ {ref} was rejected by <@{APPROVER}>")
+
+
+def _rows(services: Services, prefix: str) -> list[OutboxMessage]:
+    with services.db.transaction() as s:
+        return list(s.exec(select(OutboxMessage).where(col(OutboxMessage.key).startswith(prefix))))

@@ -15,6 +15,7 @@ from opsloop.commands.grammar import Command, Context
 from opsloop.commands.health import HealthCommands
 from opsloop.commands.oncall import OnCallCommands
 from opsloop.commands.remediation import RemediationCommands
+from opsloop.commands.rollouts import RolloutCommands
 from opsloop.commands.runbook import RunbookCommands
 from opsloop.commands.workitems import WorkItemCommands
 from opsloop.digest.service import Digests
@@ -28,6 +29,8 @@ from opsloop.present.dryrun import DryRun
 from opsloop.present.items import Cards
 from opsloop.present.runbooks import Checklists
 from opsloop.remediation.service import Remediation
+from opsloop.rollouts.decisions import Decisions
+from opsloop.rollouts.service import Rollouts
 from opsloop.runbooks.runs import Runbooks
 from opsloop.sla.service import Sla
 from opsloop.types import Kind
@@ -42,11 +45,13 @@ class Commands:
 
     def __init__(self, *, workitems: WorkItems, cards: Cards, runbooks: Runbooks, checklists: Checklists,
                  sla: Sla, oncall: OnCall, remediation: Remediation, dry_run: DryRun, health: Health,
-                 plays: Plays, digests: Digests, authz: Authorizer) -> None:
+                 plays: Plays, digests: Digests, authz: Authorizer, rollouts: Rollouts,
+                 decisions: Decisions) -> None:
         self.people = People(authz)
         clocks = ClockCommands(sla)
         self.items = WorkItemCommands(workitems, cards)
-        self.runbooks = RunbookCommands(runbooks, checklists, dry_run)
+        fleet = RolloutCommands(rollouts, decisions)
+        self.runbooks = RunbookCommands(runbooks, checklists, dry_run, workitems, fleet)
         remedies = RemediationCommands(remediation, runbooks, self.runbooks.step)
         health_commands = HealthCommands(health, plays)
         incident, escalate = self.items.command(Kind.INCIDENT), self.items.command(Kind.ESCALATION)
@@ -54,6 +59,7 @@ class Commands:
         escalate.add(*clocks.verbs(Kind.ESCALATION))
         runbook = self.runbooks.command()
         runbook.add(*remedies.verbs())
+        runbook.add(*fleet.verbs())
         self.commands: dict[str, Command] = {c.name: c for c in (
             incident, escalate, self.items.command(Kind.EXCEPTION), runbook, OnCallCommands(oncall).command(),
             health_commands.command(), DigestCommands(digests).command())}
@@ -63,6 +69,7 @@ class Commands:
             "clock": clocks.press,
             "gate": remedies.press_gate,
             "remediation": remedies.press_call,
+            "rollout": fleet.press,
             "health": health_commands.press,
         }
         # form id -> handler(context, values, actor)

@@ -12,8 +12,10 @@ from opsloop.durations import parse_duration
 from opsloop.errors import UsageError
 from opsloop.types import Kind, Severity
 
-COMMAND_OF = {Kind.INCIDENT: "/incident", Kind.ESCALATION: "/escalate", Kind.EXCEPTION: "/exception"}
-_A = {Kind.INCIDENT: "an incident", Kind.ESCALATION: "an escalation", Kind.EXCEPTION: "an exception"}
+COMMAND_OF = {Kind.INCIDENT: "/incident", Kind.ESCALATION: "/escalate", Kind.EXCEPTION: "/exception",
+              Kind.TASK: "/runbook"}
+_A = {Kind.INCIDENT: "an incident", Kind.ESCALATION: "an escalation", Kind.EXCEPTION: "an exception",
+      Kind.TASK: "a scheduled task"}
 _REF = re.compile(r"^([A-Za-z]+)-(\d+)$")
 _SEVERITY_LIKE = re.compile(r"^sev[-_]?\d+$", re.IGNORECASE)
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]{2,})$|^@([\w.\-']{1,80})$")
@@ -190,5 +192,5 @@ STEP_ID = Pattern(r"[a-z0-9][a-z0-9_]{0,63}", "STEP", "a step id (e.g. confirm_d
 INCIDENT_ID = RefType((Kind.INCIDENT,))
 ESCALATION_ID = RefType((Kind.ESCALATION,))
 EXCEPTION_ID = RefType((Kind.EXCEPTION,))
-ANY_ID = RefType((Kind.INCIDENT, Kind.ESCALATION, Kind.EXCEPTION))
+ANY_ID = RefType((Kind.INCIDENT, Kind.ESCALATION, Kind.EXCEPTION, Kind.TASK))
 ITEM_ID = {Kind.INCIDENT: INCIDENT_ID, Kind.ESCALATION: ESCALATION_ID, Kind.EXCEPTION: EXCEPTION_ID}

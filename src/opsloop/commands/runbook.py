@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opsloop.commands.args import ANY_ID, RUNBOOK_ID, STEP_ID
 from opsloop.commands.grammar import Args, Command, Flag, Pairs, Pos, Rest, Run, Verb
+from opsloop.commands.rollouts import RolloutCommands
 from opsloop.errors import ConfigError, UsageError
 from opsloop.events import RunAttached
 from opsloop.messages import Form, FormField, Reply, escape, user
@@ -12,13 +13,17 @@ from opsloop.present.dryrun import DryRun
 from opsloop.present.runbooks import Checklists, warnings
 from opsloop.runbooks.runs import Runbooks
 from opsloop.runbooks.schema import ApprovalStep, HttpStep, NotifyStep, step_title
+from opsloop.workitems import WorkItems
 
 
 class RunbookCommands:
-    def __init__(self, runbooks: Runbooks, checklists: Checklists, dry_run: DryRun) -> None:
+    def __init__(self, runbooks: Runbooks, checklists: Checklists, dry_run: DryRun,
+                 workitems: WorkItems, fleet: RolloutCommands) -> None:
         self.runbooks = runbooks
+        self.workitems = workitems
         self.checklists = checklists
         self.dry_run = dry_run
+        self.fleet = fleet  # rollouts: a wave's approval, per-tenant outcomes in status
 
     def command(self) -> Command:
         ref, step = Pos("ref", ANY_ID), Pos("step", STEP_ID)
@@ -40,6 +45,10 @@ class RunbookCommands:
 
     def _step(self, verb: str) -> Run:
         def run(args: Args) -> Reply:
+            if verb in ("approve", "reject"):  # a rollout step whose wave waits for approval
+                answered = self.fleet.wave(args, verb)
+                if answered is not None:
+                    return answered
             run_id = self.runbooks.locate(args["ref"], args["step"])
             return self.step(args.actor, run_id, args["step"], verb, args.get("reason"))
         return run
@@ -80,7 +89,12 @@ class RunbookCommands:
         return self.step(actor, run_id, step, "reject", values.get("reason"))
 
     def step(self, actor: str, run_id: int, step: str, verb: str, reason: str | None = None) -> Reply:
-        """A step action (done, skip, approve ...), answered with what it did."""
+        """A step action (done, skip, approve ...), answered with what it did. An exception's
+        approval step is the exception's own decision: approving it approves the exception."""
+        if verb in ("approve", "reject") and (ref := self.runbooks.decides_with_item(run_id, step)):
+            item = self.workitems.act(actor=actor, ref=ref, action=verb, note=reason)
+            return Reply(f"{item.ref} is now {item.state}, and with it step `{step}` of its runbook "
+                         "(one decision)")
         return Reply(step_line(self.runbooks.act(actor=actor, run_id=run_id, step_id=step, verb=verb,
                                                  reason=reason)))
 
@@ -106,7 +120,8 @@ class RunbookCommands:
         if not messages:
             return Reply(f"{ref} runs no runbook. Start one with `/runbook run ID {ref}`.")
         others = f" (and {len(messages) - 1} earlier run(s))" if len(messages) > 1 else ""
-        return Reply(f"{ref}: its runbook{others}", message=messages[0])
+        fleet = self.fleet.status(ref)
+        return Reply("\n".join([f"{ref}: its runbook{others}", *fleet]), message=messages[0])
 
     def _list(self, args: Args) -> Reply:
         lines = ["*Runbooks*"]

@@ -170,6 +170,6 @@ def _sources(accounts_file: Path | None, needles: list[str]) -> list[str]:
         rows = read_catalog(accounts_file)
     except ConfigError as error:
         return [f"{accounts_file}: cannot be read to check it ({error}); check it by hand"]
-    return [f"{accounts_file}: account {row.id} still lists this contact; remove it there, or the next "
-            "start imports it again"
+    return [f"{accounts_file}: account {row.id} still lists this contact; remove it there, or it "
+            "comes back with the next import of that file (or a start on an empty catalog)"
             for row in rows if row.contact_email and row.contact_email.lower() in needles]

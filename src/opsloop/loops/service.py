@@ -23,7 +23,7 @@ from opsloop import outbox
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.errors import ConfigError
-from opsloop.events import ItemChanged, ItemCreated
+from opsloop.events import ItemChanged, ItemCreated, RolloutChanged
 from opsloop.lifecycle import OPEN_STATES
 from opsloop.loops.context import customer_context, internal_context
 from opsloop.loops.models import FeedbackLoop
@@ -84,6 +84,36 @@ class FeedbackLoops:
                 cadence = self._audience_named(loop.audience).cadence
                 loop.next_notice_at = now + cadence if cadence else None
                 session.add(loop)
+
+    def on_rollout(self, session: Session, event: RolloutChanged) -> None:
+        """A fleet rollout's wave started or finished: each of its tenants' customers hear it (when the
+        customers audience lists `rollout`, and the tenant's tier is one it hears about), each from a
+        context holding that one account only."""
+        audience = self.policy.audiences.get("customers")
+        if event.what not in ("wave", "wave_done") or not event.tenants or audience is None:
+            return
+        if "rollout" not in audience.events:
+            return
+        phase = "rollout_start" if event.what == "wave" else "rollout_done"
+        tiers = {t.value for t in audience.when.tiers}
+        source = self.env.loader.get_source(self.env, f"customers_{phase}.j2")[0]  # type: ignore[union-attr]
+        for account in self._accounts(session, list(event.tenants)):
+            if tiers and account.tier not in tiers:
+                continue
+            context = {"customer": {"name": account.name}, "sender": audience.from_address,
+                       "change": {"at": event.at.strftime("%Y-%m-%d %H:%M UTC")}}
+            text = render(self.env, source, context, what=f"audiences.customers.templates.{phase}")
+            headline, _, rest = text.partition("\n")
+            for transport, target in (("email", account.contact_email), ("webhook", account.webhook_url)):
+                if not target:
+                    continue
+                payload: dict[str, Any] = (
+                    {"subject": headline, "body": rest.strip(), "from": audience.from_address}
+                    if transport == "email" else
+                    {"json": {"event": phase, "audience": "customers", "subject": headline,
+                              "text": rest.strip(), "tenant": account.id}})
+                outbox.enqueue(session, transport=transport, target=target, now=event.at, payload=payload,
+                               key=f"rollout:{event.rollout_id}:{account.id}:{phase}:{transport}")
 
     def _start(self, session: Session, item: WorkItem, tenants: list[str], now: datetime) -> None:
         accounts = self._accounts(session, tenants)

@@ -11,7 +11,8 @@ from opsloop.sla.calendars import BusinessHours
 from opsloop.sla.clocks import ClockBook
 from opsloop.sla.models import BREACHED, MET, PAUSED, RUNNING, SlaClock
 
-LABELS = {"response": "Response", "update": "Update", "resolution": "Resolution"}
+LABELS = {"response": "Response", "update": "Update", "resolution": "Resolution",
+          "rollout": "Rollout deadline"}
 
 
 def human(delta: timedelta) -> str:

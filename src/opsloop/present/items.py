@@ -44,7 +44,8 @@ _LABELS = {
     "expire": ("End now", "danger"),
 }
 _ICON = {"sev1": "🔴", "sev2": "🟠", "sev3": "🟡", "sev4": "⚪"}
-_CREATED = {Kind.INCIDENT: "declared", Kind.ESCALATION: "opened", Kind.EXCEPTION: "requested"}
+_CREATED = {Kind.INCIDENT: "declared", Kind.ESCALATION: "opened", Kind.EXCEPTION: "requested",
+            Kind.TASK: "scheduled"}
 
 
 def card_key(ref: str) -> str:

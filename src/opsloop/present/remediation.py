@@ -11,21 +11,24 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from opsloop import outbox
 from opsloop.durations import format_duration
-from opsloop.events import ApprovalRequested, CallFinished, GateReopened
+from opsloop.events import ApprovalDecided, ApprovalRequested, CallFinished, GateReopened
 from opsloop.messages import Button, Message, escape, target, user
 from opsloop.outbox import CHAT
+from opsloop.present.copies import settle_copies
 from opsloop.present.items import Cards, card_key
-from opsloop.remediation.models import FAILED, SENDING, SUCCEEDED, UNKNOWN, RemediationCall
+from opsloop.remediation.models import FAILED, SENDING, SUCCEEDED, UNKNOWN, ApprovalRound, RemediationCall
 from opsloop.remediation.secrets import mask, plain
 from opsloop.remediation.service import CallDecision
-from opsloop.runbooks.models import RunbookRun
+from opsloop.runbooks import states as S
+from opsloop.runbooks.models import RunbookRun, RunbookStepRun
 from opsloop.runbooks.pinning import runbook_of, snapshot_of
+from opsloop.runbooks.runs import Runbooks
 from opsloop.runbooks.schema import ApprovalStep
-from opsloop.types import OPSLOOP
+from opsloop.types import OPSLOOP, Kind
 
 MAX_BODY = 1200
 
@@ -67,9 +70,19 @@ def approvers_text(approvers: list[str]) -> str:
     return " or ".join(target(a) for a in approvers)
 
 
+def who_may_approve(approvers: list[str], asked: list[str]) -> str:
+    """The people by name, then the rule that names them: `@ana or @bo (role approver)`."""
+    if not asked:
+        return f"nobody: {approvers_text(approvers)} names no one but the person who started the run"
+    return f"{' or '.join(user(p) for p in asked)} ({approvers_text(approvers)})"
+
+
 def approval_request(*, ref: str, runbook: str, version: str, gate_id: str, approvers: list[str],
                      min_approvals: int, requester: str, requests: Mapping[str, Mapping[str, Any]],
-                     round_id: int, number: int, expires: str | None, why: str | None) -> Message:
+                     round_id: int, number: int, expires: str | None, why: str | None,
+                     asked: list[str], decided_with: str | None = None) -> Message:
+    """The request in the thread and in each approver's DM. `decided_with`: the exception whose
+    own approval decides this gate (one decision, announced by the exception)."""
     again = f" (request #{number})" if number > 1 else ""
     parts = [f"_{escape(why)}_"] if why else []
     for step_id, request in requests.items():
@@ -78,9 +91,9 @@ def approval_request(*, ref: str, runbook: str, version: str, gate_id: str, appr
         parts.append("No http call depends on this gate; approving lets the next steps start.")
     return Message(
         text=f"🔐 Approval needed on {ref}: `{gate_id}` of runbook {runbook} {version}{again}",
-        fields=[("Who may approve", approvers_text(approvers)),
-                ("Needed", f"{min_approvals} distinct approver(s), "
-                           f"not {user(requester)} who started it"),
+        fields=[("Who may approve", who_may_approve(approvers, asked)),
+                ("Needed", f"approving or rejecting {decided_with} decides it" if decided_with else
+                           f"{min_approvals} distinct approver(s), not {user(requester)} who started it"),
                 *([("Expires", expires)] if expires else [])],
         body="\n\n".join(parts),
         buttons=[Button(f"Approve: {gate_id}", "gate.approve", str(round_id), "primary"),
@@ -155,10 +168,12 @@ def decision_text(decision: CallDecision) -> str:
 
 
 class RemediationWords:
-    """Approval requests and call results in the item's thread."""
+    """Approval requests in the item's thread and in each approver's DM, settled everywhere once
+    decided; call results in the item's thread."""
 
-    def __init__(self, cards: Cards) -> None:
+    def __init__(self, cards: Cards, runbooks: Runbooks) -> None:
         self.cards = cards
+        self.runbooks = runbooks
 
     def requested(self, session: Session, event: ApprovalRequested) -> None:
         run = session.get(RunbookRun, event.run_id)
@@ -167,14 +182,36 @@ class RemediationWords:
         assert isinstance(gate, ApprovalStep)
         expires = (f"in {format_duration(event.expires_after)} ({event.expires_at:%H:%M} UTC) unless approved"
                    if event.expires_after and event.expires_at else None)
+        # an exception's gate is the exception's own decision: its approvers are asked by the exception
+        exception = event.item.kind == Kind.EXCEPTION.value
+        asked = self.runbooks.people(gate.approvers, besides=event.requester)
         message = approval_request(
             ref=event.item.ref, runbook=event.runbook_id, version=event.version, gate_id=gate.id,
             approvers=gate.approvers, min_approvals=gate.min_approvals, requester=event.requester,
             requests=event.requests, round_id=event.round_id, number=event.number, expires=expires,
-            why=event.why)
+            why=event.why, asked=asked, decided_with=event.item.ref if exception else None)
         outbox.enqueue(session, transport=CHAT, target=event.item.channel or "", now=event.at,
                        thread_key=card_key(event.item.ref), key=f"gate-round:{event.round_id}",
                        payload={"message": message.to_json()})
+        for person in [] if exception else asked:
+            outbox.enqueue(session, transport=CHAT, target=person, now=event.at,
+                           key=f"gate-ask:{event.round_id}:{person}", payload={"message": message.to_json()})
+
+    def decided(self, session: Session, event: ApprovalDecided) -> None:
+        """Approved (enough approvals) or rejected: every copy of the request says so, buttons gone."""
+        if event.after not in (S.APPROVED, S.REJECTED):
+            return
+        row = session.exec(select(RunbookStepRun).where(RunbookStepRun.run_id == event.run_id,
+                                                        RunbookStepRun.step_id == event.step_id)).one()
+        if event.after == S.APPROVED:
+            by = ", ".join(user(a["by"]) for a in row.approvals)
+            outcome = f"✅ `{event.step_id}` on {event.item.ref} was approved by {by}"
+        else:
+            why = f": {escape(event.reason)}" if event.reason else ""
+            outcome = f"⛔ `{event.step_id}` on {event.item.ref} was rejected by {user(event.actor)}{why}"
+        for round_id in _rounds(session, row, closed=False):
+            settle_copies(session, keys=[f"gate-round:{round_id}"], prefixes=[f"gate-ask:{round_id}:"],
+                          outcome=outcome, now=event.at)
 
     def finished(self, session: Session, event: CallFinished) -> None:
         call = session.get(RemediationCall, event.call_id)
@@ -186,3 +223,19 @@ class RemediationWords:
     def reopened(self, session: Session, event: GateReopened) -> None:
         self.cards.story(session, event.item, OPSLOOP, "runbook.gate.reopened",
                          f"Approval of `{event.gate_id}` is asked again: {event.why}", event.at)
+        row = session.exec(select(RunbookStepRun).where(RunbookStepRun.run_id == event.run_id,
+                                                        RunbookStepRun.step_id == event.gate_id)).one()
+        outcome = (f"⌛ This request for `{event.gate_id}` on {event.item.ref} no longer holds "
+                   f"({escape(event.why)}); approval is asked again in a new request")
+        for round_id in _rounds(session, row, closed=True):
+            settle_copies(session, keys=[f"gate-round:{round_id}"], prefixes=[f"gate-ask:{round_id}:"],
+                          outcome=outcome, now=event.at)
+
+
+def _rounds(session: Session, row: RunbookStepRun, *, closed: bool) -> list[int]:
+    """The gate's rounds: those closed (lapsed, replaced), or the newest (the one just decided)."""
+    rounds = session.exec(select(ApprovalRound).where(ApprovalRound.step_run_id == row.id)
+                          .order_by(col(ApprovalRound.number).desc())).all()
+    if closed:
+        return [r.id for r in rounds if r.closed_at is not None and r.id is not None]
+    return [rounds[0].id] if rounds and rounds[0].id is not None else []

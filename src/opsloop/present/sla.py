@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from opsloop import outbox
 from opsloop.durations import format_duration
-from opsloop.events import ClockBreached, ClockWarned, EscalationExhausted, EscalationPaged
+from opsloop.events import ClockBreached, ClockWarned, EscalationExhausted, EscalationPaged, ItemChanged
 from opsloop.incident_channels import is_pending
 from opsloop.messages import Button, Message, channel, escape, user
 from opsloop.models import WorkItem
 from opsloop.outbox import CHAT
 from opsloop.present.clocks import human
+from opsloop.present.copies import settle_copies
 from opsloop.present.items import Cards
+from opsloop.sla.escalation import PAGE
+from opsloop.sla.models import Timer
+from opsloop.types import State
 
 
 def page_message(item: WorkItem, chain: str, where: str) -> Message:
@@ -58,6 +62,16 @@ class ClockWords:
         else:
             line = f"📟 Paged {', '.join(user(u) for u in event.users)} for {item.ref} ({where})"
         self._tell(session, item, line, event.at)
+
+    def settle_pages(self, session: Session, event: ItemChanged) -> None:
+        """Someone took it (acknowledged, or it went further): every page's DM says who, buttons gone."""
+        if event.before != State.TRIGGERED or event.after == State.TRIGGERED:
+            return
+        item = event.item
+        timers = session.exec(select(Timer.id).where(Timer.work_item_id == item.id, Timer.kind == PAGE)).all()
+        if timers:
+            outcome = f"✅ {item.ref} was {event.after.value} by {user(event.actor)}: {escape(item.title)}"
+            settle_copies(session, prefixes=[f"page:{t}:" for t in timers], outcome=outcome, now=event.at)
 
     def exhausted(self, session: Session, event: EscalationExhausted) -> None:
         rounds = f"{event.rounds} round{'s' if event.rounds > 1 else ''}"

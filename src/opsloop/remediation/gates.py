@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +41,7 @@ from opsloop.runbooks.schema import ApprovalStep, HttpStep, Runbook
 from opsloop.sla.models import Timer
 
 GATE_TIMER = "runbook.gate.expire"
+TENANT_SHAPE = {k: f"{{tenant.{k}}}" for k in ("id", "name", "tier", "region", "renewal_date", "band")}
 
 
 def gates_of(runbook: Runbook, step_id: str) -> list[str]:
@@ -74,7 +75,7 @@ def render_call(step: HttpStep, context: Context) -> dict[str, Any]:
         "method": step.request.method,
         "url": render_request(step.request.url, context, where=f"{where}.url"),
         "headers": render_request(dict(step.request.headers), context, where=f"{where}.headers"),
-        "json": render_request(step.request.json_body, context, where=f"{where}.json"),
+        "json": render_request(step.request.json_body, context, where=f"{where}.json", typed=True),
     }
 
 
@@ -96,8 +97,11 @@ class RunView:
     context: Context
 
     def request(self, step: HttpStep) -> dict[str, Any]:
+        """The request the step will send; for a `foreach: tenants` step, its shape, with each
+        tenant field shown as `{tenant.id}` (each wave's exact requests are bound when it starts)."""
+        context = replace(self.context, tenant=TENANT_SHAPE) if step.foreach else self.context
         try:
-            return render_call(step, self.context)
+            return render_call(step, context)
         except RenderError as error:
             return {"error": str(error)}
 
@@ -276,5 +280,8 @@ class Gates:
         row = view.rows[step_id]
         if row.state in S.TERMINAL:
             return False
+        step = view.runbook.step(step_id)
+        if isinstance(step, HttpStep) and step.foreach:  # its rollout started: the approval was used
+            return row.state != S.EXECUTOR
         call = session.exec(select(RemediationCall).where(RemediationCall.step_run_id == row.id)).first()
         return call is None or call.state in (PENDING, APPROVED)

@@ -58,6 +58,7 @@ from opsloop.remediation.safety import Refused
 from opsloop.remediation.secrets import MissingSecret
 from opsloop.runbooks import states as S
 from opsloop.runbooks.models import RunbookRun, RunbookStepRun
+from opsloop.runbooks.pinning import runbook_of, snapshot_of
 from opsloop.runbooks.runs import Runbooks
 from opsloop.runbooks.schema import ApprovalStep, HttpStep
 
@@ -134,6 +135,11 @@ class Remediation:
             assert isinstance(gate, ApprovalStep)
             self.gates.open_round(session, view, gate, event.at)
         elif event.step_type == "http":
+            run = session.get(RunbookRun, event.run_id)
+            assert run is not None
+            step = runbook_of(snapshot_of(session, run)).step(event.step_id)
+            if isinstance(step, HttpStep) and step.foreach:
+                return  # one call per tenant: opsloop.rollouts runs it
             row = session.exec(select(RunbookStepRun).where(RunbookStepRun.run_id == event.run_id,
                                                             RunbookStepRun.step_id == event.step_id)).one()
             call = self._call_for(session, row)

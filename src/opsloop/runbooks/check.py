@@ -4,7 +4,7 @@ never changed without raising its version (against git history and pinned snapsh
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -19,13 +19,23 @@ from opsloop.runbooks.render import (
     render_chat,
     render_request,
 )
-from opsloop.runbooks.schema import ApprovalStep, HttpStep, Input, NotifyStep, Runbook, step_title
+from opsloop.runbooks.schema import (
+    ApprovalStep,
+    HttpRequest,
+    HttpStep,
+    Input,
+    NotifyStep,
+    Runbook,
+    step_title,
+)
 from opsloop.runbooks.versions import Version
 
 _CANDIDATES = ("sample", "sample-1", "example", "a", "1", "a1", "sample_1", "Sample", "A", "x-1")
 SAMPLE_ITEM = {"id": "INC-1", "ref": "INC-1", "kind": "incident", "title": "Sample incident <for check>",
                "severity": "sev2", "state": "triggered", "tenants": ["acme"], "labels": {"service": "api"},
                "owner": "U0SAMPLE", "channel": "C0SAMPLE"}
+SAMPLE_TENANT = {"id": "acme", "name": "Acme <Corp>", "tier": "enterprise", "region": "eu",
+                 "renewal_date": "2027-03-31", "band": "healthy"}
 
 
 @dataclass(frozen=True)
@@ -106,19 +116,27 @@ def trial_render(runbook: Runbook, policy: Policy | None) -> list[str]:
             if isinstance(step, NotifyStep):
                 render_chat(step.message, context, where=f"{where}.message")
             if isinstance(step, HttpStep):
-                request = step.request
-                url = render_request(request.url, context, where=f"{where}.request.url",
-                                     secrets=RequestSecrets(secrets))
-                render_request(dict(request.headers), context, where=f"{where}.request.headers")
-                render_request(request.json_body, context, where=f"{where}.request.json")
-                host = urlsplit(url).hostname or ""
-                if policy is not None and host not in policy.actions.allow_hosts:
-                    allowed = ", ".join(policy.actions.allow_hosts) or "none"
-                    problems.append(f"{where}.request.url: host {host!r} is not in the policy's "
-                                    f"actions.allow_hosts ({allowed})")
+                per_tenant = replace(context, tenant=SAMPLE_TENANT) if step.foreach else context
+                requests = [("request", step.request)]
+                if step.rollback is not None:
+                    requests.append(("rollback", step.rollback))
+                for name, request in requests:
+                    problems += _trial_request(request, per_tenant, f"{where}.{name}", secrets, policy)
         except RenderError as error:
             problems.append(str(error))
     return problems
+
+
+def _trial_request(request: HttpRequest, context: Context, where: str, secrets: frozenset[str] | None,
+                   policy: Policy | None) -> list[str]:
+    url = render_request(request.url, context, where=f"{where}.url", secrets=RequestSecrets(secrets))
+    render_request(dict(request.headers), context, where=f"{where}.headers")
+    render_request(request.json_body, context, where=f"{where}.json", typed=True)
+    host = urlsplit(url).hostname or ""
+    if policy is not None and host not in policy.actions.allow_hosts:
+        allowed = ", ".join(policy.actions.allow_hosts) or "none"
+        return [f"{where}.url: host {host!r} is not in the policy's actions.allow_hosts ({allowed})"]
+    return []
 
 
 def policy_problems(runbook: Runbook, policy: Policy) -> list[str]:
@@ -129,31 +147,36 @@ def policy_problems(runbook: Runbook, policy: Policy) -> list[str]:
         if isinstance(step, NotifyStep) and step.channel not in policy.channels:
             problems.append(f"{where}.channel: unknown channel {step.channel!r} "
                             f"(the policy defines: {', '.join(policy.channels)})")
-        if isinstance(step, ApprovalStep):
-            for approver in step.approvers:
+        approvers = [(f"{where}.approvers", step.approvers)] if isinstance(step, ApprovalStep) else []
+        if isinstance(step, HttpStep) and step.fleet is not None:
+            approvers += [(f"{where}.waves[{n}].approval.approvers", wave.approval.approvers)
+                          for n, wave in enumerate(step.fleet.waves) if wave.approval is not None]
+        for place, names in approvers:
+            for approver in names:
                 role = approver.removeprefix("role:")
                 if approver.startswith("role:") and role not in policy.roles:
-                    problems.append(f"{where}.approvers: unknown role {role!r}")
+                    problems.append(f"{place}: unknown role {role!r}")
     return problems
 
 
 def routing_problems(library: Library, policy: Policy) -> list[str]:
     """Every runbook the routing tree names must exist, load, and be allowed to start."""
     problems = []
-    for i, route in enumerate(policy.routing):
-        if route.runbook is None:
+    named = [(f"routing[{i}].runbook", route.runbook) for i, route in enumerate(policy.routing)]
+    named += [(f"schedules.{name}.runbook", schedule.runbook) for name, schedule in policy.schedules.items()]
+    for where, runbook_id in named:
+        if runbook_id is None:
             continue
-        where = f"routing[{i}].runbook"
-        if route.runbook not in library.ids():
-            problems.append(f"{where}: no runbook {route.runbook!r} in {library.directory}")
+        if runbook_id not in library.ids():
+            problems.append(f"{where}: no runbook {runbook_id!r} in {library.directory}")
             continue
         try:
-            loaded = library.load(route.runbook)
+            loaded = library.load(runbook_id)
         except ConfigError as error:
-            problems.append(f"{where}: {route.runbook} is invalid: {error}")
+            problems.append(f"{where}: {runbook_id} is invalid: {error}")
             continue
         if loaded.runbook.status == "retired":
-            problems.append(f"{where}: {route.runbook} is retired; route to its replacement")
+            problems.append(f"{where}: {runbook_id} is retired; point it at its replacement")
     return problems
 
 

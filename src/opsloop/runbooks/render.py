@@ -143,6 +143,11 @@ class ChatSecrets:
         return self.__getattr__(name)
 
 
+# a secret's marker while rendering; only those carrying this render's nonce are markers (one compiled
+# pattern: a pattern per render would be compiled anew for every request of a 10,000-tenant rollout)
+_MARKER = re.compile(r"⟦secret:([A-Za-z_][A-Za-z0-9_]*)#([0-9a-f]{32})⟧")
+
+
 class RequestSecrets:
     """`secrets` inside an http request: names only, rendered as markers; records what was used.
 
@@ -153,14 +158,15 @@ class RequestSecrets:
         self._allowed = allowed
         self.used: set[str] = set()
         self._nonce = random_tokens.token_hex(16)
-        self._marker = re.compile(r"⟦secret:([A-Za-z_][A-Za-z0-9_]*)#" + self._nonce + "⟧")
 
     def finish(self, rendered: str, named: frozenset[str]) -> str:
         """Rendered text as request text: markers of the secrets `named` in the template's own
         text become references, and everything else is escaped as data."""
         out: list[str] = []
         position = 0
-        for match in self._marker.finditer(rendered):
+        for match in _MARKER.finditer(rendered):
+            if match.group(2) != self._nonce:  # not this render's: data that looks like a marker
+                continue
             if match.group(1) not in named:
                 raise RenderError("secrets can only be named in the template itself, as secrets.NAME")
             out += [escape_request(rendered[position:match.start()]), reference(match.group(1))]
@@ -193,18 +199,28 @@ class Context:
     item: Mapping[str, Any]
     steps: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     secret_names: frozenset[str] | None = None  # None: any name (nothing is resolved here anyway)
+    # a `foreach: tenants` step's call: the tenant's public catalog fields (absent elsewhere, so
+    # `tenant` in any other template is an undefined name)
+    tenant: Mapping[str, Any] | None = None
+
+    def _tenant(self, escaped: bool) -> dict[str, Any]:
+        if self.tenant is None:
+            return {}
+        return {"tenant": _escaped(self.tenant) if escaped else dict(self.tenant)}
 
     def chat(self) -> dict[str, Any]:
         return {"inputs": _escaped(self.inputs), "item": _escaped(self.item),
-                "steps": _escaped(self.steps), "secrets": ChatSecrets()}
+                "steps": _escaped(self.steps), "secrets": ChatSecrets(), **self._tenant(True)}
 
     def raw(self) -> dict[str, Any]:
         return {"inputs": dict(self.inputs), "item": dict(self.item),
-                "steps": {k: dict(v) for k, v in self.steps.items()}, "secrets": ChatSecrets()}
+                "steps": {k: dict(v) for k, v in self.steps.items()}, "secrets": ChatSecrets(),
+                **self._tenant(False)}
 
     def request(self, secrets: RequestSecrets) -> dict[str, Any]:
         return {"inputs": dict(self.inputs), "item": dict(self.item),
-                "steps": {k: dict(v) for k, v in self.steps.items()}, "secrets": secrets}
+                "steps": {k: dict(v) for k, v in self.steps.items()}, "secrets": secrets,
+                **self._tenant(False)}
 
 
 def _escaped(value: Any) -> Any:
@@ -237,25 +253,46 @@ def render_chat(source: str, context: Context, *, where: str) -> str:
 
 
 def render_request(value: Any, context: Context, *, where: str,
-                   secrets: RequestSecrets | None = None) -> Any:
+                   secrets: RequestSecrets | None = None, typed: bool = False) -> Any:
     """Render every string inside an http request (url, headers, json body), recursively, into
-    request text (see opsloop.remediation.secrets)."""
+    request text (see opsloop.remediation.secrets).
+
+    `typed` (a JSON body): a string that is one whole `{{ expression }}` whose value is a number
+    or a boolean (an `integer` input, a numeric output) becomes that JSON value, not its text."""
     secrets = secrets if secrets is not None else RequestSecrets(context.secret_names)
     variables = context.request(secrets)
-    return _render_tree(value, variables, where, secrets)
+    return _render_tree(value, variables, where, secrets, typed)
 
 
-def _render_tree(value: Any, variables: dict[str, Any], where: str, secrets: RequestSecrets) -> Any:
+_WHOLE = re.compile(r"\s*\{\{(?P<expression>[^{}]+)\}\}\s*")
+
+
+def _native(source: str, variables: dict[str, Any]) -> bool | int | float | None:
+    """The value of a string that is exactly one expression, when it is a number or a boolean."""
+    found = _WHOLE.fullmatch(source)
+    if found is None:
+        return None
+    try:
+        value = _expression(found["expression"].strip())(**variables)
+    except Exception:  # anything odd renders as text, which reports it properly
+        return None
+    return value if isinstance(value, bool | int | float) else None
+
+
+def _render_tree(value: Any, variables: dict[str, Any], where: str, secrets: RequestSecrets,
+                 typed: bool = False) -> Any:
     if isinstance(value, str):
         try:
             named = secrets_named(value)
         except RenderError as error:
             raise RenderError(f"{where}: {error}") from None
+        if typed and not named and (native := _native(value, variables)) is not None:
+            return native
         return secrets.finish(_run(value, variables, where), named)
     if isinstance(value, Mapping):
-        return {k: _render_tree(v, variables, f"{where}.{k}", secrets) for k, v in value.items()}
+        return {k: _render_tree(v, variables, f"{where}.{k}", secrets, typed) for k, v in value.items()}
     if isinstance(value, list):
-        return [_render_tree(v, variables, f"{where}[{i}]", secrets) for i, v in enumerate(value)]
+        return [_render_tree(v, variables, f"{where}[{i}]", secrets, typed) for i, v in enumerate(value)]
     return value
 
 

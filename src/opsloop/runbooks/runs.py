@@ -22,6 +22,7 @@ from opsloop.db import Database
 from opsloop.errors import ConfigError, DomainError, IllegalTransition, InvalidInput, NotFound
 from opsloop.events import (
     ApprovalDecided,
+    ItemChanged,
     ItemCreated,
     RunAttached,
     RunNotAttached,
@@ -38,7 +39,7 @@ from opsloop.runbooks.engine import Engine, resolve_inputs, values_from_labels
 from opsloop.runbooks.loader import Library, LoadedRunbook
 from opsloop.runbooks.models import RunbookRun, RunbookStepRun
 from opsloop.runbooks.pinning import pin, runbook_of, snapshot_of
-from opsloop.runbooks.schema import Runbook
+from opsloop.runbooks.schema import ApprovalStep, Runbook
 from opsloop.workitems import kind_of
 
 MAX_REASON = 500
@@ -249,6 +250,23 @@ class Runbooks:
                                     reason=refused.reason) from None
         return event
 
+    def follow_decision(self, session: Session, event: ItemChanged) -> None:
+        """An exception approved or rejected: its runbooks' approval steps are that same decision."""
+        if event.item.kind == "exception" and event.action in ("approve", "reject"):
+            for decided in steps.decide_with_item(self, session, event.item, event.actor, event.action,
+                                                  event.note, event.at):
+                self.bus.publish(session, decided)
+
+    def decides_with_item(self, run_id: int, step_id: str) -> str | None:
+        """The exception whose own decision this approval step is (None: the step decides itself)."""
+        with self.db.transaction() as session:
+            run = session.get(RunbookRun, run_id)
+            item = session.get(WorkItem, run.work_item_id) if run is not None else None
+            if run is None or item is None or item.kind != "exception":
+                return None
+            is_gate = isinstance(runbook_of(snapshot_of(session, run)).step(step_id), ApprovalStep)
+            return item.ref if is_gate else None
+
     def may_approve(self, actor: str, approvers: list[str]) -> bool:
         for approver in approvers:
             if approver.startswith("role:"):
@@ -260,6 +278,20 @@ class Runbooks:
             elif approver == actor:
                 return True
         return False
+
+    def people(self, approvers: list[str], *, besides: str) -> list[str]:
+        """Everyone `approvers` (role:NAME, a user group, a user id) names now, but `besides` (who
+        started the run and so cannot count): whom an approval gate asks by name."""
+        found: list[str] = []
+        for approver in approvers:
+            if approver.startswith("role:"):
+                members = self.policy.roles.get(approver.removeprefix("role:"), [])
+            else:
+                members = [approver]
+            for member in members:
+                people = sorted(self.authz.members(member)) if member.startswith("S") else [member]
+                found += [p for p in people if p not in found and p != besides]
+        return found
 
     # ------------------------------------------------------------------ helpers
 

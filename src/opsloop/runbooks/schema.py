@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_v
 
 from opsloop.errors import InvalidInput
 from opsloop.fields import Duration, Strict
+from opsloop.rollouts.config import Fleet
 from opsloop.runbooks.render import check_syntax
 from opsloop.runbooks.versions import Version
 
@@ -182,6 +183,9 @@ def _bounded_timeout(value: timedelta) -> timedelta:
     return value
 
 
+FLEET_KEYS = ("select", "waves", "order_by", "pause_between", "max_concurrency", "max_errors", "deadline")
+
+
 class HttpStep(StepBase):
     type: Literal["http"]
     request: HttpRequest
@@ -189,6 +193,32 @@ class HttpStep(StepBase):
     timeout: Annotated[Duration, AfterValidator(_bounded_timeout)] = timedelta(seconds=10)
     retry: Retry = Retry()
     outputs: dict[StepId, JsonPath] = {}  # name -> where in the JSON response
+    # `foreach: tenants`: one call per tenant the selector picks, in waves (opsloop.rollouts); the keys
+    # of FLEET_KEYS are written on the step and gathered here
+    foreach: Literal["tenants"] | None = None
+    fleet: Fleet | None = None
+    rollback: HttpRequest | None = None  # per tenant already done, when people press Roll back
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_fleet(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "fleet" in data:
+            raise ValueError("fleet: write the rollout keys (select, waves ...) on the step itself")
+        given = {k: data[k] for k in FLEET_KEYS if k in data}
+        if not given and "rollback" not in data and data.get("foreach") != "tenants":
+            return data
+        if data.get("foreach") != "tenants":
+            keys = ", ".join([*given, *(["rollback"] if "rollback" in data else [])])
+            raise ValueError(f"{keys}: only a step with `foreach: tenants` takes these keys")
+        return {**{k: v for k, v in data.items() if k not in FLEET_KEYS}, "fleet": given}
+
+    @model_validator(mode="after")
+    def _fleet(self) -> HttpStep:
+        if self.foreach == "tenants" and self.outputs:
+            raise ValueError("outputs: a foreach step has one answer per tenant; it has no outputs")
+        return self
 
 
 Step = Annotated[ManualStep | ApprovalStep | NotifyStep | HttpStep, Field(discriminator="type")]

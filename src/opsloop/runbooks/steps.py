@@ -123,5 +123,39 @@ def _decide(runbooks: Runbooks, run: RunbookRun, item: WorkItem, step: Any, row:
         row.state, row.actor, row.finished_at = S.APPROVED, actor, now
 
 
+def decide_with_item(runbooks: Runbooks, session: Session, item: WorkItem, actor: str, verb: str,
+                     reason: str | None, now: datetime) -> list[ApprovalDecided]:
+    """An exception's own approval (or rejection) decides the approval steps of its running
+    runbooks too, open or not yet open: one decision, never "approved" in one place while the
+    exception is still requested in another. Returns what happened, for the caller to publish."""
+    engine, decided = runbooks.engine, []
+    for run in engine.runs(session, item):
+        if run.state != S.RUN_RUNNING:
+            continue
+        runbook = runbook_of(snapshot_of(session, run))
+        for row in engine.steps(session, run):
+            step = runbook.step(row.step_id)
+            if not isinstance(step, ApprovalStep) or row.state not in (S.WAITING, S.OPEN):
+                continue
+            before = row.state
+            if verb == "approve":
+                row.approvals = [*row.approvals, {"by": actor, "at": now.isoformat(), "with": item.ref}]
+                row.state = S.APPROVED
+            else:
+                row.state, row.reason = S.REJECTED, reason
+            row.actor, row.updated_at, row.finished_at = actor, now, now
+            session.add(row)
+            engine.audit(session, actor, f"runbook.step.{verb}", item, now,
+                         before={"run": run.id, "step": row.step_id, "state": before},
+                         after={"run": run.id, "step": row.step_id, "state": row.state, "with": item.ref})
+            assert run.id is not None
+            decided.append(ApprovalDecided(at=now, item=item, run_id=run.id, runbook_id=runbook.id,
+                                           step_id=row.step_id, verb=verb, actor=actor, reason=reason,
+                                           approvals=len(row.approvals), needed=step.min_approvals,
+                                           before=before, after=row.state))
+        engine.advance(session, run, runbook, item, engine.tenants(session, item), now)
+    return decided
+
+
 def _not_now(row: RunbookStepRun, verb: str) -> str:
     return f"step {row.step_id} is {row.state.replace('_', ' ')}; it cannot be {verb} now"

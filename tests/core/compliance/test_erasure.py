@@ -99,7 +99,7 @@ def test_after_erasing_a_contact_nothing_holds_it_and_the_chain_verifies(service
     assert event.after["erased"] == result.erased_values and event.after["cancelled"] == 1
     assert result.remaining == []
     assert result.sources == [f"{ROOT / 'accounts.yml'}: account acme still lists this contact; remove it there, "
-                              "or the next start imports it again"]
+                              "or it comes back with the next import of that file (or a start on an empty catalog)"]
 
 
 def test_a_tenant_erasure_reaches_every_contact_the_account_has_held(services: Services, tmp_path: Path) -> None:
@@ -112,8 +112,8 @@ def test_a_tenant_erasure_reaches_every_contact_the_account_has_held(services: S
     assert holding(services, EMAIL) == [] and holding(services, "new-ops@acme.example") == []
     assert holding(services, "it@globex.example") != []  # another tenant's contact stays
     assert verdict(services.db).ok
-    assert result.sources == [f"{catalog}: account acme still lists this contact; remove it there, or the next "
-                              "start imports it again"]
+    assert result.sources == [f"{catalog}: account acme still lists this contact; remove it there, or it comes "
+                              "back with the next import of that file (or a start on an empty catalog)"]
     with services.db.transaction() as session:
         event = session.get(AuditEvent, result.seq)
         cleared = session.exec(select(AuditPersonal).where(col(AuditPersonal.erased_in) == result.seq)).all()

@@ -74,6 +74,26 @@ steps:
 """
 
 
+SCALE = """schema_version: 1
+id: scale
+version: 1.0.0
+title: Scale a service
+owners: [U0SRE1]
+inputs:
+  replicas: {type: integer, required: true}
+  drain: {type: boolean, default: false}
+  note: {type: string, default: "7"}
+steps:
+  - id: call
+    type: http
+    request:
+      method: POST
+      url: "https://ops-api.internal/scale"
+      json: {replicas: "{{ inputs.replicas }}", drain: "{{ inputs.drain }}", note: "{{ inputs.note }}",
+             label: "x{{ inputs.replicas }}", item: "{{ item.id }}"}
+"""
+
+
 class FakeResolver:
     def __init__(self) -> None:
         self.names = {"ops-api.internal": [API], "sneaky.internal": ["10.1.1.1", "169.254.169.254"],
@@ -108,6 +128,7 @@ def rem_dir(tmp_path: Path) -> tuple[Path, Path]:
     shutil.copytree(ROOT / "runbooks", directory)
     (directory / "remedy.yaml").write_text(REMEDY)
     (directory / "probe.yaml").write_text(PROBE)
+    (directory / "scale.yaml").write_text(SCALE)
     policy = yaml.safe_load((ROOT / "opsloop.yml").read_text())
     policy["actions"]["allow_hosts"] = ["ops-api.internal", "169.254.169.254", "sneaky.internal",
                                         "redirector.internal", "metadata.google.internal"]

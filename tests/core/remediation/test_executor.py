@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import httpx
@@ -206,3 +207,14 @@ def test_a_dry_run_renders_and_checks_everything_and_calls_nothing(rem: Services
 def steps_of_any(rem: Services) -> set[str]:
     with rem.db.transaction() as s:
         return {r.runbook_id for r in s.exec(select(RunbookRun))}
+
+
+def test_typed_inputs_keep_their_types_in_the_json_body(rem: Services, api: respx.MockRouter) -> None:
+    """An `integer` input is a JSON number, a `boolean` one true/false; text stays text."""
+    route = api.post(f"https://{API}/scale").mock(return_value=httpx.Response(200))
+    start(rem, "scale", replicas="5", drain="yes")
+    rem.remediation.work()
+    assert route.call_count == 1
+    assert json.loads(route.calls[0].request.content) == {
+        "replicas": 5, "drain": True, "note": "7", "label": "x5", "item": "INC-1"}
+    assert call(rem, "call").request["json"]["replicas"] == 5  # what was approved and stored, too

@@ -43,7 +43,7 @@ def test_the_request_shows_what_will_be_called_and_who_may_approve(rem: Services
     assert "host `ops-api.internal` · path `/services/web/restart`" in body
     assert "Bearer {{ secrets.OPS_API_TOKEN }}" in body and '"reason": "INC-1"' in body
     fields = dict(request.fields)
-    assert fields["Who may approve"] == "role approver"
+    assert fields["Who may approve"] == "<@U0SRE1> or <@U0SRE2> or <@U0ADMIN> (role approver)"
     assert "2 distinct approver(s), not <@U0RESP2>" in fields["Needed"]
     assert [b.action for b in request.buttons] == ["gate.approve", "gate.reject"]
 
@@ -138,3 +138,46 @@ def test_an_old_request_message_cannot_approve_a_changed_request(rem: Services) 
     assert "the request changed since that message" in reply.text
     assert steps(rem)["gate"] == "open"
     assert '"tenants": "acme"' in (requests_posted(rem)[-1].body or "")
+
+
+def copies(services: Services, prefix: str) -> dict[str, OutboxMessage]:
+    with services.db.transaction() as s:
+        return {r.key: r for r in s.exec(select(OutboxMessage).where(col(OutboxMessage.key).startswith(prefix)))}
+
+
+def test_each_approver_is_asked_by_dm_and_every_copy_shows_the_decision(rem: Services) -> None:
+    start(rem)
+    [round_] = copies(rem, "gate-round:").values()
+    round_id = round_.key.removeprefix("gate-round:")
+    dms = copies(rem, f"gate-ask:{round_id}:")
+    assert {m.target for m in dms.values()} == {APPROVER1, APPROVER2, ADMIN}  # named people, not the starter
+    for dm in dms.values():
+        message = Message.from_json(dm.payload["message"])
+        assert message.text.startswith("🔐 Approval needed on INC-1: `gate`")
+        assert [(b.action, b.value) for b in message.buttons] == [("gate.approve", round_id),
+                                                                  ("gate.reject", round_id)]
+    rem.commands.press("gate.approve", round_id, actor=APPROVER1)
+    assert copies(rem, "settled:") == {}  # one of two: still asking
+    rem.commands.press("gate.approve", round_id, actor=APPROVER2)
+    edits = copies(rem, "settled:")
+    assert {e.update_key for e in edits.values()} == {round_.key, *dms}
+    for edit in edits.values():
+        message = Message.from_json(edit.payload["message"])
+        assert message.text == f"✅ `gate` on INC-1 was approved by <@{APPROVER1}>, <@{APPROVER2}>"
+        assert message.buttons == [] and "will call" in (message.body or "")
+    assert {e.lane for e in edits.values() if e.target != round_.target} == {f"chat:{p}" for p in
+                                                                             (APPROVER1, APPROVER2, ADMIN)}
+
+
+def test_a_rejection_and_a_lapsed_request_settle_their_copies(rem: Services, clock: FakeClock) -> None:
+    start(rem)
+    clock.advance(minutes=31)  # the round expires unanswered: asked again
+    rem.sweeper.sweep()
+    first, second = sorted(copies(rem, "gate-round:"), key=lambda k: int(k.split(":")[1]))
+    lapsed = [Message.from_json(e.payload["message"]).text for e in copies(rem, "settled:").values()]
+    assert len(lapsed) == 4 and all(t.startswith("⌛ This request for `gate` on INC-1 no longer holds") for t in lapsed)
+    rem.commands.handle("/runbook", "reject INC-1 gate too risky now", actor=APPROVER1)
+    rejected = [Message.from_json(e.payload["message"]).text for e in copies(rem, "settled:").values()
+                if e.update_key == second or (e.update_key or "").startswith(f"gate-ask:{second.split(':')[1]}:")]
+    assert rejected == [f"⛔ `gate` on INC-1 was rejected by <@{APPROVER1}>: too risky now"] * 4
+    assert first != second

@@ -114,6 +114,18 @@ def test_sandbox_escapes_undefined_names_and_secrets_in_chat_are_errors(template
         render_chat(template, CTX, where="steps[0] (a).title")
 
 
+def test_a_json_body_keeps_typed_values_and_everything_else_renders_as_text() -> None:
+    context = Context(inputs={"n": 3, "on": False, "ratio": 0.5, "name": "42"}, item={"id": "INC-1"},
+                      secret_names=frozenset({"T"}))
+    body = {"n": "{{ inputs.n }}", "on": "{{inputs.on}}", "r": " {{ inputs.ratio }} ", "name": "{{ inputs.name }}",
+            "sum": "{{ inputs.n + 1 }}", "text": "n={{ inputs.n }}", "list": ["{{ inputs.n }}"],
+            "secret": "{{ secrets.T }}"}
+    assert render_request(body, context, where="json", typed=True) == {
+        "n": 3, "on": False, "r": 0.5, "name": "42", "sum": 4, "text": "n=3", "list": [3],
+        "secret": "⟦secret:T⟧"}
+    assert render_request("{{ inputs.n }}", context, where="url") == "3"  # a URL or header stays text
+
+
 def test_chat_text_escapes_user_values_and_requests_do_not() -> None:
     assert render_chat("{{ inputs.service }}", CTX, where="t") == "&lt;!channel&gt; &amp; co"
     request = render_request({"url": "https://h/{{ item.id }}",

@@ -75,3 +75,24 @@ def test_user_groups_are_paged_member_by_member(services: Services, clock: FakeC
     users = services.sla.escalations.resolve
     with services.db.transaction() as s:
         assert users(s, ["S0DBA", "role:commander", "U0DBA1"], clock.now()) == ["U0DBA1", "U0DBA2", COMMANDER]
+
+
+def test_once_acknowledged_every_page_says_who_took_it_and_loses_its_button(services: Services,
+                                                                             clock: FakeClock) -> None:
+    services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
+    run_minutes(services, clock, 6)  # level 1, then level 2: two people paged
+    with services.db.transaction() as s:
+        pages = s.exec(select(OutboxMessage).where(col(OutboxMessage.key).startswith("page:"))).all()
+    assert len(pages) == 2
+    services.commands.press("workitem.acknowledge", "INC-1", actor=RESPONDER)
+    with services.db.transaction() as s:
+        edits = {m.update_key: m.payload["message"] for m in s.exec(
+            select(OutboxMessage).where(col(OutboxMessage.key).startswith("settled:page:")))}
+    assert set(edits) == {p.key for p in pages}
+    for edit in edits.values():
+        assert edit["text"] == f"✅ INC-1 was acknowledged by <@{RESPONDER}>: db down"
+        assert edit["buttons"] == [] and "You are paged: INC-1" in edit["body"]
+    services.commands.handle("/incident", "resolve INC-1 fixed", actor=RESPONDER)  # settled once only
+    with services.db.transaction() as s:
+        assert len(s.exec(select(OutboxMessage).where(
+            col(OutboxMessage.key).startswith("settled:page:"))).all()) == 2

@@ -1,7 +1,7 @@
 """status pages: the key that signs tenant links (when none is given), and the links
 
-Revision ID: 0019_status
-Revises: 0018_comms
+Revision ID: 0021_status
+Revises: 0020_comms
 Create Date: 2026-11-26 12:30:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import opsloop.models
 
-revision = '0019_status'
-down_revision = '0018_comms'
+revision = '0021_status'
+down_revision = '0020_comms'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """comms: customer notices in review, approved public updates, items marked public
 
-Revision ID: 0018_comms
-Revises: 0017_compliance
+Revision ID: 0020_comms
+Revises: 0019_schedules
 Create Date: 2026-11-26 12:00:00
 """
 
@@ -14,8 +14,8 @@ from sqlalchemy.dialects import postgresql
 
 import opsloop.models
 
-revision = '0018_comms'
-down_revision = '0017_compliance'
+revision = '0020_comms'
+down_revision = '0019_schedules'
 branch_labels = None
 depends_on = None
 

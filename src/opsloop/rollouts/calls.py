@@ -1,0 +1,385 @@
+"""The rollout worker: claims tenants of running rollouts, calls each once, records what happened.
+
+A claim is one transaction (the audit chain's head, then the rollout row) that moves up to
+`max_concurrency` minus the calls already in flight from `pending` to `sending` with a lease,
+committed before any byte leaves; the row lock makes replicas take turns, so each tenant is claimed
+once. Results are recorded in batches (one transaction for whatever finished together), each tenant's
+outcome audited. A `sending` tenant whose lease ran out (its worker died mid-call) becomes `unknown`:
+never called again by itself.
+
+Each tenant's call has its own Idempotency-Key, `opsloop-ro<rollout>-<tenant>-g<generation>` (its
+rollback: `...-rollback`), the same for every attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, func, select
+
+from opsloop import audit
+from opsloop.clock import Clock
+from opsloop.db import Database
+from opsloop.remediation.http import Call, HttpExecutor, Outcome
+from opsloop.remediation.service import worker_name
+from opsloop.rollouts import models as M
+from opsloop.rollouts.models import Rollout, RolloutTarget, key_of
+from opsloop.rollouts.service import Rollouts, RunView, render
+from opsloop.runbooks.render import RenderError
+from opsloop.runbooks.schema import HttpRequest, HttpStep
+from opsloop.types import OPSLOOP
+
+log = logging.getLogger(__name__)
+LEASE_MARGIN = timedelta(seconds=30)
+PROGRESS_EVERY = 1.0  # seconds between progress edits asked for by one worker
+MAX_THREADS = 64
+
+
+@dataclass(frozen=True)
+class Claim:
+    target_id: int
+    rollout_id: int
+    tenant: str
+    call: Call
+    key: str
+    rollback: bool
+
+
+def call_of(step: HttpStep, request: dict[str, object]) -> Call:
+    return Call(
+        method=str(request["method"]),
+        url=str(request["url"]),
+        headers=dict(request.get("headers") or {}),  # type: ignore[call-overload]
+        json_body=request.get("json"),
+        expect=tuple(step.expect.status),
+        timeout=step.timeout.total_seconds(),
+        attempts=step.retry.attempts,
+        on_status=tuple(step.retry.on_status),
+    )
+
+
+class RolloutWorker:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        rollouts: Rollouts,
+        executor: HttpExecutor,
+        *,
+        worker: str | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.rollouts = rollouts
+        self.executor = executor
+        self.worker = worker or worker_name()
+        self._pool = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="opsloop-rollout")
+        self._known: dict[int, tuple[HttpStep, str]] = {}
+        self._said: dict[int, float] = {}
+
+    # ------------------------------------------------------------------ the loop
+
+    def work(self, budget: float = 30.0) -> int:
+        """Call tenants until nothing is claimable, or `budget` seconds have passed (then the calls in
+        flight are waited for, each bounded by its own timeout); returns how many were called."""
+        self.recover()
+        self.advance_due()
+        ends = time.monotonic() + budget
+        running: dict[Future[Outcome], Claim] = {}
+        called = 0
+        while True:
+            if time.monotonic() < ends:
+                for claim in self.claim(MAX_THREADS - len(running)):
+                    running[self._pool.submit(self.executor.execute, claim.call, claim.key)] = claim
+                    called += 1
+            if not running:
+                return called
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            results = []
+            for future in done:
+                claim = running.pop(future)
+                try:
+                    results.append((claim, future.result()))
+                except Exception:  # the lease runs out and the tenant becomes `unknown`: a person decides
+                    log.exception("rollout call for %s could not be completed", claim.tenant)
+            self.record(results)
+
+    def run_safely(self, budget: float = 30.0) -> int:
+        """The scheduler's job."""
+        try:
+            return self.work(budget)
+        except Exception:
+            log.exception("rollout work failed; the next run retries")
+            return 0
+
+    # ------------------------------------------------------------------ claiming
+
+    def claim(self, free: int) -> list[Claim]:
+        """Up to `free` tenants of running (or rolling back) rollouts, moved to `sending`."""
+        if free <= 0:
+            return []
+        with self.db.engine.connect() as connection:  # a cheap look before taking any lock
+            ids = list(
+                connection.execute(
+                    select(Rollout.id)
+                    .where(col(Rollout.state).in_((M.RUNNING, M.ROLLING_BACK)))
+                    .order_by(col(Rollout.id))
+                ).scalars()
+            )
+        claims: list[Claim] = []
+        for rollout_id in ids:
+            if len(claims) >= free:
+                break
+            assert rollout_id is not None
+            claims += self._claim(rollout_id, free - len(claims))
+        return claims
+
+    def _claim(self, rollout_id: int, free: int) -> list[Claim]:
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            rollout = self.rollouts.locked(session, rollout_id)
+            if rollout.state not in (M.RUNNING, M.ROLLING_BACK):
+                return []
+            rollback = rollout.state == M.ROLLING_BACK
+            step, ref = self._facts(session, rollout)
+            assert step.fleet is not None
+            take = min(free, step.fleet.max_concurrency - self._flying(session, rollout_id))
+            if take <= 0:
+                return []
+            targets = session.exec(
+                select(RolloutTarget)
+                .where(
+                    RolloutTarget.rollout_id == rollout_id,
+                    RolloutTarget.state == (M.RB_PENDING if rollback else M.PENDING),
+                )
+                .order_by(col(RolloutTarget.position))
+                .limit(take)
+            ).all()
+            view = self.rollouts.view(session, rollout) if rollback and targets else None
+            claims: list[Claim] = []
+            for target in targets:
+                assert target.id is not None
+                spec = self._spec(session, view, step, target)
+                if spec is None:
+                    continue
+                target.state = M.RB_SENDING if rollback else M.SENDING
+                target.claimed_by, target.started_at = self.worker, now
+                target.lease_until = now + timedelta(seconds=spec.budget()) + LEASE_MARGIN
+                session.add(target)
+                key = key_of(rollout_id, target, rollback=rollback)
+                claims.append(Claim(target.id, rollout_id, target.tenant_id, spec, key, rollback))
+            if claims:
+                audit.record(
+                    session,
+                    at=now,
+                    actor=OPSLOOP,
+                    action="rollout.sending",
+                    subject=ref,
+                    after={
+                        "rollout": rollout_id,
+                        "step": rollout.step_id,
+                        "worker": self.worker,
+                        "rollback": rollback,
+                        "calls": {c.tenant: c.key for c in claims},
+                    },
+                )
+            return claims
+
+    def _facts(self, session: Session, rollout: Rollout) -> tuple[HttpStep, str]:
+        """The rollout's step (from the pinned runbook) and its item's ref: they never change."""
+        assert rollout.id is not None
+        found = self._known.get(rollout.id)
+        if found is None:
+            view = self.rollouts.view(session, rollout)
+            found = self._known[rollout.id] = (view.step, view.item.ref)
+        return found
+
+    def _spec(
+        self, session: Session, view: RunView | None, step: HttpStep, target: RolloutTarget
+    ) -> Call | None:
+        if view is None:
+            return call_of(step, target.request)
+        assert step.rollback is not None
+        try:
+            request = rollback_request(view, step.rollback, target)
+        except RenderError as error:
+            target.state, target.rollback_error = M.RB_FAILED, f"cannot render: {error}"
+            session.add(target)
+            return None
+        return call_of(step, request)
+
+    def _flying(self, session: Session, rollout_id: int) -> int:
+        return int(
+            session.exec(
+                select(func.count())
+                .select_from(RolloutTarget)
+                .where(RolloutTarget.rollout_id == rollout_id, col(RolloutTarget.state).in_(M.IN_FLIGHT))
+            ).one()
+        )
+
+    # ------------------------------------------------------------------ recording
+
+    def record(self, results: list[tuple[Claim, Outcome]]) -> None:
+        """Write each outcome, each audited, and move each rollout on (budget, waves): one transaction
+        and one append to the audit chain for the whole batch."""
+        if not results:
+            return
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            entries: list[audit.Entry] = []
+            touched: dict[int, Rollout] = {}
+            by_rollout: dict[int, list[tuple[Claim, Outcome]]] = {}
+            for claim, outcome in results:
+                by_rollout.setdefault(claim.rollout_id, []).append((claim, outcome))
+            for rollout_id in sorted(by_rollout):
+                rollout = touched[rollout_id] = self.rollouts.locked(session, rollout_id)
+                _, ref = self._facts(session, rollout)
+                batch = by_rollout[rollout_id]
+                targets = {
+                    t.id: t
+                    for t in session.exec(
+                        select(RolloutTarget)
+                        .where(col(RolloutTarget.id).in_([c.target_id for c, _ in batch]))
+                        .with_for_update()
+                    )
+                }
+                for claim, outcome in batch:
+                    entries.append(
+                        self._one(session, rollout, targets[claim.target_id], claim, outcome, ref, now)
+                    )
+            audit.record_many(session, entries)
+            for rollout in touched.values():
+                self.rollouts.settle(session, rollout, now)
+                self._progress(session, rollout, now)
+
+    def _progress(self, session: Session, rollout: Rollout, now: datetime) -> None:
+        """The progress message is edited at most once a second per rollout from here (the turns a
+        rollout takes, waves and halts, are said by themselves)."""
+        assert rollout.id is not None
+        last = self._said.get(rollout.id)
+        moment = time.monotonic()
+        if last is None or moment - last >= PROGRESS_EVERY:
+            self._said[rollout.id] = moment
+            self.rollouts.progress(session, rollout, now)
+
+    def _one(
+        self,
+        session: Session,
+        rollout: Rollout,
+        target: RolloutTarget,
+        claim: Claim,
+        outcome: Outcome,
+        ref: str,
+        now: datetime,
+    ) -> audit.Entry:
+        flying = M.RB_SENDING if claim.rollback else M.SENDING
+        if target.claimed_by != self.worker or target.state != flying:
+            return audit.Entry(
+                now,
+                OPSLOOP,
+                "rollout.late_result",
+                ref,
+                after={"rollout": rollout.id, "tenant": target.tenant_id, "state": outcome.state},
+            )
+        target.lease_until, target.finished_at = None, now
+        if claim.rollback:
+            target.state = {M.SUCCEEDED: M.ROLLED, M.FAILED: M.RB_FAILED}.get(outcome.state, M.RB_UNKNOWN)
+            target.rollback_status, target.rollback_error = outcome.status, outcome.error
+        else:
+            target.state, target.status, target.error = outcome.state, outcome.status, outcome.error
+            target.attempts = outcome.attempts
+            if outcome.state == M.SUCCEEDED and rollout.state == M.ROLLING_BACK:
+                target.state = M.RB_PENDING  # it arrived after Roll back was pressed: it is undone too
+        session.add(target)
+        return audit.Entry(
+            now,
+            OPSLOOP,
+            f"rollout.{'rollback' if claim.rollback else 'call'}.{outcome.state}",
+            ref,
+            after={
+                "rollout": rollout.id,
+                "tenant": target.tenant_id,
+                "status": outcome.status,
+                "attempts": outcome.attempts,
+                "key": claim.key,
+                **({"error": outcome.error} if outcome.error else {}),
+            },
+        )
+
+    def _subject(self, session: Session, rollout: Rollout) -> str:
+        return self._facts(session, rollout)[1]
+
+    # ------------------------------------------------------------------ recovery and pauses
+
+    def recover(self) -> int:
+        """`sending` tenants whose lease ran out become `unknown`: their worker died mid-call."""
+        now = self.clock.now()
+        with self.db.engine.connect() as connection:
+            stale = list(
+                connection.execute(
+                    select(RolloutTarget.rollout_id)
+                    .where(col(RolloutTarget.state).in_(M.IN_FLIGHT), col(RolloutTarget.lease_until) < now)
+                    .distinct()
+                ).scalars()
+            )
+        for rollout_id in stale:
+            with self.db.transaction() as session:
+                rollout = self.rollouts.locked(session, rollout_id)
+                targets = session.exec(
+                    select(RolloutTarget).where(
+                        RolloutTarget.rollout_id == rollout_id,
+                        col(RolloutTarget.state).in_(M.IN_FLIGHT),
+                        col(RolloutTarget.lease_until) < now,
+                    )
+                ).all()
+                for target in targets:
+                    why = (
+                        f"the worker {target.claimed_by} stopped while calling (its lease ended "
+                        f"{target.lease_until:%H:%M:%S} UTC); the request may or may not have arrived"
+                    )
+                    if target.state == M.SENDING:
+                        target.state, target.error, target.orphaned = M.UNKNOWN, why, True
+                    else:
+                        target.state, target.rollback_error = M.RB_UNKNOWN, why
+                    target.lease_until, target.finished_at = None, now
+                    session.add(target)
+                    audit.record(
+                        session,
+                        at=now,
+                        actor=OPSLOOP,
+                        action="rollout.call.unknown",
+                        subject=self._subject(session, rollout),
+                        after={"rollout": rollout_id, "tenant": target.tenant_id, "error": why},
+                    )
+                self.rollouts.settle(session, rollout, now)
+                self.rollouts.progress(session, rollout, now)
+        return len(stale)
+
+    def advance_due(self) -> None:
+        """Rollouts whose pause between waves is over start their next wave."""
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            due = self.rollouts.due(session, now)
+        for rollout_id in due:
+            with self.db.transaction() as session:
+                rollout = self.rollouts.locked(session, rollout_id)
+                if (
+                    rollout.state == M.PAUSING
+                    and rollout.next_wave_at is not None
+                    and rollout.next_wave_at <= now
+                ):
+                    self.rollouts.begin_wave(session, rollout, now)
+
+
+def rollback_request(view: RunView, request: HttpRequest, target: RolloutTarget) -> dict[str, object]:
+    """A tenant's rollback request, rendered when Roll back reaches it."""
+    known = view.tenants([target.tenant_id])
+    tenant = known.get(target.tenant_id)
+    if tenant is None:
+        raise RenderError(f"tenant {target.tenant_id} is no longer in the account catalog")
+    return render(request, replace(view.context, tenant=tenant.context()), f"steps.{view.step.id}.rollback")

@@ -1,0 +1,1 @@
+"""Scheduled runbooks: each tick of a `schedules` entry opens a task (TSK-n) that runs its runbook."""
