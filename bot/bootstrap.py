@@ -42,9 +42,13 @@ from opsloop.events import (
     ClockWarned,
     EscalationExhausted,
     EscalationPaged,
+    FollowUpClosed,
+    FollowUpCreated,
     GateReopened,
     ItemChanged,
     ItemCreated,
+    Recurred,
+    ReviewChanged,
     RolloutChanged,
     RunAttached,
     RunChanged,
@@ -60,10 +64,15 @@ from opsloop.health.plays import REMIND
 from opsloop.health.prompts import SNOOZE_END
 from opsloop.health.service import DAILY
 from opsloop.heartbeats.service import DUE as HEARTBEAT_DUE
+from opsloop.loops.service import HOLD
+from opsloop.maintenance.service import END as MAINTENANCE_END
+from opsloop.maintenance.service import START as MAINTENANCE_START
 from opsloop.policy import load_policy
 from opsloop.remediation.gates import GATE_TIMER
 from opsloop.remediation.http import HttpExecutor
 from opsloop.remediation.safety import Resolver, SystemResolver
+from opsloop.reviews.followups import REMIND as FOLLOWUP_REMIND
+from opsloop.reviews.service import REMIND as REVIEW_REMIND
 from opsloop.runbooks.check import startup_problems
 from opsloop.runbooks.loader import Library
 from opsloop.schedules.service import TICK as SCHEDULE_TICK
@@ -82,8 +91,10 @@ def handler_table(c: Core) -> HandlerTable:
         on(ItemCreated,
            c.channels.on_created,        # a sev1 gets a channel of its own, before anything is posted
            c.runbooks.attach,            # the routed runbook is pinned and its run created (-> RunAttached)
+           c.recurrences.on_created,     # its theme kept; all its follow-ups closed: recurred
            c.loops.on_created,           # each audience opens its loop and hears "start"
            c.sla.start_clocks,           # response / update / resolution clocks; maybe the escalation chain
+           c.maintenance.on_created,     # opened during a maintenance window it matches: its clocks pause
            c.exceptions.ask_approvers,   # an exception's approvers are asked by DM
            c.cards.post,                 # the card in its channel, showing all of the above
            c.health.rescore_new_item),   # its accounts are rescored; a CSM may be prompted
@@ -94,14 +105,18 @@ def handler_table(c: Core) -> HandlerTable:
         on(ChannelSettled, c.cards.channel_settled),
         # A person (or an integration, or a timer) changes an item:
         on(ItemChanged,
+           c.runbooks.refuse_close_with_open_steps,  # closing with steps open needs --force "reason"
+           c.channels.on_changed,        # raised to a dedicated-channel severity: the channel is made
            c.intake.retire_alerts,       # resolved: its alerts and group are history
-           c.loops.follow,               # tenants added: their audiences hear; resolved: everyone hears
-           c.sla.follow,                 # clocks stop, pause, resume or start again; escalation stops
+           c.loops.follow,               # new tenants or severity: audiences hear; resolved: all hear
+           c.sla.follow,                 # clocks stop, pause, resume, start again or follow a new severity
            c.exceptions.follow,          # an exception's decision or end is announced (and timed)
+           c.maintenance.follow,         # a window starts (clocks pause) or ends (held alerts that fire page)
            c.runbooks.follow_decision,   # ... and is its runbook's approval step too: one decision
            c.clock_words.settle_pages,   # taken: every page's DM says by whom, its buttons gone
            c.health.rescore_item,        # tenants or state changed: its accounts are rescored
-           c.cards.tell),                # the timeline, the card edited in place, a line in the thread
+           c.cards.tell,                 # the timeline, the card edited in place, a line in the thread
+           c.reviews.on_changed),        # resolved at a severity of reviews.required_for: its review drafted
         on(AlertsUpdated, c.cards.alerts),
         # Runbooks:
         on(StepOpened,
@@ -136,6 +151,11 @@ def handler_table(c: Core) -> HandlerTable:
            c.clock_words.breached),
         on(EscalationPaged, c.clock_words.paged),
         on(EscalationExhausted, c.clock_words.exhausted),
+        # Reviews and follow-ups:
+        on(FollowUpCreated, c.followup_words.created),  # on the item's timeline and thread; its owner by DM
+        on(FollowUpClosed, c.followup_words.closed),
+        on(Recurred, c.review_words.recurred),           # on the timeline and in the thread
+        on(ReviewChanged, c.review_words.changed),  # the timeline, the thread, the document (canvas, file)
     )
 
 
@@ -151,6 +171,11 @@ def timer_table(c: Core) -> Mapping[str, TimerHandler]:
         SNOOZE_END: c.health.on_snooze_end,     # a snoozed CSM prompt is looked at again
         REMIND: c.plays.on_remind,              # a play's step coming due: its owner is reminded
         HEARTBEAT_DUE: c.heartbeats.on_due,     # no check-in by the deadline: an incident, once
+        MAINTENANCE_START: c.maintenance.on_start,  # a scheduled window's start: it becomes active
+        MAINTENANCE_END: c.maintenance.on_end,  # its end: what it held and still fires opens incidents
+        HOLD: c.loops.on_hold,                  # an item's loops.hold is over: customers' first notice
+        FOLLOWUP_REMIND: c.followups.on_remind,  # a follow-up due soon or overdue: its owner is reminded
+        REVIEW_REMIND: c.reviews.on_remind,     # a review due soon or overdue: its owner is reminded
         SCHEDULE_TICK: c.schedules.on_tick,     # a schedule's tick: a task with its runbook, once
     }
 

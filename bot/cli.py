@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import audit_cli, playbooks_cli, runbooks_cli, status_cli, switch_cli
+from bot import audit_cli, playbooks_cli, review_cli, runbooks_cli, status_cli, switch_cli
 from bot.bootstrap import bootstrap, record_started
 from bot.files import write_file
 from bot.settings import Settings
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("upgrade", help="apply pending migrations").set_defaults(run=cmd_db_upgrade)
 
     audit_cli.register(sub, _Parser)
+    review_cli.register(sub, _Parser)
 
     accounts = sub.add_parser("accounts", help="the account catalog")
     acc_sub = accounts.add_subparsers(dest="accounts_command", required=True, parser_class=_Parser)

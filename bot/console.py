@@ -20,6 +20,7 @@ from opsloop.incident_channels import CREATE_CHANNEL, DedicatedChannels
 from opsloop.messages import FILE, Button, File, Message, Reply
 from opsloop.models import OutboxMessage
 from opsloop.outbox import CHAT, Delivered, Dispatcher
+from opsloop.present.reviews import DOC as REVIEW_DOC
 from opsloop.types import is_system
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,11 @@ class ConsoleChat:
             return self._create_channel(message.payload)
         target = self.channels.resolve(message.target) or message.target
         where = f"#{self.names.get(target, target)}"
+        if message.payload.get("op") == REVIEW_DOC:  # the document is `opsloop review INC-n`: say it is there
+            lines = str(message.payload["markdown"]).count("\n") + 1
+            print(f"{where} | {message.payload['line']} ({message.payload['filename']}, {lines} lines; "
+                  f"`opsloop review` prints it)", file=self.out)
+            return Delivered(external_id=f"console.review.{message.id}", external_target=message.target)
         if message.payload.get("op") == FILE:  # a terminal cannot show a chart: say what it is
             file = File.from_payload(message.payload)
             thread = f" ↳ thread of {parent.key}" if parent is not None else ""

@@ -6,6 +6,12 @@ a byte is read), so a 300 MiB chunked body costs at most the limit in memory.
 `refuse` answers a refusal; when the body was not read to its end it closes
 the connection, so the server does not go on receiving what nobody reads.
 
+`parse_json` reads a body as JSON that every later step can hold: nesting at
+most `MAX_DEPTH` deep, integers that fit 64 bits, finite numbers, and text
+without NUL characters (PostgreSQL cannot store them) or lone surrogates (not
+Unicode). Anything else is `BadJSON` naming the field (`alerts[0].labels.x`),
+answered 400 before a model or the database sees it.
+
 `Tokens` holds the secrets of the policy's `integrations` of one kind (read
 from each integration's `token_env` when the routes are built) and names the
 integration a presented secret belongs to, comparing against every one of
@@ -15,7 +21,9 @@ them in constant time: how long it takes says nothing about which matched.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +46,96 @@ class BodyTooLarge(Exception):
 
 class BodyIncomplete(Exception):
     """The client went away before its body ended."""
+
+
+MAX_DEPTH = 32  # objects and arrays inside each other; no payload opsloop reads needs more than 6
+MAX_INT = 2**63 - 1  # what a 64-bit column holds
+_UNFIT = re.compile("[\x00\ud800-\udfff]")
+
+
+class BadJSON(ValueError):
+    """A body that is not JSON opsloop can hold; `field` says where (`(body)` for the whole)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class _Unfit:
+    """A number json.loads read that no column holds, kept to be reported with its field."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _int(text: str) -> int | _Unfit:
+    # json.loads itself refuses (ValueError, no field) integers past 4,300 digits: check first
+    if len(text.lstrip("-")) > 19 or abs(value := int(text)) > MAX_INT:
+        return _Unfit("an integer out of range (at most 19 digits, 64 bits)")
+    return value
+
+
+def _float(text: str) -> float | _Unfit:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        return _Unfit(f"the number {text[:20]} is out of range")
+    return value
+
+
+def _constant(text: str) -> _Unfit:
+    return _Unfit(f"{text} is not a JSON number")
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON opsloop can store, or BadJSON naming the field at fault."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadJSON("(body)", f"not UTF-8 ({error.reason} at byte {error.start})") from None
+    try:
+        value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+    except RecursionError:
+        raise BadJSON("(body)", f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as error:  # JSONDecodeError and its kin
+        raise BadJSON("(body)", f"not JSON ({error})") from None
+    _check(value)
+    return value
+
+
+def _check(root: Any) -> None:
+    """Walk the parsed body (without recursion: depth is what is being checked)."""
+    stack: list[tuple[Any, str, int]] = [(root, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        field = where or "(body)"
+        if isinstance(value, _Unfit):
+            raise BadJSON(field, value.reason)
+        if isinstance(value, str):
+            _text(value, field)
+        elif isinstance(value, dict | list):
+            if depth >= MAX_DEPTH:
+                raise BadJSON(field, f"nested deeper than {MAX_DEPTH} levels")
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    _text(key, f"{where}.(a key)" if where else "(a key)")
+                    stack.append((item, f"{where}.{key}" if where else key, depth + 1))
+            else:
+                stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
+
+
+def _text(value: str, field: str) -> None:
+    found = _UNFIT.search(value)
+    if found is None:
+        return
+    what = "a NUL character" if found.group() == "\x00" else "a lone surrogate (not Unicode text)"
+    raise BadJSON(_printable(field), f"contains {what}")
+
+
+def _printable(field: str) -> str:
+    """A field path fit to be shown (it may hold the very characters refused, or be huge)."""
+    shown = _UNFIT.sub("?", field)
+    return shown if len(shown) <= 200 else shown[:200] + "…"
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:

@@ -10,7 +10,8 @@
 Refusals change nothing: a missing or wrong token is 401, a body over 1 MiB
 is 413, malformed JSON is 400, and a payload of the wrong shape is 422
 (Alertmanager) or 400 (Events v2, as PagerDuty answers) with the list of
-fields at fault. Accepted payloads are stored by `Batcher`: requests arriving
+fields at fault (bodies too deep, numbers too large, text with NUL or lone surrogates:
+400 naming the field, `bot.edge.parse_json`). Accepted payloads are stored by `Batcher`: requests arriving
 together are committed in one transaction (group commit), and each request
 is answered only after its batch committed, so an answer means "stored".
 """
@@ -18,7 +19,6 @@ is answered only after its batch committed, so an answer means "stored".
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from bot.bootstrap import Services
 from bot.core_pool import CorePool
-from bot.edge import BodyIncomplete, BodyTooLarge, Tokens, bearer, read_body, refuse
+from bot.edge import BadJSON, BodyIncomplete, BodyTooLarge, Tokens, bearer, parse_json, read_body, refuse
 from opsloop.intake.payloads import AlertmanagerWebhook, ChangeEvent, PayloadError, parse, parse_v2
 from opsloop.intake.service import Outcome, Signal
 
@@ -116,12 +116,12 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[R
             return refuse(401, {"error": "missing or wrong bearer token"}, unread=True,
                           headers={"WWW-Authenticate": "Bearer"})
         try:
-            raw = json.loads(await read_body(request))
+            raw = parse_json(await read_body(request))
             hook = parse(AlertmanagerWebhook, raw)
         except (BodyTooLarge, BodyIncomplete) as error:
             return _unread(received, "alertmanager", error)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            return _refused(received, "alertmanager", 400, [f"body: not JSON ({error})"])
+        except BadJSON as error:
+            return _refused(received, "alertmanager", 400, [str(error)])
         except PayloadError as error:
             return _refused(received, "alertmanager", 422, error.errors)
         outcome = await batcher.submit((name, hook))
@@ -134,11 +134,11 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[R
         """The integration a PagerDuty-style body names by its `routing_key`, and the body as `read`
         reads it; or PagerDuty's refusal (401 unknown key, 400 not JSON or invalid, 413 too large)."""
         try:
-            raw = json.loads(await read_body(request))
+            raw = parse_json(await read_body(request))
         except (BodyTooLarge, BodyIncomplete) as error:
             return _unread(received, kind, error, pagerduty=True)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            return _refused(received, kind, 400, [f"body: not JSON ({error})"], pagerduty=True)
+        except BadJSON as error:
+            return _refused(received, kind, 400, [str(error)], pagerduty=True)
         key = raw.get("routing_key") if isinstance(raw, dict) else None
         name = events_tokens.identify(key) if isinstance(key, str) else None
         if name is None:

@@ -8,7 +8,7 @@ against every signals integration (which one matched names the source).
 |---|---|
 | 200 `{"stored": n, "tenants": [...], "prompts": k}` | every signal stored |
 | 401 | no or a wrong token (nothing read, nothing stored) |
-| 400 | the body is not JSON |
+| 400 `{"error": ..., "field": ...}` | the body is not JSON opsloop can hold (`bot.edge.parse_json`) |
 | 413 | the body is over 1 MiB |
 | 422 `{"error": ..., "field": "[2].value"}` | a bad signal or an unknown tenant: nothing stored |
 
@@ -17,7 +17,6 @@ Mount it with `routes.append(signals_route(services))` in the HTTP app.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 
@@ -26,7 +25,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.bootstrap import Services
-from bot.edge import MAX_BODY, BodyIncomplete, BodyTooLarge, Tokens, bearer, read_body, refuse
+from bot.edge import (
+    MAX_BODY,
+    BadJSON,
+    BodyIncomplete,
+    BodyTooLarge,
+    Tokens,
+    bearer,
+    parse_json,
+    read_body,
+    refuse,
+)
 from opsloop.health.signals import SignalError, UnknownTenant
 
 PATH = "/hooks/signals"
@@ -44,9 +53,9 @@ async def signals_endpoint(request: Request, services: Services, tokens: Tokens)
     except BodyIncomplete:
         return refuse(400, {"error": "the body ended early", "field": "(body)"}, unread=True)
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        return JSONResponse({"error": f"the body is not JSON: {error}", "field": "(body)"}, status_code=400)
+        payload = parse_json(body)
+    except BadJSON as error:
+        return JSONResponse({"error": str(error), "field": error.field}, status_code=400)
     try:
         result = await services.pool.run(services.health.ingest, payload, source=source)
     except (SignalError, UnknownTenant) as error:

@@ -7,6 +7,7 @@
     GET  /healthz        the process answers
     GET  /readyz         the database answers and its schema is current (else 503 and why)
     GET  /metrics        Prometheus text: requests, outbox depth, deliveries, failures, Slack 429s
+    GET  /openapi.json   the OpenAPI document of these routes (bot.openapi)
 
 The lifespan starts `services.background` (the outbox worker, and whatever
 else registers there, e.g. the scheduler) and stops it in reverse order.
@@ -29,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot import openapi
 from bot.bootstrap import Services
 from bot.hooks import HOOK_ROUTES, hook_routes
 from bot.hooks_heartbeat import heartbeat_route
@@ -44,8 +46,8 @@ from opsloop.replays import Replays
 
 log = logging.getLogger(__name__)
 
-ROUTES = ("/slack/events", "/healthz", "/readyz", "/metrics", *HOOK_ROUTES, "/hooks/signals", "/status",
-          "/status/feed.atom")
+ROUTES = ("/slack/events", "/healthz", "/readyz", "/metrics", "/openapi.json", *HOOK_ROUTES, "/hooks/signals",
+          "/status", "/status/feed.atom")
 
 
 def create_http_app(
@@ -77,6 +79,11 @@ def create_http_app(
             return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    described = JSONResponse(openapi.document())
+
+    async def openapi_json(request: Request) -> Response:
+        return described
+
     async def metrics(request: Request) -> Response:
         body = await asyncio.to_thread(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
@@ -103,7 +110,8 @@ def create_http_app(
         routes=[Route("/slack/events", slack_events, methods=["POST"]),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/readyz", readyz, methods=["GET"]),
-                Route("/metrics", metrics, methods=["GET"]), *hooks, signals_route(services),
+                Route("/metrics", metrics, methods=["GET"]),
+                Route("/openapi.json", openapi_json, methods=["GET"]), *hooks, signals_route(services),
                 heartbeat_route(services), *status_routes(services)],
         lifespan=lifespan,
         exception_handlers={404: not_found_handler},  # every wrong path: the status pages' 404 page

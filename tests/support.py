@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,22 @@ from opsloop.outbox import Delivered, DeliveryError
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
+
+# How long a test waits, in real time, for something that should happen "soon" (a server thread, the
+# scheduler, the outbox). A bound against hanging forever, never a measure: on a loaded machine (two
+# cores shared by many runs) a thread can sit unscheduled for seconds, so the bound is generous and a
+# test passes as soon as its condition holds. No test asserts how long anything took.
+PATIENCE = 120.0
+
+
+def wait_until(done: Callable[[], object], *, timeout: float = PATIENCE, what: str = "a condition",
+               poll: float = 0.02) -> None:
+    """Poll in real time until `done()` is truthy, or fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(poll)
 
 
 class FakeClock:

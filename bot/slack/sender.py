@@ -45,6 +45,7 @@ from opsloop.incident_channels import CREATE_CHANNEL, DedicatedChannels
 from opsloop.messages import FILE, File, Message
 from opsloop.models import OutboxMessage
 from opsloop.outbox import Delivered, DeliveryError, PermanentDeliveryError, retry_after
+from opsloop.present.reviews import DOC as REVIEW_DOC
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ TRANSIENT = frozenset({
     "timeout", "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
     "team_access_not_granted",
 })
+# what Slack answers canvases.create when this workspace or token cannot have canvases
+NO_CANVAS = ("missing_scope", "not_allowed_token_type", "canvas_disabled_user_team",
+             "team_tier_cannot_create_canvases", "free_teams_cannot_create_non_tab_canvases")
 NAME_ATTEMPTS = 4  # name_taken: try name, name-2, name-3, name-4
 MAX_INVITE = 1000  # conversations.invite takes at most this many users per call
 
@@ -83,6 +87,8 @@ class SlackSender:
             return self._create_channel(message.payload)
         if message.payload.get("op") == FILE:
             return self._upload(message, parent)
+        if message.payload.get("op") == REVIEW_DOC:
+            return self._review(message, parent)
         body = Message.from_json(message.payload["message"])
         content = {"text": fallback_text(body), "blocks": render(body)}
         if message.update_key is not None or message.thread_key is not None:
@@ -115,16 +121,22 @@ class SlackSender:
                 parent is None or parent.external_id is None or parent.external_target is None):
             raise PermanentDeliveryError(f"{message.thread_key} was never posted")
         channel = parent.external_target if parent is not None else self._resolve(message.target)
+        assert channel is not None
+        thread = parent.external_id if parent is not None else None
+        return Delivered(external_id=self._share(channel, thread, file), external_target=channel)
+
+    def _share(self, channel: str, thread: str | None, file: File) -> str:
+        """Upload `file` to `channel` (in `thread`); its file id."""
         ticket = self._call_form("files.getUploadURLExternal",
                                  {"filename": file.filename, "length": len(file.content)})
         file_id = str(ticket["file_id"])
         self._put_bytes(str(ticket["upload_url"]), file.content)
         shared: dict[str, Any] = {"files": json.dumps([{"id": file_id, "title": file.title}]),
                                   "channel_id": channel}
-        if parent is not None and parent.external_id is not None:
-            shared["thread_ts"] = parent.external_id
+        if thread is not None:
+            shared["thread_ts"] = thread
         self._call_form("files.completeUploadExternal", shared)
-        return Delivered(external_id=file_id, external_target=channel)
+        return file_id
 
     def _put_bytes(self, url: str, content: bytes) -> None:
         if urlsplit(url).scheme not in ("https", "http"):
@@ -140,6 +152,48 @@ class SlackSender:
             raise PermanentDeliveryError(f"file upload: HTTP {error.code}") from None
         except (URLError, OSError, TimeoutError) as error:
             raise DeliveryError(f"file upload: cannot reach Slack ({type(error).__name__})") from None
+
+    # ------------------------------------------------------------------ review documents
+
+    def _review(self, message: OutboxMessage, parent: OutboxMessage | None) -> Delivered:
+        """A review's document: a canvas when the workspace grants `canvases:write`, else a line in the
+        item's thread with the Markdown uploaded as a file. A later version edits the canvas (or
+        uploads the new file in the same thread); `external_id` says which: `canvas:ID` or `thread:TS`."""
+        op = message.payload
+        markdown, title = str(op["markdown"]), str(op["title"])
+        if parent is None or parent.external_id is None or parent.external_target is None:
+            raise PermanentDeliveryError(f"{message.update_key or message.thread_key} was never posted")
+        channel = parent.external_target
+        content = {"type": "markdown", "markdown": markdown}
+        if message.update_key is not None:  # a later version of a document already shown
+            kind, _, where = parent.external_id.partition(":")
+            if kind == "canvas":
+                self._call("canvases.edit", canvas_id=where,
+                           changes=[{"operation": "replace", "document_content": content}])
+            else:
+                self._file_in_thread(channel, where, op)
+            return Delivered(external_id=parent.external_id, external_target=channel)
+        thread = parent.external_id
+        try:
+            answer = self._call("canvases.create", title=title, document_content=content)
+        except PermanentDeliveryError as refused:
+            if not any(code in str(refused) for code in NO_CANVAS):
+                raise
+            self._file_in_thread(channel, thread, op)
+            return Delivered(external_id=f"thread:{thread}", external_target=channel)
+        canvas = str(answer["canvas_id"])
+        self._call("canvases.access.set", canvas_id=canvas, access_level="read", channel_ids=[channel])
+        line = Message(text=f"{op['line']}: a canvas")
+        self._call("chat.postMessage", channel=channel, thread_ts=thread, text=fallback_text(line),
+                   blocks=render(line))
+        return Delivered(external_id=f"canvas:{canvas}", external_target=channel)
+
+    def _file_in_thread(self, channel: str, thread: str, op: dict[str, Any]) -> None:
+        line = Message(text=str(op["line"]))
+        self._call("chat.postMessage", channel=channel, thread_ts=thread, text=fallback_text(line),
+                   blocks=render(line))
+        self._share(channel, thread, File(filename=str(op["filename"]), title=str(op["title"]),
+                                          content=str(op["markdown"]).encode()))
 
     # ------------------------------------------------------------------ dedicated channels
 

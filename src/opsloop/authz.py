@@ -70,7 +70,8 @@ class StaticDirectory:
         return [Person(i, n) for i, n in self.people.items() if wanted in (n.lower(), i.lower())]
 
 
-_PLURAL = {"incident": "incidents", "escalation": "escalations", "exception": "exceptions"}
+_PLURAL = {"incident": "incidents", "escalation": "escalations", "exception": "exceptions",
+           "maintenance": "maintenance windows"}
 _DOING = {
     "open": "open {}", "request": "request {}", "tenants": "change the accounts of {}",
     "pause": "pause or resume the clocks of {}", "update": "post updates on {}", "expire": "end {}",
@@ -78,6 +79,8 @@ _DOING = {
     "runbook.run": "run runbooks", "runbook.step": "work runbook steps",
     "oncall.override": "override on-call shifts", "health.view": "see the health",
     "health.respond": "answer prompts and run plays",
+    "followup.create": "make follow-ups", "followup.close": "close follow-ups others own",
+    "review.draft": "draft reviews", "review.edit": "edit reviews", "review.publish": "publish reviews",
 }
 
 

@@ -34,16 +34,24 @@ from opsloop.heartbeats.service import Heartbeats
 from opsloop.incident_channels import DedicatedChannels
 from opsloop.intake.service import Intake
 from opsloop.loops.service import FeedbackLoops
+from opsloop.maintenance.models import paused_by
+from opsloop.maintenance.service import Maintenance
+from opsloop.maintenance.silences import Silences
 from opsloop.oncall import OnCall
 from opsloop.policy import Policy
 from opsloop.present.dryrun import DryRun
+from opsloop.present.followups import FollowUpWords
 from opsloop.present.items import Cards
 from opsloop.present.remediation import RemediationWords
+from opsloop.present.reviews import ReviewWords
 from opsloop.present.rollouts import RolloutWords
 from opsloop.present.runbooks import Checklists
 from opsloop.present.sla import ClockWords
 from opsloop.remediation.http import HttpExecutor
 from opsloop.remediation.service import Remediation
+from opsloop.reviews.followups import FollowUps
+from opsloop.reviews.recurrence import Recurrences
+from opsloop.reviews.service import Reviews
 from opsloop.rollouts.calls import RolloutWorker
 from opsloop.rollouts.decisions import Decisions
 from opsloop.rollouts.service import Rollouts
@@ -73,6 +81,7 @@ class Core:
     intake: Intake
     changes: Changes  # change events (deploys ...), shown with incidents on the same service
     heartbeats: Heartbeats  # jobs that should check in: a missed check-in opens an incident
+    maintenance: Maintenance  # planned work (MNT-n): matching alerts are held, nobody is paged
     schedules: Schedules  # runbooks on a schedule: each tick opens a task (TSK-n)
     loops: FeedbackLoops
     oncall: OnCall
@@ -84,6 +93,9 @@ class Core:
     health: Health  # customer health scores, signals (POST /hooks/signals) and CSM prompts
     plays: Plays  # a CSM's plays: playbook steps with due dates, reminders, outcomes
     digests: Digests  # the leadership digest
+    followups: FollowUps  # ACT-n: owned, due on the business calendar, reminded, closed with a note
+    reviews: Reviews  # post-incident reviews drafted from the record, versioned, published with a hash
+    recurrences: Recurrences  # a new item on a theme whose follow-ups were all closed
     channels: DedicatedChannels  # a channel of its own for serious incidents
     redesign: RedesignWatch  # tells runbook owners about steps people keep bypassing
     sweeper: Sweeper  # fires due timers (a background job runs it)
@@ -96,6 +108,8 @@ class Core:
     checklists: Checklists
     clock_words: ClockWords
     remediation_words: RemediationWords
+    followup_words: FollowUpWords
+    review_words: ReviewWords
     rollout_words: RolloutWords
     commands: Commands
 
@@ -113,10 +127,10 @@ def build_core(
     authz = Authorizer(policy, db, clock, directory)
     workitems = WorkItems(db, policy, clock, authz, bus)
     runbooks = Runbooks(db, policy, clock, authz, library, bus)
-    heartbeats = Heartbeats(db, policy, clock, workitems)
+    heartbeats = Heartbeats(db, policy, clock, workitems, paused_by=paused_by)
     intake = Intake(db, policy, clock, workitems, bus, heartbeats=heartbeats)
     try:
-        loops = FeedbackLoops(db, policy, clock)
+        loops = FeedbackLoops(db, policy, clock, authz)
     except ConfigError as error:
         raise ConfigError(f"{policy.source}: {error}") from None
     oncall = OnCall(db, policy, clock, authz)
@@ -127,27 +141,34 @@ def build_core(
     plays = Plays(health)
     digests = Digests(db, policy, clock, authz)
     changes = Changes(db, policy, clock)
+    maintenance = Maintenance(db, policy, clock, authz, workitems, intake, sla,
+                              Silences(policy, executor.client))
     status_links = StatusLinks(db, policy, clock, status_key)
+    followups = FollowUps(db, policy, clock, authz, workitems, bus)
+    reviews = Reviews(db, policy, clock, authz, workitems, followups, loops, bus)
     cards = Cards(clock, policy, workitems, sla, runbooks, intake, loops, changes)
     checklists = Checklists(cards, runbooks)
     commands = Commands(workitems=workitems, cards=cards, runbooks=runbooks, checklists=checklists, sla=sla,
                         oncall=oncall, remediation=remediation,
                         dry_run=DryRun(db, remediation.gates, executor), health=health, plays=plays,
-                        digests=digests, authz=authz, rollouts=rollouts, decisions=Decisions(rollouts))
+                        digests=digests, authz=authz, maintenance=maintenance, review=loops.review,
+                        followups=followups, reviews=reviews, rollouts=rollouts,
+                        decisions=Decisions(rollouts))
     core = cls(
         policy=policy, db=db, clock=clock, authz=authz, bus=bus, workitems=workitems, runbooks=runbooks,
-        intake=intake, changes=changes, heartbeats=heartbeats,
+        intake=intake, changes=changes, heartbeats=heartbeats, maintenance=maintenance,
         schedules=Schedules(db, policy, clock, workitems), loops=loops, oncall=oncall, sla=sla,
         remediation=remediation, rollouts=rollouts,
         rollout_worker=RolloutWorker(db, clock, rollouts, executor),
         exceptions=ExceptionApprovals(policy, clock, authz, workitems), health=health, plays=plays,
-        digests=digests,
+        digests=digests, followups=followups, reviews=reviews, recurrences=Recurrences(bus),
         channels=DedicatedChannels(db, policy, clock, bus), redesign=RedesignWatch(policy),
         sweeper=Sweeper(db, clock), checkpoints=Checkpoints(db, policy, clock, signer),
         retention=RetentionJob(db, policy, clock), status_links=status_links,
         status_pages=StatusPages(db, policy, clock, status_links),
         cards=cards, checklists=checklists, clock_words=ClockWords(cards),
-        remediation_words=RemediationWords(cards, runbooks), rollout_words=RolloutWords(cards, rollouts),
+        remediation_words=RemediationWords(cards, runbooks), followup_words=FollowUpWords(cards),
+        review_words=ReviewWords(cards), rollout_words=RolloutWords(cards, rollouts),
         commands=commands, **extra,
     )
     bus.use(handlers(core))

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opsloop.models import WorkItem
+from opsloop.reviews.models import FollowUp, Review
 from opsloop.types import State
 
 
@@ -43,9 +44,11 @@ class ItemCreated(Event):
 @dataclass(frozen=True, kw_only=True)
 class ItemChanged(Event):
     """`action` happened to a work item: a lifecycle step (`acknowledge`, `resolve` ...), `assign`,
-    `tenants`, or a recorded change (`pause`, `resume`, `update` ...).
+    `tenants`, `severity`, `role`, or a recorded change (`pause`, `resume`, `update` ...).
 
-    `changed` holds each field that moved, as (before, after), `tenants` included.
+    `changed` holds each field that moved, as (before, after), `tenants` included (an incident role
+    other than commander and comms as `role.NAME`). `forced`: a person overrode a check (closing with
+    runbook steps open), `note` says why.
     `quiet` keeps it off the item's thread (it is still on the card and the timeline);
     `debounce` folds a burst of machine-made changes into one card edit per period."""
 
@@ -59,6 +62,7 @@ class ItemChanged(Event):
     changed: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
     quiet: bool = False
     debounce: timedelta = timedelta(0)
+    forced: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -291,3 +295,49 @@ class EscalationExhausted(Event):
     item: WorkItem
     chain: str
     rounds: int
+
+
+# --------------------------------------------------------------------------- reviews and follow-ups
+
+
+@dataclass(frozen=True, kw_only=True)
+class FollowUpCreated(Event):
+    """A follow-up (`ACT-n`) was made on a work item."""
+
+    item: WorkItem
+    followup: FollowUp
+    actor: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FollowUpClosed(Event):
+    """A follow-up was closed with a note."""
+
+    item: WorkItem
+    followup: FollowUp
+    actor: str
+
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewChanged(Event):
+    """A review was drafted, saved, submitted, published or given another owner (`what`); `doc` is its
+    newest version and `followups` its item's follow-ups."""
+
+    item: WorkItem
+    review: Review
+    what: str  # drafted | saved | submitted | published | owner
+    actor: str
+    doc: Mapping[str, Any]
+    followups: tuple[FollowUp, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recurred(Event):
+    """A new work item hit a theme whose follow-ups were all closed (`text`: "recurred 9 days after
+    ACT-4 was closed")."""
+
+    item: WorkItem
+    theme: str
+    followup: str
+    text: str

@@ -35,8 +35,8 @@ from opsloop.bus import Bus
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.errors import NotFound
-from opsloop.events import ChannelSettled, ItemCreated
-from opsloop.models import WorkItem
+from opsloop.events import ChannelSettled, ItemChanged, ItemCreated
+from opsloop.models import OutboxMessage, WorkItem
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy
 from opsloop.types import OPSLOOP, Kind
@@ -78,6 +78,23 @@ class DedicatedChannels:
         session.add(item)
         outbox.enqueue(session, transport=CHAT, target=item.channel, now=event.at,
                        key=f"channel:{item.ref}", payload=self._operation(item, event.actor, fallback))
+
+    def on_changed(self, session: Session, event: ItemChanged) -> None:
+        """An incident raised to a listed severity gets its channel now (its card stays where it is,
+        and the new channel is told where; see `Cards.channel_settled`)."""
+        config = self.policy.incident_channels
+        item = event.item
+        if (event.action != "severity" or config is None or item.kind != Kind.INCIDENT
+                or item.severity not in config.severities or is_pending(item.channel)):
+            return
+        key = f"channel:{item.ref}"
+        if session.exec(select(OutboxMessage.id).where(OutboxMessage.key == key)).first() is not None:
+            return  # it has had its channel (or the attempt) already
+        fallback = item.channel or self.policy.channel("ops")
+        item.channel = f"{PENDING}{item.ref}"
+        session.add(item)
+        outbox.enqueue(session, transport=CHAT, target=item.channel, now=event.at, key=key,
+                       payload=self._operation(item, event.actor, fallback))
 
     def _operation(self, item: WorkItem, actor: str, fallback: str) -> dict[str, Any]:
         config = self.policy.incident_channels

@@ -1,8 +1,10 @@
 """The lifecycle engine: which action moves a work item from which state to which.
 
     incident, escalation:  triggered → acknowledged → mitigated → resolved → closed
-                           (mitigated or resolved can be reopened to triggered)
+                           (mitigated, resolved or closed can be reopened to triggered)
     exception:             requested → approved | rejected;  approved → expired
+    maintenance:           (requested → approved →) scheduled → active → ended
+                           (requested → rejected; ended early from requested, scheduled or active)
     task:                  as an incident (opened by a schedule; resolved when its runbook completes)
 """
 
@@ -36,7 +38,7 @@ _RESPONSE = {
         _t("resolve", {State.TRIGGERED, State.ACKNOWLEDGED, State.MITIGATED}, State.RESOLVED,
            "resolved_at", "resolved"),
         _t("close", {State.RESOLVED}, State.CLOSED, "closed_at", "closed"),
-        _t("reopen", {State.MITIGATED, State.RESOLVED}, State.TRIGGERED, None, "reopened"),
+        _t("reopen", {State.MITIGATED, State.RESOLVED, State.CLOSED}, State.TRIGGERED, None, "reopened"),
     )
 }
 
@@ -49,10 +51,21 @@ _EXCEPTION = {
     )
 }
 
+_MAINTENANCE = {
+    t.action: t
+    for t in (
+        _t("approve", {State.REQUESTED}, State.SCHEDULED, "decided_at", "approved"),
+        _t("reject", {State.REQUESTED}, State.REJECTED, "decided_at", "rejected"),
+        _t("start", {State.SCHEDULED}, State.ACTIVE, None, "started"),
+        _t("end", {State.REQUESTED, State.SCHEDULED, State.ACTIVE}, State.ENDED, "closed_at", "ended"),
+    )
+}
+
 TRANSITIONS: dict[Kind, dict[str, Transition]] = {
     Kind.INCIDENT: _RESPONSE,
     Kind.ESCALATION: _RESPONSE,
     Kind.EXCEPTION: _EXCEPTION,
+    Kind.MAINTENANCE: _MAINTENANCE,
     Kind.TASK: _RESPONSE,
 }
 
@@ -60,14 +73,16 @@ INITIAL: dict[Kind, State] = {
     Kind.INCIDENT: State.TRIGGERED,
     Kind.ESCALATION: State.TRIGGERED,
     Kind.EXCEPTION: State.REQUESTED,
+    Kind.MAINTENANCE: State.SCHEDULED,  # REQUESTED when the policy requires approval
     Kind.TASK: State.TRIGGERED,
 }
 
-FINAL: frozenset[State] = frozenset({State.CLOSED, State.REJECTED, State.EXPIRED})
+FINAL: frozenset[State] = frozenset({State.CLOSED, State.REJECTED, State.EXPIRED, State.ENDED})
 OPEN_STATES: dict[Kind, frozenset[State]] = {
     Kind.INCIDENT: frozenset({State.TRIGGERED, State.ACKNOWLEDGED, State.MITIGATED}),
     Kind.ESCALATION: frozenset({State.TRIGGERED, State.ACKNOWLEDGED, State.MITIGATED}),
     Kind.EXCEPTION: frozenset({State.REQUESTED, State.APPROVED}),
+    Kind.MAINTENANCE: frozenset({State.REQUESTED, State.SCHEDULED, State.ACTIVE}),
     Kind.TASK: frozenset({State.TRIGGERED, State.ACKNOWLEDGED, State.MITIGATED}),
 }
 
@@ -92,7 +107,9 @@ def next_actions(kind: Kind, state: State) -> list[str]:
 
 def refusal(item: WorkItem, actor: str, action: str) -> str | None:
     """Why `actor` may not take `action` on `item` whatever their roles (else None): the requester of
-    an exception never approves it."""
-    if item.kind == Kind.EXCEPTION.value and action == "approve" and actor == item.created_by:
-        return f"you requested {item.ref}, so you cannot approve it; another approver must"
+    an exception or a maintenance window never approves it."""
+    if (item.kind in (Kind.EXCEPTION.value, Kind.MAINTENANCE.value) and action == "approve"
+            and actor == item.created_by):
+        verb = "requested" if item.kind == Kind.EXCEPTION.value else "scheduled"
+        return f"you {verb} {item.ref}, so you cannot approve it; another approver must"
     return None

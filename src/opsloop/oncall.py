@@ -72,8 +72,10 @@ def rotation_shift(rotation: Rotation, zone: ZoneInfo, at: datetime) -> Shift:
 
 
 def parse_moment(text: str, now: datetime, zone: ZoneInfo) -> datetime:
-    """`+4h` / `4h`, `18:00` (the next one), `mon 09:00` (the next one), `2026-11-23 18:00` (local)."""
+    """`now`, `+4h` / `4h`, `18:00` (the next one), `mon 09:00` (the next one), `2026-11-23 18:00` (local)."""
     words = text.strip().lower().split()
+    if words == ["now"]:
+        return now
     try:
         if len(words) == 1 and re.fullmatch(r"\+?(\d+[smhdw])+", words[0]):
             return now + parse_duration(words[0].lstrip("+"))
@@ -94,7 +96,7 @@ def parse_moment(text: str, now: datetime, zone: ZoneInfo) -> datetime:
             return _local(datetime.combine(date.fromisoformat(words[0]), at), zone)
     except ValueError:
         pass
-    raise InvalidInput(f"cannot read the time {text!r}: write e.g. +4h, 18:00, mon 09:00 or "
+    raise InvalidInput(f"cannot read the time {text!r}: write e.g. now, +4h, 18:00, mon 09:00 or "
                        "2026-11-23 18:00 (local time)")
 
 

@@ -39,7 +39,10 @@ from opsloop.fields import (
 )
 from opsloop.health.config import HealthPolicy
 from opsloop.heartbeats.config import Heartbeat
+from opsloop.incident_roles.config import Duty, RoleName
 from opsloop.intake.config import LabelName, PayloadPath
+from opsloop.maintenance.config import MaintenancePolicy
+from opsloop.reviews.config import ReviewsPolicy
 from opsloop.schedules.config import Schedule
 from opsloop.status.config import StatusPolicy
 from opsloop.types import Kind, Severity, Tier
@@ -159,6 +162,10 @@ class SlaPolicy(Strict):
 class Sla(Strict):
     calendars: dict[Name, Calendar] = {}
     policies: list[SlaPolicy] = []
+    # a person who declares (opens, requests) an item is responding: its response target is met then
+    declared_meets_response: bool = True
+    # an integration's acknowledgement (Events v2 `acknowledge`) meets the response target only if so
+    machine_ack_meets_response: bool = False
 
 
 class EscalationLevel(Strict):
@@ -243,7 +250,11 @@ class Digest(Strict):
 AudienceName = Literal["sales", "support", "customers", "product"]
 # `rollout`: a tenant's customers hear when its wave of a fleet rollout starts and when it is done
 # (templates `rollout_start`, `rollout_done`)
-LoopEvent = Literal["start", "cadence", "resolution", "rollout", "rollout_start", "rollout_done"]
+LoopEvent = Literal["start", "cadence", "resolution", "maintenance", "rollout", "rollout_start",
+                    "rollout_done"]
+# what a template may be written for: the events, and `update` (customers: a public update in review)
+TemplateName = Literal["start", "cadence", "resolution", "maintenance", "rollout", "rollout_start",
+                       "rollout_done", "update"]
 
 
 class AudienceFilter(Strict):
@@ -262,9 +273,17 @@ class Audience(Strict):
     when: AudienceFilter = AudienceFilter()
     events: list[LoopEvent] = ["start", "resolution"]
     cadence: Duration | None = None  # how often "cadence" notices go out while open
-    templates: dict[LoopEvent, str] = {}  # override the shipped Jinja2 templates
+    templates: dict[TemplateName, str] = {}  # override the shipped Jinja2 templates
     webhook: Webhook | None = None  # support: a ticket system; customers: per account instead
     from_address: str = "status@opsloop.example"  # customers: the email sender
+    # auto: notices go out as they are made; review: each is a draft a person allowed
+    # `notice.approve` (or the item's comms owner) sends, edits or skips.
+    # Default: review for customers, auto for the internal audiences.
+    send: Literal["auto", "review"] | None = None
+
+    def sends(self, name: str) -> str:
+        """`auto` or `review` for the audience called `name`."""
+        return self.send or ("review" if name == "customers" else "auto")
 
     @model_validator(mode="after")
     def _cadence(self) -> Audience:
@@ -275,6 +294,9 @@ class Audience(Strict):
 
 class Loops(Strict):
     report_after: Duration = timedelta(hours=24)  # open loops past this after resolution are reported
+    # customers hear of an item only once it stayed open this long (internal audiences at once);
+    # one resolved within it never reaches a customer
+    hold: Duration = timedelta(minutes=5)
 
 
 class ProductPriority(Strict):
@@ -304,6 +326,8 @@ PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "incident.reopen": ["responder", "commander", "admin"],
     "incident.assign": ["commander", "admin"],
     "incident.tenants": ["responder", "commander", "admin"],
+    "incident.severity": ["responder", "commander", "admin"],
+    "incident.role": ["responder", "commander", "admin"],  # scribe, liaison ...; commander: incident.assign
     "escalation.open": ["everyone"],
     "escalation.acknowledge": ["responder", "commander", "csm", "admin"],
     "escalation.mitigate": ["responder", "commander", "csm", "admin"],
@@ -336,6 +360,19 @@ PERMISSION_DEFAULTS: dict[str, list[str]] = {
     "health.respond": ["csm", "admin"],  # answer a prompt, run a play; the account's own CSM always may
     "health.report": ["csm", "leader", "admin"],  # /health report: retention and whether the score works
     "digest.post": ["leader", "admin"],  # /digest: post the leadership digest now
+    # /maintenance: a window scheduled by someone allowed is active from its start (unless the policy's
+    # maintenance.require_approval asks another person allowed maintenance.approve first)
+    "maintenance.schedule": ["commander", "admin"],
+    "maintenance.approve": ["commander", "admin"],
+    "maintenance.reject": ["commander", "admin"],
+    "maintenance.end": ["commander", "admin"],  # whoever scheduled a window may always end it
+    # send, edit or skip a notice in review, mark an item public; the item's comms owner always may
+    "notice.approve": ["commander", "admin"],
+    "followup.create": ["responder", "commander", "admin"],  # the item's owner always may
+    "followup.close": ["commander", "admin"],  # the follow-up's owner always may
+    "review.draft": ["responder", "commander", "admin"],  # the item's owner always may
+    "review.edit": ["responder", "commander", "admin"],  # write, submit; the review's owner always may
+    "review.publish": ["commander", "admin"],  # publish, give it another owner; the review's owner always may
 }
 
 
@@ -366,9 +403,12 @@ class Policy(Strict):
     retention: Retention = Retention()
     changes: ChangesPolicy = ChangesPolicy()
     heartbeats: dict[Name, Heartbeat] = {}
+    maintenance: MaintenancePolicy = MaintenancePolicy()
+    incident_roles: dict[RoleName, Duty] = {}  # role -> its one-line duty (see opsloop.incident_roles)
+    status: StatusPolicy = StatusPolicy()  # status pages: their address, each tier's contract
+    reviews: ReviewsPolicy = ReviewsPolicy()
     # runbooks on a schedule: each tick opens a task (TSK-n) running the runbook (opsloop.schedules)
     schedules: dict[Name, Schedule] = {}
-    status: StatusPolicy = StatusPolicy()  # status pages: their address, each tier's contract
 
     # where the file was read from: relative paths in it are relative to its folder
     _source: Path = PrivateAttr(default=Path("opsloop.yml"))
@@ -408,6 +448,11 @@ class Policy(Strict):
         if ("calendar" in plays.model_fields_set and plays.calendar != "24x7"
                 and plays.calendar not in self.sla.calendars):
             problems.append(("health.plays.calendar", f"unknown calendar {plays.calendar!r} "
+                             "(define it under sla.calendars, or use 24x7)"))
+        reviews = self.reviews
+        if ("calendar" in reviews.model_fields_set and reviews.calendar != "24x7"
+                and reviews.calendar not in self.sla.calendars):
+            problems.append(("reviews.calendar", f"unknown calendar {reviews.calendar!r} "
                              "(define it under sla.calendars, or use 24x7)"))
         for name, chain in self.escalation.items():
             for j, level in enumerate(chain.levels):

@@ -13,11 +13,14 @@ import opsloop.feeds.models
 import opsloop.health.models
 import opsloop.heartbeats.models
 import opsloop.history.models
+import opsloop.incident_roles.models
 import opsloop.intake.models
 import opsloop.loops.models
+import opsloop.maintenance.models
 import opsloop.models
 import opsloop.remediation.models
 import opsloop.replays
+import opsloop.reviews.models
 import opsloop.rollouts.models
 import opsloop.runbooks.models
 import opsloop.schedules.models

@@ -22,6 +22,7 @@ class Kind(StrEnum):
     INCIDENT = "incident"
     ESCALATION = "escalation"
     EXCEPTION = "exception"
+    MAINTENANCE = "maintenance"
     TASK = "task"  # a scheduled runbook's run (opsloop.schedules)
 
     @property
@@ -36,7 +37,8 @@ class Kind(StrEnum):
         raise KeyError(prefix)
 
 
-_PREFIX = {Kind.INCIDENT: "INC", Kind.ESCALATION: "ESC", Kind.EXCEPTION: "EXC", Kind.TASK: "TSK"}
+_PREFIX = {Kind.INCIDENT: "INC", Kind.ESCALATION: "ESC", Kind.EXCEPTION: "EXC", Kind.MAINTENANCE: "MNT",
+           Kind.TASK: "TSK"}
 
 
 class Severity(StrEnum):
@@ -58,6 +60,10 @@ class State(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    # maintenance windows (requested and rejected as exceptions are, when approval is required)
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    ENDED = "ended"
 
 
 class Tier(StrEnum):

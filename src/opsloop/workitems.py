@@ -23,7 +23,9 @@ from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.events import ItemChanged, ItemCreated
-from opsloop.lifecycle import INITIAL, OPEN_STATES, refusal, transition
+from opsloop.incident_roles.models import roles_held
+from opsloop.lifecycle import FINAL, INITIAL, refusal, transition
+from opsloop.listing import ItemPage, ItemQuery, search
 from opsloop.models import Account, Counter, TimelineEvent, WorkItem, WorkItemTenant
 from opsloop.policy import Policy
 from opsloop.types import Kind, Severity, State, is_system
@@ -106,9 +108,10 @@ class WorkItems:
     def create_in(
         self, session: Session, kind: Kind, *, actor: str, title: str, severity: Severity,
         tenants: Iterable[str] = (), labels: dict[str, str] | None = None, owner: str | None = None,
-        channel: str | None = None, extra: dict[str, Any] | None = None,
+        channel: str | None = None, extra: dict[str, Any] | None = None, state: State | None = None,
     ) -> WorkItem:
-        """Create a work item in the caller's transaction (the caller has authorised `actor`)."""
+        """Create a work item in the caller's transaction (the caller has authorised `actor`); `state`
+        overrides the kind's first state (a maintenance window that needs approval is `requested`)."""
         title = " ".join(title.split())
         if not title:
             raise InvalidInput(f"a {kind.value} needs a title")
@@ -123,7 +126,7 @@ class WorkItems:
         ).one()[0]
         item = WorkItem(
             ref=f"{kind.prefix}-{number}", kind=kind.value, number=number, title=title,
-            severity=severity.value, state=INITIAL[kind].value, owner=owner,
+            severity=severity.value, state=(state or INITIAL[kind]).value, owner=owner,
             created_by=actor, channel=self.policy.channel(channel or "ops"),
             labels={**(labels or {}), **{k: str(v) for k, v in (extra or {}).items()}},
             created_at=now, updated_at=now,
@@ -151,8 +154,10 @@ class WorkItems:
 
     # ------------------------------------------------------------------ changing
 
-    def act(self, *, actor: str, ref: str, action: str, note: str | None = None) -> WorkItem:
-        """Apply a lifecycle action (acknowledge, mitigate, resolve, close, reopen, approve, ...)."""
+    def act(self, *, actor: str, ref: str, action: str, note: str | None = None, forced: bool = False
+            ) -> WorkItem:
+        """Apply a lifecycle action (acknowledge, mitigate, resolve, close, reopen, approve, ...);
+        `forced` overrides what a handler would refuse (a close with runbook steps open), for `note`."""
         kind = kind_of(ref)
         attempted = f"{kind.value}.{action}"
         self.authz.require(actor, attempted, subject=ref.upper())
@@ -161,12 +166,12 @@ class WorkItems:
             item = self.lock(session, ref)
             why = refusal(item, actor, action)  # beyond roles: e.g. nobody approves their own exception
             if why is None:
-                return self.act_in(session, item, actor=actor, action=action, note=note)
+                return self.act_in(session, item, actor=actor, action=action, note=note, forced=forced)
         raise self.authz.refuse(actor, attempted, subject=item.ref, reason=why, detail={"reason": why})
 
     def act_in(
         self, session: Session, item: WorkItem, *, actor: str, action: str, note: str | None = None,
-        debounce: timedelta = timedelta(0), quiet: bool = False,
+        debounce: timedelta = timedelta(0), quiet: bool = False, forced: bool = False,
     ) -> WorkItem:
         """Apply a lifecycle action to a locked item in the caller's transaction.
 
@@ -179,17 +184,55 @@ class WorkItems:
         old = _snapshot(item)
         item.state = step.target.value
         item.updated_at = now
-        if step.stamp:
-            setattr(item, step.stamp, now)
+        machine_ack = action == "acknowledge" and is_system(actor)
+        if step.stamp and not (machine_ack and not self.policy.sla.machine_ack_meets_response):
+            setattr(item, step.stamp, now)  # an integration's ack is on the record, not a response time
         if action == "reopen":
-            item.mitigated_at = item.resolved_at = None
+            item.mitigated_at = item.resolved_at = item.closed_at = None
         if action == "acknowledge" and item.owner is None and not is_system(actor):
             item.owner = actor  # an integration acknowledging (Events v2) is no owner: nobody took it
         if action == "approve" and "expires_in" in item.labels:
             item.expires_at = now + timedelta(seconds=int(item.labels["expires_in"]))
         session.add(item)
-        self._changed(session, item, actor, action, old, now, before, note, debounce, quiet)
+        self._changed(session, item, actor, action, old, now, before, note, debounce, quiet, forced=forced)
         return item
+
+    def change_severity(self, *, actor: str, ref: str, severity: Severity, reason: str | None = None
+                        ) -> WorkItem:
+        """A new severity: its handlers re-evaluate the SLA policy (time used is kept), the escalation
+        chain, the audiences and the dedicated channel, in the same transaction."""
+        kind = kind_of(ref)
+        self.authz.require(actor, f"{kind.value}.severity", subject=ref.upper())
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            item = self.lock(session, ref)
+            if item.severity == severity.value:
+                raise InvalidInput(f"{item.ref} is already {severity.value}")
+            if State(item.state) in FINAL:
+                raise InvalidInput(f"{item.ref} is {item.state}: reopen it to change its severity")
+            old = _snapshot(item)
+            item.severity = severity.value
+            item.updated_at = now
+            session.add(item)
+            self._changed(session, item, actor, "severity", old, now, State(item.state), reason)
+        return item
+
+    def record_held_in(self, session: Session, item: WorkItem, *, actor: str, action: str,
+                       before: dict[str, Any], after: dict[str, Any], note: str | None = None) -> None:
+        """A change of something the item holds beyond its own fields (e.g. an incident role), in the
+        caller's transaction on a locked item: audited and published like every change."""
+        now = self.clock.now()
+        item.updated_at = now
+        session.add(item)
+        assert item.id is not None
+        tenants = self.tenants(session, item.id)
+        audit.record(session, at=now, actor=actor, action=f"{item.kind}.{action}", subject=item.ref,
+                     before=before, after=after | ({"note": note} if note else {}))
+        changed = {k: (before.get(k), after.get(k)) for k in {*before, *after}}
+        self.bus.publish(session, ItemChanged(
+            at=now, item=item, action=action, actor=actor, before=State(item.state), after=State(item.state),
+            tenants=tuple(tenants), note=note, changed=changed))
 
     def assign(
         self, *, actor: str, ref: str, owner: str | None = None, comms_owner: str | None = None
@@ -262,10 +305,19 @@ class WorkItems:
             self._changed(session, item, actor, action, old, now, State(item.state), note)
         return item
 
+    def record_in(self, session: Session, item: WorkItem, *, actor: str, action: str,
+                  note: str | None = None, quiet: bool = False) -> None:
+        """`record` for a locked item in the caller's transaction (the caller has authorised `actor`)."""
+        now = self.clock.now()
+        old = _snapshot(item)
+        item.updated_at = now
+        session.add(item)
+        self._changed(session, item, actor, action, old, now, State(item.state), note, quiet=quiet)
+
     def _changed(
         self, session: Session, item: WorkItem, actor: str, action: str, old: dict[str, Any], now: datetime,
         before: State, note: str | None, debounce: timedelta = timedelta(0), quiet: bool = False,
-        named: dict[str, Any] | None = None,
+        named: dict[str, Any] | None = None, forced: bool = False,
     ) -> None:
         """Audit the change and publish it; `named` are fields the person set, changed or not."""
         assert item.id is not None
@@ -274,12 +326,14 @@ class WorkItems:
         audit.record(
             session, at=now, actor=actor, action=f"{item.kind}.{action}", subject=item.ref,
             before={k: v for k, v in old.items() if new[k] != v} | ({"note": None} if note else {}),
-            after={k: v for k, v in new.items() if old[k] != v} | ({"note": note} if note else {}),
+            after={k: v for k, v in new.items() if old[k] != v} | ({"note": note} if note else {})
+            | ({"forced": True} if forced else {}),
         )
         changed = {k: (v, new[k]) for k, v in old.items() if new[k] != v or k in (named or {})}
         self.bus.publish(session, ItemChanged(
             at=now, item=item, action=action, actor=actor, before=before, after=State(item.state),
-            tenants=tuple(tenants), note=note, changed=changed, quiet=quiet, debounce=debounce))
+            tenants=tuple(tenants), note=note, changed=changed, quiet=quiet, debounce=debounce,
+            forced=forced))
 
     # ------------------------------------------------------------------ reading
 
@@ -296,17 +350,10 @@ class WorkItems:
         ))
         return ItemView(item, self.tenants(session, item.id), timeline)
 
-    def list_items(self, *, kind: Kind | None = None, open_only: bool = True,
-             limit: int = 50) -> list[ItemView]:
+    def search(self, query: ItemQuery) -> ItemPage:
+        """A page of the items `query` asks for, newest first, with the total (see `opsloop.listing`)."""
         with self.db.transaction() as session:
-            query = select(WorkItem).order_by(col(WorkItem.id).desc()).limit(limit)
-            if kind is not None:
-                query = query.where(WorkItem.kind == kind.value)
-            if open_only:
-                states = {s.value for k in ([kind] if kind else list(Kind)) for s in OPEN_STATES[k]}
-                query = query.where(col(WorkItem.state).in_(states))
-            items = list(session.exec(query))
-            return [ItemView(i, self.tenants(session, i.id or 0)) for i in items]
+            return search(session, query, self.clock.now(), role_items=roles_held)
 
     # ------------------------------------------------------------------ helpers
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlmodel import select
+from sqlmodel import col, func, select
 
 from bot.bootstrap import Services, bootstrap
 from bot.http import create_http_app
@@ -19,11 +19,12 @@ from bot.senders import outbound_senders
 from bot.settings import Settings
 from bot.slack.wiring import wire_slack
 from opsloop.models import OutboxMessage
-from opsloop.outbox import SENT
+from opsloop.outbox import PENDING, SENT, Dispatcher
+from opsloop.remediation.models import RemediationCall
 from tests.bot.conftest import SIGNING_SECRET
 from tests.bot.live_server import LiveServer
 from tests.bot.mock_slack import Call, MockSlack
-from tests.support import FakeClock
+from tests.support import PATIENCE, FakeClock, wait_until
 
 SLACK_POLICY = Path(__file__).with_name("slack_policy.yml")
 
@@ -59,32 +60,65 @@ def serve(settings: Settings, clock: FakeClock, **bootstrap_args: Any) -> Iterat
         services.db.dispose()
 
 
-def wait_for(done: Callable[[], object], *, timeout: float = 5.0, what: str = "a condition") -> None:
+def wait_for(done: Callable[[], object], *, timeout: float = PATIENCE, what: str = "a condition") -> None:
     """Poll in real time (the fake clock stands still) until `done()` is truthy, or fail."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    wait_until(done, timeout=timeout, what=what)
 
 
-def sweeps_pass(services: Services, count: int = 2, *, timeout: float = 5.0) -> None:
+def sweeps_pass(services: Services, count: int = 2, *, timeout: float = PATIENCE) -> None:
     """Wait until the scheduler has swept `count` more times (so anything due has had its chance)."""
     start = services.sweeper.stats.sweeps
     wait_for(lambda: services.sweeper.stats.sweeps >= start + count, timeout=timeout, what="sweeps")
 
 
-def pump(services: Services, server: LiveServer, done: Callable[[], object], *, limit: int = 10,
+def held_back(services: Services, dispatcher: Dispatcher) -> bool:
+    """The outbox has caught up with the fake clock and only time can move it on: nothing it could
+    deliver now is waiting or in flight, and some message waits for its lane's pace or its backoff."""
+    now = services.clock.now()
+    with services.db.transaction() as session:
+        pending = session.exec(select(OutboxMessage).where(
+            OutboxMessage.status == PENDING,
+            col(OutboxMessage.transport).in_(list(dispatcher.senders)))
+            .order_by(col(OutboxMessage.id))).all()
+        heads = {m.lane: m for m in reversed(pending)}.values()  # the oldest pending message per lane
+        last_sent = dict(session.exec(  # type: ignore[arg-type]
+            select(OutboxMessage.lane, func.max(OutboxMessage.sent_at))
+            .where(col(OutboxMessage.lane).in_({m.lane for m in heads}))
+            .group_by(OutboxMessage.lane)).all())
+    for message in heads:
+        pace = dispatcher.pace.get(message.transport)
+        sent = last_sent.get(message.lane)
+        paced = pace is not None and sent is not None and sent > now - pace
+        if message.next_attempt_at <= now and not paced:
+            return False  # deliverable now (or being delivered): the outbox has not caught up
+    return bool(pending)
+
+
+def pump(services: Services, server: LiveServer, done: Callable[[], object], *, limit: int = 30,
          what: str = "a condition") -> None:
-    """Move the fake clock on a second at a time (each Slack channel takes a message a second),
-    letting the scheduler sweep and the outbox deliver in between, until `done()`; at most `limit` s."""
-    for _ in range(limit):
-        if done():
-            return
-        server.clock.advance(seconds=1)
-        server.dispatcher.wake()
+    """Until `done()`: let the scheduler sweep and the outbox deliver, and move the fake clock on a
+    second (each Slack channel takes a message a second) whenever only time holds the outbox back;
+    at most `limit` fake seconds, and PATIENCE real ones. Moving the clock only once the outbox has
+    caught up keeps a slow (loaded) machine from running out of fake time before the work is done."""
+    moved = 0
+    deadline = time.monotonic() + PATIENCE
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; {backlog(services)}")
         sweeps_pass(services, 1)
-    wait_for(done, timeout=2.0, what=what)
+        if moved < limit and held_back(services, server.dispatcher):
+            server.clock.advance(seconds=1)
+            moved += 1
+            server.dispatcher.wake()
+
+
+def backlog(services: Services) -> str:
+    """What is still in flight, for a failure message."""
+    with services.db.transaction() as session:
+        waiting = [(m.id, m.transport, m.lane, m.status, m.attempts, m.next_attempt_at, m.leased_until, m.last_error)
+                   for m in session.exec(select(OutboxMessage).where(OutboxMessage.status != SENT))]
+        calls = [(c.id, c.state) for c in session.exec(select(RemediationCall))]
+    return f"now {services.clock.now()}; not sent {waiting}; remediation calls {calls}"
 
 
 def sent_on(services: Services, lane: str) -> int:

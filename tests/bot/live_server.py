@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from opsloop.outbox import Dispatcher
 from tests.bot.slack_requests import FORM, sign
-from tests.support import FakeClock
+from tests.support import PATIENCE, FakeClock
 
 
 class LiveServer:
@@ -27,20 +27,20 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         self._thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + PATIENCE
         while not self.server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("the server did not start")
             time.sleep(0.01)
         port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=PATIENCE)
         return self
 
     def stop(self) -> None:
         if self.client is not None:
             self.client.close()
         self.server.should_exit = True
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=PATIENCE)
 
     def post(self, body: str, *, content_type: str = FORM, timestamp: int | None = None,
              secret: str | None = None) -> httpx.Response:
@@ -52,7 +52,7 @@ class LiveServer:
         assert self.client is not None
         return self.client.get(path)
 
-    def settle(self, done: Callable[[], bool], *, step: float = 1.0, timeout: float = 10.0) -> None:
+    def settle(self, done: Callable[[], bool], *, step: float = 1.0, timeout: float = PATIENCE) -> None:
         """Let fake time pass (for pacing and Retry-After) until `done()`, or fail."""
         deadline = time.monotonic() + timeout
         while not done():

@@ -127,6 +127,7 @@ class MockSlack:
                                                  "name": params.get("name")}},
             "conversations.invite": {"channel": {"id": channel}},
             "usergroups.users.list": {"users": self.groups.get(str(params.get("usergroup")), [])},
+            "canvases.create": {"canvas_id": f"F0CANVAS{next(self._files):04d}"},
         }
         if method == "users.info":
             member = self._member(str(params.get("user", "")))

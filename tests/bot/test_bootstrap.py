@@ -11,7 +11,7 @@ from opsloop.types import Severity
 from tests.bot.mock_slack import MockSlack
 
 DECLARE = ["DedicatedChannels.on_created", "Runbooks.attach", "FeedbackLoops.on_created", "Sla.start_clocks",
-           "ExceptionApprovals.ask_approvers", "Cards.post", "Health.rescore_new_item"]
+           "Maintenance.on_created", "ExceptionApprovals.ask_approvers", "Cards.post", "Health.rescore_new_item"]
 
 
 def test_declaring_an_incident_is_read_from_one_row(services: Services) -> None:
@@ -21,8 +21,9 @@ def test_declaring_an_incident_is_read_from_one_row(services: Services) -> None:
     assert table["RunAttached"] == ["Rollouts.pin", "Checklists.attached"]
     assert table["ClockBreached"] == ["Health.after_breach", "ClockWords.breached"]
     assert set(timer_table(services)) == {"warn", "breach", "page", "runbook.gate.expire", "exception.expire", "heartbeat.due",
-                                          "health.daily", "health.snooze_end", "health.play.remind",
-                                          "schedule.tick"}
+                                          "maintenance.start", "maintenance.end", "health.daily",
+                                          "health.snooze_end", "health.play.remind", "schedule.tick",
+                                          "loops.hold", "followup.remind", "review.remind"}
     assert handler_table(services).describe() == table  # the table bootstrap installed is this one
 
 

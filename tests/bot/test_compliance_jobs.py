@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from opsloop.compliance.models import AuditCheckpoint, ComplianceRun
 from opsloop.compliance.signing import Verifier, generate
 from opsloop.models import OutboxMessage
 from opsloop.outbox import DeliveryError, Dispatcher, PermanentDeliveryError
-from tests.support import ROOT, FakeClock
+from tests.support import ROOT, FakeClock, wait_until
 
 
 @pytest.fixture
@@ -43,12 +42,15 @@ def test_the_scheduler_signs_a_checkpoint_and_applies_retention_at_once(
     assert {CHECKPOINT_JOB, RETENTION_JOB} <= {job.id for job in scheduler.get_jobs()}
     scheduler.start()
     try:
-        deadline = time.monotonic() + 10
         done: tuple[list[AuditCheckpoint], list[ComplianceRun]] = ([], [])
-        while time.monotonic() < deadline and len({r.job for r in done[1]}) < 2:
+
+        def both_ran() -> bool:
+            nonlocal done
             with services.db.transaction() as session:
                 done = (list(session.exec(select(AuditCheckpoint))), list(session.exec(select(ComplianceRun))))
-            time.sleep(0.05)
+            return len({r.job for r in done[1]}) >= 2
+
+        wait_until(both_ran, what="the checkpoint and retention jobs", poll=0.05)
     finally:
         stop_scheduler(scheduler)
     checkpoint_rows, runs = done

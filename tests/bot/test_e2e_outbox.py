@@ -1,16 +1,16 @@
 """Issue 15, end to end: no customer webhook can stall Slack, through `opsloop serve`.
 
-Two customers' webhooks are real local servers: one drips its answer a byte a second for a minute,
-the other answers 429 with `Retry-After: 1e308`. Incident cards are posted to the mock Slack while
-the first still hangs (ordering: the drip has not finished when the card is there), and the second
-is retried after the normal backoff instead of breaking the delivery pass.
+Two customers' webhooks are real local servers: one drips its answer a byte a second for a minute
+(and on until the test lets it go, so a loaded machine cannot end the drip early), the other answers
+429 with `Retry-After: 1e308`. Incident cards are posted to the mock Slack while the first still
+hangs (ordering: the drip has not finished when the card is there), and the second is retried after
+the normal backoff instead of breaking the delivery pass.
 """
 
 from __future__ import annotations
 
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,19 +27,21 @@ from tests.bot.e2e import posts, serve, slack_policy, wait_for, write_policy
 from tests.bot.live_server import LiveServer
 from tests.bot.mock_slack import MockSlack
 from tests.bot.slack_requests import command_body
-from tests.support import FakeClock, QuietHandler, local_server
+from tests.support import PATIENCE, FakeClock, QuietHandler, local_server
 
 COMMANDER = "U0RESP1"
 
 
 class FarSide:
-    """A customer's webhook endpoint on loopback: `drip` answers a byte a second for `seconds`;
-    otherwise it answers 429 with `Retry-After: 1e308` at once."""
+    """A customer's webhook endpoint on loopback: `drip` answers a byte a second for at least
+    `seconds`, and on until `release` is set (at most PATIENCE); otherwise it answers 429 with
+    `Retry-After: 1e308` at once."""
 
     def __init__(self, ca: trustme.CA, *, drip: bool, seconds: int = 60) -> None:
         self.requests = 0
         self.answering = threading.Event()
         self.finished = threading.Event()
+        self.release = threading.Event()
         far = self
 
         class Handler(QuietHandler):
@@ -52,13 +54,16 @@ class FarSide:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                length = int(PATIENCE)
                 try:
-                    self.wfile.write(f"HTTP/1.1 200 OK\r\nContent-Length: {seconds}\r\n\r\n".encode())
+                    self.wfile.write(f"HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n".encode())
                     far.answering.set()
-                    for _ in range(seconds):
+                    for dripped in range(length):
+                        if dripped >= seconds and far.release.is_set():
+                            break
                         self.wfile.write(b".")
                         self.wfile.flush()
-                        time.sleep(1)
+                        far.release.wait(1)  # a byte a second (sooner only once released)
                 except OSError:
                     pass
                 far.finished.set()
@@ -69,6 +74,7 @@ class FarSide:
         self.url = f"https://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def stop(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -123,16 +129,16 @@ def test_a_dripping_customer_webhook_and_a_hostile_retry_after_hold_up_no_slack_
     services, server = outbox_serve
     slow, hostile = far_sides
     declare(server, mock_slack, '"Slow Co exports fail" sev2 tenant:slowco')
-    wait_for(lambda: slow.answering.is_set(), timeout=10, what="the slow webhook to start dripping")
-    server.settle(lambda: card_posted(mock_slack, "Slow Co exports fail"), timeout=10)
+    wait_for(lambda: slow.answering.is_set(), what="the slow webhook to start dripping")
+    server.settle(lambda: card_posted(mock_slack, "Slow Co exports fail"))
 
     declare(server, mock_slack, '"Queue backlog" sev3')  # its card goes out while the webhook drips
-    server.settle(lambda: card_posted(mock_slack, "Queue backlog"), timeout=10)
+    server.settle(lambda: card_posted(mock_slack, "Queue backlog"))
     assert not slow.finished.is_set()  # the far side is still hanging: the card did not wait for it
 
     declare(server, mock_slack, '"Hostile answers 429" sev2 tenant:hostile')
-    wait_for(lambda: hostile.requests >= 1, timeout=10, what="the hostile webhook")
-    server.settle(lambda: card_posted(mock_slack, "Hostile answers 429"), timeout=10)
+    wait_for(lambda: hostile.requests >= 1, what="the hostile webhook")
+    server.settle(lambda: card_posted(mock_slack, "Hostile answers 429"))
 
     def hostile_row() -> OutboxMessage | None:
         with services.db.transaction() as session:
@@ -141,7 +147,7 @@ def test_a_dripping_customer_webhook_and_a_hostile_retry_after_hold_up_no_slack_
 
     # recorded, and tried again after the normal backoff (a clock can't add 1e308 s: it used to abort
     # the delivery pass); the fake clock moves a second at a time, so a second attempt means backoff
-    server.settle(lambda: (row := hostile_row()) is not None and row.attempts >= 2, timeout=10)
+    server.settle(lambda: (row := hostile_row()) is not None and row.attempts >= 2)
     row = hostile_row()
     assert row is not None and "answered 429" in (row.last_error or "")
     assert not slow.finished.is_set()

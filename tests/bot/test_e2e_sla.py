@@ -43,7 +43,7 @@ def sla_serve(tmp_path: Path, slack_settings: Settings, clock: FakeClock
         "match": {"kind": "incident", "severity": "sev1"}, "calendar": "24x7",
         "targets": {"response": "5s"}, "warn_at": [0.5],
         "escalation": "page-sre", "escalate_on": "breach",  # a missed target pages the on-call
-    }]}
+    }], "declared_meets_response": False}  # the declarer is not taken as responding: an ack is awaited
     policy["escalation"] = {"page-sre": {"levels": [{"notify": ["oncall:sre"], "wait": "1m"}]}}
     settings = slack_settings.model_copy(update={"config": write_policy(tmp_path, policy),
                                                  "sweep_interval": 0.1})

@@ -86,7 +86,7 @@ def test_alertmanager_without_the_token_is_refused_and_nothing_is_stored(
 @pytest.mark.parametrize(
     ("raw", "status", "expected"),
     [
-        (b"{not json", 400, "body: not JSON"),
+        (b"{not json", 400, "(body): not JSON"),
         (json.dumps({"groupKey": "g", "status": "firing", "alerts": [{"labels": []}]}).encode(), 422,
          "alerts[0].labels: Input should be a valid dictionary"),
         (json.dumps({"status": "firing", "alerts": []}).encode(), 422, "groupKey: Field required"),

@@ -78,6 +78,6 @@ def test_scopes_are_the_minimum_the_features_use(manifest: dict[str, Any]) -> No
     # one line per feature; a new scope must come with the feature that needs it
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted([
         "commands", "chat:write", "chat:write.public", "channels:manage", "usergroups:read",
-        "app_mentions:read", "files:write", "users:read", "users:read.email",
+        "app_mentions:read", "files:write", "users:read", "users:read.email", "canvases:write",
     ])
     assert "user" not in manifest["oauth_config"]["scopes"]

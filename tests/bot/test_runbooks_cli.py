@@ -50,7 +50,7 @@ def test_the_shipped_runbooks_pass_the_check(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("OPSLOOP_CONFIG", str(ROOT / "opsloop.yml"))
     monkeypatch.setenv("OPSLOOP_DATABASE_URL", f"sqlite:///{tmp_path / 'none.db'}")
     assert main(["runbooks", "check"]) == 0, capsys.readouterr().err
-    assert "10 runbooks checked: all valid" in capsys.readouterr().out
+    assert "11 runbooks checked: all valid" in capsys.readouterr().out
 
 
 @needs_git

@@ -13,6 +13,7 @@ from bot.bootstrap import Services
 from bot.scheduler import build_scheduler, stop_scheduler
 from opsloop.sla.models import Timer
 from opsloop.types import Severity
+from tests.support import wait_until
 
 
 def test_the_scheduler_fires_due_timers_without_being_asked(services: Services) -> None:
@@ -21,13 +22,15 @@ def test_the_scheduler_fires_due_timers_without_being_asked(services: Services) 
     job = scheduler.get_job("timers.sweep")
     assert (job.coalesce, job.max_instances) == (True, 1)
     scheduler.start()
+    fired: list[Timer] = []
+
+    def swept() -> list[Timer]:
+        with services.db.transaction() as s:
+            fired[:] = s.exec(select(Timer).where(col(Timer.fired_at).is_not(None)))
+        return fired
+
     try:
-        deadline = time.monotonic() + 5
-        fired = []
-        while time.monotonic() < deadline and not fired:
-            with services.db.transaction() as s:
-                fired = list(s.exec(select(Timer).where(col(Timer.fired_at).is_not(None))))
-            time.sleep(0.02)
+        wait_until(swept, what="the scheduler to fire the due timer")
     finally:
         stop_scheduler(scheduler)
     assert [t.kind for t in fired] == ["page"]  # the sev1's first escalation level, due at once
@@ -50,9 +53,7 @@ def test_a_polling_job_skipped_while_still_busy_is_not_a_warning_but_other_jobs_
     scheduler.add_listener(lambda event: skipped.append(event.job_id), EVENT_JOB_MAX_INSTANCES)
     scheduler.start()
     try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not {"timers.sweep", "someone.else"} <= set(skipped):
-            time.sleep(0.02)
+        wait_until(lambda: {"timers.sweep", "someone.else"} <= set(skipped), what="both jobs to be skipped")
     finally:
         stop_scheduler(scheduler)
     assert {"timers.sweep", "someone.else"} <= set(skipped)  # both overlapped and were skipped

@@ -27,6 +27,7 @@ from tests.bot.live_server import LiveServer
 from tests.bot.mock_slack import MockSlack
 from tests.bot.slack_requests import FORM, command_body, event_body, sign
 from tests.support import FakeClock
+from tests.support import wait_until as wait_for
 
 COMMANDER = "U0RESP1"
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -39,13 +40,6 @@ def counts(services: Services) -> tuple[int, int, int]:
         return (session.exec(select(func.count()).select_from(WorkItem)).one(),
                 session.exec(select(func.count()).select_from(OutboxMessage)).one(),
                 session.exec(select(func.count()).select_from(AuditEvent)).one())
-
-
-def wait_for(done: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def answered(answer: httpx.Response, mock: MockSlack, nth: int = 1) -> str:

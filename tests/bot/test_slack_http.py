@@ -21,6 +21,7 @@ from opsloop.models import AuditEvent, OutboxMessage, WorkItem
 from tests.bot.live_server import LiveServer
 from tests.bot.mock_slack import Answer, Call, MockSlack
 from tests.bot.slack_requests import command_body, event_body, press_body, submit_body
+from tests.support import wait_until as wait_for
 
 COMMANDER, RESPONDER, STRANGER = "U0RESP1", "U0RESP2", "U0NOBODY"
 # HTTP-only behaviour: storage is covered on both backends by the flows above it
@@ -29,13 +30,6 @@ SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 def responses(mock: MockSlack) -> list[str]:
     return [str(c.params.get("text")) for c in mock.all_calls() if c.method.startswith("respond/")]
-
-
-def wait_for(predicate: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def answered(answer: httpx.Response, mock: MockSlack) -> str:

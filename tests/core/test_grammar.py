@@ -72,8 +72,19 @@ REFUSALS = [
     ("/incident", "tenants INC-1 remove acme", "'remove' is not add: use add"),
     ("/incident", "tenants INC-1 add", "needs a tenant id"),
     ("/incident", "update INC-1", "/incident update needs \"what changed\" — usage" ),
-    ("/incident", "list closd", "'closd' is not understood (it takes open or all)"),
+    ("/incident", "list closd", "'closd' is not understood — did you mean closed?"),
     ("/incident", "comms INC-1 ann", "'ann' is not a user: mention them (@name)"),
+    ("/incident", "severity INC-1 sev5", "'sev5' is not a severity: use sev1, sev2, sev3 or sev4"),
+    ("/incident", "severity INC-1", "/incident severity needs a severity (sev1..sev4)"),
+    ("/incident", "severity INC-1 sev2", "INC-1 is already sev2"),
+    ("/incident", "sevrity INC-1 sev1", "did you mean severity?"),
+    ("/incident", "role INC-1 juggler @U0RESP2", "'juggler' is not an incident role: use commander, comms"),
+    ("/incident", "role INC-1 scribe U0NOBODY", "unknown user U0NOBODY"),
+    ("/incident", "role INC-1 scribe", "/incident role needs a user"),
+    ("/incident", "close INC-1 --force", "/incident close --force needs the reason"),
+    ("/incident", "close INC-1 --forse", "unknown flag --forse — did you mean --force?"),
+    ("/incident", "close INC-1", "INC-1 is triggered; it cannot be closed"),
+    ("/escalate", "severity ESC-1 sev1", "'severity' is no verb of /escalate"),
     ("/escalate", "ack INC-1", "INC-1 is an incident: /escalate takes an escalation id (ESC-n)"),
     ("/escalate", "please look at ESC-1", "ESC-1 names a work item, but 'please' is no verb of /escalate"),
     ("/escalate", 'ack ESC-1 --force', "--force is not a flag of /escalate ack"),
@@ -102,6 +113,16 @@ REFUSALS = [
     ("/health", "done PLAY-x step", "'PLAY-x' is not a play (PLAY-n)"),
     ("/digest", "now", "/digest: 'now' is one word too many — usage: `/digest`"),
     ("/digest", "pots", "did you mean post?"),
+    ("/maintenance", 'schedule "x" from now until +1h', "name the alerts it covers with matchers"),
+    ("/maintenance", 'schedule "x" service=db', "/maintenance schedule needs `until TIME`"),
+    ("/maintenance", 'schedule service=db until +1h', '/maintenance schedule needs "what is planned"'),
+    ("/maintenance", 'schedule "x" env=~prod( until +1h', "invalid regular expression"),
+    ("/maintenance", 'schedule "x" service~=db until +1h', "'service~=db' is not understood"),
+    ("/maintenance", 'schedule "x" service=db until soon', "cannot read the time 'soon'"),
+    ("/maintenance", 'schedule "x" service=db until +1h tenant:nobody', "unknown tenant nobody"),
+    ("/maintenance", 'schedule "x" env=~.* until +1h', "these matchers match every alert"),
+    ("/maintenance", "end INC-1", "INC-1 is an incident: /maintenance takes a maintenance window id (MNT-n)"),
+    ("/maintenance", "shedule", "unknown verb 'shedule' — did you mean schedule?"),
 ]
 
 
@@ -130,7 +151,7 @@ def test_every_command_lists_every_verb_with_its_usage_in_its_help(core: Service
         text = core.commands.handle(command.name, "help", actor=COMMANDER).text
         assert f"`{verb.usage(command.name, default=verb.name == command.default)}` — {verb.help}" in text
     assert set(core.commands.names) == {"/incident", "/escalate", "/exception", "/runbook", "/oncall",
-                                        "/health", "/digest"}
+                                        "/health", "/digest", "/maintenance", "/followup"}
 
 
 def test_every_verb_refuses_a_missing_argument_and_a_stray_word(core: Services) -> None:
@@ -151,7 +172,7 @@ def test_every_verb_refuses_a_missing_argument_and_a_stray_word(core: Services) 
 
 
 def test_every_work_item_id_argument_names_the_command_for_another_kind(core: Services) -> None:
-    other = {Kind.INCIDENT: "EXC-1", Kind.ESCALATION: "INC-1", Kind.EXCEPTION: "ESC-1"}
+    other = {Kind.INCIDENT: "EXC-1", Kind.ESCALATION: "INC-1", Kind.EXCEPTION: "ESC-1", Kind.MAINTENANCE: "INC-1"}
     checked = 0
     for command, verb in every_verb(core):
         ref = next((p for p in verb.params if isinstance(p, Pos) and isinstance(p.type, RefType)), None)

@@ -7,7 +7,7 @@ Retry-After no clock can add) is recorded and never aborts the pass or stalls an
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import col, select
@@ -89,3 +89,24 @@ def test_each_transport_is_claimed_on_its_own(db: Database, clock: FakeClock) ->
     assert (chat.texts(), webhook.texts()) == (["the card"], [])
     assert d.run_once(transports={"webhook"}) == 1
     assert webhook.texts() == ["to the customer"]
+
+
+def test_lanes_waiting_for_their_pace_never_keep_another_lanes_due_message_from_being_claimed(
+        db: Database, clock: FakeClock) -> None:
+    """Two channels have just been posted to (each takes a message a second) and have more queued;
+    a third channel's message, queued after them, must still be claimed by a claim of two. The
+    pace used to be applied after the claim's limit: the two paced heads filled it, nothing was
+    claimed, and a worker with a standing clock (or a busy one) never reached the third lane."""
+    sender = RecordingSender()
+    for channel in ("C1", "C2"):
+        queue(db, clock, "chat", channel, f"first to {channel}")
+        queue(db, clock, "chat", channel, f"second to {channel}")
+    queue(db, clock, "chat", "C3", "to the third channel")
+    d = Dispatcher(db, {"chat": sender}, clock, pace={"chat": timedelta(seconds=1)})
+    assert [d.deliver(i) for i in d.claim(2)] == [1, 1]
+    assert sender.texts() == ["first to C1", "first to C2"]
+    claimed = d.claim(2)  # C1 and C2 are paced: only C3's head is due
+    assert [m.target for m in rows(db) if m.id in claimed] == ["C3"]
+    clock.advance(seconds=1)
+    claimed = d.claim(5)
+    assert sorted(m.target for m in rows(db) if m.id in claimed) == ["C1", "C2"]  # C3's is leased

@@ -48,12 +48,15 @@ def test_an_incident_walks_the_whole_lifecycle_with_every_timestamp(services: Se
                                  ("resolve", "resolved", "resolved_at"),
                                  ("close", "closed", "closed_at")]:
         moment = clock.advance(minutes=3)
-        inc = items.act(actor=COMMANDER, ref="inc-1", action=action)
+        inc = items.act(actor=COMMANDER, ref="inc-1", action=action,  # the runbook's steps are left open
+                        forced=action == "close", note="steps tracked elsewhere" if action == "close" else None)
         assert inc.state == state
         assert getattr(inc, stamp) == moment
     view = items.get("INC-1")
     assert view.tenants == ["acme"]
-    assert [e.action for e in view.timeline] == ["created", "acknowledge", "mitigate", "resolve", "close"]
+    # resolving a sev1 drafts its review (reviews.required_for)
+    assert [e.action for e in view.timeline] == ["created", "acknowledge", "mitigate", "resolve", "review.drafted",
+                                                 "close"]
 
 
 def test_human_ids_count_per_kind(services: Services) -> None:

@@ -45,8 +45,9 @@ class Changes:
         """Store one change event; its labels are mapped as the integration's alerts' are."""
         now = self.clock.now()
         labels = mapped_labels(event.payload.fields(), self.maps.get(integration, label_map({})))
+        service = (labels.get("service") or "")[:255] or None  # the column's width; longer is no service name
         row = ChangeEvent(integration=integration, summary=event.payload.summary,
-                          source=event.payload.source, service=labels.get("service"), labels=labels,
+                          source=event.payload.source, service=service, labels=labels,
                           links=[{"href": link.href, "text": link.text} for link in event.links],
                           happened_at=event.payload.timestamp or now, received_at=now)
         with self.db.transaction() as session:

@@ -10,11 +10,15 @@ from collections.abc import Callable
 
 from opsloop.authz import Authorizer
 from opsloop.commands.clocks import ClockCommands
+from opsloop.commands.comms import CommsCommands
 from opsloop.commands.digest import DigestCommands
+from opsloop.commands.followups import FollowUpCommands
 from opsloop.commands.grammar import Command, Context
 from opsloop.commands.health import HealthCommands
+from opsloop.commands.maintenance import MaintenanceCommands
 from opsloop.commands.oncall import OnCallCommands
 from opsloop.commands.remediation import RemediationCommands
+from opsloop.commands.reviews import ReviewCommands
 from opsloop.commands.rollouts import RolloutCommands
 from opsloop.commands.runbook import RunbookCommands
 from opsloop.commands.workitems import WorkItemCommands
@@ -22,6 +26,8 @@ from opsloop.digest.service import Digests
 from opsloop.errors import UsageError
 from opsloop.health.play_service import Plays
 from opsloop.health.service import Health
+from opsloop.loops.review import Review
+from opsloop.maintenance.service import Maintenance
 from opsloop.messages import Reply
 from opsloop.oncall import OnCall
 from opsloop.people import People
@@ -29,6 +35,8 @@ from opsloop.present.dryrun import DryRun
 from opsloop.present.items import Cards
 from opsloop.present.runbooks import Checklists
 from opsloop.remediation.service import Remediation
+from opsloop.reviews.followups import FollowUps
+from opsloop.reviews.service import Reviews
 from opsloop.rollouts.decisions import Decisions
 from opsloop.rollouts.service import Rollouts
 from opsloop.runbooks.runs import Runbooks
@@ -45,24 +53,32 @@ class Commands:
 
     def __init__(self, *, workitems: WorkItems, cards: Cards, runbooks: Runbooks, checklists: Checklists,
                  sla: Sla, oncall: OnCall, remediation: Remediation, dry_run: DryRun, health: Health,
-                 plays: Plays, digests: Digests, authz: Authorizer, rollouts: Rollouts,
+                 plays: Plays, digests: Digests, authz: Authorizer, maintenance: Maintenance,
+                 review: Review, followups: FollowUps, reviews: Reviews, rollouts: Rollouts,
                  decisions: Decisions) -> None:
         self.people = People(authz)
-        clocks = ClockCommands(sla)
+        comms = CommsCommands(review)
+        clocks = ClockCommands(sla, comms.public_update)
         self.items = WorkItemCommands(workitems, cards)
         fleet = RolloutCommands(rollouts, decisions)
         self.runbooks = RunbookCommands(runbooks, checklists, dry_run, workitems, fleet)
         remedies = RemediationCommands(remediation, runbooks, self.runbooks.step)
         health_commands = HealthCommands(health, plays)
+        windows = MaintenanceCommands(maintenance, workitems, cards)
         incident, escalate = self.items.command(Kind.INCIDENT), self.items.command(Kind.ESCALATION)
-        incident.add(*clocks.verbs(Kind.INCIDENT))
+        incident.add(*clocks.verbs(Kind.INCIDENT), *comms.verbs())
+        follow = FollowUpCommands(followups)
+        incident.add(*follow.incident_verbs())
+        postmortems = ReviewCommands(reviews)
+        incident.add(*postmortems.incident_verbs())
         escalate.add(*clocks.verbs(Kind.ESCALATION))
         runbook = self.runbooks.command()
         runbook.add(*remedies.verbs())
         runbook.add(*fleet.verbs())
         self.commands: dict[str, Command] = {c.name: c for c in (
             incident, escalate, self.items.command(Kind.EXCEPTION), runbook, OnCallCommands(oncall).command(),
-            health_commands.command(), DigestCommands(digests).command())}
+            health_commands.command(), DigestCommands(digests).command(), windows.command(),
+            follow.command())}
         self.buttons: dict[str, Callable[[str, str, str], Reply]] = {
             "workitem": self.items.press,
             "runbook": self.runbooks.press,
@@ -71,6 +87,11 @@ class Commands:
             "remediation": remedies.press_call,
             "rollout": fleet.press,
             "health": health_commands.press,
+            "maintenance": windows.press,
+            "list": self._next_page,
+            "notice": comms.press,
+            "followup": follow.press,
+            "review": postmortems.press,
         }
         # form id -> handler(context, values, actor)
         self.forms: dict[str, Callable[[str, dict[str, str], str], Reply]] = {
@@ -78,6 +99,10 @@ class Commands:
             "runbook.skip": self.runbooks.submit_skip,
             "runbook.reject": self.runbooks.submit_reject,
             "health.close": health_commands.plays.submit_close,
+            "notice.edit": comms.submit_edit,
+            "notice.public": comms.submit_public,
+            "followup.close": follow.submit_close,
+            "review.edit": postmortems.submit_edit,
         }
 
     def __getitem__(self, name: str) -> Command:
@@ -101,6 +126,10 @@ class Commands:
         if handler is None or not verb:
             raise UsageError(f"unknown button {action}")
         return handler(verb, value, actor)
+
+    def _next_page(self, verb: str, value: str, actor: str) -> Reply:
+        command, text = self.items.press_list(verb, value, actor)
+        return self.handle(command, text, actor=actor)
 
     def submit(self, form: str, context: str, values: dict[str, str], *, actor: str) -> Reply:
         """Run a filled-in form (a Slack modal) as `actor`."""

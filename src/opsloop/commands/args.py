@@ -13,9 +13,9 @@ from opsloop.errors import UsageError
 from opsloop.types import Kind, Severity
 
 COMMAND_OF = {Kind.INCIDENT: "/incident", Kind.ESCALATION: "/escalate", Kind.EXCEPTION: "/exception",
-              Kind.TASK: "/runbook"}
+              Kind.MAINTENANCE: "/maintenance", Kind.TASK: "/runbook"}
 _A = {Kind.INCIDENT: "an incident", Kind.ESCALATION: "an escalation", Kind.EXCEPTION: "an exception",
-      Kind.TASK: "a scheduled task"}
+      Kind.MAINTENANCE: "a maintenance window", Kind.TASK: "a scheduled task"}
 _REF = re.compile(r"^([A-Za-z]+)-(\d+)$")
 _SEVERITY_LIKE = re.compile(r"^sev[-_]?\d+$", re.IGNORECASE)
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]{2,})$|^@([\w.\-']{1,80})$")
@@ -193,4 +193,6 @@ INCIDENT_ID = RefType((Kind.INCIDENT,))
 ESCALATION_ID = RefType((Kind.ESCALATION,))
 EXCEPTION_ID = RefType((Kind.EXCEPTION,))
 ANY_ID = RefType((Kind.INCIDENT, Kind.ESCALATION, Kind.EXCEPTION, Kind.TASK))
-ITEM_ID = {Kind.INCIDENT: INCIDENT_ID, Kind.ESCALATION: ESCALATION_ID, Kind.EXCEPTION: EXCEPTION_ID}
+MAINTENANCE_ID = RefType((Kind.MAINTENANCE,))
+ITEM_ID = {Kind.INCIDENT: INCIDENT_ID, Kind.ESCALATION: ESCALATION_ID, Kind.EXCEPTION: EXCEPTION_ID,
+           Kind.MAINTENANCE: MAINTENANCE_ID}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from opsloop.commands.args import COMMAND_OF, ITEM_ID
-from opsloop.commands.grammar import Args, Pos, Rest, Verb
+from opsloop.commands.grammar import Args, Flag, Pos, Rest, Verb
 from opsloop.errors import UsageError
 from opsloop.messages import Reply
 from opsloop.sla.service import Sla
@@ -11,13 +13,16 @@ from opsloop.types import Kind
 
 
 class ClockCommands:
-    def __init__(self, sla: Sla) -> None:
+    def __init__(self, sla: Sla, public: Callable[[str, str, str], Reply]) -> None:
         self.sla = sla
+        self.public = public  # (actor, ref, text): a public update, drafted for review
 
     def verbs(self, kind: Kind) -> list[Verb]:
         ref = Pos("ref", ITEM_ID[kind])
         return [
-            Verb("update", "a status update (meets the update target)", ref,
+            Verb("update", "a status update (meets the update target)"
+                 + ("; --public: for customers, drafted for review" if kind is Kind.INCIDENT else ""),
+                 ref, *([Flag("public")] if kind is Kind.INCIDENT else []),
                  Rest("text", required=True, label="what changed"), run=self.update),
             Verb("pause", "stop its SLA clocks (e.g. waiting on the customer)", ref, Rest("reason"),
                  run=self.pause),
@@ -35,6 +40,8 @@ class ClockCommands:
         return Reply(f"{item.ref}: clocks running again")
 
     def update(self, args: Args) -> Reply:
+        if args.get("public"):
+            return self.public(args.actor, args["ref"], args["text"])
         item = self.sla.update(actor=args.actor, ref=args["ref"], text=args["text"])
         return Reply(f"{item.ref}: update posted")
 

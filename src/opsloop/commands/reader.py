@@ -77,7 +77,8 @@ def read(params: tuple[Param, ...], words: list[Token], ctx: Context, *, where: 
         if text.lower() in keywords:
             keyword = keywords[text.lower()]
             taken: list[str] = []
-            while i < len(words) and (words[i].quoted or words[i].text.lower() not in keywords):
+            while i < len(words) and (words[i].quoted or not _ends_keyword(words[i].text, keywords, options,
+                                                                          anywhere)):
                 taken.append(words[i].text)
                 i += 1
             if not taken:
@@ -134,6 +135,15 @@ def read(params: tuple[Param, ...], words: list[Token], ctx: Context, *, where: 
         raise fail(_stray(stream[0].text, anywhere, options, pairs, rest) if not stream[0].quoted
                    else f'"{stream[0].text}" is more than {where} takes')
     return values
+
+
+def _ends_keyword(text: str, keywords: dict[str, Keyword], options: dict[str, Opt],
+                  anywhere: list[Anywhere]) -> bool:
+    """A keyword's words run up to the next keyword, option, flag or word another parameter claims
+    (`until +2h tenant:acme`: the time is `+2h`)."""
+    option = _OPTION.match(text)
+    return (text.lower() in keywords or (option is not None and option.group(1) in options)
+            or _FLAG.match(text) is not None or any(p.type.claims(text) for p in anywhere))
 
 
 def _read(kind: ArgType, token: str, ctx: Context, prefix: str) -> Any:

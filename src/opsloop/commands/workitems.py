@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from opsloop.commands.args import DURATION, ITEM_ID, RUNBOOK_ID, SEVERITY, TENANT, USER, Choice
-from opsloop.commands.grammar import Anywhere, Args, Command, Opt, Pos, Rest, Run, Verb
+from opsloop.commands.args import DURATION, ITEM_ID, RUNBOOK_ID, SEVERITY, TENANT, USER, Choice, Number
+from opsloop.commands.grammar import Anywhere, Args, Command, Flag, Opt, Pos, Rest, Run, Verb
 from opsloop.durations import format_duration
 from opsloop.errors import UsageError
-from opsloop.exception_approvals import time_left
+from opsloop.incident_roles.service import IncidentRoles
+from opsloop.listing import PAGE_SIZE, WHICH, ItemQuery
 from opsloop.messages import Form, FormField, Message, Reply, escape, user
 from opsloop.present.items import Cards
+from opsloop.present.lists import page_reply
 from opsloop.types import Kind, Severity
 from opsloop.workitems import ItemView, WorkItems
 
@@ -38,13 +40,14 @@ _SUMMARY = {
     Kind.ESCALATION: "raise and drive customer escalations",
     Kind.EXCEPTION: "ask to step off the standard path, for a while",
 }
-_LIST = Choice(("open", "all"), "a list (open or all)")
+_PAGE = Number(label="N", noun="a page number")
 
 
 class WorkItemCommands:
     def __init__(self, items: WorkItems, cards: Cards) -> None:
         self.items = items
         self.cards = cards
+        self.roles = IncidentRoles(items)
 
     # ------------------------------------------------------------------ the three commands
 
@@ -62,8 +65,7 @@ class WorkItemCommands:
                      run=self._act("expire")),
                 Verb("assign", "make someone its owner", ref, Pos("user", USER), run=self._assign("owner")),
                 Verb("status", "its timeline and card", ref, run=self._status),
-                Verb("list", "open exceptions with the time left (or all)", Anywhere("which", _LIST),
-                     run=self._list(kind)),
+                self._list_verb(kind),
             ], default="request", hint='To request an exception, quote what and why: '
                                         '`/exception "what and why" [expires:DURATION] [tenant:ID ...]`')
         verbs = [
@@ -72,7 +74,8 @@ class WorkItemCommands:
             Verb("mitigate", "the impact has stopped", ref, Rest("note"), aliases=("mitigated",),
                  run=self._act("mitigate")),
             Verb("resolve", "it is fixed", ref, Rest("note"), run=self._act("resolve")),
-            Verb("close", "close a resolved one", ref, Rest("note"), run=self._act("close")),
+            Verb("close", "close a resolved one (runbook steps still open: --force with the reason)", ref,
+                 Flag("force"), Rest("note"), run=self._close),
             Verb("reopen", "it is back", ref, Rest("note"), run=self._act("reopen")),
             Verb("assign", "make someone its owner", ref, Pos("user", USER), run=self._assign("owner")),
             Verb("comms", "make someone its comms owner", ref, Pos("user", USER),
@@ -80,9 +83,16 @@ class WorkItemCommands:
             Verb("tenants", "name more affected accounts", ref, Pos("add", Choice(("add",), "add")),
                  Pos("tenants", TENANT, many=True), run=self._tenants),
             Verb("status", "its timeline, clocks and open feedback loops", ref, run=self._status),
-            Verb("list", "open ones (or all)", Anywhere("which", _LIST), run=self._list(kind)),
+            self._list_verb(kind),
         ]
         if kind is Kind.INCIDENT:
+            names = tuple(self.roles.names)
+            verbs += [
+                Verb("severity", "change its severity (clocks, escalation, audiences and channel follow)",
+                     ref, Pos("severity", SEVERITY), Rest("reason"), run=self._severity),
+                Verb("role", f"give someone an incident role ({', '.join(names)})", ref,
+                     Pos("role", Choice(names, "an incident role")), Pos("user", USER), run=self._role),
+            ]
             declare = Verb("declare", "declare an incident (sev3 if not given)",
                            Rest("title", required=True), Anywhere("severity", SEVERITY),
                            Opt("tenant", TENANT, many=True), Opt("runbook", RUNBOOK_ID), Opt("owner", USER),
@@ -141,6 +151,25 @@ class WorkItemCommands:
             return Reply(f"{item.ref} {_DONE[action]} — now {item.state}")
         return run
 
+    def _close(self, args: Args) -> Reply:
+        if args["force"] and not args["note"]:
+            raise UsageError(f'{args.command} close --force needs the reason: '
+                             f'`{args.command} close {args["ref"]} --force "reason"`')
+        item = self.items.act(actor=args.actor, ref=args["ref"], action="close", note=args["note"],
+                              forced=args["force"])
+        return Reply(f"{item.ref} closed — now {item.state}")
+
+    def _severity(self, args: Args) -> Reply:
+        before = self.items.get(args["ref"]).item.severity
+        item = self.items.change_severity(actor=args.actor, ref=args["ref"], severity=args["severity"],
+                                          reason=args["reason"])
+        return Reply(f"{item.ref}: severity {before} → {item.severity}; its SLA targets, escalation, "
+                     "audiences and channel follow")
+
+    def _role(self, args: Args) -> Reply:
+        item = self.roles.assign(actor=args.actor, ref=args["ref"], role=args["role"], who=args["user"])
+        return Reply(f"{item.ref}: {args['role']} is now {user(args['user'])}")
+
     def _assign(self, field: str) -> Run:
         def run(args: Args) -> Reply:
             who = args["user"]
@@ -161,21 +190,31 @@ class WorkItemCommands:
 
     # ------------------------------------------------------------------ reading
 
+    def _list_verb(self, kind: Kind) -> Verb:
+        which = tuple(WHICH[kind])
+        states = Choice(which, f"a list ({', '.join(which[:-1])} or {which[-1]})")
+        return Verb("list", f"{kind.value}s newest first, {PAGE_SIZE} a page, with age and state: open ones "
+                            f"(or {', '.join(which[1:-1])} or all), by severity, tenant, age, yours "
+                            "or words of the title",
+                    Anywhere("which", states), Anywhere("severity", SEVERITY), Opt("tenant", TENANT),
+                    Opt("since", DURATION), Anywhere("mine", Choice(("mine",), "mine")),
+                    Rest("text", quoted=True, label="text"), Opt("page", _PAGE), run=self._list(kind))
+
     def _list(self, kind: Kind) -> Run:
         def run(args: Args) -> Reply:
-            show_all = args["which"] == "all"
-            views = self.items.list_items(kind=kind, open_only=not show_all)
-            if not views:
-                return Reply(f"No {'' if show_all else 'open '}{kind.value}s.")
-            lines = [f"*{'All' if show_all else 'Open'} {kind.value}s*"]
-            for view in views:
-                i = view.item
-                tenants = f" · {', '.join(view.tenants)}" if view.tenants else ""
-                left = time_left(i, self.items.clock.now()) if i.state == "approved" else None
-                ends = f" · {left}" if left else ""
-                lines.append(f"• {i.ref} [{i.severity}] {escape(i.title)} — {i.state}{ends}{tenants}")
-            return Reply("\n".join(lines))
+            query = ItemQuery(kind=kind, which=args["which"] or "open", severity=args["severity"],
+                              tenant=args["tenant"], since=args["since"],
+                              mine=args.actor if args["mine"] else None, text=args["text"],
+                              page=args["page"] or 1)
+            return page_reply(self.items.search(query), args.command)
         return run
+
+    def press_list(self, verb: str, value: str, actor: str) -> tuple[str, str]:
+        """The Next button of a list: which command to run, with which words (only its `list` verb)."""
+        command, _, words = value.partition(" ")
+        if verb != "next" or command not in ("/incident", "/escalate", "/exception"):
+            raise UsageError(f"unknown button list.{verb}")
+        return command, f"list {words}"
 
     def _status(self, args: Args) -> Reply:
         view, card, open_loops = self.cards.status(args["ref"])

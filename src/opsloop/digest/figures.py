@@ -27,8 +27,10 @@ from opsloop.health.score import AT_RISK
 from opsloop.loops.models import FeedbackLoop
 from opsloop.models import Account, OutboxMessage, WorkItem, WorkItemTenant
 from opsloop.remediation.models import PENDING, RemediationCall
+from opsloop.reviews.digest import ReviewFigures
+from opsloop.reviews.digest import gather as review_figures
 from opsloop.sla.attainment import Outcomes
-from opsloop.sla.models import BREACHED, MET, SETTLED, SlaClock
+from opsloop.sla.models import BREACHED, MET, NO_RESPONSE, SETTLED, SlaClock
 from opsloop.status.availability import Availability, availability
 from opsloop.status.config import StatusPolicy
 from opsloop.types import Kind, State
@@ -107,6 +109,7 @@ class Figures:
     remediation: dict[str, dict[str, int]] = field(default_factory=dict)  # period -> state -> calls
     awaiting_approval: int = 0
     customers: CustomerFigures = field(default_factory=CustomerFigures)  # NRR, ARR by band, plays
+    reviews: ReviewFigures = field(default_factory=ReviewFigures)  # overdue reviews, follow-ups; recurrences
 
 
 def seconds(session: Session, start: Any, end: Any) -> ColumnElement[float]:
@@ -148,6 +151,7 @@ def gather(session: Session, window: Window, *, now: datetime, status: StatusPol
     _remediation(session, window, figures)
     figures.customers = customer_figures(session, week_start=window.week_start, day_start=window.day_start,
                                          until=window.until, now=now, today_local=window.until)
+    figures.reviews = review_figures(session, week_start=window.week_start, until=window.until, now=now)
     return figures
 
 
@@ -201,7 +205,8 @@ def _attainment(session: Session, window: Window, figures: Figures) -> None:
     split = _split(((target, state), b, n) for target, state, b, n in rows)
     for period, counts in split.items():
         targets = sorted({t for t, _ in counts})
-        figures.attainment[period] = {t: Outcomes(counts.get((t, MET), 0), counts.get((t, BREACHED), 0))
+        figures.attainment[period] = {t: Outcomes(counts.get((t, MET), 0), counts.get((t, BREACHED), 0),
+                                                  counts.get((t, NO_RESPONSE), 0))
                                       for t in targets}
 
 

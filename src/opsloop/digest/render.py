@@ -43,10 +43,11 @@ class Digest:
 class Style:
     bold: Callable[[str], str]
     text: Callable[[str], str]  # user-supplied text (titles, account names)
+    user: Callable[[str], str]  # a person, by user id
 
 
-MRKDWN = Style(bold=lambda s: f"*{s}*", text=escape)
-PLAIN = Style(bold=lambda s: s, text=lambda s: s)
+MRKDWN = Style(bold=lambda s: f"*{s}*", text=escape, user=lambda u: f"<@{u}>")
+PLAIN = Style(bold=lambda s: s, text=lambda s: s, user=lambda u: f"@{u}")
 
 
 def span(seconds: float | None) -> str:
@@ -112,7 +113,8 @@ def _speed(s: Style, speeds: dict[str, dict[str, Speed]]) -> str:
 def _ratio(o: Outcomes | None) -> str:
     if o is None or o.ratio is None:
         return "—"
-    return f"{o.ratio:.0%} ({o.met}/{o.met + o.breached})"
+    unanswered = f", {o.no_response} no response" if o.no_response else ""
+    return f"{o.ratio:.0%} ({o.met}/{o.total}{unanswered})"
 
 
 def _attainment(f: Figures) -> str:
@@ -216,8 +218,27 @@ def sections(d: Digest, s: Style) -> list[str]:
     if aging:
         rows = [f"• {i.ref} {i.state} for {_age(d.as_of, i.created_at)}: {s.text(i.title)}" for i in aging]
         out.append(s.bold("Oldest open escalations and exceptions") + "\n" + "\n".join(rows))
+    reviews = _reviews(d, s)
+    if reviews:
+        out.append(s.bold("Reviews and follow-ups") + "\n" + reviews)
     out.append(s.bold("Resolution times, statistically") + "\n" + control_text(d.control))
     return out
+
+
+def _reviews(d: Digest, s: Style) -> str:
+    r, rows = d.figures.reviews, []
+    for late in r.reviews_overdue:
+        rows.append(f"• review of {late.ref} overdue by {_age(d.as_of, late.due_at)} ({s.user(late.owner)}): "
+                    f"{s.text(late.what)}")
+    if r.reviews_overdue_count > len(r.reviews_overdue):
+        rows.append(f"… and {r.reviews_overdue_count - len(r.reviews_overdue)} more overdue reviews")
+    for late in r.followups_overdue:
+        rows.append(f"• {late.ref} overdue by {_age(d.as_of, late.due_at)} ({s.user(late.owner)}): "
+                    f"{s.text(late.what)}")
+    if r.followups_overdue_count > len(r.followups_overdue):
+        rows.append(f"… and {r.followups_overdue_count - len(r.followups_overdue)} more overdue follow-ups")
+    rows += [f"• ♻️ {ref} {words}: {s.text(title)}" for ref, title, words in r.recurrences]
+    return "\n".join(rows)
 
 
 def _mean(points: list[Point]) -> float | None:

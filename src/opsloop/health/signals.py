@@ -86,7 +86,10 @@ class SignalIn(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("a time with a zone, e.g. 2026-11-22T08:00:00Z")
-        return value
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range once in UTC (years 1 to 9999)") from None
 
     @model_validator(mode="after")
     def _in_range(self) -> SignalIn:

@@ -172,7 +172,10 @@ class Heartbeats:
         window = self.paused_by(session, labels, now) if self.paused_by else None
         if window is not None:
             ref, ends = window
+            row.timer_id = None  # this timer is firing now: the deadline after the window needs a new one
             self._schedule(session, row, heartbeat.deadline(max(ends, now), self.policy.timezone), now)
+            audit.record(session, at=now, actor=OPSLOOP, action="heartbeat.paused",
+                         subject=f"heartbeat:{name}", after={"by": ref, "due_at": row.due_at})
             return f"skipped: paused by {ref}"
         since = row.last_checkin_at
         heard = (f"since {since:%Y-%m-%d %H:%M} UTC" if since

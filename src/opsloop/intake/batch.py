@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from opsloop.intake.models import Alert
+from opsloop.maintenance.models import Holding, holding, open_windows
 from opsloop.models import WorkItem
 
 
@@ -53,6 +54,13 @@ class Batch:
     touched: dict[int, WorkItem] = field(default_factory=dict)
     quiet: set[int] = field(default_factory=set)  # flapping items: no thread line per flap
     new: dict[tuple[str, str], NewAlert] = field(default_factory=dict)
+    windows: list[Holding] | None = None  # the open maintenance windows, read once per batch
+
+    def holding(self, labels: dict[str, str]) -> Holding | None:
+        """The maintenance window that holds a new alert with these labels now, if one does."""
+        if self.windows is None:
+            self.windows = open_windows(self.session, self.now)
+        return holding(self.windows, labels, self.now) if self.windows else None
 
     def find(self, integration: str, keys: list[str]) -> dict[str, AlertRow]:
         """The active rows for these keys: new in this batch, or stored."""

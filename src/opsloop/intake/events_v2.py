@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsloop.intake.batch import Batch, NewAlert, Outcome
 from opsloop.intake.config import label_map, mapped_labels
+from opsloop.intake.held import hold, keep_held
 from opsloop.intake.payloads import EVENTS_V2_SEVERITY, V2Event
 from opsloop.policy import Policy
 from opsloop.types import SYSTEM_PREFIX, State
@@ -49,11 +50,20 @@ class EventsV2:
             context = _context(event)
             if row is not None:
                 intake.update(batch, row, firing=True, summary=event.payload.summary)
-                row.context = context
+                row.context = keep_held(row.context, context)
                 outcome.touched.append(intake.item(batch, row.work_item_id).ref)
                 return outcome
             labels = {"source": event.payload.source, "severity": event.payload.severity,
                       **self.labels(name, event.payload.fields())}
+            window = batch.holding(labels)
+            if window is not None:  # planned work: recorded on the window, no incident, no page
+                intake.item(batch, window.work_item_id)
+                hold(batch, window, NewAlert(
+                    integration=name, key=key, work_item_id=window.work_item_id,
+                    summary=event.payload.summary, labels=labels, first_seen_at=now, last_seen_at=now,
+                    context=context), outcome, title=event.payload.summary, labels=labels,
+                    severity=event.payload.severity)
+                return outcome
             item = intake.open(batch, name, event.payload.summary, labels,
                                severity=EVENTS_V2_SEVERITY[event.payload.severity])
             assert item.id is not None

@@ -3,14 +3,17 @@
 Alertmanager's webhook (version 4) and PagerDuty's Events API v2. Unknown
 fields are ignored (senders add fields over time); missing or mistyped ones
 are refused with their path, e.g. `alerts[3].labels: Input should be a valid
-dictionary`.
+dictionary`. So is what could not be stored: a required text that is only
+whitespace, a time that leaves the calendar once turned to UTC
+(`0001-01-01T00:00:00+01:00`), a key longer than its column (255). A time
+without a zone is read as UTC.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -50,6 +53,29 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         raise PayloadError(_errors(error)) from None
 
 
+MAX_KEY = 255  # fingerprints, dedup keys, sources: the width of their columns
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    """Aware and in UTC (naive is read as UTC); a time the calendar cannot hold in UTC is refused."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once in UTC (years 1 to 9999)") from None
+
+
+Text = Annotated[str, AfterValidator(_not_blank)]
+Moment = Annotated[datetime, AfterValidator(_utc)]
+
+
 # --------------------------------------------------------------------------- Alertmanager
 
 
@@ -61,9 +87,9 @@ class AmAlert(_Lenient):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = {}
-    startsAt: datetime
-    endsAt: datetime | None = None
-    fingerprint: str = ""
+    startsAt: Moment
+    endsAt: Moment | None = None
+    fingerprint: str = Field(default="", max_length=MAX_KEY)
     generatorURL: str = ""
 
     def key(self) -> str:
@@ -76,7 +102,7 @@ class AmAlert(_Lenient):
 
 class AlertmanagerWebhook(_Lenient):
     version: str = "4"
-    groupKey: str = Field(min_length=1)
+    groupKey: Text = Field(min_length=1)
     status: Literal["firing", "resolved"]
     receiver: str = ""
     groupLabels: dict[str, str] = {}
@@ -108,7 +134,7 @@ def _timestamp(value: Any) -> Any:
     return value
 
 
-Timestamp = Annotated[datetime | None, BeforeValidator(_timestamp)]
+Timestamp = Annotated[Moment | None, BeforeValidator(_timestamp)]
 
 
 def web_url(value: str) -> bool:
@@ -136,8 +162,8 @@ def _safe_links(items: list[Any]) -> list[Any]:
 
 
 class V2Payload(_Lenient):
-    summary: str = Field(min_length=1, max_length=1024)
-    source: str = Field(min_length=1, max_length=255)
+    summary: Text = Field(min_length=1, max_length=1024)
+    source: Text = Field(min_length=1, max_length=MAX_KEY)
     severity: Literal["critical", "error", "warning", "info"]
     timestamp: Timestamp = None
     component: str | None = None
@@ -154,9 +180,9 @@ class V2Payload(_Lenient):
 
 
 class V2Event(_Lenient):
-    routing_key: str = Field(min_length=1)
+    routing_key: Text = Field(min_length=1)
     event_action: Literal["trigger", "acknowledge", "resolve"]
-    dedup_key: str | None = Field(default=None, max_length=255)
+    dedup_key: str | None = Field(default=None, max_length=MAX_KEY)
     payload: V2Payload | None = None
     client: str | None = Field(default=None, max_length=255)
     client_url: str | None = None
@@ -166,7 +192,7 @@ class V2Event(_Lenient):
     @field_validator("dedup_key")
     @classmethod
     def _blank(cls, value: str | None) -> str | None:
-        return value or None
+        return value if value and value.strip() else None
 
     @field_validator("client_url")
     @classmethod
@@ -192,8 +218,8 @@ def parse_v2(body: Any) -> V2Event:
 
 
 class ChangePayload(_Lenient):
-    summary: str = Field(min_length=1, max_length=1024)
-    source: str | None = Field(default=None, max_length=255)
+    summary: Text = Field(min_length=1, max_length=1024)
+    source: str | None = Field(default=None, max_length=MAX_KEY)
     timestamp: Timestamp = None
     custom_details: dict[str, Any] | None = None
 
@@ -204,7 +230,7 @@ class ChangePayload(_Lenient):
 class ChangeEvent(_Lenient):
     """A change event (`POST .../v2/change/enqueue`): a deploy, a config change, a migration."""
 
-    routing_key: str = Field(min_length=1)
+    routing_key: Text = Field(min_length=1)
     payload: ChangePayload
     links: Annotated[list[V2Link], AfterValidator(_safe_links)] = []
     images: Annotated[list[V2Image], AfterValidator(_safe_links)] = []

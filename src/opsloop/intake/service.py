@@ -21,7 +21,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -35,8 +35,9 @@ from opsloop.events import AlertsUpdated, ItemChanged
 from opsloop.intake.batch import AlertRow, Batch, NewAlert, Outcome, retryable
 from opsloop.intake.context import AlertContext, alert_context
 from opsloop.intake.events_v2 import EventsV2
+from opsloop.intake.held import HELD, hold, keep_held
 from opsloop.intake.models import Alert, AlertGroup
-from opsloop.intake.payloads import AlertmanagerWebhook, AmAlert, V2Event
+from opsloop.intake.payloads import EVENTS_V2_SEVERITY, AlertmanagerWebhook, AmAlert, V2Event
 from opsloop.models import Account, WorkItem
 from opsloop.policy import Policy
 from opsloop.routing import route
@@ -123,6 +124,46 @@ class Intake:
         """What the alerts of an alert-born incident said (None: it has no alerts)."""
         return alert_context(session, item)
 
+    def release(self, session: Session, window: WorkItem) -> list[str]:
+        """A maintenance window ended: the alerts it held that still fire open incidents through routing
+        (one per Alertmanager group, or the group's open incident), which page as usual; the rest are
+        history. Returns the incidents opened. In the caller's transaction (it holds the chain's head)."""
+        groups: dict[tuple[str, str], list[Alert]] = {}
+        for row in session.exec(select(Alert).where(Alert.work_item_id == window.id, col(Alert.active))
+                                .order_by(col(Alert.id))):
+            if row.status != "firing":
+                row.active = False
+                session.add(row)
+                continue
+            group = row.context.get(HELD, {}).get("group")
+            groups.setdefault((row.integration, group["hash"] if group else f"key:{row.key}"), []).append(row)
+        opened: list[str] = []
+        for (integration, group_hash), rows in groups.items():
+            held = rows[0].context.get(HELD, {})
+            group = held.get("group")
+            found = session.exec(select(AlertGroup).where(
+                AlertGroup.integration == integration, AlertGroup.group_hash == group_hash,
+                col(AlertGroup.active))).first() if group else None
+            if found is not None:
+                item_id = found.work_item_id
+            else:
+                item = open_routed(session, self.policy, self.items, actor=f"{SYSTEM_PREFIX}{integration}",
+                                   title=held.get("title") or rows[0].summary,
+                                   labels=held.get("labels") or rows[0].labels,
+                                   severity=EVENTS_V2_SEVERITY.get(held.get("severity") or ""))
+                assert item.id is not None
+                item_id = item.id
+                opened.append(item.ref)
+                if group:
+                    session.add(AlertGroup(integration=integration, group_hash=group_hash,
+                                           group_key=group["key"], work_item_id=item_id,
+                                           created_at=self.clock.now(), context=group.get("context", {})))
+            for row in rows:
+                row.work_item_id = item_id
+                row.context = {k: v for k, v in row.context.items() if k != HELD}
+                session.add(row)
+        return opened
+
     # ------------------------------------------------------------------ Alertmanager
 
     def _alertmanager(self, batch: Batch, name: str, hook: AlertmanagerWebhook) -> Outcome:
@@ -140,8 +181,9 @@ class Intake:
             row = known.get(key)
             if row is not None:
                 self.update(batch, row, firing=am.status == "firing", summary=_summary(am, hook))
-                if row.context != _am_context(am):
-                    row.context = _am_context(am)
+                fresh = keep_held(row.context, _am_context(am))
+                if row.context != fresh:
+                    row.context = fresh
                 outcome.touched.append(self.item(batch, row.work_item_id).ref)
                 continue
             if am.status == "resolved":
@@ -149,8 +191,19 @@ class Intake:
             if self.heartbeats is not None and self.heartbeats.alert_check_in(
                     s, am.labels.get("alertname", ""), actor=f"{SYSTEM_PREFIX}{name}", now=now):
                 continue  # a Watchdog-style alert: it checks its heartbeat in, it is no incident
+            labels = {**hook.commonLabels, **am.labels}
+            window = batch.holding(labels)
+            if window is not None:  # planned work: recorded on the window, no incident, no page
+                self.item(batch, window.work_item_id)
+                new = NewAlert(integration=name, key=key, work_item_id=window.work_item_id,
+                               summary=_summary(am, hook), labels=am.labels, first_seen_at=now,
+                               last_seen_at=now, context=_am_context(am))
+                hold(batch, window, new, outcome, title=_title(am, hook), labels=labels, group={
+                    "hash": group_hash, "key": hook.groupKey, "context": _group_context(hook)})
+                known[key] = new
+                continue
             if group is None:
-                item = self.open(batch, name, _title(am, hook), {**hook.commonLabels, **am.labels})
+                item = self.open(batch, name, _title(am, hook), labels)
                 outcome.created.append(item.ref)
                 assert item.id is not None
                 group = AlertGroup(integration=name, group_hash=group_hash, group_key=hook.groupKey,
@@ -209,6 +262,9 @@ class Intake:
         batch.insert_new()
         s.flush()
         for item_id, item in batch.touched.items():
+            if item.kind == Kind.MAINTENANCE.value:  # a window holding alerts: its card counts them
+                self.bus.publish(s, AlertsUpdated(at=batch.now, item=item, debounce=self.debounce))
+                continue
             if item.state not in _OPEN:
                 continue
             firing = s.exec(select(func.count()).select_from(Alert).where(
@@ -248,10 +304,14 @@ def _known_tenants(session: Session, labels: dict[str, str]) -> list[str]:
     return list(session.exec(select(Account.id).where(col(Account.id).in_(wanted))))
 
 
+def _group_context(hook: AlertmanagerWebhook) -> dict[str, Any]:
+    return {"group_labels": hook.groupLabels, "common_labels": hook.commonLabels,
+            "common_annotations": hook.commonAnnotations, "external_url": hook.externalURL}
+
+
 def _remember_group(group: AlertGroup, hook: AlertmanagerWebhook) -> None:
     """The group's newest common labels and annotations (compared first: most webhooks repeat them)."""
-    context = {"group_labels": hook.groupLabels, "common_labels": hook.commonLabels,
-               "common_annotations": hook.commonAnnotations, "external_url": hook.externalURL}
+    context = _group_context(hook)
     if group.context != context:
         group.context = context
 

@@ -23,7 +23,21 @@ _IMPACT = {
 }
 
 
-def _when(moment: datetime | None) -> str:
+# what customers are told an item is doing (Atlassian Statuspage's words), whatever its internal state
+_PHASES = {"triggered": "investigating", "acknowledged": "investigating", "mitigated": "monitoring",
+           "resolved": "resolved", "closed": "resolved"}
+
+
+def phase_of(state: str) -> str:
+    """The public phase of an internal state: investigating, monitoring or resolved."""
+    return _PHASES.get(state, "investigating")
+
+
+def impact(severity: str) -> str:
+    return _IMPACT.get(severity, "issues")
+
+
+def when(moment: datetime | None) -> str:
     return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -44,8 +58,8 @@ def item_view(item: WorkItem, now: datetime, latest: str = "") -> dict[str, Any]
     return {
         "ref": item.ref, "kind": item.kind, "title": item.title, "severity": item.severity,
         "state": item.state, "owner": item.owner or "unassigned",
-        "comms_owner": item.comms_owner or "unassigned", "started": _when(item.created_at),
-        "resolved": _when(item.resolved_at), "open_for": format_duration(end - item.created_at),
+        "comms_owner": item.comms_owner or "unassigned", "started": when(item.created_at),
+        "resolved": when(item.resolved_at), "open_for": format_duration(end - item.created_at),
         "latest": latest or "no news yet",
     }
 
@@ -63,16 +77,52 @@ def internal_context(
 
 
 def customer_context(
-    item: WorkItem, account: Account, *, cadence: timedelta | None, sender: str
+    item: WorkItem, account: Account, *, cadence: timedelta | None, sender: str, message: str = "",
 ) -> dict[str, Any]:
-    """Only this account, and only what a customer should read: no internal title, ids or owners."""
+    """Only this account, and only what a customer should read: no internal title, ids or owners.
+
+    `message` is the public text of the moment, checked to name no tenant before it gets here."""
     return {
         "customer": {"name": account.name},
         "incident": {
-            "started": _when(item.created_at),
-            "resolved": _when(item.resolved_at),
-            "impact": _IMPACT.get(item.severity, "issues"),
+            "started": when(item.created_at),
+            "mitigated": when(item.mitigated_at),
+            "resolved": when(item.resolved_at),
+            "impact": impact(item.severity),
             "cadence": format_duration(cadence) if cadence else "",
+            "phase": phase_of(item.state),
+            "message": message,
         },
+        "sender": sender,
+    }
+
+
+def window_context(item: WorkItem) -> dict[str, Any]:
+    """A maintenance window's times, public facts every audience may read (nothing for other items)."""
+    if item.kind != "maintenance" or "starts_at" not in item.labels:
+        return {}
+    starts, ends = (datetime.fromisoformat(item.labels[k]) for k in ("starts_at", "ends_at"))
+    return {"window": {"starts": when(starts), "ends": when(ends),
+                       "lasts": format_duration(ends - starts)}}
+
+
+def traces(account: Account) -> list[str]:
+    """What would give an account away to another customer: its name, id, contact, owner, ARR."""
+    found = [account.name, account.id, account.contact_email or "", account.sales_owner or "",
+             money(account.arr), str(account.arr)]
+    return [t for t in found if t]
+
+
+def review_context(item: WorkItem, account: Account, *, what_happened: str, what_we_changed: str,
+                   sender: str) -> dict[str, Any]:
+    """A published review's public part for one account: the people's public words and this account's
+    impact (the incident's times), nothing else."""
+    ended = item.mitigated_at or item.resolved_at
+    minutes = int(((ended or item.created_at) - item.created_at).total_seconds() // 60)
+    return {
+        "customer": {"name": account.name},
+        "incident": {"started": when(item.created_at), "ended": when(ended) or "now", "minutes": minutes,
+                     "impact": impact(item.severity)},
+        "review": {"what_happened": what_happened, "what_we_changed": what_we_changed},
         "sender": sender,
     }

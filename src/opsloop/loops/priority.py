@@ -19,6 +19,7 @@ from opsloop.messages import Message, escape
 from opsloop.models import Account, WorkItem, WorkItemTenant
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy
+from opsloop.reviews import recurrence
 
 THEME_LABELS = ("theme", "service", "runbook")
 
@@ -59,6 +60,9 @@ class ProductPriorityRule:
         ).all()
         accounts = {a.id: a for a, _ in rows}
         items = sorted({i.ref for _, i in rows}, key=lambda ref: (ref.split("-")[0], int(ref.split("-")[1])))
+        recurred = recurrence.of_items(session, {i.id for _, i in rows if i.id is not None})
+        again = sorted(f"{i.ref} {recurred[i.id]}" for i in {i.id: i for _, i in rows}.values()
+                       if i.id in recurred)
         arr = sum(a.arr for a in accounts.values())
         enough_tenants = len(accounts) >= self.rule.min_tenants
         enough_arr = self.rule.min_arr is not None and arr >= self.rule.min_arr
@@ -67,10 +71,10 @@ class ProductPriorityRule:
         session.add(PriorityNotice(theme=theme, at=now, tenants=len(accounts), arr=arr))
         outbox.enqueue(session, transport=CHAT, target=self.policy.channel(self.rule.channel), now=now,
                        key=f"priority:{theme}:{now.isoformat()}",
-                       payload={"message": self._packet(theme, accounts, items, arr, now).to_json()})
+                       payload={"message": self._packet(theme, accounts, items, arr, now, again).to_json()})
 
     def _packet(self, theme: str, accounts: dict[str, Account], refs: list[str], arr: int,
-                now: datetime) -> Message:
+                now: datetime, recurred: list[str] | None = None) -> Message:
         assert self.rule is not None
         soon = [a for a in accounts.values()
                 if a.renewal_date is not None and a.renewal_date <= (now + timedelta(days=90)).date()]
@@ -81,13 +85,16 @@ class ProductPriorityRule:
             f"• {escape(a.name)} ({a.tier}, ARR {money(a.arr)}"
             + (f", renews {a.renewal_date}" if a.renewal_date else "") + ")"
             for a in sorted(accounts.values(), key=lambda a: -a.arr))
+        # "keeps hurting" is a claim about recurrence: only once the theme came back in another item
+        hurts = "keeps hurting customers" if len(refs) > 1 else f"hurt {len(accounts)} customers at once"
         return Message(
-            text=f"Product priority: {escape(theme)} keeps hurting customers",
+            text=f"Product priority: {escape(theme)} {hurts}",
             fields=[("Tenants", str(len(accounts))), ("ARR affected", money(arr)),
                     ("Renewing within 90 days", str(len(soon))), ("Confidence", confidence)],
             body=f"*Who*\n{who}\n*Workflow*: {escape(theme)}\n"
                  f"*Business impact*: {money(arr)} ARR across {len(accounts)} tenants"
                  + (f", {money(sum(a.arr for a in soon))} renewing within 90 days" if soon else "")
-                 + f"\n*Work items*: {', '.join(refs)}",
+                 + f"\n*Work items*: {', '.join(refs)}"
+                 + (f"\n*Recurred*: {'; '.join(recurred)}" if recurred else ""),
             context=f"within the last {self.rule.window.days or 1} day(s)",
         )

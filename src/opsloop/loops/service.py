@@ -7,6 +7,12 @@ loop gets its resolution notice, and a loop is closed once that notice was
 delivered. Loops still open `loops.report_after` past resolution are reported
 to the comms owner. Every notice goes through the outbox with a key per
 recipient and notice, so nobody is told the same thing twice.
+
+Customers are different (`opsloop.loops.review`): they hear nothing until the
+item has been open `loops.hold`, then each notice is a draft a person sends
+(`send: review`, their default); a tenant named later hears of the state the
+item is in then; on mitigation the customers already told get an update.
+The budget: one notice per audience and recipient per state change.
 """
 
 from __future__ import annotations
@@ -16,24 +22,32 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jinja2 import ChoiceLoader, DictLoader, PackageLoader
 from sqlmodel import Session, col, select
 
 from opsloop import outbox
+from opsloop.authz import Authorizer
 from opsloop.clock import Clock
+from opsloop.comms.models import last_public_update
 from opsloop.db import Database
-from opsloop.errors import ConfigError
+from opsloop.errors import InvalidInput
 from opsloop.events import ItemChanged, ItemCreated, RolloutChanged
 from opsloop.lifecycle import OPEN_STATES
-from opsloop.loops.context import customer_context, internal_context
+from opsloop.loops.context import phase_of, review_context, traces
 from opsloop.loops.models import FeedbackLoop
+from opsloop.loops.notices import Notices
 from opsloop.loops.priority import ProductPriorityRule
+from opsloop.loops.review import Review
 from opsloop.messages import Message, escape
 from opsloop.models import Account, OutboxMessage, WorkItem, WorkItemTenant
 from opsloop.outbox import CHAT
 from opsloop.policy import Audience, Policy
-from opsloop.templating import check_syntax, render, sandbox
-from opsloop.types import Kind, State
+from opsloop.present.notices import proposed_text
+from opsloop.sla.models import Timer
+from opsloop.templating import render
+from opsloop.types import OPSLOOP, Kind, State
+
+CUSTOMERS = "customers"
+HOLD = "loops.hold"  # the timer that ends an item's hold: customers may hear of it from then
 
 _OPEN = {s.value for states in OPEN_STATES.values() for s in states}
 
@@ -48,42 +62,57 @@ class Recipient:
 
 
 class FeedbackLoops:
-    def __init__(self, db: Database, policy: Policy, clock: Clock) -> None:
+    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
-        overrides = {f"{name}_{event}.j2": source for name, audience in policy.audiences.items()
-                     for event, source in audience.templates.items()}
-        self.env = sandbox(ChoiceLoader([DictLoader(overrides), PackageLoader("opsloop.loops", "templates")]))
-        for name, audience in policy.audiences.items():
-            for event, source in audience.templates.items():
-                problem = check_syntax(self.env, source)
-                if problem:
-                    raise ConfigError(f"audiences.{name}.templates.{event}: {problem}")
+        self.notices = Notices(policy)
+        self.review = Review(db, policy, clock, authz, self.notices)
         self.priority = ProductPriorityRule(policy)
 
     # ------------------------------------------------------------------ handlers
 
     def on_created(self, session: Session, event: ItemCreated) -> None:
-        """Each audience the item concerns opens its loops and hears that it started."""
+        """Each audience the item concerns opens its loops and hears that it started (a maintenance
+        window: that it is planned, in advance; one waiting for approval once it is approved)."""
+        if event.item.kind == Kind.MAINTENANCE.value and event.item.state == State.REQUESTED.value:
+            return
         self._start(session, event.item, list(event.tenants), event.at)
 
     def follow(self, session: Session, event: ItemChanged) -> None:
-        """New tenants' audiences are told; resolution notices go out; a reopen resumes the cadence."""
+        """Drafts of a past phase are superseded; new tenants' audiences are told (the current state);
+        customers hear of mitigation; resolution notices go out; a reopen resumes the cadence."""
         item, now = event.item, event.at
-        if event.action == "tenants":
+        if event.before != event.after:
+            self.review.supersede_stale(session, item, now)
+        approved_window = event.action == "approve" and item.kind == Kind.MAINTENANCE.value
+        if event.action in ("tenants", "severity") or approved_window:
             self._start(session, item, list(event.tenants), now)
         elif event.action == "resolve":
-            accounts = self._accounts(session, list(event.tenants))
-            for loop in self._loops(session, item):
-                loop.next_notice_at = None
-                if "resolution" in self._audience_named(loop.audience).events:
-                    self._notice(session, loop, item, accounts, "resolution", now)
-        elif event.action == "reopen":
-            for loop in self._loops(session, item):
-                cadence = self._audience_named(loop.audience).cadence
-                loop.next_notice_at = now + cadence if cadence else None
-                session.add(loop)
+            self._resolved(session, item, list(event.tenants), now)
+        elif event.action in ("mitigate", "reopen"):
+            if event.action == "reopen":
+                for loop in self._loops(session, item):
+                    cadence = self._audience_named(loop.audience).cadence
+                    loop.next_notice_at = now + cadence if cadence else None
+                    session.add(loop)
+            customers = self._loops(session, item, CUSTOMERS)
+            if customers and not self._holding(item, now):  # within the hold, the timer tells them
+                told = all(loop.notices for loop in customers)
+                self._announce(session, item, CUSTOMERS, customers, "update" if told else "start", now)
+
+    def on_hold(self, session: Session, timer: Timer, now: datetime) -> str:
+        """The hold is over: customers get their first notice, in the item's state now."""
+        item = session.get(WorkItem, timer.work_item_id)
+        if item is None:
+            return "skipped: the item is gone"
+        if phase_of(item.state) == "resolved":
+            return "skipped: resolved within the hold"
+        untold = [loop for loop in self._loops(session, item, CUSTOMERS) if not loop.notices]
+        if not untold or "start" not in self._audience_named(CUSTOMERS).events:
+            return "skipped: no customer to tell"
+        self._announce(session, item, CUSTOMERS, untold, "start", now)
+        return "fired"
 
     def on_rollout(self, session: Session, event: RolloutChanged) -> None:
         """A fleet rollout's wave started or finished: each of its tenants' customers hear it (when the
@@ -96,13 +125,13 @@ class FeedbackLoops:
             return
         phase = "rollout_start" if event.what == "wave" else "rollout_done"
         tiers = {t.value for t in audience.when.tiers}
-        source = self.env.loader.get_source(self.env, f"customers_{phase}.j2")[0]  # type: ignore[union-attr]
+        source = self.notices.env.loader.get_source(self.notices.env, f"customers_{phase}.j2")[0]  # type: ignore[union-attr]
         for account in self._accounts(session, list(event.tenants)):
             if tiers and account.tier not in tiers:
                 continue
             context = {"customer": {"name": account.name}, "sender": audience.from_address,
                        "change": {"at": event.at.strftime("%Y-%m-%d %H:%M UTC")}}
-            text = render(self.env, source, context, what=f"audiences.customers.templates.{phase}")
+            text = render(self.notices.env, source, context, what=f"audiences.customers.templates.{phase}")
             headline, _, rest = text.partition("\n")
             for transport, target in (("email", account.contact_email), ("webhook", account.webhook_url)):
                 if not target:
@@ -117,11 +146,117 @@ class FeedbackLoops:
 
     def _start(self, session: Session, item: WorkItem, tenants: list[str], now: datetime) -> None:
         accounts = self._accounts(session, tenants)
+        planned = item.kind == Kind.MAINTENANCE.value  # planned work: told in advance, no hold
+        fresh: dict[str, list[FeedbackLoop]] = defaultdict(list)
         for recipient in self._recipients(item, accounts):
             loop = self._open(session, item, recipient, now)
-            if loop is not None and "start" in self._audience(recipient).events:
-                self._notice(session, loop, item, accounts, "start", now)
-        self.priority.observe(session, item, accounts, now)
+            if loop is not None:
+                fresh[recipient.audience].append(loop)
+        for name, loops in fresh.items():
+            audience = self._audience_named(name)
+            resolved = phase_of(item.state) == "resolved"
+            event = "resolution" if resolved and name == CUSTOMERS else "start"
+            if event not in audience.events:
+                continue
+            if planned:
+                event = "maintenance"
+            if name != CUSTOMERS or planned:
+                self._announce(session, item, name, loops, event, now)
+            elif self._holding(item, now):
+                self._hold(session, item, now)
+            else:  # a tenant named later hears of the state the item is in now
+                self._announce(session, item, name, loops, event, now)
+        if not planned:  # planned work is no recurring problem
+            self.priority.observe(session, item, accounts, now)
+
+    def _resolved(self, session: Session, item: WorkItem, tenants: list[str], now: datetime) -> None:
+        accounts = self._accounts(session, tenants)
+        loops = self._loops(session, item)
+        for loop in loops:
+            loop.next_notice_at = None
+            session.add(loop)
+        customers = [loop for loop in loops if loop.audience == CUSTOMERS]
+        if customers and not any(loop.notices for loop in customers) and self._holding(item, now):
+            for loop in customers:  # resolved within the hold: no customer hears of it, nor needs to
+                session.delete(loop)
+            customers = []
+        for name in dict.fromkeys(loop.audience for loop in loops):
+            if "resolution" not in self._audience_named(name).events:
+                continue
+            mine = [loop for loop in (customers if name == CUSTOMERS else loops) if loop.audience == name]
+            if mine:
+                self._announce(session, item, name, mine, "resolution", now, accounts=accounts)
+
+    def _announce(self, session: Session, item: WorkItem, name: str, loops: list[FeedbackLoop], event: str,
+                  now: datetime, accounts: list[Account] | None = None) -> None:
+        """Tell these loops' recipients of `event`: at once (send: auto) or as a draft in review."""
+        audience = self._audience_named(name)
+        if accounts is None:
+            accounts = self._accounts(session, self._tenant_ids(session, item))
+        if name != CUSTOMERS and audience.sends(name) == "auto":
+            for loop in loops:
+                self.notices.enqueue(session, loop, item, accounts, event, now)
+            return
+        tenants = sorted({loop.tenant_id for loop in loops if loop.tenant_id})
+        latest = None
+        if event == "cadence" and item.id is not None:
+            last = last_public_update(session, item.id, tenant=tenants[0] if len(tenants) == 1 else None,
+                                      events=("start", "update"))
+            latest = last.text if last else None
+        text = proposed_text(item, event, latest=latest) if name == CUSTOMERS else ""
+        if audience.sends(name) == "review":
+            self.review.draft(session, item, audience=name, event=event, tenants=tenants, text=text,
+                              actor=OPSLOOP, now=now)
+        else:
+            self.review.publish(session, item, audience=name, event=event, tenants=tenants, text=text,
+                                now=now)
+
+    def _holding(self, item: WorkItem, now: datetime) -> bool:
+        """Whether customers are still held back (the item is younger than `loops.hold`)."""
+        return (item.resolved_at or now) < item.created_at + self.policy.loops.hold
+
+    def _hold(self, session: Session, item: WorkItem, now: datetime) -> None:
+        """One hold timer per item: when it fires, customers named by then hear the state of then."""
+        waiting = session.exec(select(Timer.id).where(Timer.work_item_id == item.id, Timer.kind == HOLD,
+                                                      col(Timer.fired_at).is_(None))).first()
+        if waiting is None:
+            session.add(Timer(kind=HOLD, due_at=item.created_at + self.policy.loops.hold,
+                              work_item_id=item.id, payload={}, created_at=now))
+
+    # ------------------------------------------------------------------ a review's public part
+
+    def review_text(self, item: WorkItem, account: Account, others: list[Account], *, what_happened: str,
+                    what_we_changed: str) -> str:
+        """The public part of a review as `account` reads it; refused if it would name another account."""
+        words = f"{what_happened}\n{what_we_changed}".lower()
+        for other in others:
+            named = [t for t in traces(other) if other.id != account.id and t.lower() in words]
+            if named:
+                raise InvalidInput(f"the public part names another customer ({named[0]}): {account.name} "
+                                   "would read it; rewrite it so each customer reads only of itself")
+        audience = self._audience_named("customers")
+        context = review_context(item, account, what_happened=what_happened, what_we_changed=what_we_changed,
+                                 sender=audience.from_address)
+        env = self.notices.env
+        source = env.loader.get_source(env, "customers_review.j2")[0]  # type: ignore[union-attr]
+        return render(env, source, context, what="the customers' review template")
+
+    def share_review(self, session: Session, item: WorkItem, *, what_happened: str, what_we_changed: str,
+                     now: datetime) -> list[str]:
+        """Send the review's public part to each customer recipient of the item (its customer loops),
+        each rendered for its own account; all or nothing. Returns the accounts told."""
+        accounts = self._accounts(session, self._tenant_ids(session, item))
+        loops = [loop for loop in self._loops(session, item) if loop.audience == "customers"]
+        if not loops:
+            raise InvalidInput(f"{item.ref} has no customer recipients (the `customers` audience did not "
+                               "apply to it): there is nobody to send the customer account to")
+        by_id = {a.id: a for a in accounts}
+        texts = [(loop, self.review_text(item, by_id[loop.tenant_id], accounts, what_happened=what_happened,
+                                         what_we_changed=what_we_changed))
+                 for loop in loops if loop.tenant_id in by_id]
+        for loop, text in texts:
+            self._send(session, loop, "review", text, now, item)
+        return sorted({loop.tenant_id for loop, _ in texts})
 
     # ------------------------------------------------------------------ reading
 
@@ -137,7 +272,10 @@ class FeedbackLoops:
                 FeedbackLoop, col(FeedbackLoop.resolution_key) == col(OutboxMessage.key))
             .where(FeedbackLoop.work_item_id == item.id, OutboxMessage.status == outbox.SENT)
         ))
-        return [loop for loop in self._loops(session, item) if loop.resolution_key not in delivered
+        def skipped(loop: FeedbackLoop) -> bool:  # a person decided nobody hears the resolution
+            return (loop.resolution_key or "").startswith("skipped:")
+        return [loop for loop in self._loops(session, item)
+                if (loop.resolution_key not in delivered and not skipped(loop))
                 or "resolution" not in self._audience_named(loop.audience).events]
 
     def describe_open(self, session: Session, item: WorkItem) -> list[str]:
@@ -158,13 +296,23 @@ class FeedbackLoops:
                 .order_by(col(FeedbackLoop.next_notice_at)).limit(limit)
                 .with_for_update(skip_locked=True, of=FeedbackLoop)  # type: ignore[arg-type]
             ).all()
+            customers: dict[int, tuple[WorkItem, list[FeedbackLoop]]] = {}
             for loop, item in due:
                 cadence = self._audience_named(loop.audience).cadence
                 assert cadence is not None and loop.next_notice_at is not None
-                accounts = self._accounts(session, self._tenant_ids(session, item))
-                self._notice(session, loop, item, accounts, "cadence", now)
                 loop.next_notice_at = max(loop.next_notice_at + cadence, now + cadence / 2)
                 session.add(loop)
+                if loop.audience == CUSTOMERS:  # one draft (or send) per item, to customers already told
+                    if loop.notices:
+                        customers.setdefault(item.id or 0, (item, []))[1].append(loop)
+                    continue
+                accounts = self._accounts(session, self._tenant_ids(session, item))
+                self.notices.enqueue(session, loop, item, accounts, "cadence", now)
+                sent += 1
+            for item, loops in customers.values():
+                if self.review.pending(session, item, CUSTOMERS):
+                    continue  # a draft waits for its reviewer: it is the next update
+                self._announce(session, item, CUSTOMERS, loops, "cadence", now)
                 sent += 1
             self._report_overdue(session, now)
         return sent
@@ -210,15 +358,18 @@ class FeedbackLoops:
         return list(session.exec(select(WorkItemTenant.tenant_id)
                                  .where(WorkItemTenant.work_item_id == item.id)))
 
-    def _loops(self, session: Session, item: WorkItem) -> list[FeedbackLoop]:
-        return list(session.exec(select(FeedbackLoop).where(FeedbackLoop.work_item_id == item.id)
-                                 .order_by(col(FeedbackLoop.id))))
+    def _loops(self, session: Session, item: WorkItem, audience: str | None = None) -> list[FeedbackLoop]:
+        query = select(FeedbackLoop).where(FeedbackLoop.work_item_id == item.id)
+        if audience is not None:
+            query = query.where(FeedbackLoop.audience == audience)
+        return list(session.exec(query.order_by(col(FeedbackLoop.id))))
 
     def _applies(self, audience: Audience, item: WorkItem, accounts: list[Account]) -> bool:
         when = audience.when
         if when.kinds and Kind(item.kind) not in when.kinds:
             return False
-        if when.severities and item.severity not in {s.value for s in when.severities}:
+        planned = item.kind == Kind.MAINTENANCE.value  # a window has no severity worth filtering on
+        if when.severities and not planned and item.severity not in {s.value for s in when.severities}:
             return False
         return not when.tiers or any(a.tier in {t.value for t in when.tiers} for a in accounts)
 
@@ -245,7 +396,7 @@ class FeedbackLoops:
                         out.append(Recipient(name, "email", a.contact_email, a.id, (a.id,)))
                     if a.webhook_url:
                         out.append(Recipient(name, "webhook", a.webhook_url, a.id, (a.id,)))
-            elif name == "product":
+            elif name == "product" and accounts:  # no customer touched: nothing for product to weigh
                 out.append(Recipient(name, CHAT, self.policy.channel("product")))
         return out
 
@@ -264,13 +415,9 @@ class FeedbackLoops:
         session.add(loop)
         session.flush()
         return loop
-
-    def _notice(self, session: Session, loop: FeedbackLoop, item: WorkItem, accounts: list[Account],
-                event: str, now: datetime) -> None:
+    def _send(self, session: Session, loop: FeedbackLoop, event: str, text: str, now: datetime,
+              item: WorkItem) -> None:
         audience = self._audience_named(loop.audience)
-        context = self._context(loop, item, accounts, audience, now)
-        source = self.env.loader.get_source(self.env, f"{loop.audience}_{event}.j2")[0]  # type: ignore[union-attr]
-        text = render(self.env, source, context, what=f"audiences.{loop.audience}.templates.{event}")
         loop.notices += 1
         key = f"loop:{loop.id}:{event}:{loop.notices}"
         if event == "resolution":
@@ -284,20 +431,6 @@ class FeedbackLoops:
             payload = {"subject": headline, "body": rest.strip(), "from": audience.from_address}
         else:
             payload = {"json": {"event": event, "audience": loop.audience, "subject": headline,
-                                "text": rest.strip(), **self._webhook_fields(loop, item)}}
+                                "text": rest.strip(), **self.notices.webhook_fields(loop, item)}}
         outbox.enqueue(session, transport=loop.transport, target=loop.target, now=now, key=key,
                        payload=payload)
-
-    def _context(self, loop: FeedbackLoop, item: WorkItem, accounts: list[Account], audience: Audience,
-                 now: datetime) -> dict[str, Any]:
-        if loop.audience == "customers":
-            [account] = [a for a in accounts if a.id == loop.tenant_id]
-            return customer_context(item, account, cadence=audience.cadence, sender=audience.from_address)
-        mine = [a for a in accounts if a.sales_owner == loop.target] if loop.audience == "sales" else accounts
-        return internal_context(item, accounts, mine, now)
-
-    def _webhook_fields(self, loop: FeedbackLoop, item: WorkItem) -> dict[str, Any]:
-        if loop.audience == "customers":  # public facts only
-            return {"status": "resolved" if item.state in (State.RESOLVED, State.CLOSED) else "investigating",
-                    "tenant": loop.tenant_id}
-        return {"ref": item.ref, "title": item.title, "severity": item.severity, "state": item.state}

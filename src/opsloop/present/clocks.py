@@ -9,7 +9,7 @@ from opsloop.messages import Button
 from opsloop.models import WorkItem
 from opsloop.sla.calendars import BusinessHours
 from opsloop.sla.clocks import ClockBook
-from opsloop.sla.models import BREACHED, MET, PAUSED, RUNNING, SlaClock
+from opsloop.sla.models import BREACHED, MET, NO_RESPONSE, PAUSED, RUNNING, SlaClock
 
 LABELS = {"response": "Response", "update": "Update", "resolution": "Resolution",
           "rollout": "Rollout deadline"}
@@ -41,6 +41,8 @@ def describe(book: ClockBook, clock: SlaClock, now: datetime) -> str:
             return f"missed by {human(book.used(clock, now) - target)}"
         assert clock.settled_at is not None
         return f"breached {human(now - clock.settled_at)} ago"
+    if clock.state == NO_RESPONSE:
+        return "no response (the alerts resolved with nobody acting)"
     return "stopped"
 
 

@@ -16,6 +16,7 @@ from opsloop import outbox
 from opsloop.changes.service import Changes
 from opsloop.clock import Clock
 from opsloop.events import AlertsUpdated, ChannelSettled, ItemChanged, ItemCreated
+from opsloop.incident_roles.service import holders
 from opsloop.intake.service import Intake
 from opsloop.lifecycle import TRANSITIONS, next_actions
 from opsloop.loops.service import FeedbackLoops
@@ -27,6 +28,7 @@ from opsloop.present import alerts as alert_words
 from opsloop.present import checklist as runbook_words
 from opsloop.present import clocks as clock_words
 from opsloop.present.alerts import changes_line
+from opsloop.reviews import recurrence
 from opsloop.runbooks.runs import Runbooks
 from opsloop.sla.service import Sla
 from opsloop.types import OPSLOOP, Kind, State
@@ -42,10 +44,12 @@ _LABELS = {
     "approve": ("Approve", "primary"),
     "reject": ("Reject", "danger"),
     "expire": ("End now", "danger"),
+    "end": ("End now", "danger"),
 }
 _ICON = {"sev1": "🔴", "sev2": "🟠", "sev3": "🟡", "sev4": "⚪"}
+_DONE_STATES = {State.RESOLVED: "🟢", State.CLOSED: "⚫"}  # the card's colour once it is over
 _CREATED = {Kind.INCIDENT: "declared", Kind.ESCALATION: "opened", Kind.EXCEPTION: "requested",
-            Kind.TASK: "scheduled"}
+            Kind.MAINTENANCE: "scheduled", Kind.TASK: "scheduled"}
 
 
 def card_key(ref: str) -> str:
@@ -66,19 +70,29 @@ def card(item: WorkItem, tenants: list[str], extra: list[tuple[str, str]] | None
         ("Tenants", ", ".join(tenants) or "—"),
         ("Owner", user(item.owner)),
     ]
-    if kind is not Kind.EXCEPTION:
+    if kind in (Kind.INCIDENT, Kind.ESCALATION):
         fields.append(("Comms", user(item.comms_owner)))
     if item.expires_at is not None:
         fields.append(("Expires", when(item.expires_at)))
+    if kind is Kind.MAINTENANCE:  # its window, as scheduled
+        fields += [(name, when(datetime.fromisoformat(item.labels[key])))
+                   for name, key in (("From", "starts_at"), ("Until", "ends_at")) if key in item.labels]
+        fields.append(("Covers", escape(item.labels.get("matchers", ""))))
     fields += extra or []
     buttons = []
-    for action in next_actions(kind, state):
+    family = "maintenance" if kind is Kind.MAINTENANCE else "workitem"  # its own service ends it
+    # a resolved or closed card keeps only what still makes sense there: Reopen (Close is a command)
+    shown = ["reopen"] if state in _DONE_STATES else next_actions(kind, state)
+    for action in shown:
+        if action not in _LABELS:
+            continue  # e.g. a window's start: its time starts it
         label, style = _LABELS[action]
-        buttons.append(Button(label=label, action=f"workitem.{action}", value=item.ref,
+        buttons.append(Button(label=label, action=f"{family}.{action}", value=item.ref,
                               style=style))  # type: ignore[arg-type]
     buttons += extra_buttons or []
+    icon = _DONE_STATES.get(state) or _ICON.get(item.severity, "")
     return Message(
-        text=f"{_ICON.get(item.severity, '')} {item.ref} {escape(item.title)}".strip(),
+        text=f"{icon} {item.ref} {escape(item.title)}".strip(),
         fields=fields,
         body="\n".join(body) if body else None,
         buttons=buttons,
@@ -91,9 +105,25 @@ def change_line(event: ItemChanged) -> str:
     item, actor, note = event.item, user(event.actor), event.note
     about = f": {escape(note)}" if note else ""
     if event.action == "assign":
-        parts = [f"{label} {user(event.changed[name][1])}" for name, label in
-                 (("owner", "owner"), ("comms_owner", "comms owner")) if name in event.changed]
+        incident = item.kind == Kind.INCIDENT.value
+        handed = event.changed.get("owner")
+        if incident and handed is not None and handed[0] and handed[0] != handed[1]:
+            handoff = f"{actor} handed command of {item.ref} from {user(handed[0])} to {user(handed[1])}"
+            comms = event.changed.get("comms_owner")
+            return handoff + (f", and made {user(comms[1])} comms owner" if comms else "")
+        names = (("owner", "commander" if incident else "owner"), ("comms_owner", "comms owner"))
+        parts = [f"{label} {user(event.changed[name][1])}" for name, label in names if name in event.changed]
         return f"{actor} made {' and '.join(parts)} of {item.ref}"
+    if event.action == "severity":
+        before, after = event.changed.get("severity", (None, item.severity))
+        return f"{actor} changed the severity of {item.ref} from {before} to {after}{about}"
+    if event.action == "role":
+        ((key, (before, after)),) = event.changed.items()
+        role = key.removeprefix("role.")
+        was = f" (was {user(before)})" if before else ""
+        return f"{actor} made {user(after)} {role} of {item.ref}{was}"
+    if event.action == "close" and event.forced:
+        return f"{actor} closed {item.ref} with runbook steps still open (forced){about}"
     if event.action == "tenants":
         before, after = event.changed.get("tenants", ((), ()))
         return f"{actor} added {', '.join(t for t in after if t not in before)} to {item.ref}"
@@ -158,6 +188,13 @@ class Cards:
         self.story(session, event.item, OPSLOOP, "channel", line, event.at)
         outbox.enqueue(session, transport=CHAT, target=self.policy.channel("ops"), now=event.at,
                        key=f"{card_key(ref)}:moved", payload={"message": Message(text=line).to_json()})
+        posted = session.exec(select(OutboxMessage).where(OutboxMessage.key == card_key(ref))).first()
+        if posted is not None and posted.target != event.channel and not posted.target.startswith("pending:"):
+            # raised to this severity after its card was posted: the card and thread stay where they are
+            where = f"{ref} was raised to {event.item.severity}; its card and thread are in " \
+                    f"{channel(posted.external_target or posted.target)}"
+            outbox.enqueue(session, transport=CHAT, target=event.channel, now=event.at,
+                           key=f"{card_key(ref)}:here", payload={"message": Message(text=where).to_json()})
 
     # ------------------------------------------------------------------ building blocks
 
@@ -239,6 +276,14 @@ class Cards:
         recent = changes_line(self.changes.recent(session, item))
         if recent:
             body.append(recent)
+        if item.kind == Kind.INCIDENT.value:
+            body += [f"*{role.capitalize()}*: {user(who) if who else 'nobody yet'} — {escape(duty)}"
+                     for role, duty, who in holders(session, self.policy, item)]
+        if item.kind == Kind.INCIDENT.value and item.state != State.CLOSED.value:
+            buttons.append(Button(label="Public update", action="notice.compose", value=item.ref))
+        recurred = recurrence.of_item(session, item)
+        if recurred:
+            fields.append(("Recurred", f"♻️ {recurred}"))
         return card(item, tenants, fields, buttons, body)
 
     def _alerts(self, session: Session, item: WorkItem) -> list[tuple[str, str]]:

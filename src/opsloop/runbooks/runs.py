@@ -111,6 +111,29 @@ class Runbooks:
             found.append(RunProgress(run.runbook_id, version, done, total, run.state))
         return found
 
+    def open_steps(self, session: Session, item: WorkItem) -> list[str]:
+        """The steps of the item's unfinished runs that nobody has finished, skipped or decided."""
+        return [row.step_id for run in self.engine.runs(session, item) if run.state in S.RUN_OPEN
+                for row in self.engine.steps(session, run) if row.state not in S.TERMINAL]
+
+    def refuse_close_with_open_steps(self, session: Session, event: ItemChanged) -> None:
+        """(an `ItemChanged` handler) An item is not closed while runbook steps are open, unless a person
+        forces it and says why: then the steps left open are on the record."""
+        if event.action != "close":
+            return
+        left = self.open_steps(session, event.item)
+        if not left:
+            return
+        ref = event.item.ref
+        if not event.forced:
+            raise InvalidInput(f"{ref} still has runbook steps open: {', '.join(left)}. Finish or skip them "
+                               f"(`/runbook done|skip {ref} STEP`), or close it anyway with "
+                               f'`--force "reason"`')
+        if not event.note:
+            raise InvalidInput(f'closing {ref} with runbook steps open needs a reason: --force "reason"')
+        self.engine.audit(session, event.actor, "runbook.close_forced", event.item, event.at,
+                          after={"open_steps": left, "reason": event.note})
+
     # ------------------------------------------------------------------ starting
 
     def start(self, *, actor: str, runbook_id: str, ref: str | None, inputs: dict[str, str],

@@ -9,19 +9,23 @@ from statistics import mean
 from sqlmodel import Session, col, func, select
 
 from opsloop.models import WorkItem
-from opsloop.sla.models import BREACHED, MET, SETTLED, SlaClock
+from opsloop.sla.models import BREACHED, MET, NO_RESPONSE, SETTLED, SlaClock
 
 
 @dataclass(frozen=True)
 class Outcomes:
     met: int = 0
     breached: int = 0
+    no_response: int = 0  # response targets nobody answered (the alerts resolved): a miss, never "met"
+
+    @property
+    def total(self) -> int:
+        return self.met + self.breached + self.no_response
 
     @property
     def ratio(self) -> float | None:
         """The share of clocks that met their target, or None when none settled."""
-        total = self.met + self.breached
-        return self.met / total if total else None
+        return self.met / self.total if self.total else None
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class Breach:
 class Attainment:
     targets: dict[str, Outcomes] = field(default_factory=dict)  # response / update / resolution
     breaches: list[Breach] = field(default_factory=list)
-    mtta: timedelta | None = None  # mean time from open to acknowledged
+    mtta: timedelta | None = None  # mean time from open to acknowledged by a person
     mttr: timedelta | None = None  # mean time from open to resolved
     acknowledged: int = 0
     resolved: int = 0
@@ -63,7 +67,8 @@ def attainment(session: Session, *, since: datetime, until: datetime, kind: str 
     acked = _spans(session, WorkItem.acknowledged_at, since, until, kind)
     resolved = _spans(session, WorkItem.resolved_at, since, until, kind)
     return Attainment(
-        targets={t: Outcomes(c.get(MET, 0), c.get(BREACHED, 0)) for t, c in counts.items()},
+        targets={t: Outcomes(c.get(MET, 0), c.get(BREACHED, 0), c.get(NO_RESPONSE, 0))
+                 for t, c in counts.items()},
         breaches=breaches,
         mtta=_mean(acked), mttr=_mean(resolved), acknowledged=len(acked), resolved=len(resolved),
     )

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from opsloop.policy import Policy
 from opsloop.sla.calendars import WorkingTime, working_time
-from opsloop.sla.models import BREACHED, MET, PAUSED, RUNNING, STOPPED, SlaClock, Timer
+from opsloop.sla.models import BREACHED, MET, NO_RESPONSE, PAUSED, RUNNING, STOPPED, SlaClock, Timer
 from opsloop.sla.policies import policy_at
 
 WARN, BREACH = "warn", "breach"
@@ -52,15 +52,20 @@ class ClockBook:
 
     def start(
         self, session: Session, *, work_item_id: int, target: str, seconds: int, policy_index: int,
-        calendar: str, now: datetime, paused: bool = False,
+        calendar: str, now: datetime, paused: bool = False, used: timedelta = timedelta(0),
+        started_at: datetime | None = None,
     ) -> SlaClock:
+        """A clock against `seconds` of working time; `used` of it already spent (a clock carried over
+        to another policy keeps its elapsed time, and is due at once if that is past the new target)."""
         clock = SlaClock(work_item_id=work_item_id, target=target, policy_index=policy_index,
-                         calendar=calendar, target_seconds=seconds, started_at=now)
+                         calendar=calendar, target_seconds=seconds, started_at=started_at or now,
+                         used_seconds=used.total_seconds())
         if paused:  # an update cycle that begins while the item's clocks are paused
             clock.state, clock.paused_at = PAUSED, now
         else:
             clock.running_since = now
-            clock.due_at = working_time(self.policy, calendar).add(now, timedelta(seconds=seconds))
+            left = max(timedelta(seconds=seconds) - used, timedelta(0))
+            clock.due_at = working_time(self.policy, calendar).add(now, left)
         session.add(clock)
         session.flush()
         if not paused:
@@ -102,6 +107,17 @@ class ClockBook:
         session.add(clock)
         self.cancel_timers(session, clock)
         return settled
+
+    def unanswered(self, session: Session, clock: SlaClock, now: datetime) -> None:
+        """What the clock waited for happened without a person (alerts resolved): `no_response`."""
+        if clock.state == PAUSED and clock.paused_at is not None:
+            clock.paused_seconds += (now - clock.paused_at).total_seconds()
+            clock.paused_at = None
+        clock.used_seconds = self.used(clock, now).total_seconds()
+        clock.state, clock.settled_at = NO_RESPONSE, now
+        clock.running_since, clock.stopped_at = None, now
+        session.add(clock)
+        self.cancel_timers(session, clock)
 
     def abandon(self, session: Session, clock: SlaClock, now: datetime) -> None:
         """Stop measuring without a verdict (an update cadence that no longer applies)."""

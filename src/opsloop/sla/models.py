@@ -27,7 +27,9 @@ from sqlmodel import Field, SQLModel
 from opsloop.models import json_column, utc_column
 
 RUNNING, PAUSED, MET, BREACHED, STOPPED = "running", "paused", "met", "breached", "stopped"
-SETTLED = (MET, BREACHED)
+# a response target that nobody answered: the alerts mitigated or resolved the item by themselves
+NO_RESPONSE = "no_response"
+SETTLED = (MET, BREACHED, NO_RESPONSE)
 
 
 class SlaClock(SQLModel, table=True):

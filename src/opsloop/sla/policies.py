@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from opsloop.models import Account, WorkItem, WorkItemTenant
 from opsloop.policy import Policy, SlaPolicy
-from opsloop.types import Tier
+from opsloop.types import Kind, Tier
 
 TARGETS = ("response", "update", "resolution")
 _RANK = {Tier.SMB.value: 0, Tier.MID_MARKET.value: 1, Tier.ENTERPRISE.value: 2}
@@ -42,9 +42,12 @@ def tier_of(session: Session, work_item_id: int) -> str | None:
 
 
 def match_policy(policy: Policy, item: WorkItem, tier: str | None) -> Match | None:
-    """The first policy whose every stated condition holds (kind, severity, tier, labels)."""
+    """The first policy whose every stated condition holds (kind, severity, tier, labels); a
+    maintenance window is planned work, held to a policy only when one names its kind."""
     for index, candidate in enumerate(policy.sla.policies):
         match = candidate.match
+        if match.kind is None and item.kind == Kind.MAINTENANCE.value:
+            continue
         if match.kind is not None and match.kind.value != item.kind:
             continue
         if match.severity is not None and match.severity.value != item.severity:

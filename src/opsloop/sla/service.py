@@ -20,7 +20,7 @@ working time spent paused. The timers publish `ClockWarned` and
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
@@ -31,11 +31,12 @@ from opsloop.errors import InvalidInput
 from opsloop.events import ClockBreached, ClockWarned, ItemChanged, ItemCreated
 from opsloop.models import WorkItem
 from opsloop.policy import Policy
+from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.sla.clocks import ClockBook
 from opsloop.sla.escalation import Escalations
-from opsloop.sla.models import PAUSED, RUNNING, SlaClock, Timer
+from opsloop.sla.models import BREACHED, NO_RESPONSE, PAUSED, RUNNING, SlaClock, Timer
 from opsloop.sla.policies import match_policy, policy_at, tier_of
-from opsloop.types import OPSLOOP, State
+from opsloop.types import OPSLOOP, Kind, State, is_system
 from opsloop.workitems import WorkItems
 
 RESPONSE_STOPS = frozenset({"acknowledge", "mitigate", "resolve", "close", "approve", "reject", "expire"})
@@ -72,8 +73,15 @@ class Sla:
     # ------------------------------------------------------------------ handlers
 
     def start_clocks(self, session: Session, event: ItemCreated) -> None:
-        """A new item held to an SLA policy gets its clocks (and, maybe, its escalation chain)."""
-        self._start(session, event.item, event.at)
+        """A new item held to an SLA policy gets its clocks (and, maybe, its escalation chain). A person
+        who declares an incident is responding (`sla.declared_meets_response`): its response target is
+        met at once, and no chain pages anyone to respond."""
+        self._start(session, event.item, event.at, declared=self._declared(event.item))
+
+    def _declared(self, item: WorkItem) -> bool:
+        """Declared by a person, who is taken as responding (`sla.declared_meets_response`)."""
+        return (item.kind == Kind.INCIDENT.value and not is_system(item.created_by)
+                and self.policy.sla.declared_meets_response)
 
     def follow(self, session: Session, event: ItemChanged) -> None:
         """Clocks follow every change: stopped, paused, resumed, a new update cycle, or started anew."""
@@ -83,6 +91,9 @@ class Sla:
             self._start(session, item, now)
             return
         clocks = self.book.current(session, item.id, lock=True)
+        if action == "severity":
+            self._reevaluate(session, item, clocks, event)
+            return
         if action == "pause":
             self._pause(session, item, clocks, event)
             return
@@ -90,8 +101,19 @@ class Sla:
             self._resume(session, item, clocks, event)
             return
         settled: dict[str, str | None] = {}
-        if action in RESPONSE_STOPS:
-            if "response" in clocks:
+        machine = is_system(event.actor)
+        response = clocks.get("response")
+        if (machine and action in ("mitigate", "resolve") and response is not None
+                and response.state in (RUNNING, PAUSED)):
+            self.book.unanswered(session, response, now)  # nobody responded: never "met"
+            settled["response"] = NO_RESPONSE
+        elif (response is not None and not machine and response.stopped_at is None
+              and action not in RESPONSE_STOPS and action not in _NOT_UPDATES
+              and item.state == State.ACKNOWLEDGED.value):
+            settled["response"] = self.book.stop(session, response, now)  # a person, after a machine's ack
+        if action in RESPONSE_STOPS and not (machine and action == "acknowledge"
+                                              and not self.policy.sla.machine_ack_meets_response):
+            if "response" in clocks and "response" not in settled:
                 settled["response"] = self.book.stop(session, clocks["response"], now)
             if self.escalations.stop(session, item):
                 audit.record(session, at=now, actor=event.actor, action="escalation.stopped",
@@ -105,7 +127,7 @@ class Sla:
             audit.record(session, at=now, actor=event.actor, action="sla.settled", subject=item.ref,
                          after=outcome)
 
-    def _start(self, session: Session, item: WorkItem, now: datetime) -> None:
+    def _start(self, session: Session, item: WorkItem, now: datetime, *, declared: bool = False) -> None:
         assert item.id is not None
         match = match_policy(self.policy, item, tier_of(session, item.id))
         if match is None:
@@ -119,12 +141,76 @@ class Sla:
                                     seconds=int(duration.total_seconds()), policy_index=match.index,
                                     calendar=match.policy.calendar, now=now)
             started[target] = clock.due_at
-        chain = match.policy.escalation
+            if target == "response" and declared:
+                self.book.stop(session, clock, now)
+                started[target] = None
+        chain = match.policy.escalation if not (declared and "response" in started) else None
         if chain and match.policy.escalate_on == "trigger" and item.state == State.TRIGGERED.value:
             self.escalations.start(session, item, chain, now)
+        met = {"response": "met: declared by a person"} if declared and "response" in started else {}
         audit.record(session, at=now, actor=OPSLOOP, action="sla.started", subject=item.ref,
                      after={"policy": match.index, "calendar": match.policy.calendar,
-                            "due": started, "escalation": chain})
+                            "due": started, "escalation": chain} | met)
+
+    def _reevaluate(
+        self, session: Session, item: WorkItem, clocks: dict[str, SlaClock], event: ItemChanged
+    ) -> None:
+        """A new severity: the SLA policy that now matches, its targets and its escalation chain. A clock
+        still counting carries the time it used over to the new target (due at once if that is past);
+        a settled one stays settled; a target the new policy lacks stops counting."""
+        assert item.id is not None
+        now = event.at
+        match = match_policy(self.policy, item, tier_of(session, item.id))
+        targets = match.targets() if match is not None else {}
+        moved: dict[str, object] = {}
+        for target, clock in clocks.items():
+            if clock.state not in (RUNNING, PAUSED):
+                continue
+            used = self.book.used(clock, now)
+            self.book.abandon(session, clock, now)
+            if match is not None and target in targets:
+                new = self.book.start(session, work_item_id=item.id, target=target,
+                                      seconds=int(targets[target].total_seconds()), policy_index=match.index,
+                                      calendar=match.policy.calendar, now=now, paused=clock.state == PAUSED,
+                                      used=used, started_at=clock.started_at)
+                moved[target] = new.due_at
+            else:
+                moved[target] = None
+        if match is not None and not clocks and item.state in UPDATE_STATES:
+            for target, duration in targets.items():  # held to no policy before: clocks from the start
+                if target == "response" and item.acknowledged_at is not None:
+                    continue
+                calendar = self.book_calendar(match.policy.calendar)
+                met = target == "response" and self._declared(item)  # it was met at declaration
+                used = timedelta(0) if target == "update" or met else calendar.elapsed(item.created_at, now)
+                new = self.book.start(session, work_item_id=item.id, target=target,
+                                      seconds=int(duration.total_seconds()), policy_index=match.index,
+                                      calendar=match.policy.calendar, now=now, used=used)
+                moved[target] = new.due_at
+                if met:
+                    self.book.stop(session, new, now)
+                    new.settled_at = item.created_at
+                    moved[target] = None
+        chain = (match.policy.escalation if match is not None and match.policy.escalate_on == "trigger"
+                 else None)
+        running = self.escalations.running(session, item.id)
+        now_chain = str(running.payload.get("chain")) if running is not None else None
+        answered = not self._unanswered(self.book.current(session, item.id))
+        if item.state == State.TRIGGERED.value and chain and chain != now_chain and not answered:
+            self.escalations.start(session, item, chain, now)
+        elif running is not None and (chain is None or answered):
+            self.escalations.stop(session, item)
+        audit.record(session, at=now, actor=event.actor, action="sla.reevaluated", subject=item.ref,
+                     after={"policy": match.index if match is not None else None, "due": moved,
+                            "escalation": chain})
+
+    def _unanswered(self, clocks: dict[str, SlaClock]) -> bool:
+        """Nobody has met the response target yet (a chain pages only until someone responds)."""
+        response = clocks.get("response")
+        return response is None or response.state in (RUNNING, PAUSED, BREACHED)
+
+    def book_calendar(self, name: str) -> WorkingTime:
+        return working_time(self.policy, name)
 
     def _next_update_cycle(
         self, session: Session, item: WorkItem, clocks: dict[str, SlaClock], now: datetime

@@ -12,6 +12,7 @@ from sqlmodel import SQLModel, col, select
 
 from bot.bootstrap import Services
 from opsloop.accounts import import_catalog
+from opsloop.comms.models import NoticeDraft
 from opsloop.compliance import export
 from opsloop.compliance.erasure import erase
 from opsloop.compliance.models import AuditPersonal
@@ -20,7 +21,7 @@ from opsloop.loops.models import FeedbackLoop
 from opsloop.models import Account, AuditEvent, OutboxMessage
 from opsloop.outbox import CANCELLED, PENDING, SENT, Delivered, DeliveryError, Dispatcher
 from tests.core.compliance.chain import verdict
-from tests.support import ROOT
+from tests.support import ROOT, FakeClock
 
 EMAIL = "ops@acme.example"  # acme's contact in the sample catalog
 RESPONDER = "U0RESP1"
@@ -47,20 +48,32 @@ def holding(services: Services, needle: str) -> list[tuple[str, str]]:
     return [(table, row[:200]) for table, row in everything(services) if needle.lower() in row.lower()]
 
 
-def story(services: Services) -> None:
+def send_draft(services: Services) -> None:
+    """The commander presses Send on the customer notice waiting in review."""
+    with services.db.transaction() as session:
+        [draft] = session.exec(select(NoticeDraft).where(NoticeDraft.status == "pending")).all()
+    services.commands.press("notice.send", str(draft.id), actor=RESPONDER)
+
+
+def story(services: Services, clock: FakeClock) -> None:
     """A sev1 at acme: the customer's contact is emailed, named in the title and a note, mails bounce."""
     handle = services.commands.handle
     handle("/incident", f'declare "Exports fail for {EMAIL.upper()} and others" sev1 tenant:acme', actor=RESPONDER)
     handle("/incident", f'update INC-1 "called {EMAIL}, they confirm"', actor=RESPONDER)
+    clock.advance(minutes=5)  # the hold is over: the customer's first notice is drafted, and sent
+    services.sweeper.sweep()
+    send_draft(services)
     Dispatcher(services.db, {t: Deliver() for t in ("chat", "email", "webhook")}, services.clock,
                prepare=services.cards.prepare_outbound).drain()
     handle("/incident", "resolve INC-1 rolled back", actor=RESPONDER)
+    send_draft(services)
     Dispatcher(services.db, {t: Deliver() for t in ("chat", "email", "webhook")}, services.clock,
                prepare=services.cards.prepare_outbound).drain()
 
 
-def test_after_erasing_a_contact_nothing_holds_it_and_the_chain_verifies(services: Services) -> None:
-    story(services)
+def test_after_erasing_a_contact_nothing_holds_it_and_the_chain_verifies(services: Services,
+                                                                         clock: FakeClock) -> None:
+    story(services, clock)
     assert {table for table, _ in holding(services, EMAIL)} >= {
         "accounts", "outbox", "outbox_attempts", "feedback_loops", "work_items", "timeline_events",
         "audit_personal"}

@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.bootstrap import Services
+from opsloop.comms.models import NoticeDraft
 from opsloop.models import OutboxMessage
 from opsloop.outbox import Delivered, Dispatcher
 from opsloop.types import Severity
@@ -39,13 +40,24 @@ def notices(services: Services, audience_prefix: str = "loop:") -> list[OutboxMe
                            .order_by(col(OutboxMessage.id))))
 
 
-def test_a_sev1_touching_two_tenants_tells_each_audience_once(services: Services) -> None:
+def send_customer_draft(services: Services, clock: FakeClock | None = None) -> None:
+    """The hold ends (when a clock is given) and a commander presses Send on the pending draft."""
+    if clock is not None:
+        clock.advance(minutes=5)
+        services.sweeper.sweep()
+    with services.db.transaction() as s:
+        [draft] = s.exec(select(NoticeDraft).where(NoticeDraft.status == "pending")).all()
+    services.commands.press("notice.send", str(draft.id), actor=COMMANDER)
+
+
+def test_a_sev1_touching_two_tenants_tells_each_audience_once(services: Services, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="EU database primary down", severity=Severity.SEV1,
                                tenants=["acme", "globex"])
+    internal = {(m.transport, m.target) for m in notices(services)}  # internal audiences: at once
+    assert internal == {("chat", "U0SALES1"), ("chat", "U0SALES2"), ("chat", "C0SUPPORT"), ("chat", "C0PRODUCT")}
+    send_customer_draft(services, clock)  # customers: after the hold, when a person sends it
     rows = notices(services)
     by = {(m.transport, m.target) for m in rows}
-    assert ("chat", "U0SALES1") in by and ("chat", "U0SALES2") in by  # each account's sales owner
-    assert ("chat", "C0SUPPORT") in by and ("chat", "C0PRODUCT") in by
     assert ("email", "ops@acme.example") in by and ("email", "it@globex.example") in by
     assert len(rows) == len(by)  # one start notice per recipient
     acme = next(m for m in rows if m.target == "ops@acme.example")
@@ -61,10 +73,12 @@ def test_resolution_closes_loops_once_delivered_and_status_shows_open_ones(
 ) -> None:
     services.workitems.declare(actor=COMMANDER, title="Checkout down", severity=Severity.SEV1,
                                tenants=["acme"])
+    send_customer_draft(services, clock)
     deliver(services)
     assert "Open feedback loops" in services.commands.handle("/incident", "status INC-1", actor=COMMANDER).text
     clock.advance(minutes=30)
     services.workitems.act(actor=COMMANDER, ref="INC-1", action="resolve")
+    send_customer_draft(services)
     with services.db.transaction() as s:
         item = services.workitems.lock(s, "INC-1")
         assert len(services.loops.open_loops(s, item)) == 4  # resolution notices queued, not delivered
@@ -78,12 +92,15 @@ def test_resolution_closes_loops_once_delivered_and_status_shows_open_ones(
 
 def test_cadence_notices_go_out_while_open_and_stop_at_resolution(services: Services, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="Slow API", severity=Severity.SEV2, tenants=["acme"])
-    clock.advance(minutes=59)
+    send_customer_draft(services, clock)
+    clock.advance(minutes=54)
     assert services.loops.sweep() == 0
     clock.advance(minutes=1)
-    assert services.loops.sweep() == 1  # customers: every hour
+    assert services.loops.sweep() == 1  # customers: every hour (a draft)
+    send_customer_draft(services)
     clock.advance(hours=1)
     assert services.loops.sweep() == 2  # customers again, and sales (every 2 h)
+    send_customer_draft(services)
     cadence = [m for m in notices(services) if ":cadence:" in m.key]
     assert sorted(m.transport for m in cadence) == ["chat", "email", "email"]
     services.workitems.act(actor=COMMANDER, ref="INC-1", action="resolve")
@@ -91,10 +108,12 @@ def test_cadence_notices_go_out_while_open_and_stop_at_resolution(services: Serv
     assert services.loops.sweep() == 0
 
 
-def test_adding_a_tenant_opens_its_loops_and_unknown_ones_are_refused(services: Services) -> None:
+def test_adding_a_tenant_opens_its_loops_and_unknown_ones_are_refused(services: Services,
+                                                                     clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="Export broken", severity=Severity.SEV2, tenants=["acme"])
     reply = services.commands.handle("/incident", "tenants INC-1 add globex", actor=COMMANDER)
     assert reply.text == "INC-1: now affects acme, globex"
+    send_customer_draft(services, clock)  # within the hold: the one first notice goes to both
     assert any(m.target == "it@globex.example" for m in notices(services))
     from opsloop.errors import NotFound
     with pytest.raises(NotFound, match="unknown tenant nobody"):

@@ -24,7 +24,7 @@ import yaml
 from bot.bootstrap import Services, bootstrap
 from bot.settings import Settings
 from tests.core.remediation.conftest import SECRET, STARTER, FakeResolver, call
-from tests.support import FakeClock, QuietHandler, local_server
+from tests.support import PATIENCE, FakeClock, QuietHandler, local_server, wait_until
 
 LOOSE = """schema_version: 1
 id: loose
@@ -183,10 +183,11 @@ def test_an_answer_larger_than_max_response_fails_the_step_saying_so(bounded: Se
 
 
 def test_one_slow_call_does_not_hold_up_another_work_items_call(bounded: Services) -> None:
-    release = threading.Event()
+    release, slow_returned = threading.Event(), threading.Event()
 
     def slow(request: httpx.Request) -> httpx.Response:
-        release.wait(20)
+        release.wait(PATIENCE)
+        slow_returned.set()
         return httpx.Response(200)
 
     with respx.mock(assert_all_mocked=True) as api:
@@ -197,11 +198,9 @@ def test_one_slow_call_does_not_hold_up_another_work_items_call(bounded: Service
         worker = threading.Thread(target=bounded.remediation.work)
         worker.start()
         try:
-            deadline = time.monotonic() + 10
-            while call(bounded, "call").state != "succeeded":  # the newest call: INC-2's, the fast one
-                assert time.monotonic() < deadline, "the fast call waited for the slow one"
-                time.sleep(0.02)
-            assert fast.call_count == 1 and not release.is_set()
+            # the newest call, INC-2's fast one, succeeds while the slow one is still held (ordering)
+            wait_until(lambda: call(bounded, "call").state == "succeeded", what="the fast call")
+            assert fast.call_count == 1 and not slow_returned.is_set()  # the slow one still hangs
         finally:
             release.set()
-            worker.join(20)
+            worker.join(PATIENCE)

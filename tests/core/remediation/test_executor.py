@@ -11,6 +11,7 @@ import respx
 from sqlmodel import select
 
 from bot.bootstrap import Services
+from opsloop.errors import IllegalTransition
 from opsloop.models import AuditEvent
 from opsloop.remediation.service import Remediation
 from opsloop.runbooks.models import RunbookRun
@@ -218,3 +219,26 @@ def test_typed_inputs_keep_their_types_in_the_json_body(rem: Services, api: resp
     assert json.loads(route.calls[0].request.content) == {
         "replicas": 5, "drain": True, "note": "7", "label": "x5", "item": "INC-1"}
     assert call(rem, "call").request["json"]["replicas"] == 5  # what was approved and stored, too
+
+
+def test_pressing_retry_while_its_retry_is_still_queued_starts_no_other_attempt(
+        rem: Services, api: respx.MockRouter) -> None:
+    """Issue 15: a double click (or a second person) on Retry before the executor has run the first
+    retry, and `/runbook retry` typed meanwhile, queue nothing more: one retry, one more call."""
+    route = api.post(RESTART).mock(return_value=httpx.Response(500, text="boom"))
+    start(rem)
+    approve_twice(rem)
+    rem.remediation.work()
+    failed = call(rem)
+    assert (failed.state, route.call_count) == ("failed", 1)
+    button = f"{failed.id}:{failed.retries}"  # the value the failure's Retry button carries
+    rem.commands.press("remediation.retry", button, actor=STARTER)
+    assert call(rem).state == "pending"  # queued, not yet run
+    with pytest.raises(IllegalTransition, match="already retried since that button was shown"):
+        rem.commands.press("remediation.retry", button, actor=STARTER)
+    with pytest.raises(IllegalTransition, match="only a failed or unknown call can be retried"):
+        rem.commands.handle("/runbook", "retry INC-1 restart", actor=STARTER)
+    assert call(rem).retries == 1
+    rem.remediation.work()
+    assert route.call_count == 2  # the one retry
+    assert rem.remediation.work() == 0 and route.call_count == 2

@@ -13,8 +13,8 @@ from alembic import op
 
 import opsloop.models
 
-revision = "0019_schedules"
-down_revision = "0018_rollouts"
+revision = '0019_schedules'
+down_revision = '0018_rollouts'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,301 @@
+"""Notices in review: nothing reaches a customer until a person allowed to sends it.
+
+An audience with `send: review` (customers, by default) does not hear from opsloop directly: each
+notice becomes a `NoticeDraft` posted by DM to the item's comms owner (or, when none is named, to
+everyone allowed `notice.approve`), with the exact text each tenant would get and Send / Edit /
+Skip. A draft describes one public phase of its item (investigating, monitoring, resolved); when
+the item moves to another, the draft is superseded, never sent stale. A newer draft for the same
+item and audience replaces a pending one (and takes over its tenants). Who sent, edited or skipped
+which text is audited; what was sent to customers is kept as a `PublicUpdate`, which is all the
+status pages show.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from opsloop import audit, outbox
+from opsloop.authz import Authorizer
+from opsloop.clock import Clock
+from opsloop.comms.isolation import check_public_text
+from opsloop.comms.models import PENDING, SENT, SKIPPED, SUPERSEDED, NoticeDraft, PublicItem, PublicUpdate
+from opsloop.db import Database
+from opsloop.errors import InvalidInput, NotFound
+from opsloop.loops.context import phase_of
+from opsloop.loops.models import FeedbackLoop
+from opsloop.loops.notices import Notices
+from opsloop.messages import user
+from opsloop.models import Account, OutboxMessage, WorkItem, WorkItemTenant
+from opsloop.outbox import CHAT
+from opsloop.policy import Policy
+from opsloop.present.notices import Preview, draft_message
+from opsloop.types import OPSLOOP, is_system
+
+APPROVE = "notice.approve"
+
+
+class Review:
+    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer,
+                 notices: Notices) -> None:
+        self.db = db
+        self.policy = policy
+        self.clock = clock
+        self.authz = authz
+        self.notices = notices
+
+    # ------------------------------------------------------------------ drafting (caller's transaction)
+
+    def draft(self, session: Session, item: WorkItem, *, audience: str, event: str, tenants: list[str],
+              text: str, actor: str, now: datetime) -> NoticeDraft:
+        """Draft a notice for review; a pending draft of the same item and audience is replaced."""
+        assert item.id is not None
+        pending = self.pending(session, item, audience)
+        merged = sorted(set(tenants).union(*(d.tenants for d in pending)))
+        if event in ("update", "cadence") and any(d.event == "start" for d in pending):
+            event = "start"  # some of its tenants never heard the start: they read this as the first notice
+        written = [d for d in pending if not is_system(d.created_by) and d.event != "resolution"]
+        if is_system(actor) and written and event != "resolution":
+            # keep the words a person wrote
+            text, event = written[-1].text, "start" if event == "start" else written[-1].event
+        draft = NoticeDraft(work_item_id=item.id, audience=audience, event=event, state=phase_of(item.state),
+                            tenants=merged, text=text, created_at=now, created_by=actor)
+        session.add(draft)
+        session.flush()
+        for old in pending:
+            self._close(session, item, old, SUPERSEDED, OPSLOOP, now, superseded_by=draft.id)
+        draft.posted_to = self.reviewers(item)
+        session.add(draft)
+        audit.record(session, at=now, actor=actor, action="notice.drafted", subject=item.ref,
+                     after={"draft": draft.id, "audience": audience, "event": event, "tenants": merged,
+                            "text": text, "reviewers": draft.posted_to})
+        self._post(session, item, draft, now)
+        return draft
+
+    def publish(self, session: Session, item: WorkItem, *, audience: str, event: str, tenants: list[str],
+                text: str, now: datetime) -> NoticeDraft:
+        """Send at once (`send: auto`): kept and audited like a draft sent by opsloop itself."""
+        assert item.id is not None
+        draft = NoticeDraft(work_item_id=item.id, audience=audience, event=event, state=phase_of(item.state),
+                            tenants=tenants, text=text, created_at=now, created_by=OPSLOOP, status=SENT,
+                            decided_at=now, decided_by=OPSLOOP)
+        session.add(draft)
+        session.flush()
+        self.deliver(session, item, draft, OPSLOOP, now)
+        return draft
+
+    def pending(self, session: Session, item: WorkItem, audience: str | None = None) -> list[NoticeDraft]:
+        query = select(NoticeDraft).where(NoticeDraft.work_item_id == item.id, NoticeDraft.status == PENDING)
+        if audience is not None:
+            query = query.where(NoticeDraft.audience == audience)
+        return list(session.exec(query.order_by(col(NoticeDraft.id))))
+
+    def supersede_stale(self, session: Session, item: WorkItem, now: datetime) -> None:
+        """Drafts describing another phase than the item's now are superseded (never sent stale)."""
+        phase = phase_of(item.state)
+        for draft in self.pending(session, item):
+            if draft.state != phase:
+                self._close(session, item, draft, SUPERSEDED, OPSLOOP, now)
+
+    def reviewers(self, item: WorkItem) -> list[str]:
+        """The comms owner, or everyone allowed `notice.approve`."""
+        if item.comms_owner and not is_system(item.comms_owner):
+            return [item.comms_owner]
+        people: list[str] = []
+        for role in self.policy.roles_allowed(APPROVE):
+            people += [p for p in self.authz.people(role) if p not in people]
+        return people
+
+    # ------------------------------------------------------------------ deciding (a transaction each)
+
+    def send(self, *, actor: str, draft_id: int) -> NoticeDraft:
+        """Send a draft to its recipients now, as its reviewer approved it."""
+        self._allowed(actor, draft_id, "send notices to customers")
+        with self.db.transaction() as session:
+            item, draft = self._decidable(session, draft_id)
+            now = self.clock.now()
+            phase = phase_of(item.state)
+            if draft.state != phase:
+                raise InvalidInput(f"{item.ref} is {phase} now and this draft says {draft.state}: "
+                                   "it is stale. A new draft follows the change")
+            self.deliver(session, item, draft, actor, now)
+            self._close(session, item, draft, SENT, actor, now)
+            return draft
+
+    def deliver(self, session: Session, item: WorkItem, draft: NoticeDraft, actor: str, now: datetime) -> int:
+        """Queue the draft's text to each recipient of its audience and tenants; keep it (public update)."""
+        assert item.id is not None and draft.id is not None
+        accounts = self._accounts(session, item)
+        loops = self.loops_for(session, item, draft.audience, draft.tenants)
+        for loop in loops:
+            self.notices.enqueue(session, loop, item, accounts, draft.event, now, message=draft.text)
+        if draft.audience == "customers":
+            everyone = sorted(a.id for a in accounts) == sorted(draft.tenants)
+            for tenant in [None] if everyone else draft.tenants:
+                session.add(PublicUpdate(work_item_id=item.id, tenant_id=tenant, state=draft.state,
+                                         event=draft.event, text=draft.text, approved_by=actor,
+                                         approved_at=now, draft_id=draft.id))
+        audit.record(session, at=now, actor=actor, action="notice.sent", subject=item.ref,
+                     after={"draft": draft.id, "audience": draft.audience, "event": draft.event,
+                            "tenants": draft.tenants, "text": draft.text, "recipients": len(loops)})
+        return len(loops)
+
+    def skip(self, *, actor: str, draft_id: int) -> NoticeDraft:
+        """Nobody is told this one; a skipped resolution notice closes its loops."""
+        self._allowed(actor, draft_id, "skip notices to customers")
+        with self.db.transaction() as session:
+            item, draft = self._decidable(session, draft_id)
+            now = self.clock.now()
+            if draft.event == "resolution":
+                for loop in self.loops_for(session, item, draft.audience, draft.tenants):
+                    loop.resolution_key = f"skipped:{draft.id}"
+                    session.add(loop)
+            audit.record(session, at=now, actor=actor, action="notice.skipped", subject=item.ref,
+                         after={"draft": draft.id, "event": draft.event, "tenants": draft.tenants})
+            self._close(session, item, draft, SKIPPED, actor, now)
+            return draft
+
+    def edit(self, *, actor: str, draft_id: int, text: str) -> NoticeDraft:
+        """Change the public text of a pending draft (checked again); it stays in review."""
+        self._allowed(actor, draft_id, "edit notices to customers")
+        with self.db.transaction() as session:
+            item, draft = self._decidable(session, draft_id)
+            new = check_public_text(session, text)
+            now = self.clock.now()
+            audit.record(session, at=now, actor=actor, action="notice.edited", subject=item.ref,
+                         before={"text": draft.text}, after={"draft": draft.id, "text": new})
+            draft.text = new
+            session.add(draft)
+            self._post(session, item, draft, now, edit=True)
+            return draft
+
+    def public_update(self, *, actor: str, ref: str, text: str) -> NoticeDraft:
+        """Draft a public update in the person's words, through review like every customer notice."""
+        self._require(actor, self._find(ref), "write public updates")
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            item = self._item(session, ref=ref, lock=True)
+            words = check_public_text(session, text)
+            now = self.clock.now()
+            tenants = [t for t in self._tenant_ids(session, item)
+                       if self.loops_for(session, item, "customers", [t])]
+            return self.draft(session, item, audience="customers", event="update", tenants=tenants,
+                              text=words, actor=actor, now=now)
+
+    def set_public(self, *, actor: str, ref: str, public: bool) -> WorkItem:
+        """Show the item on the public status page (or stop showing it)."""
+        self._require(actor, self._find(ref), "mark incidents public")
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            item = self._item(session, ref=ref, lock=True)
+            assert item.id is not None
+            row = session.get(PublicItem, item.id)
+            if (row is not None) == public:
+                raise InvalidInput(f"{item.ref} is already {'public' if public else 'not public'}")
+            now = self.clock.now()
+            if public:
+                session.add(PublicItem(work_item_id=item.id, set_by=actor, set_at=now))
+            else:
+                session.delete(row)
+            audit.record(session, at=now, actor=actor, action="status.public", subject=item.ref,
+                         before={"public": not public}, after={"public": public})
+            return item
+
+    def draft_of(self, draft_id: int) -> tuple[WorkItem, NoticeDraft]:
+        with self.db.snapshot() as session:
+            draft = session.get(NoticeDraft, draft_id)
+            if draft is None:
+                raise NotFound(f"no notice draft {draft_id}")
+            item = session.get(WorkItem, draft.work_item_id)
+            assert item is not None
+            return item, draft
+
+    # ------------------------------------------------------------------ helpers
+
+    def loops_for(self, session: Session, item: WorkItem, audience: str,
+                  tenants: list[str]) -> list[FeedbackLoop]:
+        query = select(FeedbackLoop).where(FeedbackLoop.work_item_id == item.id,
+                                           FeedbackLoop.audience == audience)
+        if audience == "customers":
+            query = query.where(col(FeedbackLoop.tenant_id).in_(tenants))
+        return list(session.exec(query.order_by(col(FeedbackLoop.id))))
+
+    def previews(self, session: Session, item: WorkItem, draft: NoticeDraft, now: datetime) -> list[Preview]:
+        accounts = self._accounts(session, item)
+        names = {a.id: a.name for a in accounts}
+        out: list[Preview] = []
+        for loop in self.loops_for(session, item, draft.audience, draft.tenants):
+            subject, body = self.notices.render(loop, item, accounts, draft.event, now, message=draft.text)
+            # by transport, never the address: a contact stays in the catalog and the customer's own rows
+            out.append(Preview(names.get(loop.tenant_id, loop.target), loop.transport, subject, body))
+        return out
+
+    def _post(self, session: Session, item: WorkItem, draft: NoticeDraft, now: datetime, *,
+              edit: bool = False, final: bool = False) -> None:
+        """The draft in each reviewer's DM: posted, or edited in place (edit / final)."""
+        who = ", ".join(user(p) for p in draft.posted_to) or "nobody is allowed notice.approve"
+        message = draft_message(item, draft, self.previews(session, item, draft, now), f"reviewers: {who}")
+        for person in draft.posted_to:
+            first = f"draft:{draft.id}:{person}"
+            if not (edit or final):
+                outbox.enqueue(session, transport=CHAT, target=person, now=now, key=first,
+                               payload={"message": message.to_json()})
+            else:  # an edit of the DM in place; its key counts the versions
+                versions = len(session.exec(select(OutboxMessage.id).where(
+                    col(OutboxMessage.update_key) == first)).all())
+                outbox.enqueue(session, transport=CHAT, target=person, now=now, update_key=first,
+                               key=f"{first}:v{versions + 2}", payload={"message": message.to_json()})
+
+    def _close(self, session: Session, item: WorkItem, draft: NoticeDraft, status: str, actor: str,
+               now: datetime, superseded_by: int | None = None) -> None:
+        draft.status, draft.decided_by, draft.decided_at = status, actor, now
+        draft.superseded_by = superseded_by
+        session.add(draft)
+        if status == SUPERSEDED:
+            audit.record(session, at=now, actor=actor, action="notice.superseded", subject=item.ref,
+                         after={"draft": draft.id, "by": superseded_by, "phase": phase_of(item.state)})
+        self._post(session, item, draft, now, final=True)
+
+    def _allowed(self, actor: str, draft_id: int, doing: str) -> None:
+        """Refuse (and audit, in a transaction of its own) before the change's transaction begins."""
+        item, _ = self.draft_of(draft_id)
+        self._require(actor, item, doing)
+
+    def _find(self, ref: str) -> WorkItem:
+        with self.db.snapshot() as session:
+            return self._item(session, ref=ref)
+
+    def _decidable(self, session: Session, draft_id: int) -> tuple[WorkItem, NoticeDraft]:
+        audit.lock_chain(session)
+        draft = session.get(NoticeDraft, draft_id)
+        if draft is None:
+            raise NotFound(f"no notice draft {draft_id}")
+        item = session.get(WorkItem, draft.work_item_id)
+        assert item is not None
+        item = self._item(session, ref=item.ref, lock=True)
+        session.refresh(draft, with_for_update=True)
+        if draft.status != PENDING:
+            by = f" by {user(draft.decided_by)}" if draft.status in (SENT, SKIPPED) else ""
+            raise InvalidInput(f"this draft was already {draft.status}{by}: nothing was changed")
+        return item, draft
+
+    def _require(self, actor: str, item: WorkItem, doing: str) -> None:
+        self.authz.require(actor, APPROVE, subject=item.ref, doing=doing, owners=(item.comms_owner,),
+                           owner_is=f"the comms owner of {item.ref}")
+
+    def _item(self, session: Session, *, ref: str, lock: bool = False) -> WorkItem:
+        query = select(WorkItem).where(WorkItem.ref == ref.upper())
+        found = session.exec(query.with_for_update() if lock else query).first()
+        if found is None:
+            raise NotFound(f"no work item {ref.upper()}")
+        return found
+
+    def _tenant_ids(self, session: Session, item: WorkItem) -> list[str]:
+        return list(session.exec(select(WorkItemTenant.tenant_id)
+                                 .where(WorkItemTenant.work_item_id == item.id)
+                                 .order_by(col(WorkItemTenant.tenant_id))))
+
+    def _accounts(self, session: Session, item: WorkItem) -> list[Account]:
+        ids = self._tenant_ids(session, item)
+        return list(session.exec(select(Account).where(col(Account.id).in_(ids)).order_by(col(Account.id))))

@@ -1,0 +1,1 @@
+"""Maintenance windows (`MNT-n`): planned work that pages no one."""

@@ -1,0 +1,409 @@
+"""Post-incident reviews: drafted from the record, edited in versions, owned and due, then published.
+
+`/incident review INC-n` drafts one (or shows the one there is); resolving an item of a severity in
+`reviews.required_for` drafts it by itself (`on_changed`, in the resolution's transaction). A draft
+holds the record's facts (`reviews.record`) and sections for people; every save is a new
+`ReviewVersion`. The owner (the item's owner, else whoever drafted it) has a due date on
+`reviews.calendar` (`reviews.due`) and reminders by durable timer. draft -> in review -> published;
+a published review no longer changes and the SHA-256 of its canonical JSON is in the audit chain
+(`review.published`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from opsloop import audit, outbox
+from opsloop.authz import Authorizer
+from opsloop.bus import Bus
+from opsloop.clock import Clock
+from opsloop.db import Database
+from opsloop.errors import InvalidInput, NotFound
+from opsloop.events import ItemChanged, ReviewChanged
+from opsloop.loops.service import FeedbackLoops
+from opsloop.models import WorkItem
+from opsloop.outbox import CHAT
+from opsloop.policy import Policy
+from opsloop.present import reviews as words
+from opsloop.reviews import record
+from opsloop.reviews.followups import FollowUps
+from opsloop.reviews.models import DRAFT, IN_REVIEW, PUBLISHED, FollowUp, Review, ReviewVersion
+from opsloop.reviews.views import ReviewView
+from opsloop.reviews.workdays import due
+from opsloop.sla.calendars import WorkingTime, working_time
+from opsloop.sla.models import Timer
+from opsloop.types import OPSLOOP, Kind, is_system
+from opsloop.workitems import WorkItems, kind_of
+
+REMIND = "review.remind"  # the timer kind: payload {review: id, stage: soon | overdue}
+PEOPLE_SECTIONS = tuple(key for key, _ in words.SECTIONS)
+
+
+def canonical(doc: Mapping[str, Any], followups: list[FollowUp]) -> bytes:
+    """What a published review's hash covers: the document and its follow-ups as they stood."""
+    listed = [
+        {
+            "ref": f.ref,
+            "what": f.what,
+            "owner": f.owner,
+            "due_at": record.iso(f.due_at),
+            "closed_at": record.iso(f.closed_at),
+            "note": f.note,
+        }
+        for f in followups
+    ]
+    return json.dumps(
+        {"review": doc, "followups": listed}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+class Reviews:
+    def __init__(
+        self,
+        db: Database,
+        policy: Policy,
+        clock: Clock,
+        authz: Authorizer,
+        workitems: WorkItems,
+        followups: FollowUps,
+        loops: FeedbackLoops,
+        bus: Bus,
+    ) -> None:
+        self.loops = loops
+        self.db = db
+        self.policy = policy
+        self.clock = clock
+        self.authz = authz
+        self.items = workitems
+        self.followups = followups
+        self.bus = bus
+        self.config = policy.reviews
+
+    @property
+    def calendar(self) -> WorkingTime:
+        return working_time(self.policy, self.config.calendar)
+
+    # ------------------------------------------------------------------ drafting
+
+    def draft(self, *, actor: str, ref: str) -> tuple[ReviewView, bool]:
+        """Draft the review of `ref` (True), or the one it has (False)."""
+        if kind_of(ref) not in (Kind.INCIDENT, Kind.ESCALATION):
+            raise InvalidInput(f"{ref.upper()}: reviews are of incidents and escalations")
+        with self.db.transaction() as session:
+            item = self.items.find(session, ref)
+            existing = self._of(session, item)
+            if existing is not None:
+                return self._view(session, existing, item), False
+        self.authz.require(
+            actor, "review.draft", subject=item.ref, owners=(item.owner,), owner_is="owning the item"
+        )
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            item = self.items.lock(session, ref)
+            existing = self._of(session, item)
+            if existing is not None:  # drafted meanwhile (a resolve, a second click)
+                return self._view(session, existing, item), False
+            review = self.draft_in(session, item, actor=actor, now=self.clock.now())
+            return self._view(session, review, item), True
+
+    def draft_in(self, session: Session, item: WorkItem, *, actor: str, now: datetime) -> Review:
+        """Draft in the caller's transaction (which holds the audit chain)."""
+        assert item.id is not None
+        owner = item.owner if item.owner and not is_system(item.owner) else actor
+        review = Review(
+            work_item_id=item.id,
+            owner=owner,
+            drafted_at=now,
+            drafted_by=actor,
+            due_at=due(self.calendar, now, self.config.due),
+        )
+        session.add(review)
+        session.flush()
+        doc = {**record.gather(session, item, now), **{k: "" for k in PEOPLE_SECTIONS if k != "summary"}}
+        session.add(
+            ReviewVersion(review_id=review.id or 0, version=1, saved_at=now, saved_by=actor, content=doc)
+        )
+        soon = review.due_at - self.config.remind_before
+        if soon > now:
+            session.add(
+                Timer(
+                    kind=REMIND,
+                    due_at=soon,
+                    created_at=now,
+                    work_item_id=item.id,
+                    payload={"review": review.id, "stage": "soon"},
+                )
+            )
+        session.add(
+            Timer(
+                kind=REMIND,
+                due_at=review.due_at,
+                created_at=now,
+                work_item_id=item.id,
+                payload={"review": review.id, "stage": "overdue"},
+            )
+        )
+        audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="review.drafted",
+            subject=item.ref,
+            after={"owner": owner, "due_at": review.due_at, "version": 1},
+        )
+        self.announce(session, review, item, actor, "drafted", now)
+        return review
+
+    def on_changed(self, session: Session, event: ItemChanged) -> None:
+        """An item of a severity in `reviews.required_for` is resolved: its review is drafted."""
+        item = event.item
+        if (
+            event.action != "resolve"
+            or item.kind not in (Kind.INCIDENT, Kind.ESCALATION)
+            or item.severity not in self.config.required_for
+            or self._of(session, item) is not None
+        ):
+            return
+        self.draft_in(session, item, actor=OPSLOOP, now=event.at)
+
+    # ------------------------------------------------------------------ editing and its lifecycle
+
+    def save(self, *, actor: str, ref: str, values: Mapping[str, str]) -> ReviewView:
+        """A new version with the people's sections from `values` (the others kept)."""
+        unknown = sorted(set(values) - set(PEOPLE_SECTIONS))
+        if unknown:
+            raise InvalidInput(f"{', '.join(unknown)}: not a section of a review")
+        for key, text in values.items():
+            if len(text) > words.MAX_SECTION:
+                raise InvalidInput(f"{key}: {len(text)} characters; at most {words.MAX_SECTION}")
+
+        def change(
+            session: Session, review: Review, item: WorkItem, doc: dict[str, Any], now: datetime
+        ) -> str:
+            new = {**doc, **{k: v.strip() for k, v in values.items()}}
+            if new == doc:
+                raise InvalidInput("nothing changed")
+            review.version += 1
+            session.add(
+                ReviewVersion(
+                    review_id=review.id or 0,
+                    version=review.version,
+                    saved_at=now,
+                    saved_by=actor,
+                    content=new,
+                )
+            )
+            audit.record(
+                session,
+                at=now,
+                actor=actor,
+                action="review.saved",
+                subject=item.ref,
+                after={
+                    "version": review.version,
+                    "sections": sorted(k for k in values if new[k] != doc.get(k)),
+                },
+            )
+            return "saved"
+
+        return self._change(actor, ref, "review.edit", change)
+
+    def submit(self, *, actor: str, ref: str) -> ReviewView:
+        def change(
+            session: Session, review: Review, item: WorkItem, doc: dict[str, Any], now: datetime
+        ) -> str:
+            if review.state != DRAFT:
+                raise InvalidInput(f"the review of {item.ref} is {review.state}, not a draft")
+            review.state, review.submitted_at = IN_REVIEW, now
+            audit.record(
+                session,
+                at=now,
+                actor=actor,
+                action="review.submitted",
+                subject=item.ref,
+                after={"version": review.version},
+            )
+            return "submitted"
+
+        return self._change(actor, ref, "review.edit", change)
+
+    def publish(self, *, actor: str, ref: str) -> ReviewView:
+        def change(
+            session: Session, review: Review, item: WorkItem, doc: dict[str, Any], now: datetime
+        ) -> str:
+            if review.state != IN_REVIEW:
+                raise InvalidInput(
+                    f"the review of {item.ref} is a {review.state}: submit it for review first"
+                )
+            missing = [title for key, title in words.SECTIONS[:4] if not (doc.get(key) or "").strip()]
+            if missing:
+                raise InvalidInput(f"write {', '.join(missing)} before publishing (Edit…)")
+            review.state, review.published_at, review.published_by = PUBLISHED, now, actor
+            review.sha256 = hashlib.sha256(canonical(doc, self.followups.of_item(session, item))).hexdigest()
+            audit.record(
+                session,
+                at=now,
+                actor=actor,
+                action="review.published",
+                subject=item.ref,
+                after={"version": review.version, "sha256": review.sha256},
+            )
+            return "published"
+
+        return self._change(actor, ref, "review.publish", change)
+
+    def set_owner(self, *, actor: str, ref: str, owner: str) -> ReviewView:
+        def change(
+            session: Session, review: Review, item: WorkItem, doc: dict[str, Any], now: datetime
+        ) -> str:
+            before, review.owner = review.owner, owner
+            audit.record(
+                session,
+                at=now,
+                actor=actor,
+                action="review.owner",
+                subject=item.ref,
+                before={"owner": before},
+                after={"owner": owner},
+            )
+            return "owner"
+
+        return self._change(actor, ref, "review.publish", change)
+
+    def _change(self, actor: str, ref: str, permission: str, change: Any) -> ReviewView:
+        with self.db.transaction() as session:
+            item = self.items.find(session, ref)
+            review = self._of(session, item)
+            if review is None:
+                raise NotFound(f"{item.ref} has no review yet: `/incident review {item.ref}` drafts it")
+        self.authz.require(
+            actor, permission, subject=item.ref, owners=(review.owner,), owner_is="owning the review"
+        )
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            item = self.items.lock(session, ref)
+            review = session.exec(
+                select(Review).where(Review.work_item_id == item.id).with_for_update()
+            ).one()
+            if review.state == PUBLISHED:
+                raise InvalidInput(
+                    f"the review of {item.ref} is published (sha256 {review.sha256}): it no longer changes"
+                )
+            what = change(session, review, item, self._doc(session, review), now)
+            session.add(review)
+            session.flush()
+            self.announce(session, review, item, actor, what, now)
+            return self._view(session, review, item)
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, ref: str) -> ReviewView:
+        with self.db.transaction() as session:
+            item = self.items.find(session, ref)
+            review = self._of(session, item)
+            if review is None:
+                raise NotFound(f"{item.ref} has no review yet: `/incident review {item.ref}` drafts it")
+            return self._view(session, review, item)
+
+    def versions(self, ref: str) -> list[ReviewVersion]:
+        view = self.get(ref)
+        with self.db.transaction() as session:
+            return list(
+                session.exec(
+                    select(ReviewVersion)
+                    .where(ReviewVersion.review_id == view.review.id)
+                    .order_by(col(ReviewVersion.version))
+                )
+            )
+
+    def overdue(self, session: Session, now: datetime) -> list[tuple[Review, str]]:
+        """Reviews not yet published past their due date, with their item's ref (the digest's list)."""
+        rows = session.exec(
+            select(Review, WorkItem.ref)
+            .join(WorkItem, col(WorkItem.id) == col(Review.work_item_id))
+            .where(col(Review.state) != PUBLISHED, col(Review.due_at) <= now)
+            .order_by(col(Review.due_at))
+            .limit(50)
+        ).all()
+        return [(r, ref) for r, ref in rows]
+
+    def _of(self, session: Session, item: WorkItem) -> Review | None:
+        return session.exec(select(Review).where(Review.work_item_id == item.id)).first()
+
+    def _doc(self, session: Session, review: Review) -> dict[str, Any]:
+        row = session.exec(
+            select(ReviewVersion).where(
+                ReviewVersion.review_id == review.id, ReviewVersion.version == review.version
+            )
+        ).one()
+        return dict(row.content)
+
+    def _view(self, session: Session, review: Review, item: WorkItem) -> ReviewView:
+        return ReviewView(review, item, self._doc(session, review), self.followups.of_item(session, item))
+
+    def announce(
+        self, session: Session, review: Review, item: WorkItem, actor: str, what: str, now: datetime
+    ) -> None:
+        view = self._view(session, review, item)
+        self.bus.publish(
+            session,
+            ReviewChanged(
+                at=now,
+                item=item,
+                review=review,
+                what=what,
+                actor=actor,
+                doc=view.doc,
+                followups=tuple(view.followups),
+            ),
+        )
+
+    # ------------------------------------------------------------------ the reminder timer
+
+    def on_remind(self, session: Session, timer: Timer, now: datetime) -> str:
+        """`review.remind`: due soon, or overdue (again every `remind_every` until published)."""
+        review = session.get(Review, int(timer.payload.get("review", 0)))
+        if review is None:
+            return "skipped: no such review"
+        if review.state == PUBLISHED:
+            return "skipped: published"
+        item = session.get(WorkItem, review.work_item_id)
+        assert item is not None
+        stage = str(timer.payload.get("stage"))
+        review.reminders += 1
+        session.add(review)
+        if stage == "overdue":
+            session.add(
+                Timer(
+                    kind=REMIND,
+                    due_at=due(self.calendar, now, self.config.remind_every),
+                    created_at=now,
+                    work_item_id=item.id,
+                    payload={"review": review.id, "stage": "overdue"},
+                )
+            )
+        message = words.reminder(review, item.ref, item.title, stage, self.policy.timezone)
+        outbox.enqueue(
+            session,
+            transport=CHAT,
+            target=review.owner,
+            now=now,
+            key=f"review:{item.ref}:remind:{review.reminders}",
+            payload={"message": message.to_json()},
+        )
+        audit.record(
+            session,
+            at=now,
+            actor=OPSLOOP,
+            action="review.reminded",
+            subject=item.ref,
+            after={"stage": stage, "n": review.reminders, "owner": review.owner},
+        )
+        return "fired"

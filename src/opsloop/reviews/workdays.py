@@ -1,0 +1,37 @@
+"""Due dates on a calendar: whole days count working days, the rest counts working time.
+
+`due(calendar, start, 5d)` is the close of business of the fifth working day after the day of
+`start` (a holiday or a weekend is no working day), which is what people mean by "due in five
+working days"; `due(calendar, start, 4h)` is four working hours from `start`. On the `24x7`
+calendar every day and every hour counts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from opsloop.sla.calendars import BusinessHours, WorkingTime
+
+_DAY = timedelta(days=1)
+
+
+def due(calendar: WorkingTime, start: datetime, duration: timedelta) -> datetime:
+    """When something `duration` from `start` is due, on `calendar`."""
+    if not isinstance(calendar, BusinessHours):
+        return start.astimezone(UTC) + duration
+    days, rest = duration.days, duration - timedelta(days=duration.days)
+    if days == 0:
+        return calendar.add(start, rest)
+    day = start.astimezone(calendar.zone).date()
+    counted = 0
+    while counted < days:
+        day += _DAY
+        if day.weekday() in calendar.days and day not in calendar.holidays:
+            counted += 1
+    closes = datetime.combine(day, calendar.closes, tzinfo=calendar.zone).astimezone(UTC)
+    return calendar.add(closes, rest) if rest else closes
+
+
+def overdue_by(calendar: WorkingTime, due_at: datetime, now: datetime) -> timedelta:
+    """How much working time has passed since `due_at` (zero while not yet due)."""
+    return calendar.elapsed(due_at, now)
