@@ -32,8 +32,8 @@ def test_list_closed_shows_only_closed_incidents_with_age_and_state(services: Se
     for title in ("Checkout down", "Login slow", "Search stale"):
         run(services, "/incident", f'declare "{title}" sev2')
         clock.advance(minutes=10)
-    for verb in ("ack", "resolve", 'close --force "steps tracked elsewhere"'):
-        run(services, "/incident", f"{verb} INC-1")
+    for text in ("ack INC-1", "resolve INC-1", 'close INC-1 --force "steps tracked elsewhere"'):
+        run(services, "/incident", text)
     run(services, "/incident", "resolve INC-2")
     clock.advance(hours=2)
     closed = run(services, "/incident", "list closed")
