@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from bot.bootstrap import Services, bootstrap
 from bot.settings import Settings
+from opsloop.comms.models import NoticeDraft
 from opsloop.errors import DomainError, PermissionDenied
 from opsloop.models import AuditEvent, OutboxMessage
 from opsloop.outbox import CHAT, Dispatcher
@@ -62,12 +63,25 @@ def utc(*args: int) -> datetime:
 
 @pytest.fixture
 def drill(db_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Services]:
+    yield from build(db_url, tmp_path, clock)
+
+
+@pytest.fixture
+def paging_drill(db_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Services]:
+    """A policy where declaring is not responding: the sev1's chain pages, as it does when the person
+    declaring is not the one who will work it (`sla.declared_meets_response: false`)."""
+    yield from build(db_url, tmp_path, clock, declared_meets_response=False)
+
+
+def build(db_url: str, tmp_path: Path, clock: FakeClock, *,
+          declared_meets_response: bool = True) -> Iterator[Services]:
     runbooks = tmp_path / "runbooks"
     shutil.copytree(ROOT / "runbooks", runbooks)
     (runbooks / "drill.yaml").write_text(DRILL)
     policy = yaml.safe_load((ROOT / "opsloop.yml").read_text())
     policy["actions"]["allow_hosts"] = ["ops-api.internal"]
     policy["accounts"] = str(ROOT / "accounts.yml")
+    policy["sla"]["declared_meets_response"] = declared_meets_response
     config = tmp_path / "opsloop.yml"
     config.write_text(yaml.safe_dump(policy))
     with respx.mock(assert_all_mocked=True, assert_all_called=False) as api:
@@ -79,13 +93,28 @@ def drill(db_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Services]:
         built.db.dispose()
 
 
+def send_pending(services: Services, actor: str = RESP1) -> None:
+    """A person allowed `notice.approve` presses Send on the one customer draft in review."""
+    with services.db.transaction() as session:
+        [draft] = session.exec(select(NoticeDraft).where(NoticeDraft.status == "pending")).all()
+    services.commands.press("notice.send", str(draft.id), actor=actor)
+
+
+def customers_told(services: Services, clock: FakeClock) -> None:
+    """The item outlives the hold and its customers are sent their first notice (an item resolved
+    within the hold never reaches its customers: there would be nobody to send its account to)."""
+    clock.advance(minutes=5)
+    services.sweeper.sweep()
+    send_pending(services)
+
+
 def deliver(services: Services, clock: FakeClock) -> None:
     senders = {t: RecordingSender() for t in (CHAT, "email", "webhook")}
     Dispatcher(services.db, senders, clock).drain()
 
 
-def test_a_sev1_from_declaration_to_its_drafted_review(drill: Services, clock: FakeClock) -> None:
-    s = drill
+def test_a_sev1_from_declaration_to_its_drafted_review(paging_drill: Services, clock: FakeClock) -> None:
+    s = paging_drill
     s.commands.handle("/incident", 'declare "EU primary down" sev1 tenant:acme tenant:globex runbook:drill',
                       actor=RESP1)                                  # 09:00, pages at once
     s.sweeper.sweep()
@@ -93,6 +122,11 @@ def test_a_sev1_from_declaration_to_its_drafted_review(drill: Services, clock: F
     clock.current = utc(2026, 11, 23, 9, 4)
     s.sweeper.sweep()                                               # 75% of the 5m response target
     s.commands.handle("/incident", "ack INC-1", actor=RESP2)       # 09:04
+    clock.current = utc(2026, 11, 23, 9, 5)
+    s.sweeper.sweep()                                               # the hold ends: the customers' draft
+    clock.current = utc(2026, 11, 23, 9, 6)
+    send_pending(s)                                                 # 09:06, the commander sends it
+    deliver(s, clock)
     clock.current = utc(2026, 11, 23, 9, 10)
     s.commands.handle("/runbook", "run drill INC-1 service=db", actor=RESP1)
     s.commands.handle("/runbook", "skip INC-1 check the replica dashboards were down", actor=RESP1)
@@ -121,9 +155,12 @@ def test_a_sev1_from_declaration_to_its_drafted_review(drill: Services, clock: F
     assert ("2026-11-23T09:50:00+00:00", "resolve") in timeline
     notices = [(e["at"], e["audience"], e["tenant"], e["status"]) for e in view.doc["timeline"]
                if e["what"] == "notice"]
-    assert ("2026-11-23T09:00:00+00:00", "customers", "acme", "delivered") in notices
-    assert ("2026-11-23T09:00:00+00:00", "customers", "globex", "delivered") in notices
-    assert ("2026-11-23T09:50:00+00:00", "customers", "acme", "queued") in notices  # the resolution notice
+    assert ("2026-11-23T09:00:00+00:00", "sales", None, "delivered") in notices  # internal: at once
+    assert ("2026-11-23T09:06:00+00:00", "customers", "acme", "delivered") in notices  # after hold and Send
+    assert ("2026-11-23T09:06:00+00:00", "customers", "globex", "delivered") in notices
+    assert ("2026-11-23T09:50:00+00:00", "sales", None, "queued") in notices  # the resolution notice
+    # the customers' resolution notice is a draft in review when the review is drafted: not sent yet
+    assert not [n for n in notices if n[1] == "customers" and n[0] == "2026-11-23T09:50:00+00:00"]
     assert [at for at, _ in timeline] == sorted(at for at, _ in timeline)
 
     impact = view.doc["impact"]
@@ -185,10 +222,11 @@ def test_versions_owner_lifecycle_and_a_published_review_is_immutable(drill: Ser
     assert json.loads(json.dumps(view.doc)) == view.doc
 
 
-def test_the_customer_account_goes_to_each_customer_naming_only_itself(drill: Services) -> None:
+def test_the_customer_account_goes_to_each_customer_naming_only_itself(drill: Services, clock: FakeClock) -> None:
     s = drill
     s.workitems.declare(actor=RESP1, title="Acme and Globex exports fail", severity=Severity.SEV2,
                         tenants=["acme", "globex"])
+    customers_told(s, clock)
     s.workitems.act(actor=RESP1, ref="INC-1", action="resolve")
     sections = {"contributing_factors": "a full disk", "went_well": "paging", "went_badly": "no disk alert",
                 "public_what_happened": "Exports failed because a database ran out of disk space.",
@@ -211,9 +249,12 @@ def test_the_customer_account_goes_to_each_customer_naming_only_itself(drill: Se
     assert "We added disk alerts and doubled the space." in acme["body"]
 
 
-def test_a_customer_account_naming_another_customer_is_refused_and_nothing_is_sent(drill: Services) -> None:
+def test_a_customer_account_naming_another_customer_is_refused_and_nothing_is_sent(
+    drill: Services, clock: FakeClock
+) -> None:
     s = drill
     s.workitems.declare(actor=RESP1, title="Exports fail", severity=Severity.SEV2, tenants=["acme", "globex"])
+    customers_told(s, clock)
     s.workitems.act(actor=RESP1, ref="INC-1", action="resolve")
     s.reviews.save(actor=RESP1, ref="INC-1", values={
         "contributing_factors": "x", "went_well": "y", "went_badly": "z",
