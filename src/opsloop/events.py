@@ -330,6 +330,7 @@ class ReviewChanged(Event):
     actor: str
     doc: Mapping[str, Any]
     followups: tuple[FollowUp, ...] = ()
+    by: str = ""  # the person whose change drafted it (who resolved it): they see it in the thread, no DM
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -81,10 +81,11 @@ def markdown(
 ) -> str:
     """The whole review as a Markdown document."""
     impact = doc["impact"]
+    owned = f"@{review.owner}" if review.owner else "unassigned"
     out = [
         f"# Post-incident review: {doc['ref']} {doc['title']}",
         "",
-        f"*{review.state}* · version {review.version} · severity {doc['severity']} · owner @{review.owner} · "
+        f"*{review.state}* · version {review.version} · severity {doc['severity']} · owner {owned} · "
         f"due {review.due_at.astimezone(zone).strftime('%Y-%m-%d %H:%M %Z')}",
     ]
     if review.state == PUBLISHED and review.sha256:
@@ -151,7 +152,7 @@ def thread_message(review: Review, doc: dict[str, Any], followups: list[FollowUp
     impact = doc["impact"]
     fields = [
         ("State", f"{review.state} (v{review.version})"),
-        ("Owner", user(review.owner)),
+        ("Owner", owner_words(review.owner)),
         ("Due", review.due_at.astimezone(zone).strftime("%a %d %b %H:%M")),
         ("Tenants", str(len(impact["tenants"]))),
         ("ARR", _money(impact["arr"])),
@@ -209,6 +210,24 @@ def reminder(review: Review, ref: str, title: str, stage: str, zone: str) -> Mes
     )
 
 
+def owner_words(owner: str) -> str:
+    """A review's owner as people read it: a mention, or that nobody owns it yet."""
+    return user(owner) if owner else "unassigned"
+
+
+def unowned(review: Review, ref: str, title: str, stage: str, zone: str) -> Message:
+    """To each person who may assign a review nobody owns: drafted, due soon, or overdue."""
+    when = review.due_at.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
+    said = {"drafted": f"was drafted and nobody owns it (due {when})",
+            "overdue": f"is overdue (it was due {when}) and nobody owns it"}.get(
+        stage, f"is due {when} and nobody owns it")
+    return Message(
+        text=f"📝 The review of {ref} {said}: {escape(title)}",
+        buttons=buttons(review, ref),
+        context=f"No person worked {ref}. Give it an owner: `/incident review {ref} owner:@someone`.",
+    )
+
+
 DOC = "review_doc"  # the outbox payload `op` of a review document: a canvas, else a file in the thread
 
 
@@ -234,7 +253,7 @@ class ReviewWords:
         due = review.due_at.astimezone(zone).strftime("%a %d %b %H:%M")
         who, ref = user(event.actor), item.ref
         said = {
-            "drafted": f"📝 {who} drafted the review of {ref}: owner {user(review.owner)}, due {due}",
+            "drafted": f"📝 {who} drafted the review of {ref}: owner {owner_words(review.owner)}, due {due}",
             "saved": f"📝 {user(event.actor)} saved version {review.version} of the review of {item.ref}",
             "submitted": f"👀 {user(event.actor)} submitted the review of {item.ref} for review",
             "published": f"✅ {who} published the review of {ref} (sha256 {review.sha256})",
@@ -296,7 +315,7 @@ class ReviewWords:
                 supersede=True,
                 payload=document,
             )
-        if review.owner != event.actor and event.what in ("drafted", "owner"):
+        if review.owner not in ("", event.actor, event.by) and event.what in ("drafted", "owner"):
             outbox.enqueue(
                 session,
                 transport=CHAT,

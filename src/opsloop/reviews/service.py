@@ -3,8 +3,9 @@
 `/incident review INC-n` drafts one (or shows the one there is); resolving an item of a severity in
 `reviews.required_for` drafts it by itself (`on_changed`, in the resolution's transaction). A draft
 holds the record's facts (`reviews.record`) and sections for people; every save is a new
-`ReviewVersion`. The owner (the item's owner, else whoever drafted it) has a due date on
-`reviews.calendar` (`reviews.due`) and reminders by durable timer. draft -> in review -> published;
+`ReviewVersion`. The owner (`first_owner`: a person who worked the item, else nobody yet, and the
+people who may assign it are told) has a due date on `reviews.calendar` (`reviews.due`) and
+reminders by durable timer. draft -> in review -> published;
 a published review no longer changes and the SHA-256 of its canonical JSON is in the audit chain
 (`review.published`).
 """
@@ -27,7 +28,7 @@ from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.events import ItemChanged, ReviewChanged
 from opsloop.loops.service import FeedbackLoops
-from opsloop.models import WorkItem
+from opsloop.models import TimelineEvent, WorkItem
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy
 from opsloop.present import reviews as words
@@ -42,6 +43,7 @@ from opsloop.types import OPSLOOP, Kind, is_system
 from opsloop.workitems import WorkItems, kind_of
 
 REMIND = "review.remind"  # the timer kind: payload {review: id, stage: soon | overdue}
+UNASSIGNED = ""  # the owner of a review no person worked on: those allowed to assign it hear of it
 PEOPLE_SECTIONS = tuple(key for key, _ in words.SECTIONS)
 
 
@@ -112,10 +114,34 @@ class Reviews:
             review = self.draft_in(session, item, actor=actor, now=self.clock.now())
             return self._view(session, review, item), True
 
-    def draft_in(self, session: Session, item: WorkItem, *, actor: str, now: datetime) -> Review:
-        """Draft in the caller's transaction (which holds the audit chain)."""
+    def first_owner(self, session: Session, item: WorkItem, *, by: str) -> str:
+        """Who owns a new review: the item's owner; else `by` (who resolved it or asked for the review),
+        whoever acknowledged it last, or declared it, when a person; else nobody yet (`UNASSIGNED`).
+        A machine never owns a review: nobody would write it."""
+        acked = session.exec(
+            select(TimelineEvent.actor)
+            .where(TimelineEvent.work_item_id == item.id, TimelineEvent.action == "acknowledge")
+            .order_by(col(TimelineEvent.id).desc())
+        ).all()
+        for who in (item.owner, by, *acked, item.created_by):
+            if who and not is_system(who):
+                return who
+        return UNASSIGNED
+
+    def assigners(self) -> list[str]:
+        """The people who may give a review its owner (`review.publish`: commander and admin by default)."""
+        people: list[str] = []
+        for role in self.policy.roles_allowed("review.publish"):
+            people += [p for p in self.authz.people(role) if p not in people]
+        return people
+
+    def draft_in(
+        self, session: Session, item: WorkItem, *, actor: str, now: datetime, by: str | None = None
+    ) -> Review:
+        """Draft in the caller's transaction (which holds the audit chain); `by`: the person whose change
+        drafted it (the resolver), when not `actor`."""
         assert item.id is not None
-        owner = item.owner if item.owner and not is_system(item.owner) else actor
+        owner = self.first_owner(session, item, by=by or actor)
         review = Review(
             work_item_id=item.id,
             owner=owner,
@@ -157,8 +183,25 @@ class Reviews:
             subject=item.ref,
             after={"owner": owner, "due_at": review.due_at, "version": 1},
         )
-        self.announce(session, review, item, actor, "drafted", now)
+        self.announce(session, review, item, actor, "drafted", now, by=by or "")
+        if owner == UNASSIGNED:
+            self._ask_for_owner(session, review, item, "drafted", now)
         return review
+
+    def _ask_for_owner(
+        self, session: Session, review: Review, item: WorkItem, stage: str, now: datetime
+    ) -> None:
+        """A review nobody owns: each person who may assign it gets a DM (instead of the owner's)."""
+        message = words.unowned(review, item.ref, item.title, stage, self.policy.timezone)
+        for person in self.assigners():
+            outbox.enqueue(
+                session,
+                transport=CHAT,
+                target=person,
+                now=now,
+                key=f"review:{item.ref}:unowned:{stage}:{review.reminders}:{person}",
+                payload={"message": message.to_json()},
+            )
 
     def on_changed(self, session: Session, event: ItemChanged) -> None:
         """An item of a severity in `reviews.required_for` is resolved: its review is drafted."""
@@ -170,7 +213,7 @@ class Reviews:
             or self._of(session, item) is not None
         ):
             return
-        self.draft_in(session, item, actor=OPSLOOP, now=event.at)
+        self.draft_in(session, item, actor=OPSLOOP, now=event.at, by=event.actor)
 
     # ------------------------------------------------------------------ editing and its lifecycle
 
@@ -349,7 +392,8 @@ class Reviews:
         return ReviewView(review, item, self._doc(session, review), self.followups.of_item(session, item))
 
     def announce(
-        self, session: Session, review: Review, item: WorkItem, actor: str, what: str, now: datetime
+        self, session: Session, review: Review, item: WorkItem, actor: str, what: str, now: datetime,
+        by: str = "",
     ) -> None:
         view = self._view(session, review, item)
         self.bus.publish(
@@ -362,6 +406,7 @@ class Reviews:
                 actor=actor,
                 doc=view.doc,
                 followups=tuple(view.followups),
+                by=by,
             ),
         )
 
@@ -389,15 +434,10 @@ class Reviews:
                     payload={"review": review.id, "stage": "overdue"},
                 )
             )
-        message = words.reminder(review, item.ref, item.title, stage, self.policy.timezone)
-        outbox.enqueue(
-            session,
-            transport=CHAT,
-            target=review.owner,
-            now=now,
-            key=f"review:{item.ref}:remind:{review.reminders}",
-            payload={"message": message.to_json()},
-        )
+        if review.owner == UNASSIGNED:
+            self._ask_for_owner(session, review, item, stage, now)
+        else:
+            self._remind_owner(session, review, item, stage, now)
         audit.record(
             session,
             at=now,
@@ -407,3 +447,16 @@ class Reviews:
             after={"stage": stage, "n": review.reminders, "owner": review.owner},
         )
         return "fired"
+
+    def _remind_owner(
+        self, session: Session, review: Review, item: WorkItem, stage: str, now: datetime
+    ) -> None:
+        message = words.reminder(review, item.ref, item.title, stage, self.policy.timezone)
+        outbox.enqueue(
+            session,
+            transport=CHAT,
+            target=review.owner,
+            now=now,
+            key=f"review:{item.ref}:remind:{review.reminders}",
+            payload={"message": message.to_json()},
+        )

@@ -16,7 +16,7 @@ from bot.settings import Settings
 from opsloop.errors import NotFound
 from opsloop.heartbeats.models import HeartbeatState
 from opsloop.intake.payloads import AlertmanagerWebhook, parse
-from opsloop.models import WorkItem
+from opsloop.models import OutboxMessage, WorkItem
 from opsloop.sla.models import Timer
 from tests.support import ROOT, FakeClock
 
@@ -119,8 +119,36 @@ def test_one_missed_check_in_is_one_incident_and_the_next_check_in_resolves_it(
     assert done.resolved == item.ref
     view = services.workitems.get(item.ref)
     assert view.item.state == "resolved"
-    assert view.timeline[-1].text == f"beats resolved {item.ref}: the heartbeat checked in again"
+    # resolving a sev1 drafts its review too (issue 20): the resolution is one entry of the timeline
+    resolved = [e for e in view.timeline if e.action == "resolve"]
+    assert [e.text for e in resolved] == [f"beats resolved {item.ref}: the heartbeat checked in again"]
     assert state(services, "queue-worker").state == "up"
+
+
+def test_a_missed_heartbeat_s_review_is_owned_by_nobody_yet_and_those_who_may_assign_it_hear(
+        build: Callable[[FakeClock], Services]) -> None:
+    clock = FakeClock(START)
+    services = build(clock)
+    services.heartbeats.arm()
+    services.heartbeats.check_in("queue-worker", actor="system:beats")
+    clock.advance(minutes=6, seconds=1)
+    services.sweeper.sweep()
+    services.heartbeats.check_in("queue-worker", actor="system:beats")  # no person ever touched it
+    [item] = incidents(services, "queue-worker")
+    review = services.reviews.get(item.ref).review
+    assert review.owner == ""  # a machine never owns a review: nobody would write it
+    drafted = [e.text for e in services.workitems.get(item.ref).timeline if e.action == "review.drafted"]
+    assert [t.split(", due")[0] for t in drafted] == [
+        f"📝 opsloop drafted the review of {item.ref}: owner unassigned"]
+    with services.db.transaction() as s:
+        asked = sorted(m.target for m in s.exec(select(OutboxMessage).where(
+            col(OutboxMessage.key).startswith(f"review:{item.ref}:unowned:drafted:"))))
+        owner_dms = s.exec(select(OutboxMessage).where(
+            col(OutboxMessage.key).startswith(f"review:{item.ref}:owner:"))).all()
+    assert asked == ["U0ADMIN", "U0RESP1"]  # review.publish: commander and admin, who may assign it
+    assert owner_dms == []  # no DM to a system actor
+    services.reviews.set_owner(actor="U0RESP1", ref=item.ref, owner="U0RESP2")
+    assert services.reviews.get(item.ref).review.owner == "U0RESP2"
 
 
 def test_an_always_firing_alert_named_as_a_heartbeat_checks_it_in_and_opens_nothing(

@@ -15,10 +15,13 @@ from tests.support import FakeClock
 
 COMMANDER = "U0RESP1"
 # The README's number: one sev1 touching two tenants, declared, acknowledged, mitigated and resolved,
-# with its customer notices sent from review, posts 20 internal messages (edits in place aside).
+# with its customer notices sent from review, posts 22 internal messages (edits in place aside). A
+# resolved sev1 drafts its review (issue 20): its summary and its document in the thread are two more;
+# its owner resolved it and reads them there, so gets no DM about it.
 INTERNAL_POSTS = {
     "card:INC-1": 1,                    # the card (edited in place from then on)
-    "thread": 4,                        # the checklist, then one line per change: ack, mitigate, resolve
+    "thread": 6,                        # the checklist, a line per change (ack, mitigate, resolve), the
+                                        # review's summary and its document
     "U0SALES1": 2, "U0SALES2": 2,       # each account's sales owner: start and resolution, by DM
     "C0SUPPORT": 2, "C0PRODUCT": 2,     # support and product channels: start and resolution
     "U0CSM1": 1,                        # the CSM: Acme turned at-risk
@@ -59,7 +62,7 @@ def test_one_sev1_with_two_tenants_from_declare_to_resolve_posts_a_bounded_numbe
     posts = Counter("thread" if m.thread_key else ("card:INC-1" if m.key == "card:INC-1" else m.target)
                     for m in internal)
     assert dict(posts) == INTERNAL_POSTS
-    assert len(internal) == sum(INTERNAL_POSTS.values()) == 20
+    assert len(internal) == sum(INTERNAL_POSTS.values()) == 22
     customers = Counter(m.target for m in rows if m.transport == "email")
     assert customers == {"ops@acme.example": 3, "it@globex.example": 3}  # start, update, resolution
 
