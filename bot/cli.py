@@ -191,16 +191,16 @@ def cmd_socket(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.scheduler import SchedulerWorker
     from bot.senders import outbound_senders
-    from bot.slack.socket import run_socket_mode, socket_handler
+    from bot.slack.socket import run_until_signalled, socket_app
     from bot.slack.wiring import wire_slack
 
     services = bootstrap(settings)
     record_started(services, mode="socket")
     wire_slack(services, extra_senders=outbound_senders(settings))
     services.background.append(SchedulerWorker(services))
-    handler, session = socket_handler(services, settings)  # refuses before connecting without a token
+    socket = socket_app(services, settings)  # refuses before connecting without a token
     freeze_startup_heap()
-    asyncio.run(run_socket_mode(services, handler, session))
+    asyncio.run(run_until_signalled(services, socket))
     return OK
 
 

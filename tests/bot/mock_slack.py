@@ -11,6 +11,9 @@ Scripting:
     mock.down = True     # every call answers 503 until set back to False
     mock.drop = True     # connections are closed without an answer (a network failure)
 
+`socket_url` is what `apps.connections.open` hands out (a Socket Mode server's ws:// URL);
+unset, that method fails as it does for a token without `connections:write`.
+
 `users` is the workspace (id -> handle; `users.info`, and `users.list` a page of
 `limit` at a time with a cursor); a handle starting with `-` is a deactivated account.
 """
@@ -59,6 +62,7 @@ class MockSlack:
         self.groups = groups or {}
         self.users = dict(WORKSPACE if users is None else users)
         self.emails = emails or {}  # users.lookupByEmail: email -> user id
+        self.socket_url: str | None = None  # apps.connections.open's answer (Socket Mode)
         self.down = False
         self.drop = False
         self._scripts: dict[str, list[Answer]] = defaultdict(list)
@@ -129,6 +133,9 @@ class MockSlack:
             "usergroups.users.list": {"users": self.groups.get(str(params.get("usergroup")), [])},
             "canvases.create": {"canvas_id": f"F0CANVAS{next(self._files):04d}"},
         }
+        if method == "apps.connections.open":
+            return Answer(200, {"ok": True, "url": self.socket_url} if self.socket_url else
+                          {"ok": False, "error": "missing_scope", "needed": "connections:write"})
         if method == "users.info":
             member = self._member(str(params.get("user", "")))
             return Answer(200, {"ok": True, "user": member} if member else
