@@ -23,6 +23,7 @@ from bot.bootstrap import bootstrap, record_started
 from bot.files import write_file
 from bot.settings import Settings
 from opsloop.accounts import import_catalog
+from opsloop.clock import ShiftedClock
 from opsloop.db import Database
 from opsloop.digest import render
 from opsloop.errors import ConfigError, OpsloopError
@@ -112,13 +113,14 @@ def _day(text: str) -> date:
 def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
     from bot.console import Console
 
-    services = bootstrap(settings)
+    clock = ShiftedClock()  # `tick` and `at` move it
+    services = bootstrap(settings, clock=clock)
     record_started(services, mode="shell")
     interactive = sys.stdin.isatty()
     if interactive:
         import readline  # noqa: F401 - gives input() line editing and history
 
-    console = Console(services, user=args.user)
+    console = Console(services, user=args.user, clock=clock)
     console.run(_lines(interactive, lambda: f"{console.user}> "), interactive=interactive)
     return OK
 

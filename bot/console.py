@@ -9,18 +9,28 @@ from __future__ import annotations
 import html
 import logging
 import re
+import shlex
 import sys
 from collections.abc import Iterable
-from typing import TextIO
+from datetime import datetime
+from typing import Any, Protocol, TextIO
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import col, select
 
 from bot.bootstrap import Services
 from bot.senders.file import FileSender
-from opsloop.errors import OpsloopError, UsageError
+from opsloop.durations import parse_duration
+from opsloop.errors import InvalidInput, OpsloopError, UsageError
 from opsloop.incident_channels import CREATE_CHANNEL, DedicatedChannels
+from opsloop.intake.payloads import parse_v2
 from opsloop.messages import FILE, Button, File, Message, Reply
 from opsloop.models import OutboxMessage
+from opsloop.oncall import parse_moment
 from opsloop.outbox import CHAT, Delivered, Dispatcher
 from opsloop.present.reviews import DOC as REVIEW_DOC
+from opsloop.sla.models import Timer
 from opsloop.types import is_system
 
 log = logging.getLogger(__name__)
@@ -29,6 +39,11 @@ SHELL_HELP = """\
 Type slash commands as in Slack, e.g. /incident declare "Checkout API returns 500" sev1 tenant:acme
   press N        press button N of a message above
   as USER        act as another user (e.g. as U0SRE1); whoami shows who you are
+  tick DURATION  move the console's clock forward (e.g. tick 5m), firing what comes due on the way
+  at TIME        move it to a time (18:00, mon 09:00, 2026-11-30 09:00, +2h; never back)
+  now            print the console's time
+  alert "summary" [critical|error|warning|info] [name=value ...] [dedup_key=KEY]
+                 a firing alert, as a monitor would send it (Events API v2); alert resolve KEY resolves it
   help           this help, then every command's help
   quit           leave (or Ctrl-D)"""
 
@@ -129,14 +144,26 @@ class ConsoleOutbound:
         return Delivered()
 
 
+class MovableClock(Protocol):
+    def now(self) -> datetime: ...
+
+    def move_to(self, moment: datetime) -> None: ...
+
+
+_ALERT_SEVERITIES = ("critical", "error", "warning", "info")
+_MAX_STEPS = 10_000  # timer moments visited by one tick, so a runaway schedule cannot hang it
+
+
 class Console:
-    def __init__(self, services: Services, *, user: str, out: TextIO = sys.stdout) -> None:
+    def __init__(self, services: Services, *, user: str, out: TextIO | None = None,
+                 clock: MovableClock | None = None) -> None:
         self.services = services
         self.user = user
-        self.out = out
+        self.out = out or sys.stdout  # looked up now: stdout may have been replaced since import
+        self.clock = clock  # the services' own clock, when the console may move it
         names = {cid: name for name, cid in services.policy.channels.items()}
-        self.chat = ConsoleChat(out, names, services.channels)
-        outbound = ConsoleOutbound(out)
+        self.chat = ConsoleChat(self.out, names, services.channels)
+        outbound = ConsoleOutbound(self.out)
         self.dispatcher = Dispatcher(services.db, {CHAT: self.chat, "email": outbound,
                                                    "webhook": outbound, "file": FileSender()}, services.clock,
                                      prepare=services.cards.prepare_outbound)
@@ -167,6 +194,10 @@ class Console:
             reply = Reply("✗ internal error (details in the log); nothing was changed")
         if reply is not None:
             self._reply(reply)
+        self._settle()
+
+    def _settle(self) -> None:
+        """What the servers' background jobs do, done now: the console has no scheduler."""
         self.services.loops.sweep()
         self.services.sweeper.run_safely()  # so clocks move in the console too
         self.services.remediation.run_safely()  # approved http steps run (their results posted)
@@ -196,7 +227,82 @@ class Console:
                 raise UsageError("usage: press N, with N a button number shown above")
             button = self.chat.buttons[int(number)]
             return self.services.commands.press(button.action, button.value, actor=self.user)
+        if word in ("tick", "at", "now"):
+            return self._travel(word, rest.strip())
+        if word == "alert":
+            return self._alert(rest)
         raise UsageError(f"unknown input {word!r}: type a slash command, press N, as USER or help")
+
+    # ------------------------------------------------------------------ the console's clock
+
+    def _travel(self, word: str, text: str) -> Reply:
+        zone = ZoneInfo(self.services.policy.timezone)
+        if word == "now":
+            return Reply(f"It is {self.services.clock.now().astimezone(zone):%a %d %b %Y %H:%M} "
+                         f"({zone.key}).")
+        if self.clock is None:
+            raise UsageError("this console runs on the system clock; `opsloop shell` can move its own")
+        if not text:
+            raise UsageError("usage: tick DURATION (e.g. tick 5m) or at TIME (e.g. at 18:00)")
+        now = self.clock.now()
+        try:
+            target = now + parse_duration(text) if word == "tick" else parse_moment(text, now, zone)
+        except ValueError as error:
+            raise InvalidInput(str(error)) from None
+        if target < now:
+            raise InvalidInput(f"{text!r} is in the past: the console's clock only moves forward")
+        self._advance(target)
+        return Reply(f"It is {target.astimezone(zone):%a %d %b %Y %H:%M} ({zone.key}).")
+
+    def _advance(self, target: datetime) -> None:
+        """Visit each moment a timer comes due on the way to `target`, in order, so warnings,
+        breaches and pages happen at their own times and each is printed as it would be."""
+        assert self.clock is not None
+        for _ in range(_MAX_STEPS):
+            due = self._next_due()
+            now = self.clock.now()
+            step = target if due is None or due > target or due <= now else due
+            self.clock.move_to(step)
+            self._settle()
+            if step >= target:
+                return
+        self.clock.move_to(target)
+        self._settle()
+
+    def _next_due(self) -> datetime | None:
+        with self.services.db.transaction() as session:
+            due = session.exec(select(func.min(Timer.due_at)).where(col(Timer.fired_at).is_(None))).one()
+        return due if due is None or due.tzinfo else due.replace(tzinfo=self.services.clock.now().tzinfo)
+
+    # ------------------------------------------------------------------ alerts, as a monitor sends them
+
+    def _alert(self, text: str) -> Reply:
+        integration = next((i.name for i in self.services.policy.integrations if i.kind == "events_v2"), None)
+        if integration is None:
+            raise UsageError("the policy names no integration of kind events_v2 to send alerts through")
+        try:
+            words = shlex.split(text)
+        except ValueError as error:
+            raise UsageError(f"cannot read the alert: {error}") from None
+        event: dict[str, Any]
+        if len(words) == 2 and words[0] == "resolve":
+            event = {"routing_key": "console", "event_action": "resolve", "dedup_key": words[1]}
+        else:
+            details = dict(w.split("=", 1) for w in words if "=" in w)
+            severity = next((w for w in words if w in _ALERT_SEVERITIES), "critical")
+            summary = " ".join(w for w in words if "=" not in w and w not in _ALERT_SEVERITIES)
+            if not summary:
+                raise UsageError('usage: alert "summary" [critical|error|warning|info] [name=value ...] '
+                                 "[dedup_key=KEY], or alert resolve KEY")
+            key = details.pop("dedup_key", None) or re.sub(r"[^a-z0-9]+", "-", summary.lower()).strip("-")
+            event = {"routing_key": "console", "event_action": "trigger", "dedup_key": key,
+                     "payload": {"summary": summary, "source": "console", "severity": severity,
+                                 "custom_details": details}}
+        [outcome] = self.services.intake.ingest([(integration, parse_v2(event))])
+        opened = ", ".join(outcome.created) or "no new incident"
+        touched = ", ".join(outcome.touched)
+        return Reply(f"alert {outcome.dedup_key} ({event['event_action']}) via {integration}: {opened}"
+                     + (f"; touched {touched}" if touched and not outcome.created else ""))
 
     def _reply(self, reply: Reply) -> None:
         if reply.form is not None:
