@@ -124,3 +124,25 @@ def test_list_show_and_diff_older_versions_from_git(repo: Path, capsys: pytest.C
     assert "+    title: \"Check {{ inputs.service }} graphs\"" in out
     assert main(["runbooks", "show", "drill", "--version", "9.0.0"]) == 2
     assert "drill has no version 9.0.0 (known: 1.0.0, 1.1.0)" in capsys.readouterr().err
+
+
+def _shallow() -> bool:
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-shallow-repository"],
+                           capture_output=True, text=True)
+    return found.returncode != 0 or found.stdout.strip() != "false"
+
+
+@needs_git
+def test_the_readme_diff_example_runs_as_written(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16 part 7: the README's `runbooks diff` example named a version that never existed."""
+    if _shallow():
+        pytest.skip("a shallow clone has no earlier runbook versions to compare")
+    [line] = [line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+              if line.startswith("opsloop runbooks diff ")]
+    words = line.split("#")[0].split()[1:]
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("OPSLOOP_RUNBOOKS_DIR", raising=False)
+    assert main(words) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"--- {words[2]} {words[3]} (git ") and f"+++ {words[2]} {words[4]}" in out
