@@ -23,10 +23,10 @@ from bot.senders import outbound_senders
 from bot.settings import Settings
 from opsloop.models import OutboxMessage
 from tests.bot import e2e
-from tests.bot.e2e import posts, serve, slack_policy, wait_for, write_policy
+from tests.bot.e2e import buttons, posts, serve, slack_policy, wait_for, write_policy
 from tests.bot.live_server import LiveServer
-from tests.bot.mock_slack import MockSlack
-from tests.bot.slack_requests import command_body
+from tests.bot.mock_slack import Call, MockSlack
+from tests.bot.slack_requests import command_body, press_body
 from tests.support import PATIENCE, FakeClock, QuietHandler, local_server
 
 COMMANDER = "U0RESP1"
@@ -107,6 +107,9 @@ def outbox_serve(tmp_path: Path, slack_settings: Settings, clock: FakeClock, ca:
     policy["accounts"] = str(catalog)
     policy["audiences"] = {"customers": {"when": {"kinds": ["incident"], "severities": ["sev2"]},
                                          "events": ["start"], "from_address": "status@opsloop.example"}}
+    # the hold is not what this test is about: customers' notices are drafts a second in, and still
+    # reach a customer only once a person allowed notice.approve presses Send (issue 17)
+    policy["loops"] = {"hold": "1s"}
     settings = slack_settings.model_copy(update={"config": write_policy(tmp_path, policy)})
     with serve(settings, clock) as running:
         yield running
@@ -115,6 +118,19 @@ def outbox_serve(tmp_path: Path, slack_settings: Settings, clock: FakeClock, ca:
 def declare(server: LiveServer, mock: MockSlack, text: str) -> None:
     assert server.post(command_body("/incident", f"declare {text}", user=COMMANDER,
                                     respond_to=mock.url)).status_code == 200
+
+
+def send_the_draft(server: LiveServer, mock: MockSlack, ref: str) -> None:
+    """The commander presses Send on the customers' draft of `ref` in their DM, as Slack would."""
+    def draft() -> Call | None:
+        return next((c for c in posts(mock) if c.params.get("channel") != "C0OPS"
+                     and str(c.params.get("text")).startswith(f"📝 Customer first notice for {ref} ")), None)
+    server.settle(lambda: draft() is not None)  # the hold ends, the draft reaches its reviewers
+    dm = draft()
+    assert dm is not None
+    send = buttons(dm)["Send"]
+    assert server.post(press_body(*send, user=COMMANDER, respond_to=mock.url, channel=dm.answer["channel"],
+                                  message_ts=dm.answer["ts"])).status_code == 200
 
 
 def card_posted(mock: MockSlack, title: str) -> bool:
@@ -129,6 +145,9 @@ def test_a_dripping_customer_webhook_and_a_hostile_retry_after_hold_up_no_slack_
     services, server = outbox_serve
     slow, hostile = far_sides
     declare(server, mock_slack, '"Slow Co exports fail" sev2 tenant:slowco')
+    server.settle(lambda: card_posted(mock_slack, "Slow Co exports fail"))
+    assert slow.requests == 0  # nothing reaches a customer before a person sends it
+    send_the_draft(server, mock_slack, "INC-1")
     wait_for(lambda: slow.answering.is_set(), what="the slow webhook to start dripping")
     server.settle(lambda: card_posted(mock_slack, "Slow Co exports fail"))
 
@@ -137,6 +156,7 @@ def test_a_dripping_customer_webhook_and_a_hostile_retry_after_hold_up_no_slack_
     assert not slow.finished.is_set()  # the far side is still hanging: the card did not wait for it
 
     declare(server, mock_slack, '"Hostile answers 429" sev2 tenant:hostile')
+    send_the_draft(server, mock_slack, "INC-3")
     wait_for(lambda: hostile.requests >= 1, what="the hostile webhook")
     server.settle(lambda: card_posted(mock_slack, "Hostile answers 429"))
 

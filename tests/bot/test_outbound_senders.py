@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from bot.bootstrap import Services
 from bot.senders.email import SmtpSender
 from bot.senders.webhook import WebhookSender
+from opsloop.comms.models import NoticeDraft
 from opsloop.models import OutboxMessage
 from opsloop.outbox import DeliveryError, Dispatcher, PermanentDeliveryError
 from opsloop.types import Severity
@@ -57,6 +58,17 @@ def dispatcher(services: Services, senders: dict[str, Any]) -> Dispatcher:
     return Dispatcher(services.db, senders, services.clock, prepare=services.cards.prepare_outbound)
 
 
+def sent_from_review(services: Services, clock: FakeClock | None = None) -> None:
+    """Customers hear nothing by themselves (issue 17): the hold ends (when a clock is given) and the
+    commander, allowed notice.approve, presses Send on the one customer draft in review."""
+    if clock is not None:
+        clock.advance(minutes=5)
+        services.sweeper.sweep()
+    with services.db.transaction() as s:
+        [draft] = s.exec(select(NoticeDraft).where(NoticeDraft.status == "pending")).all()
+    services.commands.press("notice.send", str(draft.id), actor="U0RESP1")
+
+
 def pump(d: Dispatcher, clock: FakeClock, rounds: int = 30) -> None:
     for _ in range(rounds):
         d.run_once()
@@ -69,7 +81,9 @@ def test_resolving_a_two_tenant_incident_emails_each_contact_about_its_own_tenan
 ) -> None:
     services.workitems.declare(actor="U0RESP1", title="EU primary down", severity=Severity.SEV1,
                                tenants=["acme", "globex"])
+    sent_from_review(services, clock)  # the start notice
     services.workitems.act(actor="U0RESP1", ref="INC-1", action="resolve")
+    sent_from_review(services)  # the resolution notice
     smtp = SmtpSender(f"smtp://127.0.0.1:{smtp_port}")
     pump(dispatcher(services, {"email": smtp}), clock, rounds=5)
     resolved = [m for m in mail_server.messages if m["Subject"].startswith("Resolved")]
@@ -88,7 +102,9 @@ def test_a_mail_server_that_is_down_gets_the_emails_once_it_is_back(
 ) -> None:
     services.workitems.declare(actor="U0RESP1", title="Checkout down", severity=Severity.SEV1,
                                tenants=["acme"])
+    sent_from_review(services, clock)
     services.workitems.act(actor="U0RESP1", ref="INC-1", action="resolve")
+    sent_from_review(services)
     d = dispatcher(services, {"email": SmtpSender(f"smtp://127.0.0.1:{smtp_port}", timeout=2)})
     pump(d, clock, rounds=3)  # nobody listens on the port yet
     with services.db.transaction() as s:
@@ -160,6 +176,7 @@ def test_a_customer_webhook_gets_public_facts_only(services: Services, clock: Fa
     route = respx.post("https://status.acme.example/in").mock(return_value=httpx.Response(204))
     services.workitems.declare(actor="U0RESP1", title="db-eu-1 OOM killed", severity=Severity.SEV1,
                                tenants=["acme"])
+    sent_from_review(services, clock)
     pump(dispatcher(services, {"webhook": WebhookSender(httpx.Client())}), clock, rounds=3)
     [call] = route.calls
     body = call.request.content.decode()
