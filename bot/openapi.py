@@ -21,6 +21,7 @@ from pydantic.json_schema import models_json_schema
 
 from opsloop.health.signals import SignalIn
 from opsloop.intake.payloads import AlertmanagerWebhook, ChangeEvent, V2Event
+from opsloop.status.links import MAX_TOKEN
 
 REF = "#/components/schemas/{model}"
 MODELS: tuple[type[BaseModel], ...] = (AlertmanagerWebhook, V2Event, ChangeEvent, SignalIn)
@@ -57,6 +58,8 @@ ANSWERS: dict[str, dict[str, Any]] = {
     "EventRefusal": _object(["status", "message", "errors"], status={"type": "string"},
                             message={"type": "string"}, errors=_strings()),
 }
+# what a status link's token looks like (`opsloop.status.links`: a nonce, a dot, its signature)
+LINK_PATTERN = r"^[A-Za-z0-9_-]{16,64}\.[A-Za-z0-9_-]{16,64}$"
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
@@ -87,6 +90,23 @@ def _get(summary: str, media: str = "application/json") -> dict[str, Any]:
                                                               "content": {media: {"schema": {}}}}}}}
 
 
+def _page(summary: str, media: str, *, token: bool = False) -> dict[str, Any]:
+    """A status page or feed (`bot.status_routes`): HTML or Atom, a 404 page for any token that opens
+    nothing (the same as any wrong path), a 503 page while the database does not answer."""
+    html = "text/html"
+    operation: dict[str, Any] = {"summary": summary, "responses": {
+        "200": {"description": summary, "content": {media: {"schema": {"type": "string"}}}},
+        "404": {"description": "no such page (a malformed, forged or revoked token; any wrong path)",
+                "content": {html: {"schema": {"type": "string"}}}},
+        "503": {"description": "the database does not answer; try again",
+                "content": {html: {"schema": {"type": "string"}}}}}}
+    if token:
+        link = {"type": "string", "maxLength": MAX_TOKEN, "pattern": LINK_PATTERN}
+        operation["parameters"] = [{"name": "token", "in": "path", "required": True, "schema": link,
+                                    "description": "the tenant's signed link (`opsloop status link`)"}]
+    return {"get": operation}
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI document (built once per app: a few milliseconds)."""
     _, defs = models_json_schema([(model, "validation") for model in MODELS], ref_template=REF)
@@ -98,7 +118,8 @@ def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "opsloop", "version": "1",
-                 "description": "Webhooks into opsloop and its health endpoints. Bodies over 1 MiB get 413."},
+                 "description": "Webhooks into opsloop, its health endpoints and its status pages. "
+                                "Bodies over 1 MiB get 413."},
         "paths": {
             "/hooks/alertmanager": _post(
                 "Prometheus Alertmanager's webhook (payload version 4)", _ref("AlertmanagerWebhook"),
@@ -131,6 +152,12 @@ def document() -> dict[str, Any]:
                                      reason={"type": "string"}), "not ready, and why")}}},
             "/metrics": _get("Prometheus metrics", "text/plain"),
             "/openapi.json": _get("This document"),
+            "/status": _page("The public status page: items marked public and their approved updates",
+                             "text/html"),
+            "/status/feed.atom": _page("The public status page as an Atom feed", "application/atom+xml"),
+            "/status/t/{token}": _page("One tenant's status page", "text/html", token=True),
+            "/status/t/{token}/feed.atom": _page("One tenant's status page as an Atom feed",
+                                                 "application/atom+xml", token=True),
         },
         "components": {"schemas": schemas,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
