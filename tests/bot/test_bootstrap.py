@@ -10,7 +10,7 @@ from opsloop.models import OutboxMessage
 from opsloop.types import Severity
 from tests.bot.mock_slack import MockSlack
 
-DECLARE = ["DedicatedChannels.on_created", "Runbooks.attach", "FeedbackLoops.on_created", "Sla.start_clocks",
+DECLARE = ["DedicatedChannels.on_created", "Runbooks.attach", "Recurrences.on_created", "FeedbackLoops.on_created", "Sla.start_clocks",
            "Maintenance.on_created", "ExceptionApprovals.ask_approvers", "Cards.post", "Health.rescore_new_item"]
 
 

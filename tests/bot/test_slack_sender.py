@@ -52,7 +52,8 @@ def test_a_card_is_posted_updated_in_place_and_threaded(
     assert "&lt;!channel&gt;" in post.params["text"]  # never a ping
     buttons = [e for b in post.params["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [(b["action_id"], b["value"]) for b in buttons] == [
-        ("workitem.acknowledge", "INC-1"), ("workitem.mitigate", "INC-1"), ("workitem.resolve", "INC-1")]
+        ("workitem.acknowledge", "INC-1"), ("workitem.mitigate", "INC-1"), ("workitem.resolve", "INC-1"),
+        ("notice.compose", "INC-1")]  # review-before-send: an incident's card offers a public update
     card = rows(slack_services)[0]
     assert (card.external_id, card.external_target) == (f"1700000000.{1:06d}", "C0OPS")
 
@@ -64,6 +65,14 @@ def test_a_card_is_posted_updated_in_place_and_threaded(
     thread = mock_slack.ok_calls("chat.postMessage")[1]
     assert thread.params["thread_ts"] == card.external_id
     assert thread.params["text"] == f"<@{RESPONDER}> acknowledged INC-1"
+
+    # issue 16 part 3: resolved, the same message keeps only Reopen (and the public update that says so)
+    slack_services.workitems.act(actor=RESPONDER, ref="INC-1", action="resolve")
+    pump(dispatcher, clock, rounds=3)
+    resolved = mock_slack.ok_calls("chat.update")[-1]
+    assert (resolved.params["channel"], resolved.params["ts"]) == ("C0OPS", card.external_id)
+    assert [e["action_id"] for b in resolved.params["blocks"] if b["type"] == "actions" for e in b["elements"]] == [
+        "workitem.reopen", "notice.compose"]
 
 
 def test_two_429s_are_waited_out_and_the_message_goes_once(
