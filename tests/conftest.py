@@ -143,3 +143,14 @@ def services(settings: Settings, clock: FakeClock) -> Iterator[Services]:
     built = bootstrap(settings, clock=clock)
     yield built
     built.db.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests are `slow` (deselect them with `-m "not slow"`): those that run the real
+    HTTP server (the `server` fixture or a `LiveServer`); those that start opsloop or a peer as a
+    process say so themselves."""
+    for item in items:
+        module = getattr(item, "module", None)
+        names = vars(module) if module is not None else {}
+        if "server" in getattr(item, "fixturenames", ()) or "LiveServer" in names or "serve" in names:
+            item.add_marker(pytest.mark.slow)
