@@ -17,11 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsloop.models import WorkItem
-from opsloop.reviews.models import FollowUp, Review
 from opsloop.types import State
+
+if TYPE_CHECKING:  # rows the events carry; the events module itself depends on no feature
+    from opsloop.reviews.models import FollowUp, Review
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,13 +20,13 @@ from sqlmodel import Session
 from opsloop import audit, outbox
 from opsloop.authz import Authorizer
 from opsloop.clock import Clock
+from opsloop.copies import settle_copies
 from opsloop.durations import format_duration
 from opsloop.events import ItemChanged, ItemCreated
 from opsloop.messages import Button, Message, escape, user
 from opsloop.models import WorkItem
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy
-from opsloop.present.copies import settle_copies
 from opsloop.sla.models import Timer
 from opsloop.types import OPSLOOP, Kind
 from opsloop.workitems import WorkItems

@@ -14,11 +14,11 @@ import httpx
 from sqlmodel import Session, col, select
 
 from opsloop import outbox
+from opsloop.copies import settle_copies
 from opsloop.durations import format_duration
 from opsloop.events import ApprovalDecided, ApprovalRequested, CallFinished, GateReopened
 from opsloop.messages import Button, Message, escape, target, user
 from opsloop.outbox import CHAT
-from opsloop.present.copies import settle_copies
 from opsloop.present.items import Cards, card_key
 from opsloop.remediation.models import FAILED, SENDING, SUCCEEDED, UNKNOWN, ApprovalRound, RemediationCall
 from opsloop.remediation.secrets import mask, plain

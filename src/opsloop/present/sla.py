@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, select
 
 from opsloop import outbox
+from opsloop.copies import settle_copies
 from opsloop.durations import format_duration
 from opsloop.events import ClockBreached, ClockWarned, EscalationExhausted, EscalationPaged, ItemChanged
 from opsloop.incident_channels import is_pending
@@ -14,7 +15,6 @@ from opsloop.messages import Button, Message, channel, escape, user
 from opsloop.models import WorkItem
 from opsloop.outbox import CHAT
 from opsloop.present.clocks import human
-from opsloop.present.copies import settle_copies
 from opsloop.present.items import Cards
 from opsloop.sla.escalation import PAGE
 from opsloop.sla.models import Timer
