@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from opsloop.commands.args import INCIDENT_ID, USER, Choice
 from opsloop.commands.grammar import Anywhere, Args, Opt, Pos, Rest, Verb
 from opsloop.errors import UsageError
-from opsloop.messages import Reply
+from opsloop.messages import Reply, user
 from opsloop.present.reviews import SECTIONS, edit_form, thread_message
 from opsloop.reviews import sharing
 from opsloop.reviews.service import Reviews
@@ -79,9 +79,15 @@ class ReviewCommands:
             view = self.reviews.publish(actor=actor, ref=value)
             return self._reply(f"Published the review of {view.ref} (sha256 {view.review.sha256}).", view)
         if verb == "share":
-            view, told = sharing.share(self.reviews, actor=actor, ref=value)
-            return self._reply(f"Sent the customer account of {view.ref} to {len(told)} customer(s): "
-                               f"{', '.join(told)}; each reads only of itself.", view)
+            view, draft = sharing.share(self.reviews, actor=actor, ref=value)
+            tenants = f"{len(draft.tenants)} customer(s): {', '.join(draft.tenants)}"
+            if draft.status == "sent":
+                return self._reply(f"Sent the customer account of {view.ref} to {tenants}; each reads only "
+                                   "of itself.", view)
+            who = ", ".join(user(p) for p in draft.posted_to) or "nobody (no one is allowed notice.approve)"
+            return self._reply(f"Drafted the customer account of {view.ref} for {tenants}, for review by "
+                               f"{who}; nothing reaches a customer until someone presses Send (each reads "
+                               "only of itself).", view)
         raise UsageError(f"unknown button review.{verb}")
 
     def submit_edit(self, context: str, values: dict[str, str], actor: str) -> Reply:

@@ -126,3 +126,23 @@ def review_context(item: WorkItem, account: Account, *, what_happened: str, what
         "review": {"what_happened": what_happened, "what_we_changed": what_we_changed},
         "sender": sender,
     }
+
+
+# A review's public part travels as one text (a draft's, a public update's): what happened, then this
+# line's words and what was changed. Each customer's notice renders the two through its template.
+REVIEW_CHANGED = "\n\nWhat we changed: "
+
+
+def review_message(what_happened: str, what_we_changed: str) -> str:
+    return f"{what_happened}{REVIEW_CHANGED}{what_we_changed}"
+
+
+def review_parts(message: str) -> tuple[str, str]:
+    """(what happened, what we changed) of a `review_message`."""
+    happened, _, changed = message.partition(REVIEW_CHANGED)
+    return happened, changed
+
+
+def rollout_context(account: Account, *, at: datetime, sender: str) -> dict[str, Any]:
+    """A fleet rollout's wave for one account: its name, when the change began or ended, the sender."""
+    return {"customer": {"name": account.name}, "sender": sender, "change": {"at": when(at)}}

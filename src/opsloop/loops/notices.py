@@ -15,7 +15,15 @@ from sqlmodel import Session
 
 from opsloop import outbox
 from opsloop.errors import ConfigError
-from opsloop.loops.context import customer_context, internal_context, phase_of, window_context
+from opsloop.loops.context import (
+    customer_context,
+    internal_context,
+    phase_of,
+    review_context,
+    review_parts,
+    rollout_context,
+    window_context,
+)
 from opsloop.loops.models import FeedbackLoop
 from opsloop.messages import Message, escape
 from opsloop.models import Account, WorkItem
@@ -42,9 +50,23 @@ class Notices:
     def render(self, loop: FeedbackLoop, item: WorkItem, accounts: list[Account], event: str,
                now: datetime, message: str = "") -> tuple[str, str]:
         """(headline, the rest) of what this recipient reads."""
-        context = {**self.context(loop, item, accounts, now, message), **window_context(item)}
-        source = self.env.loader.get_source(self.env, f"{loop.audience}_{event}.j2")[0]  # type: ignore[union-attr]
-        text = render(self.env, source, context, what=f"audiences.{loop.audience}.templates.{event}")
+        if loop.audience == "customers" and event == "review":  # a published review's public part
+            [account] = [a for a in accounts if a.id == loop.tenant_id]
+            happened, changed = review_parts(message)
+            context = review_context(item, account, what_happened=happened, what_we_changed=changed,
+                                     sender=self.audience("customers").from_address)
+        else:
+            context = {**self.context(loop, item, accounts, now, message), **window_context(item)}
+        return self._render(loop.audience, event, context)
+
+    def render_rollout(self, account: Account, event: str, at: datetime) -> tuple[str, str]:
+        """(headline, the rest) of a fleet rollout's notice to one account (`rollout_start|done`)."""
+        context = rollout_context(account, at=at, sender=self.audience("customers").from_address)
+        return self._render("customers", event, context)
+
+    def _render(self, audience: str, event: str, context: dict[str, Any]) -> tuple[str, str]:
+        source = self.env.loader.get_source(self.env, f"{audience}_{event}.j2")[0]  # type: ignore[union-attr]
+        text = render(self.env, source, context, what=f"audiences.{audience}.templates.{event}")
         headline, _, rest = text.partition("\n")
         return headline.strip(), rest.strip()
 

@@ -13,6 +13,7 @@ status pages show.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -34,6 +35,14 @@ from opsloop.present.notices import Preview, draft_message
 from opsloop.types import OPSLOOP, is_system
 
 APPROVE = "notice.approve"
+REVIEW = "review"  # a published review's public part (what happened, what we changed), per tenant
+ROLLOUT = ("rollout_start", "rollout_done")  # a fleet rollout's wave began / ended, per tenant
+
+
+def family(event: str) -> str:
+    """Drafts replace pending drafts of their own family only: the item's notices (start, update,
+    cadence, resolution), a review's account, a rollout wave's notices."""
+    return REVIEW if event == REVIEW else "rollout" if event in ROLLOUT else "notice"
 
 
 class Review:
@@ -51,7 +60,7 @@ class Review:
               text: str, actor: str, now: datetime) -> NoticeDraft:
         """Draft a notice for review; a pending draft of the same item and audience is replaced."""
         assert item.id is not None
-        pending = self.pending(session, item, audience)
+        pending = [d for d in self.pending(session, item, audience) if family(d.event) == family(event)]
         merged = sorted(set(tenants).union(*(d.tenants for d in pending)))
         if event in ("update", "cadence") and any(d.event == "start" for d in pending):
             event = "start"  # some of its tenants never heard the start: they read this as the first notice
@@ -70,6 +79,37 @@ class Review:
         audit.record(session, at=now, actor=actor, action="notice.drafted", subject=item.ref,
                      after={"draft": draft.id, "audience": audience, "event": event, "tenants": merged,
                             "text": text, "reviewers": draft.posted_to})
+        self._post(session, item, draft, now)
+        return draft
+
+    def draft_rollout(self, session: Session, item: WorkItem, *, event: str, tenants: list[str], text: str,
+                      now: datetime) -> NoticeDraft:
+        """A rollout wave's customer notice for review: one draft per wave and event, never merged. A
+        wave that is done takes its tenants out of a pending draft saying it starts (stale for them)."""
+        assert item.id is not None and event in ROLLOUT
+        if event == "rollout_done":
+            for old in self.pending(session, item, "customers"):
+                if old.event != "rollout_start" or not set(old.tenants) & set(tenants):
+                    continue
+                left = [t for t in old.tenants if t not in tenants]
+                if not left:
+                    self._close(session, item, old, SUPERSEDED, OPSLOOP, now)
+                    continue
+                audit.record(session, at=now, actor=OPSLOOP, action="notice.narrowed", subject=item.ref,
+                             before={"tenants": old.tenants}, after={"draft": old.id, "tenants": left})
+                old.tenants = left
+                session.add(old)
+                self._post(session, item, old, now, edit=True)
+        draft = NoticeDraft(work_item_id=item.id, audience="customers", event=event,
+                            state=phase_of(item.state), tenants=sorted(tenants), text=text, created_at=now,
+                            created_by=OPSLOOP)
+        session.add(draft)
+        session.flush()
+        draft.posted_to = self.reviewers(item)
+        session.add(draft)
+        audit.record(session, at=now, actor=OPSLOOP, action="notice.drafted", subject=item.ref,
+                     after={"draft": draft.id, "audience": "customers", "event": event,
+                            "tenants": draft.tenants, "text": text, "reviewers": draft.posted_to})
         self._post(session, item, draft, now)
         return draft
 
@@ -95,7 +135,7 @@ class Review:
         """Drafts describing another phase than the item's now are superseded (never sent stale)."""
         phase = phase_of(item.state)
         for draft in self.pending(session, item):
-            if draft.state != phase:
+            if draft.state != phase and draft.event not in ROLLOUT:  # a wave's notice is of the wave
                 self._close(session, item, draft, SUPERSEDED, OPSLOOP, now)
 
     def reviewers(self, item: WorkItem) -> list[str]:
@@ -116,7 +156,7 @@ class Review:
             item, draft = self._decidable(session, draft_id)
             now = self.clock.now()
             phase = phase_of(item.state)
-            if draft.state != phase:
+            if draft.state != phase and draft.event not in ROLLOUT:
                 raise InvalidInput(f"{item.ref} is {phase} now and this draft says {draft.state}: "
                                    "it is stale. A new draft follows the change")
             self.deliver(session, item, draft, actor, now)
@@ -126,6 +166,8 @@ class Review:
     def deliver(self, session: Session, item: WorkItem, draft: NoticeDraft, actor: str, now: datetime) -> int:
         """Queue the draft's text to each recipient of its audience and tenants; keep it (public update)."""
         assert item.id is not None and draft.id is not None
+        if draft.event in ROLLOUT:
+            return self._deliver_rollout(session, item, draft, actor, now)
         accounts = self._accounts(session, item)
         loops = self.loops_for(session, item, draft.audience, draft.tenants)
         for loop in loops:
@@ -140,6 +182,33 @@ class Review:
                      after={"draft": draft.id, "audience": draft.audience, "event": draft.event,
                             "tenants": draft.tenants, "text": draft.text, "recipients": len(loops)})
         return len(loops)
+
+    def _deliver_rollout(self, session: Session, item: WorkItem, draft: NoticeDraft, actor: str,
+                         now: datetime) -> int:
+        """A wave's notice to each of its tenants' contacts, each rendered for that account alone. Not
+        a public update: it is about a planned change, not the state of the item."""
+        audience = self.notices.audience("customers")
+        sent = 0
+        for account, transport, target in self._contacts(session, draft.tenants):
+            headline, rest = self.notices.render_rollout(account, draft.event, draft.created_at)
+            payload: dict[str, Any] = (
+                {"subject": headline, "body": rest, "from": audience.from_address}
+                if transport == "email" else
+                {"json": {"event": draft.event, "audience": "customers", "subject": headline, "text": rest,
+                          "tenant": account.id}})
+            outbox.enqueue(session, transport=transport, target=target, now=now, payload=payload,
+                           key=f"notice:{draft.id}:{account.id}:{transport}")
+            sent += 1
+        audit.record(session, at=now, actor=actor, action="notice.sent", subject=item.ref,
+                     after={"draft": draft.id, "audience": draft.audience, "event": draft.event,
+                            "tenants": draft.tenants, "text": draft.text, "recipients": sent})
+        return sent
+
+    def _contacts(self, session: Session, tenants: list[str]) -> list[tuple[Account, str, str]]:
+        """(account, transport, address) of each contact these tenants have, by tenant id."""
+        accounts = session.exec(select(Account).where(col(Account.id).in_(tenants)).order_by(col(Account.id)))
+        return [(a, transport, target) for a in accounts
+                for transport, target in (("email", a.contact_email), ("webhook", a.webhook_url)) if target]
 
     def skip(self, *, actor: str, draft_id: int) -> NoticeDraft:
         """Nobody is told this one; a skipped resolution notice closes its loops."""
@@ -161,6 +230,10 @@ class Review:
         self._allowed(actor, draft_id, "edit notices to customers")
         with self.db.transaction() as session:
             item, draft = self._decidable(session, draft_id)
+            if family(draft.event) != "notice":
+                source = "the published review" if draft.event == REVIEW else "the customers' templates"
+                raise InvalidInput(f"the words of this notice are {source}'s, rendered for each customer: "
+                                   "Send it or Skip it")
             new = check_public_text(session, text)
             now = self.clock.now()
             audit.record(session, at=now, actor=actor, action="notice.edited", subject=item.ref,
@@ -222,6 +295,10 @@ class Review:
         return list(session.exec(query.order_by(col(FeedbackLoop.id))))
 
     def previews(self, session: Session, item: WorkItem, draft: NoticeDraft, now: datetime) -> list[Preview]:
+        if draft.event in ROLLOUT:
+            return [Preview(account.name, transport, *self.notices.render_rollout(account, draft.event,
+                                                                                  draft.created_at))
+                    for account, transport, _ in self._contacts(session, draft.tenants)]
         accounts = self._accounts(session, item)
         names = {a.id: a.name for a in accounts}
         out: list[Preview] = []

@@ -20,24 +20,24 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session, col, select
 
 from opsloop import outbox
 from opsloop.authz import Authorizer
 from opsloop.clock import Clock
-from opsloop.comms.models import last_public_update
+from opsloop.comms.isolation import check_text
+from opsloop.comms.models import NoticeDraft, last_public_update
 from opsloop.db import Database
 from opsloop.errors import InvalidInput
 from opsloop.events import ItemChanged, ItemCreated, RolloutChanged
 from opsloop.lifecycle import OPEN_STATES
-from opsloop.loops.context import phase_of, review_context, traces
+from opsloop.loops.context import REVIEW_CHANGED, phase_of, review_context, review_message, traces
 from opsloop.loops.models import FeedbackLoop
 from opsloop.loops.notices import Notices
 from opsloop.loops.priority import ProductPriorityRule
-from opsloop.loops.review import Review
-from opsloop.messages import Message, escape
+from opsloop.loops.review import REVIEW, Review, family
+from opsloop.messages import Message
 from opsloop.models import Account, OutboxMessage, WorkItem, WorkItemTenant
 from opsloop.outbox import CHAT
 from opsloop.policy import Audience, Policy
@@ -115,9 +115,10 @@ class FeedbackLoops:
         return "fired"
 
     def on_rollout(self, session: Session, event: RolloutChanged) -> None:
-        """A fleet rollout's wave started or finished: each of its tenants' customers hear it (when the
-        customers audience lists `rollout`, and the tenant's tier is one it hears about), each from a
-        context holding that one account only."""
+        """A fleet rollout's wave started or finished: each of its tenants' customers are to hear it (when
+        the customers audience lists `rollout`, and the tenant's tier is one it hears about), through the
+        customer-communication path: a draft in review (`send: review`, the customers' default) showing
+        each tenant's own text, rendered from a context holding that one account only."""
         audience = self.policy.audiences.get("customers")
         if event.what not in ("wave", "wave_done") or not event.tenants or audience is None:
             return
@@ -125,24 +126,19 @@ class FeedbackLoops:
             return
         phase = "rollout_start" if event.what == "wave" else "rollout_done"
         tiers = {t.value for t in audience.when.tiers}
-        source = self.notices.env.loader.get_source(self.notices.env, f"customers_{phase}.j2")[0]  # type: ignore[union-attr]
-        for account in self._accounts(session, list(event.tenants)):
-            if tiers and account.tier not in tiers:
-                continue
-            context = {"customer": {"name": account.name}, "sender": audience.from_address,
-                       "change": {"at": event.at.strftime("%Y-%m-%d %H:%M UTC")}}
-            text = render(self.notices.env, source, context, what=f"audiences.customers.templates.{phase}")
-            headline, _, rest = text.partition("\n")
-            for transport, target in (("email", account.contact_email), ("webhook", account.webhook_url)):
-                if not target:
-                    continue
-                payload: dict[str, Any] = (
-                    {"subject": headline, "body": rest.strip(), "from": audience.from_address}
-                    if transport == "email" else
-                    {"json": {"event": phase, "audience": "customers", "subject": headline,
-                              "text": rest.strip(), "tenant": account.id}})
-                outbox.enqueue(session, transport=transport, target=target, now=event.at, payload=payload,
-                               key=f"rollout:{event.rollout_id}:{account.id}:{phase}:{transport}")
+        tenants = [a.id for a in self._accounts(session, list(event.tenants))
+                   if (not tiers or a.tier in tiers) and (a.contact_email or a.webhook_url)]
+        if not tenants:
+            return
+        done = "is done" if phase == "rollout_done" else "starts"
+        at = event.at.strftime("%Y-%m-%d %H:%M UTC")
+        text = f"Wave {event.wave + 1} of a planned update {done} ({at}): each customer gets its own notice"
+        item = event.item
+        if audience.sends(CUSTOMERS) == "review":
+            self.review.draft_rollout(session, item, event=phase, tenants=tenants, text=text, now=event.at)
+        else:
+            self.review.publish(session, item, audience=CUSTOMERS, event=phase, tenants=tenants, text=text,
+                                now=event.at)
 
     def _start(self, session: Session, item: WorkItem, tenants: list[str], now: datetime) -> None:
         accounts = self._accounts(session, tenants)
@@ -242,21 +238,31 @@ class FeedbackLoops:
         return render(env, source, context, what="the customers' review template")
 
     def share_review(self, session: Session, item: WorkItem, *, what_happened: str, what_we_changed: str,
-                     now: datetime) -> list[str]:
-        """Send the review's public part to each customer recipient of the item (its customer loops),
-        each rendered for its own account; all or nothing. Returns the accounts told."""
+                     actor: str, now: datetime) -> NoticeDraft:
+        """Draft the review's public part for the item's customers (those its customer notices went to),
+        through review like every customer notice: each reads it rendered for its own account, once a
+        person allowed `notice.approve` presses Send. Refused, with nothing drafted, when the words name
+        another customer or any customer (they are also what the status pages show)."""
         accounts = self._accounts(session, self._tenant_ids(session, item))
-        loops = [loop for loop in self._loops(session, item) if loop.audience == "customers"]
+        loops = [loop for loop in self._loops(session, item, CUSTOMERS) if loop.notices]
         if not loops:
-            raise InvalidInput(f"{item.ref} has no customer recipients (the `customers` audience did not "
-                               "apply to it): there is nobody to send the customer account to")
+            raise InvalidInput(f"{item.ref}'s customers were never told of it (it was resolved within the "
+                               "hold, or the `customers` audience did not apply to it): there is nobody to "
+                               "send the customer account to")
+        if REVIEW_CHANGED in what_happened:
+            raise InvalidInput(f"“what happened” may not contain the line “{REVIEW_CHANGED.strip()}”")
         by_id = {a.id: a for a in accounts}
-        texts = [(loop, self.review_text(item, by_id[loop.tenant_id], accounts, what_happened=what_happened,
-                                         what_we_changed=what_we_changed))
-                 for loop in loops if loop.tenant_id in by_id]
-        for loop, text in texts:
-            self._send(session, loop, "review", text, now, item)
-        return sorted({loop.tenant_id for loop, _ in texts})
+        tenants = sorted({loop.tenant_id for loop in loops if loop.tenant_id in by_id})
+        for tenant in tenants:  # each account's own reading: the clearest refusal names the other
+            self.review_text(item, by_id[tenant], accounts, what_happened=what_happened,
+                             what_we_changed=what_we_changed)
+        text = check_text(review_message(what_happened, what_we_changed),
+                          session.exec(select(Account).order_by(col(Account.id))))
+        if self._audience_named(CUSTOMERS).sends(CUSTOMERS) == "auto":
+            return self.review.publish(session, item, audience=CUSTOMERS, event=REVIEW, tenants=tenants,
+                                       text=text, now=now)
+        return self.review.draft(session, item, audience=CUSTOMERS, event=REVIEW, tenants=tenants, text=text,
+                                 actor=actor, now=now)
 
     # ------------------------------------------------------------------ reading
 
@@ -310,7 +316,7 @@ class FeedbackLoops:
                 self.notices.enqueue(session, loop, item, accounts, "cadence", now)
                 sent += 1
             for item, loops in customers.values():
-                if self.review.pending(session, item, CUSTOMERS):
+                if any(family(d.event) == "notice" for d in self.review.pending(session, item, CUSTOMERS)):
                     continue  # a draft waits for its reviewer: it is the next update
                 self._announce(session, item, CUSTOMERS, loops, "cadence", now)
                 sent += 1
@@ -415,22 +421,3 @@ class FeedbackLoops:
         session.add(loop)
         session.flush()
         return loop
-    def _send(self, session: Session, loop: FeedbackLoop, event: str, text: str, now: datetime,
-              item: WorkItem) -> None:
-        audience = self._audience_named(loop.audience)
-        loop.notices += 1
-        key = f"loop:{loop.id}:{event}:{loop.notices}"
-        if event == "resolution":
-            loop.resolution_key = key
-        session.add(loop)
-        headline, _, rest = text.partition("\n")
-        if loop.transport == CHAT:
-            payload: dict[str, Any] = {"message": Message(text=escape(headline),
-                                                          body=escape(rest.strip()) or None).to_json()}
-        elif loop.transport == "email":
-            payload = {"subject": headline, "body": rest.strip(), "from": audience.from_address}
-        else:
-            payload = {"json": {"event": event, "audience": loop.audience, "subject": headline,
-                                "text": rest.strip(), **self.notices.webhook_fields(loop, item)}}
-        outbox.enqueue(session, transport=loop.transport, target=loop.target, now=now, key=key,
-                       payload=payload)

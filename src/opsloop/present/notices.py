@@ -15,7 +15,10 @@ from opsloop.models import WorkItem
 
 MAX_PREVIEWS = 5  # tenants shown in full in a draft; the rest are named (each gets its own greeting)
 _EVENT = {"start": "first notice", "update": "update", "cadence": "regular update",
-          "resolution": "resolution notice"}
+          "resolution": "resolution notice", "review": "account of the review",
+          "rollout_start": "notice that a planned update starts",
+          "rollout_done": "notice that a planned update is done"}
+_FIXED = ("review", "rollout_start", "rollout_done")  # words of a published review or of the templates
 
 
 def proposed_text(item: WorkItem, event: str, *, latest: str | None = None) -> str:
@@ -59,7 +62,7 @@ def draft_message(item: WorkItem, draft: NoticeDraft, previews: list[Preview], r
                      "publishes it on the status pages.")
     buttons = [] if draft.status != PENDING else [
         Button("Send", "notice.send", str(draft.id), style="primary"),
-        Button("Edit", "notice.edit", str(draft.id)),
+        *([] if draft.event in _FIXED else [Button("Edit", "notice.edit", str(draft.id))]),
         Button("Skip", "notice.skip", str(draft.id), style="danger"),
     ]
     return Message(

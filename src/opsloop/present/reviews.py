@@ -258,7 +258,8 @@ class ReviewWords:
             "submitted": f"👀 {user(event.actor)} submitted the review of {item.ref} for review",
             "published": f"✅ {who} published the review of {ref} (sha256 {review.sha256})",
             "owner": f"📝 {user(review.owner)} owns the review of {item.ref} now",
-            "shared": f"📣 {who} sent the customer account of the review of {ref} to its customers",
+            "shared": f"📣 {who} shared the customer account of the review of {ref}: a customer notice, "
+            "sent once someone presses Send in its draft",
         }[event.what]
         self.cards.story(session, item, event.actor, f"review.{event.what}", said, event.at)
         if event.what == "shared":

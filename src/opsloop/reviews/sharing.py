@@ -1,23 +1,26 @@
 """A published review's customer account, sent to each affected customer through the customer path.
 
-The public part (what happened, what we changed) is rendered per account through the customer
-templates of the feedback loops and queued on the item's `customers` loops, so it goes where the
-other customer notices went, and no customer reads of another (refused, not redacted). There is no
-review-before-send step for customer notices yet: publishing the review is the review.
+The public part (what happened, what we changed) becomes a customer notice in review like any other
+(`opsloop.loops.review`): a draft posted to the item's comms owner (or the people allowed
+`notice.approve`) showing each customer's own text, rendered per account through the customer
+templates; nothing reaches a customer until someone allowed presses Send, and then it goes on the
+item's `customers` loops, where the other customer notices went. No customer reads of another
+(refused, not redacted, and nothing is drafted).
 """
 
 from __future__ import annotations
 
 from opsloop import audit
+from opsloop.comms.models import NoticeDraft
 from opsloop.errors import InvalidInput
 from opsloop.reviews.models import PUBLISHED
 from opsloop.reviews.service import Reviews
 from opsloop.reviews.views import ReviewView
 
 
-def share(reviews: Reviews, *, actor: str, ref: str) -> tuple[ReviewView, list[str]]:
-    """Send the published review's public part to the item's customers, each rendered for its own
-    account through the customer templates and the customers' feedback loops (all or nothing)."""
+def share(reviews: Reviews, *, actor: str, ref: str) -> tuple[ReviewView, NoticeDraft]:
+    """Draft the published review's public part for the item's customers, for review before sending
+    (or sent at once where the policy says `send: auto` for customers)."""
     view = reviews.get(ref)
     review = view.review
     reviews.authz.require(
@@ -38,8 +41,8 @@ def share(reviews: Reviews, *, actor: str, ref: str) -> tuple[ReviewView, list[s
     with reviews.db.transaction() as session:
         audit.lock_chain(session)
         item = reviews.items.lock(session, ref)
-        told = reviews.loops.share_review(
-            session, item, what_happened=happened, what_we_changed=changed, now=now
+        draft = reviews.loops.share_review(
+            session, item, what_happened=happened, what_we_changed=changed, actor=actor, now=now
         )
         audit.record(
             session,
@@ -47,7 +50,8 @@ def share(reviews: Reviews, *, actor: str, ref: str) -> tuple[ReviewView, list[s
             actor=actor,
             action="review.shared",
             subject=item.ref,
-            after={"tenants": told, "sha256": review.sha256},
+            after={"tenants": draft.tenants, "sha256": review.sha256, "draft": draft.id,
+                   "status": draft.status},
         )
         reviews.announce(session, review, item, actor, "shared", now)
-    return view, told
+    return view, draft

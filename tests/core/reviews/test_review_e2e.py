@@ -237,10 +237,33 @@ def test_the_customer_account_goes_to_each_customer_naming_only_itself(drill: Se
     s.commands.press("review.submit", "INC-1", actor=RESP1)
     s.commands.press("review.publish", "INC-1", actor=RESP1)
     reply = s.commands.handle("/incident", "review INC-1 share", actor=RESP1)
-    assert reply.text.startswith("Sent the customer account of INC-1 to 2 customer(s): acme, globex")
+    assert reply.text.startswith("Drafted the customer account of INC-1 for 2 customer(s): acme, globex, "
+                                 "for review by <@U0RESP1>, <@U0ADMIN>")
+
+    def review_mails() -> dict[str, dict[str, str]]:
+        with s.db.transaction() as session:
+            return {m.target: m.payload for m in session.exec(select(OutboxMessage).where(
+                OutboxMessage.transport == "email", col(OutboxMessage.key).like("loop:%:review:%")))}
+
+    assert review_mails() == {}  # a customer notice in review: nobody hears before someone sends it
     with s.db.transaction() as session:
-        mails = {m.target: m.payload for m in session.exec(select(OutboxMessage).where(
-            OutboxMessage.transport == "email", col(OutboxMessage.key).like("loop:%:review:%")))}
+        pending = session.exec(select(NoticeDraft).where(NoticeDraft.status == "pending")).all()
+        [draft] = [d for d in pending if d.event == "review"]  # beside it: the resolution notice, unsent
+        dm = session.exec(select(OutboxMessage).where(OutboxMessage.key == f"draft:{draft.id}:{ADMIN}")).one()
+    assert (draft.event, draft.tenants) == ("review", ["acme", "globex"])
+    assert "Hello Acme Corp team" in dm.payload["message"]["body"]  # each customer's exact text, for review
+    with pytest.raises(PermissionDenied):
+        s.commands.press("notice.send", str(draft.id), actor=RESP2)  # a responder may not send to customers
+    assert review_mails() == {}
+    s.commands.press("notice.send", str(draft.id), actor=ADMIN)
+    mails = review_mails()
+    with s.db.transaction() as session:
+        sent = session.exec(select(AuditEvent).where(AuditEvent.action == "notice.sent")
+                            .order_by(col(AuditEvent.seq).desc())).first()
+    assert sent is not None and (sent.actor, sent.after["event"]) == (ADMIN, "review")  # who sent which text
+    with s.db.transaction() as session:  # the account did not replace the resolution notice in review
+        assert [d.event for d in session.exec(select(NoticeDraft).where(NoticeDraft.status == "pending"))] == [
+            "resolution"]
     assert set(mails) == {"ops@acme.example", "it@globex.example"}
     acme, globex = mails["ops@acme.example"], mails["it@globex.example"]
     assert acme["subject"] == "What happened, and what we changed"
@@ -265,3 +288,35 @@ def test_a_customer_account_naming_another_customer_is_refused_and_nothing_is_se
         s.commands.press("review.share", "INC-1", actor=RESP1)
     with s.db.transaction() as session:
         assert session.exec(select(OutboxMessage).where(col(OutboxMessage.key).like("loop:%:review:%"))).all() == []
+        assert session.exec(select(NoticeDraft).where(NoticeDraft.event == "review")).all() == []  # nor drafted
+
+
+def test_a_customer_account_naming_its_own_customer_is_refused_too(drill: Services, clock: FakeClock) -> None:
+    """The shared words go to every customer of the item and onto the status pages: they name nobody
+    (each notice greets its customer by name already)."""
+    s = drill
+    s.workitems.declare(actor=RESP1, title="Exports fail", severity=Severity.SEV2, tenants=["acme"])
+    customers_told(s, clock)
+    s.workitems.act(actor=RESP1, ref="INC-1", action="resolve")
+    s.reviews.save(actor=RESP1, ref="INC-1", values={
+        "contributing_factors": "x", "went_well": "y", "went_badly": "z",
+        "public_what_happened": "Acme Corp's bulk export filled the disk.", "public_what_we_changed": "Quotas."})
+    s.commands.press("review.submit", "INC-1", actor=RESP1)
+    s.commands.press("review.publish", "INC-1", actor=RESP1)
+    with pytest.raises(DomainError, match="contains the name of the tenant acme"):
+        s.commands.press("review.share", "INC-1", actor=RESP1)
+    with s.db.transaction() as session:
+        assert session.exec(select(NoticeDraft).where(NoticeDraft.event == "review")).all() == []
+
+
+def test_an_item_resolved_within_the_hold_has_nobody_to_send_its_account_to(drill: Services) -> None:
+    s = drill
+    s.workitems.declare(actor=RESP1, title="Exports fail", severity=Severity.SEV2, tenants=["acme"])
+    s.workitems.act(actor=RESP1, ref="INC-1", action="resolve")  # within the hold: no customer heard of it
+    s.reviews.save(actor=RESP1, ref="INC-1", values={
+        "contributing_factors": "x", "went_well": "y", "went_badly": "z",
+        "public_what_happened": "A disk filled.", "public_what_we_changed": "Quotas."})
+    s.commands.press("review.submit", "INC-1", actor=RESP1)
+    s.commands.press("review.publish", "INC-1", actor=RESP1)
+    with pytest.raises(DomainError, match="customers were never told of it"):
+        s.commands.press("review.share", "INC-1", actor=RESP1)

@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from bot.bootstrap import Services, bootstrap
 from bot.runbooks_cli import cmd_rollout
 from bot.settings import Settings
+from opsloop.comms.models import NoticeDraft
 from opsloop.errors import PermissionDenied, UsageError
 from opsloop.messages import Message
 from opsloop.models import Account, AuditEvent, OutboxMessage
@@ -174,10 +175,21 @@ def test_targets_are_chosen_when_the_run_starts_and_pinned(fleet: Services, targ
     assert in_order == sorted(in_order, key=lambda t: (tiers[in_order.index(t)] == "enterprise", t))
 
 
+def send_drafts(services: Services) -> None:
+    """A commander (allowed notice.approve) presses Send on every customer draft in review."""
+    with services.db.transaction() as s:
+        drafts = s.exec(select(NoticeDraft).where(NoticeDraft.status == "pending").order_by(col(NoticeDraft.id)))
+        ids = [d.id for d in drafts]
+    for draft_id in ids:
+        services.commands.press("notice.send", str(draft_id), actor="U0RESP1")
+
+
 def test_each_tenants_customers_hear_when_its_wave_starts_and_is_done(fleet: Services, target: Target) -> None:
     target.fail = {"t03"}
     start(fleet)
+    send_drafts(fleet)  # the canary's start: sent before its wave runs
     fleet.rollout_worker.work()
+    send_drafts(fleet)  # the other waves ran before anyone sent their start: only what is still true goes
     with fleet.db.transaction() as s:
         mails = list(s.exec(select(OutboxMessage).where(OutboxMessage.transport == "email")))
     by_tenant: dict[str, list[str]] = {}
@@ -190,7 +202,8 @@ def test_each_tenants_customers_hear_when_its_wave_starts_and_is_done(fleet: Ser
         assert "CVE" not in body and "INC-1" not in body  # no internal words
     assert sorted(by_tenant) == tenant_ids()
     assert by_tenant["t03"] == ["Maintenance on your service is starting"]  # failed: no "done"
-    assert by_tenant["t04"] == ["Maintenance on your service is starting", "Maintenance on your service is done"]
+    assert by_tenant["t01"] == ["Maintenance on your service is starting", "Maintenance on your service is done"]
+    assert by_tenant["t04"] == ["Maintenance on your service is done"]  # its start was stale by the Send
 
 
 def test_two_replicas_call_each_tenant_once(fleet: Services, target: Target, db_url: str,
