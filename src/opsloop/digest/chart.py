@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import io
 from datetime import date, timedelta
-
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from opsloop.digest.control import Control, Point
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 HOUR = 3600.0
 TRAILING, CURRENT, BEYOND = "#8d99ae", "#1d3557", "#e63946"
@@ -30,6 +30,10 @@ SEVERITY_COLOURS = {"sev1": "#d62828", "sev2": "#f77f00", "sev3": "#2a9d8f", "se
 def mttr_chart(control: Control, by_severity: dict[str, list[Point]], *, targets: dict[str, float],
                first: date, last: date) -> bytes:
     """A PNG: the pooled daily MTTR with its limits, then one panel per severity with data."""
+    # matplotlib (~40 MB with numpy) is loaded when a chart is first drawn, not when the bot starts
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     severities = [s for s, points in by_severity.items() if points]
     figure = Figure(figsize=(8, 2.6 + 1.9 * len(severities)), dpi=100)
     FigureCanvasAgg(figure)

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
-import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 from sqlmodel import Session
 
 from opsloop.health import evidence
@@ -29,6 +27,9 @@ from opsloop.health.models import LOST
 from opsloop.health.report import auc
 from opsloop.health.score import UNITS, score_of, weight_of
 from opsloop.types import Severity
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HELD_OUT = 0.3
 SEED = 7
@@ -71,6 +72,12 @@ def calibrate(session: Session, weights: Weights, *, today: date, days: int,
         raise NotEnoughData(f"{len(rows)} renewal outcomes have a score {days} days before ({lost} lost, "
                             f"{kept} kept); calibration needs at least {min_outcomes} of each "
                             "(health.min_outcomes)")
+    # numpy and scikit-learn (~100 MB) are loaded here, not when the bot starts: only calibration and
+    # the health report use them
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
     x = np.array([[amounts.get(unit, 0.0) for unit in UNITS] for _, amounts in rows])
     y = np.array([is_lost for is_lost, _ in rows])
     x_fit, x_test, y_fit, y_test = train_test_split(x, y, test_size=HELD_OUT, stratify=y, random_state=SEED)

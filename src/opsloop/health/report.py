@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sklearn.metrics import roc_auc_score
 from sqlmodel import Session, col, func, select
 
 from opsloop.health import evidence, outcomes
@@ -73,6 +72,10 @@ def auc(lost: list[bool], scores: list[int]) -> float | None:
     """ROC AUC of the score as a predictor of loss (a lower score should mean more risk)."""
     if not any(lost) or all(lost):
         return None
+    # scikit-learn (with numpy and scipy, ~100 MB) is loaded by the report and calibration only, so the
+    # bot, the shell and the rollout worker never carry it
+    from sklearn.metrics import roc_auc_score
+
     return round(float(roc_auc_score(lost, [-s for s in scores])), 6)
 
 
