@@ -32,23 +32,14 @@ from sqlalchemy import event
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from bot.bootstrap import bootstrap  # noqa: E402 - after the path is set
+from bench.serving import reset_postgres  # noqa: E402 - after the path is set
+from bot.bootstrap import bootstrap  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from opsloop.outbox import Dispatcher  # noqa: E402
 from opsloop.types import Severity  # noqa: E402
 from tests.support import RecordingSender  # noqa: E402
 
 TRANSPORTS = ("chat", "email", "webhook", "file")  # what the console delivers
-
-
-def reset_postgres(url: str) -> None:
-    """An empty schema for the bench (it is the caller's scratch database)."""
-    from sqlalchemy import create_engine, text
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def main() -> None:
@@ -66,8 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         database = args.database or f"sqlite:///{Path(folder) / 'bench.db'}"
         if args.database:
-            database = database.replace("postgresql://", "postgresql+psycopg://")
-            reset_postgres(database)
+            database = reset_postgres(database)
         settings = Settings(database_url=database, config=ROOT / "opsloop.yml",
                             runbooks_dir=ROOT / "runbooks", playbooks_dir=ROOT / "playbooks")
         services = bootstrap(settings, migrate=True)

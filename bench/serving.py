@@ -14,6 +14,18 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def reset_postgres(url: str) -> str:
+    """Empty the bench's scratch PostgreSQL database (its public schema is dropped); the URL for psycopg."""
+    from sqlalchemy import create_engine, text
+    url = url.replace("postgresql://", "postgresql+psycopg://")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -41,3 +53,23 @@ def start_opsloop(port: int, folder: Path, *, slack_api_url: str, database: str 
             time.sleep(0.1)
     server.kill()
     raise SystemExit("opsloop serve did not start within 30 s")
+
+
+MEMORY_GOAL_MB = 250
+
+
+def resident_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MB, from /proc (psutil is not a dependency)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024  # kB
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def memory_line(pid: int, when: str) -> str:
+    rss, peak = resident_mb(pid)
+    met = "met" if rss < MEMORY_GOAL_MB else "NOT met"
+    return (f"memory of opsloop serve {when}: {rss:.0f} MB resident (peak {peak:.0f} MB); "
+            f"goal < {MEMORY_GOAL_MB} MB: {met}")
