@@ -217,3 +217,32 @@ def test_two_replicas_one_missed_check_in_one_incident(build: Callable[[FakeCloc
     with replicas[1].db.transaction() as s:
         outcomes = s.exec(select(Timer.outcome).where(Timer.kind == "heartbeat.due")).all()
     assert sorted(o or "" for o in outcomes if o and o.startswith("fired")) == ["fired: INC-1", "fired: INC-2"]
+
+
+@pytest.mark.parametrize(("acknowledger", "resolver", "owner", "dm"), [
+    ("U0RESP2", "system:beats", "U0RESP2", True),   # the person who worked it, told by DM
+    (None, "U0RESP1", "U0RESP1", False),            # the person who resolved it: sees it in the thread
+])
+def test_a_missed_heartbeat_s_review_is_owned_by_the_person_who_worked_it(
+        build: Callable[[FakeClock], Services], acknowledger: str | None, resolver: str, owner: str,
+        dm: bool) -> None:
+    clock = FakeClock(START)
+    services = build(clock)
+    services.heartbeats.arm()
+    services.heartbeats.check_in("queue-worker", actor="system:beats")
+    clock.advance(minutes=6, seconds=1)
+    services.sweeper.sweep()
+    [item] = incidents(services, "queue-worker")
+    if acknowledger:
+        services.workitems.act(actor=acknowledger, ref=item.ref, action="acknowledge")
+    if resolver.startswith("system:"):
+        services.heartbeats.check_in("queue-worker", actor=resolver)
+    else:
+        services.workitems.act(actor=resolver, ref=item.ref, action="resolve")
+    assert services.reviews.get(item.ref).review.owner == owner
+    with services.db.transaction() as s:
+        told = s.exec(select(OutboxMessage.target).where(
+            col(OutboxMessage.key).startswith(f"review:{item.ref}:owner:"))).all()
+        asked = s.exec(select(OutboxMessage.id).where(
+            col(OutboxMessage.key).startswith(f"review:{item.ref}:unowned:"))).all()
+    assert list(told) == ([owner] if dm else []) and asked == []
