@@ -27,7 +27,7 @@ from bot.bootstrap import bootstrap
 from bot.scheduler import build_scheduler, stop_scheduler
 from bot.settings import Settings
 from opsloop.db import Database
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -78,7 +78,7 @@ from opsloop.runbooks.loader import Library
 from opsloop.schedules.service import TICK as SCHEDULE_TICK
 from opsloop.sla.clocks import BREACH, WARN
 from opsloop.sla.escalation import PAGE
-from opsloop.sla.sweeper import TimerHandler
+from opsloop.timers.sweeper import TimerHandler
 from opsloop.types import OPSLOOP
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from opsloop.models import OutboxMessage
 from opsloop.oncall import parse_moment
 from opsloop.outbox import CHAT, Delivered, Dispatcher
 from opsloop.present.reviews import DOC as REVIEW_DOC
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import is_system
 
 log = logging.getLogger(__name__)

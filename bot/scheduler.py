@@ -1,7 +1,7 @@
 """The scheduler inside `serve` and `socket`: APScheduler jobs that sweep due timers and post the digest.
 
 Every replica runs one; the sweeper's claim makes each timer fire once however
-many replicas sweep (see opsloop.sla.sweeper), and the digest's claim of the
+many replicas sweep (see opsloop.timers.sweeper), and the digest's claim of the
 local day makes it post once a day (see opsloop.digest.service). Audit
 checkpoints and retention claim their period the same way
 (opsloop.compliance.claims).

@@ -61,9 +61,9 @@ from opsloop.runbooks.runs import Runbooks
 from opsloop.schedules.service import Schedules
 from opsloop.sla.escalation import Escalations
 from opsloop.sla.service import Sla
-from opsloop.sla.sweeper import Sweeper, TimerHandler
 from opsloop.status.links import StatusLinks
 from opsloop.status.pages import StatusPages
+from opsloop.timers.sweeper import Sweeper, TimerHandler
 from opsloop.workitems import WorkItems
 
 C = TypeVar("C", bound="Core")

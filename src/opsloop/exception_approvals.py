@@ -27,7 +27,7 @@ from opsloop.messages import Button, Message, escape, user
 from opsloop.models import WorkItem
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind
 from opsloop.workitems import WorkItems
 

@@ -34,9 +34,9 @@ from opsloop.durations import parse_duration
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.feeds.service import Feeds
 from opsloop.messages import Message, user
+from opsloop.oncall_models import OnCallOverride
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy, Rotation
-from opsloop.sla.models import OnCallOverride
 
 log = logging.getLogger(__name__)
 

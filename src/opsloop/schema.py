@@ -18,6 +18,7 @@ import opsloop.intake.models
 import opsloop.loops.models
 import opsloop.maintenance.models
 import opsloop.models
+import opsloop.oncall_models
 import opsloop.remediation.models
 import opsloop.replays
 import opsloop.reviews.models
@@ -25,4 +26,5 @@ import opsloop.rollouts.models
 import opsloop.runbooks.models
 import opsloop.schedules.models
 import opsloop.sla.models
-import opsloop.status.models  # noqa: F401
+import opsloop.status.models
+import opsloop.timers.models  # noqa: F401

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from bot.bootstrap import Services
 from bot.scheduler import build_scheduler, stop_scheduler
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import Severity
 from tests.support import wait_until
 

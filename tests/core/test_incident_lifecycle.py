@@ -15,7 +15,7 @@ from bot.settings import Settings
 from opsloop.errors import OpsloopError, PermissionDenied
 from opsloop.loops.models import FeedbackLoop
 from opsloop.models import AuditEvent, OutboxMessage, TimelineEvent, WorkItem
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from tests.support import ROOT, FakeClock
 
 COMMANDER, RESPONDER, CSM = "U0RESP1", "U0RESP2", "U0CSM1"

@@ -17,7 +17,7 @@ from opsloop.health.score import Assessment
 from opsloop.health.service import Health, latest_scores
 from opsloop.models import Account
 from opsloop.sla.calendars import WorkingTime, working_time
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 
 Which = Literal["all", "mine", "overdue"]
 MAX_LISTED = 50

@@ -35,7 +35,7 @@ from opsloop.health.present_plays import card, reminder
 from opsloop.models import Account
 from opsloop.outbox import CHAT
 from opsloop.sla.calendars import WorkingTime
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP
 
 REMIND = "health.play.remind"  # the timer kind: payload {step, stage: soon | overdue}

@@ -26,7 +26,7 @@ from opsloop.health.playbooks import Playbooks
 from opsloop.health.score import AT_RISK, AccountFacts, Assessment
 from opsloop.messages import Button, Message
 from opsloop.outbox import CHAT
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP
 
 SNOOZE_END = "health.snooze_end"  # the timer that re-evaluates a tenant when its snooze runs out

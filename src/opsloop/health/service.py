@@ -42,8 +42,8 @@ from opsloop.health.report import HealthReport
 from opsloop.health.score import HEALTHY, AccountFacts, Assessment, assess
 from opsloop.models import Account, WorkItemTenant
 from opsloop.policy import Policy
-from opsloop.sla.models import Timer
 from opsloop.status.availability import Availability, availability
+from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP
 
 DAILY = "health.daily"

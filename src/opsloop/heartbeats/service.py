@@ -35,7 +35,7 @@ from opsloop.heartbeats.models import DOWN, UP, WAITING, HeartbeatState
 from opsloop.intake.service import open_routed
 from opsloop.models import WorkItem
 from opsloop.policy import Policy
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, State
 from opsloop.workitems import WorkItems
 

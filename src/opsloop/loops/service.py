@@ -42,8 +42,8 @@ from opsloop.models import Account, OutboxMessage, WorkItem, WorkItemTenant
 from opsloop.outbox import CHAT
 from opsloop.policy import Audience, Policy
 from opsloop.present.notices import proposed_text
-from opsloop.sla.models import Timer
 from opsloop.templating import render
+from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind, State
 
 CUSTOMERS = "customers"

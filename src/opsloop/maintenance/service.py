@@ -37,8 +37,9 @@ from opsloop.maintenance.silences import Silences
 from opsloop.models import WorkItem
 from opsloop.oncall import parse_moment
 from opsloop.policy import Policy
-from opsloop.sla.models import PAUSED, RUNNING, Timer
+from opsloop.sla.models import PAUSED, RUNNING
 from opsloop.sla.service import Sla
+from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind, Severity, State
 from opsloop.workitems import WorkItems
 

@@ -17,7 +17,7 @@ from opsloop.outbox import CHAT
 from opsloop.present.clocks import human
 from opsloop.present.items import Cards
 from opsloop.sla.escalation import PAGE
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import State
 
 

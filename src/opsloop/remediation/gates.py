@@ -38,7 +38,7 @@ from opsloop.runbooks.pinning import runbook_of, snapshot_of
 from opsloop.runbooks.render import Context, RenderError, render_request
 from opsloop.runbooks.runs import Runbooks
 from opsloop.runbooks.schema import ApprovalStep, HttpStep, Runbook
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 
 GATE_TIMER = "runbook.gate.expire"
 TENANT_SHAPE = {k: f"{{tenant.{k}}}" for k in ("id", "name", "tier", "region", "renewal_date", "band")}

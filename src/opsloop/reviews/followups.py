@@ -35,7 +35,7 @@ from opsloop.reviews.themes import theme_of
 from opsloop.reviews.views import FollowUpView
 from opsloop.reviews.workdays import due
 from opsloop.sla.calendars import WorkingTime, working_time
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind
 from opsloop.workitems import WorkItems, kind_of
 

@@ -38,7 +38,7 @@ from opsloop.reviews.models import DRAFT, IN_REVIEW, PUBLISHED, FollowUp, Review
 from opsloop.reviews.views import ReviewView
 from opsloop.reviews.workdays import due
 from opsloop.sla.calendars import WorkingTime, working_time
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind, is_system
 from opsloop.workitems import WorkItems, kind_of
 

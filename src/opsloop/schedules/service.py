@@ -27,7 +27,7 @@ from opsloop.lifecycle import OPEN_STATES
 from opsloop.policy import Policy
 from opsloop.schedules.config import Schedule
 from opsloop.schedules.models import ScheduleState
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind
 from opsloop.workitems import WorkItems
 

@@ -14,8 +14,9 @@ from sqlmodel import Session, col, select
 
 from opsloop.policy import Policy
 from opsloop.sla.calendars import WorkingTime, working_time
-from opsloop.sla.models import BREACHED, MET, NO_RESPONSE, PAUSED, RUNNING, STOPPED, SlaClock, Timer
+from opsloop.sla.models import BREACHED, MET, NO_RESPONSE, PAUSED, RUNNING, STOPPED, SlaClock
 from opsloop.sla.policies import policy_at
+from opsloop.timers.models import Timer
 
 WARN, BREACH = "warn", "breach"
 

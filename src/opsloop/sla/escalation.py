@@ -23,7 +23,7 @@ from opsloop.events import EscalationExhausted, EscalationPaged
 from opsloop.models import WorkItem
 from opsloop.oncall import OnCall
 from opsloop.policy import Policy
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, State
 
 PAGE = "page"

@@ -34,8 +34,9 @@ from opsloop.policy import Policy
 from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.sla.clocks import ClockBook
 from opsloop.sla.escalation import Escalations
-from opsloop.sla.models import BREACHED, NO_RESPONSE, PAUSED, RUNNING, SlaClock, Timer
+from opsloop.sla.models import BREACHED, NO_RESPONSE, PAUSED, RUNNING, SlaClock
 from opsloop.sla.policies import match_policy, policy_at, tier_of
+from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind, State, is_system
 from opsloop.workitems import WorkItems
 

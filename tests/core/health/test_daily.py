@@ -9,7 +9,7 @@ from sqlmodel import col, func, select
 from bot.bootstrap import Services, bootstrap
 from bot.settings import Settings
 from opsloop.health.models import HealthDaily, HealthDailyRun, HealthScore
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import Severity
 from tests.support import FakeClock
 

@@ -12,7 +12,7 @@ from opsloop.errors import InvalidInput, PermissionDenied, UsageError
 from opsloop.health.models import HealthPlay, HealthPlayStep, HealthPrompt
 from opsloop.messages import Message
 from opsloop.models import Account, AuditEvent, OutboxMessage
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import Severity
 from tests.support import FakeClock
 

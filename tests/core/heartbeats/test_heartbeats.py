@@ -17,7 +17,7 @@ from opsloop.errors import NotFound
 from opsloop.heartbeats.models import HeartbeatState
 from opsloop.intake.payloads import AlertmanagerWebhook, parse
 from opsloop.models import OutboxMessage, WorkItem
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from tests.support import ROOT, FakeClock
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

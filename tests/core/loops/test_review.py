@@ -11,7 +11,7 @@ from opsloop.errors import InvalidInput, PermissionDenied
 from opsloop.intake.payloads import AlertmanagerWebhook, parse
 from opsloop.loops.models import FeedbackLoop
 from opsloop.models import AuditEvent, OutboxMessage
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import Severity
 from tests.support import FakeClock
 

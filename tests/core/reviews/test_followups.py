@@ -15,7 +15,7 @@ from opsloop.models import AuditEvent, OutboxMessage, TimelineEvent
 from opsloop.reviews.models import FollowUp
 from opsloop.reviews.workdays import due
 from opsloop.sla.calendars import AlwaysOn, working_time
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from opsloop.types import Severity
 from tests.support import FakeClock
 

@@ -19,7 +19,7 @@ from opsloop.models import AuditEvent, WorkItem
 from opsloop.runbooks.models import RunbookRun
 from opsloop.schedules.models import ScheduleState
 from opsloop.schedules.service import TICK
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 from tests.support import ROOT, FakeClock, at_once
 
 MONDAY_9 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday; the tick is Monday 04:00 Berlin = 03:00 UTC

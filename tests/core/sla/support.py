@@ -6,7 +6,8 @@ from sqlmodel import col, select
 
 from bot.bootstrap import Services
 from opsloop.models import AuditEvent, OutboxMessage
-from opsloop.sla.models import SlaClock, Timer
+from opsloop.sla.models import SlaClock
+from opsloop.timers.models import Timer
 
 COMMANDER, RESPONDER, STRANGER = "U0RESP1", "U0RESP2", "U0NOBODY"
 

@@ -13,8 +13,8 @@ from sqlmodel import Session, select
 from opsloop import outbox
 from opsloop.db import Database
 from opsloop.models import OutboxMessage
-from opsloop.sla.models import Timer
-from opsloop.sla.sweeper import Sweeper
+from opsloop.timers.models import Timer
+from opsloop.timers.sweeper import Sweeper
 from tests.support import FakeClock
 
 

@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.models import AuditHead
-from opsloop.sla.models import Timer
+from opsloop.timers.models import Timer
 
 log = logging.getLogger(__name__)
 
