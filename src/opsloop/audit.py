@@ -56,8 +56,21 @@ def digest(event: AuditEvent) -> str:
 
 
 def lock_chain(session: Session) -> AuditHead:
-    """Take the chain's head for the rest of the transaction (see the lock order above)."""
-    return session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
+    """Take the chain's head for the rest of the transaction (see the lock order above).
+
+    Taken once per transaction (or savepoint: a lock taken inside one that rolls back is let go):
+    a busy writer appends many times, and each SELECT ... FOR UPDATE again was a round trip for a
+    lock already held and a head already in the session."""
+    scope = session.get_nested_transaction() or session.get_transaction()
+    held = session.info.get(_HELD)
+    if scope is not None and held is not None and held[0] is scope:
+        return held[1]  # type: ignore[no-any-return]
+    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
+    session.info[_HELD] = (scope, head)
+    return head
+
+
+_HELD = "opsloop.audit.head"  # session.info: (the transaction that holds the head's lock, the head)
 
 
 def record(

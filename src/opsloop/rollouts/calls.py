@@ -91,11 +91,14 @@ class RolloutWorker:
         ends = time.monotonic() + budget
         running: dict[Future[Outcome], Claim] = {}
         called = 0
+        results: list[tuple[Claim, Outcome]] = []
         while True:
-            if time.monotonic() < ends:
-                for claim in self.claim(MAX_THREADS - len(running)):
-                    running[self._pool.submit(self.executor.execute, claim.call, claim.key)] = claim
-                    called += 1
+            free = MAX_THREADS - len(running) if time.monotonic() < ends else 0
+            # what finished is recorded and the next tenants claimed in one transaction, committed
+            # before any of them is called
+            for claim in self.record(results, free=free):
+                running[self._pool.submit(self.executor.execute, claim.call, claim.key)] = claim
+                called += 1
             if not running:
                 return called
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -106,7 +109,6 @@ class RolloutWorker:
                     results.append((claim, future.result()))
                 except Exception:  # the lease runs out and the tenant becomes `unknown`: a person decides
                     log.exception("rollout call for %s could not be completed", claim.tenant)
-            self.record(results)
 
     def run_safely(self, budget: float = 30.0) -> int:
         """The scheduler's job."""
@@ -118,8 +120,9 @@ class RolloutWorker:
 
     # ------------------------------------------------------------------ claiming
 
-    def claim(self, free: int) -> list[Claim]:
-        """Up to `free` tenants of running (or rolling back) rollouts, moved to `sending`."""
+    def claim(self, free: int, *, skip: frozenset[int] = frozenset()) -> list[Claim]:
+        """Up to `free` tenants of running (or rolling back) rollouts (but those in `skip`), moved to
+        `sending`."""
         if free <= 0:
             return []
         with self.db.engine.connect() as connection:  # a cheap look before taking any lock
@@ -135,59 +138,65 @@ class RolloutWorker:
             if len(claims) >= free:
                 break
             assert rollout_id is not None
-            claims += self._claim(rollout_id, free - len(claims))
+            if rollout_id not in skip:
+                claims += self._claim(rollout_id, free - len(claims))
         return claims
 
     def _claim(self, rollout_id: int, free: int) -> list[Claim]:
         now = self.clock.now()
         with self.db.transaction() as session:
-            rollout = self.rollouts.locked(session, rollout_id)
-            if rollout.state not in (M.RUNNING, M.ROLLING_BACK):
-                return []
-            rollback = rollout.state == M.ROLLING_BACK
-            step, ref = self._facts(session, rollout)
-            assert step.fleet is not None
-            take = min(free, step.fleet.max_concurrency - self._flying(session, rollout_id))
-            if take <= 0:
-                return []
-            targets = session.exec(
-                select(RolloutTarget)
-                .where(
-                    RolloutTarget.rollout_id == rollout_id,
-                    RolloutTarget.state == (M.RB_PENDING if rollback else M.PENDING),
-                )
-                .order_by(col(RolloutTarget.position))
-                .limit(take)
-            ).all()
-            view = self.rollouts.view(session, rollout) if rollback and targets else None
-            claims: list[Claim] = []
-            for target in targets:
-                assert target.id is not None
-                spec = self._spec(session, view, step, target)
-                if spec is None:
-                    continue
-                target.state = M.RB_SENDING if rollback else M.SENDING
-                target.claimed_by, target.started_at = self.worker, now
-                target.lease_until = now + timedelta(seconds=spec.budget()) + LEASE_MARGIN
-                session.add(target)
-                key = key_of(rollout_id, target, rollback=rollback)
-                claims.append(Claim(target.id, rollout_id, target.tenant_id, spec, key, rollback))
-            if claims:
-                audit.record(
-                    session,
-                    at=now,
-                    actor=OPSLOOP,
-                    action="rollout.sending",
-                    subject=ref,
-                    after={
-                        "rollout": rollout_id,
-                        "step": rollout.step_id,
-                        "worker": self.worker,
-                        "rollback": rollback,
-                        "calls": {c.tenant: c.key for c in claims},
-                    },
-                )
-            return claims
+            return self._claim_locked(session, self.rollouts.locked(session, rollout_id), free, now)
+
+    def _claim_locked(self, session: Session, rollout: Rollout, free: int, now: datetime) -> list[Claim]:
+        """Claim in a transaction that holds the chain's head and the rollout row (the lock order)."""
+        rollout_id = rollout.id
+        assert rollout_id is not None
+        if free <= 0 or rollout.state not in (M.RUNNING, M.ROLLING_BACK):
+            return []
+        rollback = rollout.state == M.ROLLING_BACK
+        step, ref = self._facts(session, rollout)
+        assert step.fleet is not None
+        take = min(free, step.fleet.max_concurrency - self._flying(session, rollout_id))
+        if take <= 0:
+            return []
+        targets = session.exec(
+            select(RolloutTarget)
+            .where(
+                RolloutTarget.rollout_id == rollout_id,
+                RolloutTarget.state == (M.RB_PENDING if rollback else M.PENDING),
+            )
+            .order_by(col(RolloutTarget.position))
+            .limit(take)
+        ).all()
+        view = self.rollouts.view(session, rollout) if rollback and targets else None
+        claims: list[Claim] = []
+        for target in targets:
+            assert target.id is not None
+            spec = self._spec(session, view, step, target)
+            if spec is None:
+                continue
+            target.state = M.RB_SENDING if rollback else M.SENDING
+            target.claimed_by, target.started_at = self.worker, now
+            target.lease_until = now + timedelta(seconds=spec.budget()) + LEASE_MARGIN
+            session.add(target)
+            key = key_of(rollout_id, target, rollback=rollback)
+            claims.append(Claim(target.id, rollout_id, target.tenant_id, spec, key, rollback))
+        if claims:
+            audit.record(
+                session,
+                at=now,
+                actor=OPSLOOP,
+                action="rollout.sending",
+                subject=ref,
+                after={
+                    "rollout": rollout_id,
+                    "step": rollout.step_id,
+                    "worker": self.worker,
+                    "rollback": rollback,
+                    "calls": {c.tenant: c.key for c in claims},
+                },
+            )
+        return claims
 
     def _facts(self, session: Session, rollout: Rollout) -> tuple[HttpStep, str]:
         """The rollout's step (from the pinned runbook) and its item's ref: they never change."""
@@ -223,12 +232,15 @@ class RolloutWorker:
 
     # ------------------------------------------------------------------ recording
 
-    def record(self, results: list[tuple[Claim, Outcome]]) -> None:
+    def record(self, results: list[tuple[Claim, Outcome]], *, free: int = 0) -> list[Claim]:
         """Write each outcome, each audited, and move each rollout on (budget, waves): one transaction
-        and one append to the audit chain for the whole batch."""
+        and one append to the audit chain for the whole batch. In the same transaction, up to `free`
+        next tenants of those rollouts are claimed (returned; committed before they are called), then
+        any other rollout's in transactions of their own."""
         if not results:
-            return
+            return self.claim(free)
         now = self.clock.now()
+        claims: list[Claim] = []
         with self.db.transaction() as session:
             audit.lock_chain(session)
             entries: list[audit.Entry] = []
@@ -256,6 +268,11 @@ class RolloutWorker:
             for rollout in touched.values():
                 self.rollouts.settle(session, rollout, now)
                 self._progress(session, rollout, now)
+            for rollout_id in sorted(touched):
+                claims += self._claim_locked(session, touched[rollout_id], free - len(claims), now)
+        if len(claims) < free:
+            claims += self.claim(free - len(claims), skip=frozenset(touched))
+        return claims
 
     def _progress(self, session: Session, rollout: Rollout, now: datetime) -> None:
         """The progress message is edited at most once a second per rollout from here (the turns a
