@@ -8,7 +8,7 @@ defined) is refused at start with the file, the key path and the reason.
 from __future__ import annotations
 
 import re
-from datetime import date, time, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,28 +24,37 @@ from pydantic import (
 
 from opsloop.changes.config import ChangesPolicy
 from opsloop.compliance.config import AuditPolicy, Retention
+from opsloop.digest.config import Digest
 from opsloop.errors import ConfigError
 from opsloop.fields import (
     WEEKDAYS,
-    ClockTime,
-    Days,
     Duration,
     Name,
-    Size,
     Strict,
     TimeZone,
     _clock_time,
-    parse_days,
 )
 from opsloop.health.config import HealthPolicy
 from opsloop.heartbeats.config import Heartbeat
 from opsloop.incident_roles.config import Duty, RoleName
 from opsloop.intake.config import LabelName, PayloadPath
+from opsloop.loops.config import (
+    Audience,
+    AudienceName,
+    Loops,
+    ProductPriority,
+)
 from opsloop.maintenance.config import MaintenancePolicy
+from opsloop.remediation.config import Actions
 from opsloop.reviews.config import ReviewsPolicy
+from opsloop.runbooks.config import RunbooksPolicy
 from opsloop.schedules.config import Schedule
+from opsloop.sla.config import (
+    EscalationChain,
+    Sla,
+)
 from opsloop.status.config import StatusPolicy
-from opsloop.types import Kind, Severity, Tier
+from opsloop.types import Severity
 
 # --------------------------------------------------------------------------- sections
 
@@ -104,80 +113,6 @@ class Route(Strict):
         )
 
 
-class Calendar(Strict):
-    days: Days
-    hours: str = "09:00-17:00"
-    timezone: TimeZone | None = None
-    holidays: list[date] = []
-
-    @field_validator("hours")
-    @classmethod
-    def _hours(cls, value: str) -> str:
-        start, sep, end = value.partition("-")
-        if not sep:
-            raise ValueError("write working hours as HH:MM-HH:MM")
-        if _clock_time(start) >= _clock_time(end):
-            raise ValueError("working hours must end after they start")
-        return value
-
-    @property
-    def opens(self) -> time:
-        return _clock_time(self.hours.partition("-")[0])
-
-    @property
-    def closes(self) -> time:
-        return _clock_time(self.hours.partition("-")[2])
-
-
-class SlaMatch(Strict):
-    kind: Kind | None = None
-    severity: Severity | None = None
-    tier: Tier | None = None
-    labels: dict[str, str] = {}
-
-
-class SlaTargets(Strict):
-    response: Duration | None = None
-    update: Duration | None = None
-    resolution: Duration | None = None
-
-
-class SlaPolicy(Strict):
-    match: SlaMatch = SlaMatch()
-    calendar: str = "24x7"
-    targets: SlaTargets
-    warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = [0.75]
-    escalation: str | None = None
-    # when the chain starts paging: as the item triggers (PagerDuty's way), or once the
-    # response target is breached; either way an acknowledgement stops it
-    escalate_on: Literal["trigger", "breach"] = "trigger"
-
-    @model_validator(mode="after")
-    def _breach_needs_a_response_target(self) -> SlaPolicy:
-        if self.escalate_on == "breach" and self.escalation and self.targets.response is None:
-            raise ValueError("escalate_on: breach needs a response target to breach")
-        return self
-
-
-class Sla(Strict):
-    calendars: dict[Name, Calendar] = {}
-    policies: list[SlaPolicy] = []
-    # a person who declares (opens, requests) an item is responding: its response target is met then
-    declared_meets_response: bool = True
-    # an integration's acknowledgement (Events v2 `acknowledge`) meets the response target only if so
-    machine_ack_meets_response: bool = False
-
-
-class EscalationLevel(Strict):
-    notify: list[str] = Field(min_length=1)
-    wait: Duration
-
-
-class EscalationChain(Strict):
-    repeat: Annotated[int, Field(ge=0, le=20)] = 0
-    levels: list[EscalationLevel] = Field(min_length=1)
-
-
 class Rotation(Strict):
     """Who is on call: members taking turns (`rotation`), or an iCalendar feed (`ical`, a file
     relative to the policy file, loaded at start and by `opsloop oncall refresh`)."""
@@ -211,16 +146,6 @@ class Rotation(Strict):
         return value
 
 
-class Actions(Strict):
-    allow_hosts: list[str] = []  # exact names, or `*.example.com`
-    secrets: dict[str, Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]] = {}
-    allow_loopback: bool = False  # 127.0.0.0/8 and ::1 (link-local and metadata never)
-    # the largest answer read from an API (bytes, or `512KiB`, `1MiB`); a larger one fails the step
-    max_response: Annotated[Size, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
-    # http steps called at the same time (one slow API never holds up the calls of other work items)
-    concurrency: Annotated[int, Field(ge=1, le=32)] = 4
-
-
 class ExceptionsPolicy(Strict):
     """How exception requests reach their approvers (the roles allowed `exception.approve`)."""
 
@@ -228,84 +153,6 @@ class ExceptionsPolicy(Strict):
     default_expires: Duration | None = None  # an approval with no `expires:` lasts this long
 
 
-class Redesign(Strict):
-    """When one step of a runbook is bypassed (skipped, worked around) more than `threshold`
-    times within `window`, its owners are told the runbook needs a redesign."""
-
-    threshold: Annotated[int, Field(ge=1, le=1000)]
-    window: Duration
-    channel: str | None = None  # post there, mentioning the owners, instead of a DM to each
-
-
-class RunbooksPolicy(Strict):
-    redesign: Redesign | None = None
-
-
-class Digest(Strict):
-    at: ClockTime = time(8, 0)
-    days: Days = parse_days("mon-fri")
-    channel: str = "leadership"
-
-
-AudienceName = Literal["sales", "support", "customers", "product"]
-# `rollout`: a tenant's customers hear when its wave of a fleet rollout starts and when it is done
-# (templates `rollout_start`, `rollout_done`)
-LoopEvent = Literal["start", "cadence", "resolution", "maintenance", "rollout", "rollout_start",
-                    "rollout_done"]
-# what a template may be written for: the events, and `update` (customers: a public update in review)
-TemplateName = Literal["start", "cadence", "resolution", "maintenance", "rollout", "rollout_start",
-                       "rollout_done", "update"]
-
-
-class AudienceFilter(Strict):
-    """Which work items an audience hears about; an empty list means any."""
-
-    kinds: list[Kind] = []
-    severities: list[Severity] = []
-    tiers: list[Tier] = []  # matches when any affected account has one of these tiers
-
-
-class Webhook(Strict):
-    url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]  # the URL is a secret too
-
-
-class Audience(Strict):
-    when: AudienceFilter = AudienceFilter()
-    events: list[LoopEvent] = ["start", "resolution"]
-    cadence: Duration | None = None  # how often "cadence" notices go out while open
-    templates: dict[TemplateName, str] = {}  # override the shipped Jinja2 templates
-    webhook: Webhook | None = None  # support: a ticket system; customers: per account instead
-    from_address: str = "status@opsloop.example"  # customers: the email sender
-    # auto: notices go out as they are made; review: each is a draft a person allowed
-    # `notice.approve` (or the item's comms owner) sends, edits or skips.
-    # Default: review for customers, auto for the internal audiences.
-    send: Literal["auto", "review"] | None = None
-
-    def sends(self, name: str) -> str:
-        """`auto` or `review` for the audience called `name`."""
-        return self.send or ("review" if name == "customers" else "auto")
-
-    @model_validator(mode="after")
-    def _cadence(self) -> Audience:
-        if "cadence" in self.events and self.cadence is None:
-            raise ValueError("`cadence` in events needs a cadence duration, e.g. cadence: 1h")
-        return self
-
-
-class Loops(Strict):
-    report_after: Duration = timedelta(hours=24)  # open loops past this after resolution are reported
-    # customers hear of an item only once it stayed open this long (internal audiences at once);
-    # one resolved within it never reaches a customer
-    hold: Duration = timedelta(minutes=5)
-
-
-class ProductPriority(Strict):
-    """When one theme recurs across enough tenants or ARR, the product channel hears of it."""
-
-    min_tenants: Annotated[int, Field(ge=1)] = 3
-    min_arr: Annotated[int, Field(ge=0)] | None = None
-    window: Duration = timedelta(days=30)
-    channel: str = "product"
 class IncidentChannels(Strict):
     """A dedicated Slack channel per incident of these severities, with people invited."""
 

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from opsloop import outbox
 from opsloop.errors import ConfigError
+from opsloop.loops.config import Audience
 from opsloop.loops.context import (
     customer_context,
     internal_context,
@@ -28,7 +29,7 @@ from opsloop.loops.models import FeedbackLoop
 from opsloop.messages import Message, escape
 from opsloop.models import Account, WorkItem
 from opsloop.outbox import CHAT
-from opsloop.policy import Audience, Policy
+from opsloop.policy import Policy
 from opsloop.templating import check_syntax, render, sandbox
 
 

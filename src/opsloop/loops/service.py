@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from opsloop import outbox
 from opsloop.authz import Authorizer
+from opsloop.bus import Bus
 from opsloop.clock import Clock
 from opsloop.comms.isolation import check_text
 from opsloop.comms.models import NoticeDraft, last_public_update
@@ -32,7 +33,15 @@ from opsloop.db import Database
 from opsloop.errors import InvalidInput
 from opsloop.events import ItemChanged, ItemCreated, RolloutChanged
 from opsloop.lifecycle import OPEN_STATES
-from opsloop.loops.context import REVIEW_CHANGED, phase_of, review_context, review_message, traces
+from opsloop.loops.config import Audience
+from opsloop.loops.context import (
+    REVIEW_CHANGED,
+    phase_of,
+    proposed_text,
+    review_context,
+    review_message,
+    traces,
+)
 from opsloop.loops.models import FeedbackLoop
 from opsloop.loops.notices import Notices
 from opsloop.loops.priority import ProductPriorityRule
@@ -40,8 +49,7 @@ from opsloop.loops.review import REVIEW, Review, family
 from opsloop.messages import Message
 from opsloop.models import Account, OutboxMessage, WorkItem, WorkItemTenant
 from opsloop.outbox import CHAT
-from opsloop.policy import Audience, Policy
-from opsloop.present.notices import proposed_text
+from opsloop.policy import Policy
 from opsloop.templating import render
 from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind, State
@@ -62,12 +70,12 @@ class Recipient:
 
 
 class FeedbackLoops:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer) -> None:
+    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer, bus: Bus) -> None:
         self.db = db
         self.policy = policy
         self.clock = clock
         self.notices = Notices(policy)
-        self.review = Review(db, policy, clock, authz, self.notices)
+        self.review = Review(db, policy, clock, authz, self.notices, bus)
         self.priority = ProductPriorityRule(policy)
 
     # ------------------------------------------------------------------ handlers

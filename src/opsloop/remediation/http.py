@@ -33,7 +33,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from opsloop.deadline import deadline
 from opsloop.outbox import retry_after
-from opsloop.policy import Actions
+from opsloop.remediation.config import Actions
 from opsloop.remediation.safety import Refused, Resolver, Target, check_url, parse_url
 from opsloop.remediation.secrets import MissingSecret, Vault, names_in, plain
 

@@ -33,7 +33,7 @@ from typing import Protocol
 import httpx
 
 from opsloop.errors import DomainError
-from opsloop.policy import Actions
+from opsloop.remediation.config import Actions
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -133,11 +133,15 @@ def address_problem(address: IPAddress, *, allow_loopback: bool) -> str | None:
 
 
 def host_allowed(host: str, allow_hosts: Iterable[str]) -> bool:
-    """Exact names (case-insensitive), or `*.example.com` for names under example.com."""
+    """Exact names (case-insensitive), or `*.example.com` for names under example.com. An IP address
+    matches the same address however either is written (`[FD00::1]` and `fd00:0::1` are one)."""
     host = host.lower().rstrip(".")
+    literal = _address(host)
     for allowed in allow_hosts:
         allowed = allowed.lower().rstrip(".")
         if host == allowed or (allowed.startswith("*.") and host.endswith(allowed[1:])):
+            return True
+        if literal is not None and literal == _address(allowed.removeprefix("[").removesuffix("]")):
             return True
     return False
 
@@ -156,11 +160,15 @@ def check_url(url: httpx.URL, actions: Actions, resolver: Resolver) -> Target:
         raise Refused(f"{host} is a numeric host that is not a plain IPv4 address (a.b.c.d); refused")
     if host in METADATA_NAMES:
         raise Refused(f"{host} is a cloud metadata service and can never be called")
+    literal = _address(host)
+    if literal is not None:  # an address written in the URL (`[fd00:ec2::254]`): what it is, first
+        problem = address_problem(literal, allow_loopback=actions.allow_loopback)
+        if problem:
+            raise Refused(f"{host} {problem}; refused")
     if not host_allowed(host, actions.allow_hosts):
         allowed = ", ".join(actions.allow_hosts) or "none"
         raise Refused(f"{host} is not in actions.allow_hosts (allowed: {allowed})")
     port = url.port or (443 if url.scheme == "https" else 80)
-    literal = _address(host)
     addresses = [host] if literal is not None else resolver.resolve(host, port)
     if not addresses:
         raise Refused(f"{host} resolves to no address")

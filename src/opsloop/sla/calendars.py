@@ -22,7 +22,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from opsloop.policy import Calendar, Policy
+from opsloop.policy import Policy
+from opsloop.sla.config import Calendar
 
 ALWAYS = "24x7"
 _ZERO = timedelta(0)

@@ -9,7 +9,8 @@ from datetime import timedelta
 from sqlmodel import Session, col, select
 
 from opsloop.models import Account, WorkItem, WorkItemTenant
-from opsloop.policy import Policy, SlaPolicy
+from opsloop.policy import Policy
+from opsloop.sla.config import SlaPolicy
 from opsloop.types import Kind, Tier
 
 TARGETS = ("response", "update", "resolution")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from opsloop.policy import Actions
+from opsloop.remediation.config import Actions
 from opsloop.remediation.safety import Refused, check_url
 
 
@@ -45,3 +45,37 @@ def test_allowed_names_pin_the_checked_address_and_wildcards_match_subdomains_on
         check_url(httpx.URL("https://ops.internal.evil.com/x"), ACTIONS, Names())
     loopback = Actions(allow_hosts=["localhost"], allow_loopback=True)
     assert check_url(httpx.URL("http://localhost/x"), loopback, Names(localhost=["127.0.0.1"])).address == "127.0.0.1"
+
+
+class NoNames:
+    """An address written in the URL is never looked up."""
+
+    def resolve(self, host: str, port: int) -> list[str]:
+        raise AssertionError(f"{host} was resolved")
+
+
+@pytest.mark.parametrize(("url", "allowed", "why"), [
+    # bracketed IPv6 literals are judged as the addresses they are, before (and whatever) the allow-list
+    ("http://[fd00:ec2::254]/", [], "fd00:ec2::254 is a cloud metadata address; refused"),
+    ("http://[fd00:ec2::254]/", ["fd00:ec2::254"], "fd00:ec2::254 is a cloud metadata address; refused"),
+    ("http://[FD00:EC2:0::254]:8080/x", ["[fd00:ec2::254]"], "is a cloud metadata address; refused"),
+    ("http://[::ffff:127.0.0.1]/", [], "::ffff:127.0.0.1 carries the IPv4 address 127.0.0.1, which is a "
+                                       "loopback address (set actions.allow_loopback to call one); refused"),
+    ("http://[::ffff:127.0.0.1]/", ["[::ffff:127.0.0.1]"], "carries the IPv4 address 127.0.0.1, which is a loopback"),
+    ("http://[::ffff:7f00:1]/", ["::ffff:7f00:1"], "carries the IPv4 address 127.0.0.1, which is a loopback"),
+    ("http://[::ffff:a9fe:a9fe]/", [], "carries the IPv4 address 169.254.169.254, which is a cloud metadata"),
+    ("http://[fe80::1%25eth0]/", [], "is link-local; refused"),
+    ("http://[::]/", ["::"], "is not a unicast address; refused"),
+])
+def test_an_ipv6_literal_is_refused_for_what_it_is(url: str, allowed: list[str], why: str) -> None:
+    with pytest.raises(Refused, match=why.replace("(", r"\(").replace(")", r"\)")):
+        check_url(httpx.URL(url), Actions(allow_hosts=allowed), NoNames())
+
+
+def test_an_allowed_ipv6_literal_matches_however_either_is_written_and_is_pinned() -> None:
+    for allowed in ("2001:db8::10", "[2001:DB8:0::10]"):
+        target = check_url(httpx.URL("https://[2001:db8:0:0::10]:8443/x"), Actions(allow_hosts=[allowed]),
+                           NoNames())
+        assert (target.address, target.port) == ("2001:db8::10", 8443)
+    with pytest.raises(Refused, match="not in actions.allow_hosts"):
+        check_url(httpx.URL("https://[2001:db8::11]/x"), Actions(allow_hosts=["2001:db8::10"]), NoNames())
