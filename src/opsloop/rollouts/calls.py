@@ -19,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlmodel import Session, col, func, select
 
 from opsloop import audit
@@ -120,27 +121,28 @@ class RolloutWorker:
 
     # ------------------------------------------------------------------ claiming
 
-    def claim(self, free: int, *, skip: frozenset[int] = frozenset()) -> list[Claim]:
-        """Up to `free` tenants of running (or rolling back) rollouts (but those in `skip`), moved to
-        `sending`."""
+    def claim(self, free: int) -> list[Claim]:
+        """Up to `free` tenants of running (or rolling back) rollouts, moved to `sending`."""
         if free <= 0:
             return []
         with self.db.engine.connect() as connection:  # a cheap look before taking any lock
-            ids = list(
-                connection.execute(
-                    select(Rollout.id)
-                    .where(col(Rollout.state).in_((M.RUNNING, M.ROLLING_BACK)))
-                    .order_by(col(Rollout.id))
-                ).scalars()
-            )
+            ids = self._claimable(connection)
         claims: list[Claim] = []
         for rollout_id in ids:
             if len(claims) >= free:
                 break
-            assert rollout_id is not None
-            if rollout_id not in skip:
-                claims += self._claim(rollout_id, free - len(claims))
+            claims += self._claim(rollout_id, free - len(claims))
         return claims
+
+    @staticmethod
+    def _claimable(db: Connection) -> list[int]:
+        """The rollouts whose tenants may be claimed (read without a lock)."""
+        query = (
+            select(Rollout.id)
+            .where(col(Rollout.state).in_((M.RUNNING, M.ROLLING_BACK)))
+            .order_by(col(Rollout.id))
+        )
+        return [i for i in db.execute(query).scalars() if i is not None]
 
     def _claim(self, rollout_id: int, free: int) -> list[Claim]:
         now = self.clock.now()
@@ -270,8 +272,12 @@ class RolloutWorker:
                 self._progress(session, rollout, now)
             for rollout_id in sorted(touched):
                 claims += self._claim_locked(session, touched[rollout_id], free - len(claims), now)
-        if len(claims) < free:
-            claims += self.claim(free - len(claims), skip=frozenset(touched))
+            for rollout_id in self._claimable(session.connection()) if len(claims) < free else []:
+                if len(claims) >= free:
+                    break
+                if rollout_id not in touched:
+                    rollout = self.rollouts.locked(session, rollout_id)
+                    claims += self._claim_locked(session, rollout, free - len(claims), now)
         return claims
 
     def _progress(self, session: Session, rollout: Rollout, now: datetime) -> None:
