@@ -20,6 +20,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from bot.bootstrap import Services
+from bot.jobs import polling_jobs
 from bot.senders.file import FileSender
 from opsloop.durations import parse_duration
 from opsloop.errors import InvalidInput, OpsloopError, UsageError
@@ -161,6 +162,7 @@ class Console:
         self.user = user
         self.out = out or sys.stdout  # looked up now: stdout may have been replaced since import
         self.clock = clock  # the services' own clock, when the console may move it
+        self.jobs = polling_jobs(services)
         names = {cid: name for name, cid in services.policy.channels.items()}
         self.chat = ConsoleChat(self.out, names, services.channels)
         outbound = ConsoleOutbound(self.out)
@@ -198,10 +200,8 @@ class Console:
 
     def _settle(self) -> None:
         """What the servers' background jobs do, done now: the console has no scheduler."""
-        self.services.loops.sweep()
-        self.services.sweeper.run_safely()  # so clocks move in the console too
-        self.services.remediation.run_safely()  # approved http steps run (their results posted)
-        self.services.rollout_worker.run_safely(budget=5.0)  # rollouts call their due tenants
+        for job in self.jobs:  # clocks move, approved http steps and rollouts run, loops report
+            job.run()
         self.dispatcher.drain()
 
     def _dispatch(self, line: str) -> Reply | None:

@@ -17,13 +17,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.bootstrap import Services
+from bot.jobs import LOOPS_JOB, REMEDIATION_JOB, ROLLOUT_JOB, SWEEP_JOB, polling_jobs
 
 log = logging.getLogger(__name__)
-SWEEP_JOB = "timers.sweep"
-LOOPS_JOB = "loops.sweep"
-LOOPS_EVERY = 15.0  # seconds
-REMEDIATION_JOB = "remediation.work"
-ROLLOUT_JOB = "rollouts.work"
 DIGEST_JOB = "digest.daily"
 CHECKPOINT_JOB = "audit.checkpoint"
 CHECKPOINT_POLL = 30.0  # seconds; each `audit.checkpoint_every` period is claimed once, by one replica
@@ -56,25 +52,9 @@ def build_scheduler(services: Services, *, interval: float | None = None) -> Bac
     """
     every = interval if interval is not None else services.settings.sweep_interval
     scheduler = BackgroundScheduler(timezone=UTC, logger=_apscheduler_log)
-    # a sweep stops taking new batches within the interval, so under a steady stream of
-    # due timers runs do not pile up behind one another (APScheduler warns about each)
-    scheduler.add_job(services.sweeper.run_safely, "interval", seconds=every, id=SWEEP_JOB,
-                      kwargs={"budget": every * 0.5},
-                      coalesce=True, max_instances=1, misfire_grace_time=None,
-                      next_run_time=datetime.now(UTC))  # overdue timers fire right after start
-    # feedback loops' cadence notices and overdue-loop reports: minutes matter, not seconds
-    scheduler.add_job(_loops_sweep, "interval", seconds=LOOPS_EVERY, id=LOOPS_JOB, args=[services],
-                      coalesce=True, max_instances=1, misfire_grace_time=None,
-                      next_run_time=datetime.now(UTC))
-    # approved http steps: its own job, so a slow API never delays timers (and vice versa)
-    scheduler.add_job(services.remediation.run_safely, "interval", seconds=every, id=REMEDIATION_JOB,
-                      coalesce=True, max_instances=1, misfire_grace_time=None,
-                      next_run_time=datetime.now(UTC))
-    # fleet rollouts: one call per tenant, in waves; a pass claims until nothing is due or its budget
-    # is spent (then waits for the calls in flight), so a 10,000-tenant wave is worked through steadily
-    scheduler.add_job(services.rollout_worker.run_safely, "interval", seconds=every, id=ROLLOUT_JOB,
-                      kwargs={"budget": max(every, 5.0)}, coalesce=True, max_instances=1,
-                      misfire_grace_time=None, next_run_time=datetime.now(UTC))
+    for job in polling_jobs(services, every):  # overdue work is done right after start
+        scheduler.add_job(job.run, "interval", seconds=job.every, id=job.id, coalesce=True, max_instances=1,
+                          misfire_grace_time=None, next_run_time=datetime.now(UTC))
     if services.checkpoints.signer is not None:
         scheduler.add_job(services.checkpoints.run_safely, "interval", seconds=CHECKPOINT_POLL,
                           id=CHECKPOINT_JOB, coalesce=True, max_instances=1, misfire_grace_time=None,
@@ -93,13 +73,6 @@ def build_scheduler(services: Services, *, interval: float | None = None) -> Bac
         scheduler.add_job(services.digests.run_safely, trigger, id=DIGEST_JOB, coalesce=True,
                           max_instances=1, misfire_grace_time=None, next_run_time=datetime.now(UTC))
     return scheduler
-
-
-def _loops_sweep(services: Services) -> None:
-    try:
-        services.loops.sweep()
-    except Exception:  # a failed pass is logged and retried on the next tick
-        log.exception("feedback loop sweep failed")
 
 
 class SchedulerWorker:

@@ -61,3 +61,17 @@ def test_a_polling_job_skipped_while_still_busy_is_not_a_warning_but_other_jobs_
     assert {"timers.sweep", "someone.else"} <= set(skipped)  # both overlapped and were skipped
     warned = [r.getMessage() for r in caplog.records if "running instances" in r.getMessage()]
     assert warned and all('job "sleep (trigger' in message for message in warned)  # only the other job
+
+
+def test_the_scheduler_and_the_console_run_the_one_list_of_background_jobs(services: Services) -> None:
+    """Issue 14: the list of background jobs was kept twice (console.py, scheduler.py) and drifted."""
+    from bot.console import Console
+    from bot.jobs import polling_jobs
+
+    listed = [job.id for job in polling_jobs(services)]
+    assert listed == ["loops.sweep", "timers.sweep", "remediation.work", "rollouts.work"]
+    scheduler = build_scheduler(services, interval=0.05)
+    scheduled = [job.id for job in scheduler.get_jobs()]
+    assert scheduled[:len(listed)] == listed  # then the periodic ones the policy asks for (the digest)
+    assert set(scheduled[len(listed):]) <= {"digest.daily", "audit.checkpoint", "retention.daily"}
+    assert [job.id for job in Console(services, user="U0RESP1").jobs] == listed
