@@ -44,11 +44,14 @@ from opsloop.events import (
     EscalationPaged,
     FollowUpClosed,
     FollowUpCreated,
+    FollowUpReminded,
     GateReopened,
     ItemChanged,
     ItemCreated,
+    NoticeDraftPosted,
     Recurred,
     ReviewChanged,
+    ReviewReminded,
     RolloutChanged,
     RunAttached,
     RunChanged,
@@ -154,8 +157,12 @@ def handler_table(c: Core) -> HandlerTable:
         # Reviews and follow-ups:
         on(FollowUpCreated, c.followup_words.created),  # on the item's timeline and thread; its owner by DM
         on(FollowUpClosed, c.followup_words.closed),
+        on(FollowUpReminded, c.followup_words.reminded),  # due soon or overdue: its owner by DM
         on(Recurred, c.review_words.recurred),           # on the timeline and in the thread
         on(ReviewChanged, c.review_words.changed),  # the timeline, the thread, the document (canvas, file)
+        on(ReviewReminded, c.review_words.reminded),  # its owner by DM; nobody owns it: who may assign it
+        # Customer notices in review:
+        on(NoticeDraftPosted, c.notice_words.posted),  # the draft in each reviewer's DM, or edited there
     )
 
 

@@ -42,6 +42,7 @@ from opsloop.policy import Policy
 from opsloop.present.dryrun import DryRun
 from opsloop.present.followups import FollowUpWords
 from opsloop.present.items import Cards
+from opsloop.present.notices import NoticeWords
 from opsloop.present.remediation import RemediationWords
 from opsloop.present.reviews import ReviewWords
 from opsloop.present.rollouts import RolloutWords
@@ -110,6 +111,7 @@ class Core:
     remediation_words: RemediationWords
     followup_words: FollowUpWords
     review_words: ReviewWords
+    notice_words: NoticeWords
     rollout_words: RolloutWords
     commands: Commands
 
@@ -130,7 +132,7 @@ def build_core(
     heartbeats = Heartbeats(db, policy, clock, workitems, paused_by=paused_by)
     intake = Intake(db, policy, clock, workitems, bus, heartbeats=heartbeats)
     try:
-        loops = FeedbackLoops(db, policy, clock, authz)
+        loops = FeedbackLoops(db, policy, clock, authz, bus)
     except ConfigError as error:
         raise ConfigError(f"{policy.source}: {error}") from None
     oncall = OnCall(db, policy, clock, authz)
@@ -168,7 +170,8 @@ def build_core(
         status_pages=StatusPages(db, policy, clock, status_links),
         cards=cards, checklists=checklists, clock_words=ClockWords(cards),
         remediation_words=RemediationWords(cards, runbooks), followup_words=FollowUpWords(cards),
-        review_words=ReviewWords(cards), rollout_words=RolloutWords(cards, rollouts),
+        review_words=ReviewWords(cards), notice_words=NoticeWords(),
+        rollout_words=RolloutWords(cards, rollouts),
         commands=commands, **extra,
     )
     bus.use(handlers(core))

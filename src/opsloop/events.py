@@ -23,6 +23,8 @@ from opsloop.models import WorkItem
 from opsloop.types import State
 
 if TYPE_CHECKING:  # rows the events carry; the events module itself depends on no feature
+    from opsloop.comms.models import NoticeDraft
+    from opsloop.loops.review import Preview
     from opsloop.reviews.models import FollowUp, Review
 
 
@@ -299,6 +301,21 @@ class EscalationExhausted(Event):
     rounds: int
 
 
+# --------------------------------------------------------------------------- customer notices
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoticeDraftPosted(Event):
+    """A customer notice in review was drafted, edited, narrowed or decided: its reviewers' DMs show
+    it (posted, or edited in place when `in_place`). `draft` is the row as it stood then; `previews`
+    the exact notice each tenant would get."""
+
+    item: WorkItem
+    draft: NoticeDraft
+    previews: tuple[Preview, ...]
+    in_place: bool = False
+
+
 # --------------------------------------------------------------------------- reviews and follow-ups
 
 
@@ -319,6 +336,27 @@ class FollowUpClosed(Event):
     followup: FollowUp
     actor: str
 
+
+@dataclass(frozen=True, kw_only=True)
+class FollowUpReminded(Event):
+    """A follow-up is due soon or overdue (`stage`): its owner is reminded (the `reminders`-th time)."""
+
+    item: WorkItem
+    followup: FollowUp
+    stage: str  # soon | overdue
+    reminders: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewReminded(Event):
+    """A review was drafted with no owner, or is due soon or overdue (`stage`): its owner is reminded,
+    or, when nobody owns it, each of `assigners` (the people who may give it one) is asked."""
+
+    item: WorkItem
+    review: Review
+    stage: str  # drafted | soon | overdue
+    reminders: int
+    assigners: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,6 +20,10 @@ def test_declaring_an_incident_is_read_from_one_row(services: Services) -> None:
     # heard after the card is queued; a fleet rollout's tenants are pinned as the run starts
     assert table["RunAttached"] == ["Rollouts.pin", "Checklists.attached"]
     assert table["ClockBreached"] == ["Health.after_breach", "ClockWords.breached"]
+    # the features say what happened; the words (DMs to reviewers, owners, assigners) are presenters'
+    assert table["NoticeDraftPosted"] == ["NoticeWords.posted"]
+    assert table["FollowUpReminded"] == ["FollowUpWords.reminded"]
+    assert table["ReviewReminded"] == ["ReviewWords.reminded"]
     assert set(timer_table(services)) == {"warn", "breach", "page", "runbook.gate.expire", "exception.expire", "heartbeat.due",
                                           "maintenance.start", "maintenance.end", "health.daily",
                                           "health.snooze_end", "health.play.remind", "schedule.tick",

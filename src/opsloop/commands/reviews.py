@@ -8,8 +8,9 @@ from opsloop.commands.args import INCIDENT_ID, USER, Choice
 from opsloop.commands.grammar import Anywhere, Args, Opt, Pos, Rest, Verb
 from opsloop.errors import UsageError
 from opsloop.messages import Reply, user
-from opsloop.present.reviews import SECTIONS, edit_form, thread_message
+from opsloop.present.reviews import edit_form, thread_message
 from opsloop.reviews import sharing
+from opsloop.reviews.models import SECTIONS
 from opsloop.reviews.service import Reviews
 from opsloop.reviews.views import ReviewView
 

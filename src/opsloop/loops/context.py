@@ -146,3 +146,19 @@ def review_parts(message: str) -> tuple[str, str]:
 def rollout_context(account: Account, *, at: datetime, sender: str) -> dict[str, Any]:
     """A fleet rollout's wave for one account: its name, when the change began or ended, the sender."""
     return {"customer": {"name": account.name}, "sender": sender, "change": {"at": when(at)}}
+
+
+def proposed_text(item: WorkItem, event: str, *, latest: str | None = None) -> str:
+    """What opsloop proposes to tell customers for `event` in the item's current state."""
+    started, hurt = when(item.created_at), impact(item.severity)
+    phase = phase_of(item.state)
+    if event == "resolution" or phase == "resolved":
+        return (f"The problem that began at {started} was resolved at {when(item.resolved_at)}. "
+                "The service is working normally again.")
+    if event == "cadence":
+        still = f"We are still working on the problem that began at {started}."
+        return f"{still}\n\nOur last update: {latest}" if latest else still
+    if phase == "monitoring":
+        return (f"A fix has been applied and we are monitoring the results. Between {started} and "
+                f"{when(item.mitigated_at)} some users may have seen {hurt}.")
+    return f"Since {started} some users may see {hurt}. Our engineers are working on it now."

@@ -12,6 +12,7 @@ status pages show.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,24 +20,34 @@ from sqlmodel import Session, col, select
 
 from opsloop import audit, outbox
 from opsloop.authz import Authorizer
+from opsloop.bus import Bus
 from opsloop.clock import Clock
 from opsloop.comms.isolation import check_public_text
 from opsloop.comms.models import PENDING, SENT, SKIPPED, SUPERSEDED, NoticeDraft, PublicItem, PublicUpdate
 from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound
+from opsloop.events import NoticeDraftPosted
 from opsloop.loops.context import phase_of
 from opsloop.loops.models import FeedbackLoop
 from opsloop.loops.notices import Notices
 from opsloop.messages import user
-from opsloop.models import Account, OutboxMessage, WorkItem, WorkItemTenant
-from opsloop.outbox import CHAT
+from opsloop.models import Account, WorkItem, WorkItemTenant
 from opsloop.policy import Policy
-from opsloop.present.notices import Preview, draft_message
 from opsloop.types import OPSLOOP, is_system
 
 APPROVE = "notice.approve"
 REVIEW = "review"  # a published review's public part (what happened, what we changed), per tenant
 ROLLOUT = ("rollout_start", "rollout_done")  # a fleet rollout's wave began / ended, per tenant
+
+
+@dataclass(frozen=True)
+class Preview:
+    """One tenant's notice as it would go out."""
+
+    tenant: str  # the account's name
+    to: str  # how: email or webhook (never the address: it would outlive an erasure in DMs)
+    subject: str
+    body: str
 
 
 def family(event: str) -> str:
@@ -47,8 +58,9 @@ def family(event: str) -> str:
 
 class Review:
     def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer,
-                 notices: Notices) -> None:
+                 notices: Notices, bus: Bus) -> None:
         self.db = db
+        self.bus = bus
         self.policy = policy
         self.clock = clock
         self.authz = authz
@@ -310,19 +322,11 @@ class Review:
 
     def _post(self, session: Session, item: WorkItem, draft: NoticeDraft, now: datetime, *,
               edit: bool = False, final: bool = False) -> None:
-        """The draft in each reviewer's DM: posted, or edited in place (edit / final)."""
-        who = ", ".join(user(p) for p in draft.posted_to) or "nobody is allowed notice.approve"
-        message = draft_message(item, draft, self.previews(session, item, draft, now), f"reviewers: {who}")
-        for person in draft.posted_to:
-            first = f"draft:{draft.id}:{person}"
-            if not (edit or final):
-                outbox.enqueue(session, transport=CHAT, target=person, now=now, key=first,
-                               payload={"message": message.to_json()})
-            else:  # an edit of the DM in place; its key counts the versions
-                versions = len(session.exec(select(OutboxMessage.id).where(
-                    col(OutboxMessage.update_key) == first)).all())
-                outbox.enqueue(session, transport=CHAT, target=person, now=now, update_key=first,
-                               key=f"{first}:v{versions + 2}", payload={"message": message.to_json()})
+        """The draft to each reviewer: posted, or edited in place (edit / final). The event carries the
+        row as it stands now (a copy), so a later change in this transaction does not rewrite it."""
+        self.bus.publish(session, NoticeDraftPosted(
+            at=now, item=item, draft=NoticeDraft.model_validate(draft.model_dump()),
+            previews=tuple(self.previews(session, item, draft, now)), in_place=edit or final))
 
     def _close(self, session: Session, item: WorkItem, draft: NoticeDraft, status: str, actor: str,
                now: datetime, superseded_by: int | None = None) -> None:

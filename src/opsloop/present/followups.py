@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from opsloop import outbox
-from opsloop.events import FollowUpClosed, FollowUpCreated
+from opsloop.events import FollowUpClosed, FollowUpCreated, FollowUpReminded
 from opsloop.messages import Button, Message, escape, link, user
 from opsloop.outbox import CHAT
 from opsloop.present.items import Cards
@@ -84,3 +84,11 @@ class FollowUpWords:
         said = f"✅ {user(event.actor)} closed {found.ref} ({escape(found.what)}): {escape(found.note or '')}"
         self.cards.story(session, event.item, event.actor, "followup.closed", said, event.at)
         self.cards.say(session, event.item, said, event.at)
+
+    def reminded(self, session: Session, event: FollowUpReminded) -> None:
+        found = event.followup
+        message = reminder(FollowUpView(found, event.item.ref, event.item.title), event.stage, event.at,
+                           self.cards.policy.timezone)
+        outbox.enqueue(session, transport=CHAT, target=found.owner, now=event.at,
+                       key=f"followup:{found.ref}:remind:{event.reminders}",
+                       payload={"message": message.to_json()})

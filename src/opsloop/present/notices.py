@@ -1,17 +1,20 @@
-"""Customer notices in review: the words opsloop proposes, and the draft a reviewer reads.
+"""Customer notices in review: the draft a reviewer reads in their DM, and its forms.
 
-The proposed public text never names a tenant (it goes to every tenant of the item and onto the
-status pages); each tenant's notice wraps it in that tenant's own greeting.
+The words opsloop proposes to customers are the feature's (`opsloop.loops.context.proposed_text`);
+this layer shows the draft, each tenant's exact notice and the Send / Edit / Skip buttons.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from sqlmodel import Session, col, select
 
+from opsloop import outbox
 from opsloop.comms.models import PENDING, SENT, SKIPPED, NoticeDraft
-from opsloop.loops.context import impact, phase_of, when
+from opsloop.events import NoticeDraftPosted
+from opsloop.loops.review import Preview
 from opsloop.messages import Button, Form, FormField, Message, escape, user
-from opsloop.models import WorkItem
+from opsloop.models import OutboxMessage, WorkItem
+from opsloop.outbox import CHAT
 
 MAX_PREVIEWS = 5  # tenants shown in full in a draft; the rest are named (each gets its own greeting)
 _EVENT = {"start": "first notice", "update": "update", "cadence": "regular update",
@@ -19,32 +22,6 @@ _EVENT = {"start": "first notice", "update": "update", "cadence": "regular updat
           "rollout_start": "notice that a planned update starts",
           "rollout_done": "notice that a planned update is done"}
 _FIXED = ("review", "rollout_start", "rollout_done")  # words of a published review or of the templates
-
-
-def proposed_text(item: WorkItem, event: str, *, latest: str | None = None) -> str:
-    """What opsloop proposes to tell customers for `event` in the item's current state."""
-    started, hurt = when(item.created_at), impact(item.severity)
-    phase = phase_of(item.state)
-    if event == "resolution" or phase == "resolved":
-        return (f"The problem that began at {started} was resolved at {when(item.resolved_at)}. "
-                "The service is working normally again.")
-    if event == "cadence":
-        still = f"We are still working on the problem that began at {started}."
-        return f"{still}\n\nOur last update: {latest}" if latest else still
-    if phase == "monitoring":
-        return (f"A fix has been applied and we are monitoring the results. Between {started} and "
-                f"{when(item.mitigated_at)} some users may have seen {hurt}.")
-    return f"Since {started} some users may see {hurt}. Our engineers are working on it now."
-
-
-@dataclass(frozen=True)
-class Preview:
-    """One tenant's notice as it would go out."""
-
-    tenant: str  # the account's name
-    to: str  # how: email or webhook (never the address: it would outlive an erasure in DMs)
-    subject: str
-    body: str
 
 
 def draft_message(item: WorkItem, draft: NoticeDraft, previews: list[Preview], reviewers: str) -> Message:
@@ -72,6 +49,26 @@ def draft_message(item: WorkItem, draft: NoticeDraft, previews: list[Preview], r
         buttons=buttons,
         context=f"draft {draft.id} · nothing reaches a customer until someone presses Send · {reviewers}",
     )
+
+
+class NoticeWords:
+    """Customer notices in review, as their reviewers read them in their DMs."""
+
+    def posted(self, session: Session, event: NoticeDraftPosted) -> None:
+        """The draft in each reviewer's DM: posted, or edited in place (its key counts the versions)."""
+        draft = event.draft
+        who = ", ".join(user(p) for p in draft.posted_to) or "nobody is allowed notice.approve"
+        message = draft_message(event.item, draft, list(event.previews), f"reviewers: {who}").to_json()
+        for person in draft.posted_to:
+            first = f"draft:{draft.id}:{person}"
+            if not event.in_place:
+                outbox.enqueue(session, transport=CHAT, target=person, now=event.at, key=first,
+                               payload={"message": message})
+            else:
+                versions = len(session.exec(select(OutboxMessage.id).where(
+                    col(OutboxMessage.update_key) == first)).all())
+                outbox.enqueue(session, transport=CHAT, target=person, now=event.at, update_key=first,
+                               key=f"{first}:v{versions + 2}", payload={"message": message})
 
 
 def _status(draft: NoticeDraft) -> str:

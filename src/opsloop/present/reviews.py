@@ -18,22 +18,12 @@ from sqlmodel import Session
 
 from opsloop import outbox
 from opsloop.durations import format_duration
-from opsloop.events import Recurred, ReviewChanged
+from opsloop.events import Recurred, ReviewChanged, ReviewReminded
 from opsloop.messages import Button, Form, FormField, Message, escape, user
 from opsloop.outbox import CHAT
 from opsloop.present.items import Cards, card_key
-from opsloop.reviews.models import DRAFT, IN_REVIEW, PUBLISHED, FollowUp, Review
+from opsloop.reviews.models import DRAFT, IN_REVIEW, PUBLISHED, SECTIONS, FollowUp, Review
 
-# the sections people write, in the order the document and the form show them
-SECTIONS = (
-    ("summary", "Summary"),
-    ("contributing_factors", "Contributing factors"),
-    ("went_well", "What went well"),
-    ("went_badly", "What went badly"),
-    ("public_what_happened", "For customers: what happened"),
-    ("public_what_we_changed", "For customers: what we changed"),
-)
-MAX_SECTION = 3000  # a Slack modal's multiline input holds at most 3000 characters
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>")
 _CHANNEL = re.compile(r"<#([^>|]+)(?:\|[^>]*)?>")
@@ -332,3 +322,18 @@ class ReviewWords:
         said = f"♻️ {event.item.ref} {event.text} (theme {escape(event.theme)})"
         self.cards.story(session, event.item, "system:opsloop", "recurred", said, event.at)
         self.cards.say(session, event.item, said, event.at)
+
+    def reminded(self, session: Session, event: ReviewReminded) -> None:
+        """Its owner is reminded; a review nobody owns: each person who may assign it is asked instead."""
+        item, review, zone = event.item, event.review, self.cards.policy.timezone
+        if review.owner:
+            outbox.enqueue(session, transport=CHAT, target=review.owner, now=event.at,
+                           key=f"review:{item.ref}:remind:{event.reminders}",
+                           payload={"message": reminder(review, item.ref, item.title, event.stage,
+                                                        zone).to_json()})
+            return
+        message = unowned(review, item.ref, item.title, event.stage, zone).to_json()
+        for person in event.assigners:
+            outbox.enqueue(session, transport=CHAT, target=person, now=event.at,
+                           key=f"review:{item.ref}:unowned:{event.stage}:{event.reminders}:{person}",
+                           payload={"message": message})

@@ -6,7 +6,7 @@ every `remind_every` once it is overdue, until it is closed with a note (`/follo
 "note"`). A follow-up carries its item's theme (the `theme:` label, else the `service` label, else
 the runbook), so a later item on that theme can say it recurred after the follow-ups were closed.
 Every change is audited (`followup.created|reminded|closed`) and published (`FollowUpCreated`,
-`FollowUpClosed`) for the item's timeline and thread.
+`FollowUpReminded`, `FollowUpClosed`) for the item's timeline, thread and owner.
 """
 
 from __future__ import annotations
@@ -18,17 +18,15 @@ from typing import Literal
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from opsloop import audit, outbox
+from opsloop import audit
 from opsloop.authz import Authorizer
 from opsloop.bus import Bus
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound
-from opsloop.events import FollowUpClosed, FollowUpCreated
+from opsloop.events import FollowUpClosed, FollowUpCreated, FollowUpReminded
 from opsloop.models import Counter, WorkItem
-from opsloop.outbox import CHAT
 from opsloop.policy import Policy
-from opsloop.present import followups as words
 from opsloop.reviews.config import ReviewsPolicy
 from opsloop.reviews.models import FOLLOWUP_COUNTER, FollowUp
 from opsloop.reviews.themes import theme_of
@@ -203,10 +201,8 @@ class FollowUps:
             session.add(Timer(kind=REMIND, due_at=due(self.calendar, now, self.config.remind_every),
                               created_at=now, work_item_id=found.work_item_id,
                               payload={"followup": found.id, "stage": "overdue"}))
-        message = words.reminder(FollowUpView(found, item.ref, item.title), stage, now, self.policy.timezone)
-        outbox.enqueue(session, transport=CHAT, target=found.owner, now=now,
-                       key=f"followup:{found.ref}:remind:{found.reminders}",
-                       payload={"message": message.to_json()})
         audit.record(session, at=now, actor=OPSLOOP, action="followup.reminded", subject=found.ref,
                      after={"stage": stage, "n": found.reminders, "owner": found.owner})
+        self.bus.publish(session, FollowUpReminded(at=now, item=item, followup=found, stage=stage,
+                                                   reminders=found.reminders))
         return "fired"

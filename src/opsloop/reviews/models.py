@@ -17,6 +17,16 @@ from sqlmodel import Field, SQLModel
 from opsloop.models import json_column, utc_column
 
 FOLLOWUP_COUNTER = "followup"  # the counters row behind ACT-n
+# the sections people write, in the order the document and the form show them
+SECTIONS = (
+    ("summary", "Summary"),
+    ("contributing_factors", "Contributing factors"),
+    ("went_well", "What went well"),
+    ("went_badly", "What went badly"),
+    ("public_what_happened", "For customers: what happened"),
+    ("public_what_we_changed", "For customers: what we changed"),
+)
+MAX_SECTION = 3000  # a Slack modal's multiline input holds at most 3000 characters
 
 
 class FollowUp(SQLModel, table=True):

@@ -20,21 +20,28 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from opsloop import audit, outbox
+from opsloop import audit
 from opsloop.authz import Authorizer
 from opsloop.bus import Bus
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound
-from opsloop.events import ItemChanged, ReviewChanged
+from opsloop.events import ItemChanged, ReviewChanged, ReviewReminded
 from opsloop.loops.service import FeedbackLoops
 from opsloop.models import TimelineEvent, WorkItem
-from opsloop.outbox import CHAT
 from opsloop.policy import Policy
-from opsloop.present import reviews as words
 from opsloop.reviews import record
 from opsloop.reviews.followups import FollowUps
-from opsloop.reviews.models import DRAFT, IN_REVIEW, PUBLISHED, FollowUp, Review, ReviewVersion
+from opsloop.reviews.models import (
+    DRAFT,
+    IN_REVIEW,
+    MAX_SECTION,
+    PUBLISHED,
+    SECTIONS,
+    FollowUp,
+    Review,
+    ReviewVersion,
+)
 from opsloop.reviews.views import ReviewView
 from opsloop.reviews.workdays import due
 from opsloop.sla.calendars import WorkingTime, working_time
@@ -44,7 +51,7 @@ from opsloop.workitems import WorkItems, kind_of
 
 REMIND = "review.remind"  # the timer kind: payload {review: id, stage: soon | overdue}
 UNASSIGNED = ""  # the owner of a review no person worked on: those allowed to assign it hear of it
-PEOPLE_SECTIONS = tuple(key for key, _ in words.SECTIONS)
+PEOPLE_SECTIONS = tuple(key for key, _ in SECTIONS)
 
 
 def canonical(doc: Mapping[str, Any], followups: list[FollowUp]) -> bytes:
@@ -185,23 +192,14 @@ class Reviews:
         )
         self.announce(session, review, item, actor, "drafted", now, by=by or "")
         if owner == UNASSIGNED:
-            self._ask_for_owner(session, review, item, "drafted", now)
+            self._remind(session, review, item, "drafted", now)
         return review
 
-    def _ask_for_owner(
-        self, session: Session, review: Review, item: WorkItem, stage: str, now: datetime
-    ) -> None:
-        """A review nobody owns: each person who may assign it gets a DM (instead of the owner's)."""
-        message = words.unowned(review, item.ref, item.title, stage, self.policy.timezone)
-        for person in self.assigners():
-            outbox.enqueue(
-                session,
-                transport=CHAT,
-                target=person,
-                now=now,
-                key=f"review:{item.ref}:unowned:{stage}:{review.reminders}:{person}",
-                payload={"message": message.to_json()},
-            )
+    def _remind(self, session: Session, review: Review, item: WorkItem, stage: str, now: datetime) -> None:
+        """Its owner is reminded; nobody owns it: each person who may assign it is asked instead."""
+        assigners = () if review.owner != UNASSIGNED else tuple(self.assigners())
+        self.bus.publish(session, ReviewReminded(at=now, item=item, review=review, stage=stage,
+                                                 reminders=review.reminders, assigners=assigners))
 
     def on_changed(self, session: Session, event: ItemChanged) -> None:
         """An item of a severity in `reviews.required_for` is resolved: its review is drafted."""
@@ -223,8 +221,8 @@ class Reviews:
         if unknown:
             raise InvalidInput(f"{', '.join(unknown)}: not a section of a review")
         for key, text in values.items():
-            if len(text) > words.MAX_SECTION:
-                raise InvalidInput(f"{key}: {len(text)} characters; at most {words.MAX_SECTION}")
+            if len(text) > MAX_SECTION:
+                raise InvalidInput(f"{key}: {len(text)} characters; at most {MAX_SECTION}")
 
         def change(
             session: Session, review: Review, item: WorkItem, doc: dict[str, Any], now: datetime
@@ -284,7 +282,7 @@ class Reviews:
                 raise InvalidInput(
                     f"the review of {item.ref} is a {review.state}: submit it for review first"
                 )
-            missing = [title for key, title in words.SECTIONS[:4] if not (doc.get(key) or "").strip()]
+            missing = [title for key, title in SECTIONS[:4] if not (doc.get(key) or "").strip()]
             if missing:
                 raise InvalidInput(f"write {', '.join(missing)} before publishing (Edit…)")
             review.state, review.published_at, review.published_by = PUBLISHED, now, actor
@@ -434,10 +432,7 @@ class Reviews:
                     payload={"review": review.id, "stage": "overdue"},
                 )
             )
-        if review.owner == UNASSIGNED:
-            self._ask_for_owner(session, review, item, stage, now)
-        else:
-            self._remind_owner(session, review, item, stage, now)
+        self._remind(session, review, item, stage, now)
         audit.record(
             session,
             at=now,
@@ -447,16 +442,3 @@ class Reviews:
             after={"stage": stage, "n": review.reminders, "owner": review.owner},
         )
         return "fired"
-
-    def _remind_owner(
-        self, session: Session, review: Review, item: WorkItem, stage: str, now: datetime
-    ) -> None:
-        message = words.reminder(review, item.ref, item.title, stage, self.policy.timezone)
-        outbox.enqueue(
-            session,
-            transport=CHAT,
-            target=review.owner,
-            now=now,
-            key=f"review:{item.ref}:remind:{review.reminders}",
-            payload={"message": message.to_json()},
-        )

@@ -15,20 +15,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from opsloop.bus import Bus
 from opsloop.comms.isolation import check_text
 from opsloop.errors import InvalidInput
-from opsloop.loops.context import money
+from opsloop.loops.context import money, proposed_text
 from opsloop.loops.models import FeedbackLoop
 from opsloop.loops.notices import Notices
 from opsloop.loops.service import FeedbackLoops
 from opsloop.models import Account, WorkItem
 from opsloop.policy import load_policy
-from opsloop.present.notices import proposed_text
 from tests.support import ROOT, FakeClock
 
 POLICY = load_policy(ROOT / "opsloop.yml")
 NOTICES = Notices(POLICY)
-LOOPS = FeedbackLoops(db=None, policy=POLICY, clock=FakeClock(), authz=None)  # type: ignore[arg-type] - rendering only
+LOOPS = FeedbackLoops(db=None, policy=POLICY, clock=FakeClock(), authz=None, bus=Bus())  # type: ignore[arg-type] - rendering only
 EVENTS = ("start", "cadence", "update", "resolution")
 
 token = st.text(alphabet="bcdfghjkmnpqrstvwxz", min_size=8, max_size=12)
