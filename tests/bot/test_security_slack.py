@@ -2,14 +2,17 @@
 
 Nothing unverified acts: whatever is wrong with a request's signature headers, it is answered 401
 before any listener or error handler runs (so nothing is ever posted to a `response_url` from an
-unverified body). A signed request sent again is answered 200 and has no second effect, on one
-server and across two replicas on one PostgreSQL database; Slack's own retries are ignored.
+unverified body), and so is a correctly signed request whose timestamp is over five minutes off. A
+signed request sent again is answered 200 and has no second effect, on one server and delivered to
+two replicas on one PostgreSQL database at the same moment; Slack's own retries are ignored.
 """
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -112,6 +115,25 @@ def test_a_request_failing_verification_gets_401_before_any_listener_or_error_ha
 
 
 @SQLITE_ONLY
+@pytest.mark.parametrize("off", [-301, -3600, 301], ids=["5 min 1 s old", "an hour old", "5 min 1 s ahead"])
+def test_a_correctly_signed_request_with_a_stale_timestamp_gets_401_before_any_listener(
+    off: int, server: LiveServer, mock_slack: MockSlack, slack_services: Services
+) -> None:
+    """Signed with the real secret, over its own timestamp and body: only the timestamp is out of Slack's
+    five minutes (a captured request replayed later), and that alone refuses it."""
+    before = counts(slack_services)
+    body = command_body("/incident", 'declare "captured and replayed later"', user=COMMANDER,
+                        respond_to=mock_slack.url)
+    assert raw_post(server, sign(body, SIGNING_SECRET, int(time.time()) + off), body) == 401
+    time.sleep(0.3)  # anything the app would have started (an error report, a follow-up) has had time
+    assert mock_slack.all_calls() == []
+    assert counts(slack_services) == before
+    # the same request signed now is acted on: the timestamp was the only thing wrong
+    assert raw_post(server, sign(body, SIGNING_SECRET), body) == 200
+    wait_for(lambda: counts(slack_services)[0] == before[0] + 1)
+
+
+@SQLITE_ONLY
 def test_a_replayed_command_is_answered_200_and_has_no_second_effect(
     server: LiveServer, mock_slack: MockSlack, slack_services: Services
 ) -> None:
@@ -186,24 +208,47 @@ def replicas(slack_settings: Settings, clock: FakeClock) -> Iterator[tuple[Servi
 
 @pytest.mark.slow
 @POSTGRES_ONLY
-def test_a_request_replayed_to_another_replica_on_postgresql_has_no_effect(
+def test_a_request_delivered_to_two_replicas_at_once_on_postgresql_has_exactly_one_effect(
     replicas: tuple[Services, LiveServer, LiveServer], mock_slack: MockSlack
 ) -> None:
     services, one, other = replicas
-    body = command_body("/incident", 'declare "Replayed across replicas" sev2', user=COMMANDER,
-                        respond_to=mock_slack.url)
-    headers = {"Content-Type": FORM, **sign(body, SIGNING_SECRET)}
     assert one.client is not None and other.client is not None
-    first = one.client.post("/slack/events", content=body, headers=headers)
-    assert answered(first, mock_slack).startswith("Declared INC-1")
-    replayed = other.client.post("/slack/events", content=body, headers=headers)
-    assert (replayed.status_code, replayed.text) == (200, "")
-    time.sleep(0.3)
-    assert counts(services)[0] == 1
-    # and the second replica does act on requests of its own
+    rounds = 6
+    titles = [f"Replayed across replicas {n}" for n in range(rounds)]
+    acked = 0
+    for title in titles:
+        body = command_body("/incident", f'declare "{title}" sev2', user=COMMANDER, respond_to=mock_slack.url)
+        headers = {"Content-Type": FORM, **sign(body, SIGNING_SECRET)}
+        start = threading.Barrier(2)
+        answers: dict[int, httpx.Response] = {}
+
+        def deliver(n: int, client: httpx.Client, body: str = body, headers: dict[str, str] = headers,
+                    start: threading.Barrier = start, answers: dict[int, httpx.Response] = answers) -> None:
+            start.wait(timeout=10)  # both replicas get the same signed request at the same moment
+            answers[n] = client.post("/slack/events", content=body, headers=headers)
+
+        threads = [threading.Thread(target=deliver, args=(n, client)) for n, client in
+                   enumerate((one.client, other.client))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(answer.status_code for answer in answers.values()) == [200, 200]
+        said = [answer.json()["text"] for answer in answers.values() if answer.text]
+        assert len(said) <= 1 and all(text.startswith("Declared") for text in said)  # a replay's ack is empty
+        acked += len(said)
+    wait_for(lambda: counts(services)[0] == rounds)
+    # each declaration answered once: in its acknowledgement or later through its response_url
+    wait_for(lambda: acked + sum(1 for text in responses(mock_slack) if text.startswith("Declared")) >= rounds)
+    time.sleep(0.3)  # a second effect, had either replica started one, has had time
+    assert acked + sum(1 for text in responses(mock_slack) if text.startswith("Declared")) == rounds
+    with services.db.transaction() as session:
+        declared = Counter(session.exec(select(WorkItem.title)).all())
+    assert declared == Counter(titles)  # each request acted on once, by one replica or the other
+    # and either replica acts on requests of its own
     fresh = command_body("/incident", 'declare "Second replica" sev3', user=COMMANDER, respond_to=mock_slack.url)
     other.post(fresh)
-    wait_for(lambda: counts(services)[0] == 2)
+    wait_for(lambda: counts(services)[0] == rounds + 1)
 
 
 @pytest.mark.slow
