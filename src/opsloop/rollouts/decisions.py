@@ -278,9 +278,8 @@ class Decisions:
         if len(rollout.approvals) < gate.min_approvals:
             self.rollouts.say(session, view.item, rollout, "approval", actor, now)
             return f"approved ({len(rollout.approvals)} of {gate.min_approvals})"
-        targets = self.rollouts.wave_targets(session, rollout, rollout.wave, (M.WAITING,))
         now_bound = wave_binding(
-            view.sha256, rollout.step_id, rollout.wave, self.rollouts.render_wave(view, targets)
+            view.sha256, rollout.step_id, rollout.wave, self.rollouts.render_wave(view, rollout)
         )
         if now_bound != rollout.binding:
             self.rollouts.begin_wave(session, rollout, now)

@@ -47,6 +47,7 @@ from opsloop.sla.policies import match_policy, tier_of
 
 AUTOMATIC = S.AUTOMATIC
 DEADLINE = "rollout"  # the SLA clock target of a rollout's `deadline`
+RENDER_CHUNK = 500  # targets rendered and written at a time when a wave starts
 
 
 def render(request: HttpRequest, context: Context, where: str) -> dict[str, Any]:
@@ -208,17 +209,16 @@ class Rollouts:
         """Start the current wave (or the next one with tenants in it), or complete the rollout."""
         view = self.view(session, rollout)
         while rollout.wave < len(rollout.waves):
-            targets = self.wave_targets(session, rollout, rollout.wave, (M.WAITING,))
-            if targets:
+            if self.wave_targets(session, rollout, rollout.wave, (M.WAITING,), count_only=True):
                 break
             rollout.wave += 1
         else:
             self._complete(session, rollout, view, now)
             return
-        requests = self.render_wave(view, targets)
         fleet = view.step.fleet
         assert fleet is not None
         wave = fleet.waves[rollout.wave]
+        requests = self.render_wave(view, rollout, keep=wave.approval is not None)
         rollout.updated_at, rollout.next_wave_at = now, None
         if wave.approval is not None:
             rollout.state, rollout.approvals = M.APPROVAL, []
@@ -278,29 +278,57 @@ class Rollouts:
         self.say(session, view.item, rollout, "wave", AUTOMATIC, now, tenants=tuple(started))
         self.settle(session, rollout, now)  # a wave whose every request failed to render is over at once
 
-    def render_wave(self, view: RunView, targets: list[RolloutTarget]) -> list[tuple[str, dict[str, Any]]]:
-        """Render (and store) each target's request; one that cannot be rendered fails that tenant."""
-        known = view.tenants([t.tenant_id for t in targets])
+    def render_wave(
+        self, view: RunView, rollout: Rollout, *, keep: bool = True
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Render (and store) the request of each target of the current wave still waiting; one that
+        cannot be rendered fails that tenant. Returns (tenant, request) in wave order when `keep`.
+
+        A wave may hold most of a 10,000-tenant fleet: its targets are read, rendered, written and
+        let go of RENDER_CHUNK at a time (never all in the session at once)."""
+        session = view.session
         out: list[tuple[str, dict[str, Any]]] = []
-        for target in targets:
-            tenant = known.get(target.tenant_id)
-            try:
-                if tenant is None:
-                    raise RenderError(f"tenant {target.tenant_id} is no longer in the account catalog")
-                request = render(
-                    view.step.request,
-                    replace(view.context, tenant=tenant.context()),
-                    f"steps.{view.step.id}.request",
+        after = -1
+        while True:
+            targets = list(
+                session.exec(
+                    select(RolloutTarget)
+                    .where(
+                        RolloutTarget.rollout_id == rollout.id,
+                        RolloutTarget.wave == rollout.wave,
+                        RolloutTarget.state == M.WAITING,
+                        col(RolloutTarget.position) > after,
+                    )
+                    .order_by(col(RolloutTarget.position))
+                    .limit(RENDER_CHUNK)
                 )
-            except RenderError as error:
-                target.state, target.error, target.finished_at = M.FAILED, f"cannot render: {error}", view.now
-                view.session.add(target)
-                continue
-            target.request = request
-            view.session.add(target)
-            out.append((target.tenant_id, request))
-        view.session.flush()
-        return out
+            )
+            if not targets:
+                return out
+            after = targets[-1].position
+            known = view.tenants([t.tenant_id for t in targets])
+            for target in targets:
+                tenant = known.get(target.tenant_id)
+                try:
+                    if tenant is None:
+                        raise RenderError(f"tenant {target.tenant_id} is no longer in the account catalog")
+                    request = render(
+                        view.step.request,
+                        replace(view.context, tenant=tenant.context()),
+                        f"steps.{view.step.id}.request",
+                    )
+                except RenderError as error:
+                    target.state, target.error = M.FAILED, f"cannot render: {error}"
+                    target.finished_at = view.now
+                    session.add(target)
+                    continue
+                target.request = request
+                session.add(target)
+                if keep:
+                    out.append((target.tenant_id, request))
+            session.flush()
+            for target in targets:  # written: nothing here reads them again in this transaction
+                session.expunge(target)
 
     def settle(self, session: Session, rollout: Rollout, now: datetime) -> None:
         """After calls were recorded: halt on a spent budget, or move past a finished wave."""
