@@ -75,7 +75,7 @@ from opsloop.remediation.gates import GATE_TIMER
 from opsloop.remediation.http import HttpExecutor
 from opsloop.remediation.safety import Resolver, SystemResolver
 from opsloop.reviews.followups import REMIND as FOLLOWUP_REMIND
-from opsloop.reviews.service import REMIND as REVIEW_REMIND
+from opsloop.reviews.ownership import REMIND as REVIEW_REMIND
 from opsloop.runbooks.check import startup_problems
 from opsloop.runbooks.loader import Library
 from opsloop.schedules.service import TICK as SCHEDULE_TICK

@@ -18,7 +18,6 @@ The budget: one notice per audience and recipient per state change.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -33,6 +32,7 @@ from opsloop.db import Database
 from opsloop.errors import InvalidInput
 from opsloop.events import ItemChanged, ItemCreated, RolloutChanged
 from opsloop.lifecycle import OPEN_STATES
+from opsloop.loops.audiences import Recipient, recipients
 from opsloop.loops.config import Audience
 from opsloop.loops.context import (
     REVIEW_CHANGED,
@@ -58,15 +58,6 @@ CUSTOMERS = "customers"
 HOLD = "loops.hold"  # the timer that ends an item's hold: customers may hear of it from then
 
 _OPEN = {s.value for states in OPEN_STATES.values() for s in states}
-
-
-@dataclass(frozen=True)
-class Recipient:
-    audience: str
-    transport: str
-    target: str
-    tenant_id: str = ""
-    accounts: tuple[str, ...] = field(default=())  # the accounts this recipient hears about
 
 
 class FeedbackLoops:
@@ -152,7 +143,7 @@ class FeedbackLoops:
         accounts = self._accounts(session, tenants)
         planned = item.kind == Kind.MAINTENANCE.value  # planned work: told in advance, no hold
         fresh: dict[str, list[FeedbackLoop]] = defaultdict(list)
-        for recipient in self._recipients(item, accounts):
+        for recipient in recipients(self.policy, item, accounts):
             loop = self._open(session, item, recipient, now)
             if loop is not None:
                 fresh[recipient.audience].append(loop)
@@ -377,42 +368,6 @@ class FeedbackLoops:
         if audience is not None:
             query = query.where(FeedbackLoop.audience == audience)
         return list(session.exec(query.order_by(col(FeedbackLoop.id))))
-
-    def _applies(self, audience: Audience, item: WorkItem, accounts: list[Account]) -> bool:
-        when = audience.when
-        if when.kinds and Kind(item.kind) not in when.kinds:
-            return False
-        planned = item.kind == Kind.MAINTENANCE.value  # a window has no severity worth filtering on
-        if when.severities and not planned and item.severity not in {s.value for s in when.severities}:
-            return False
-        return not when.tiers or any(a.tier in {t.value for t in when.tiers} for a in accounts)
-
-    def _recipients(self, item: WorkItem, accounts: list[Account]) -> list[Recipient]:
-        out: list[Recipient] = []
-        for name, audience in self.policy.audiences.items():
-            if not self._applies(audience, item, accounts):
-                continue
-            if name == "sales":
-                by_owner: dict[str, list[str]] = defaultdict(list)
-                for a in accounts:
-                    if a.sales_owner:
-                        by_owner[a.sales_owner].append(a.id)
-                out += [Recipient(name, CHAT, owner, accounts=tuple(ids)) for owner, ids in by_owner.items()]
-            elif name == "support":
-                channels = {a.support_channel for a in accounts if a.support_channel} or {
-                    self.policy.channel("support")}
-                out += [Recipient(name, CHAT, channel) for channel in sorted(channels)]
-                if audience.webhook is not None:
-                    out.append(Recipient(name, "webhook", f"env:{audience.webhook.url_env}"))
-            elif name == "customers":
-                for a in accounts:
-                    if a.contact_email:
-                        out.append(Recipient(name, "email", a.contact_email, a.id, (a.id,)))
-                    if a.webhook_url:
-                        out.append(Recipient(name, "webhook", a.webhook_url, a.id, (a.id,)))
-            elif name == "product" and accounts:  # no customer touched: nothing for product to weigh
-                out.append(Recipient(name, CHAT, self.policy.channel("product")))
-        return out
 
     def _open(self, session: Session, item: WorkItem, r: Recipient, now: datetime) -> FeedbackLoop | None:
         existing = session.exec(select(FeedbackLoop).where(

@@ -10,6 +10,8 @@ minutes until the impact stopped) and each SLA target's outcome with its exact t
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +22,7 @@ from opsloop.durations import format_duration
 from opsloop.loops.models import FeedbackLoop
 from opsloop.models import Account, AuditEvent, OutboxMessage, TimelineEvent, WorkItem, WorkItemTenant
 from opsloop.reviews import recurrence
+from opsloop.reviews.models import FollowUp
 from opsloop.sla.models import SlaClock
 
 # audit actions that are not on the item's timeline but belong on the review's
@@ -218,3 +221,21 @@ def _short(value: Any) -> str:
         return datetime.fromisoformat(value).strftime("%H:%M:%S UTC")
     except ValueError:
         return value
+
+
+def canonical(doc: Mapping[str, Any], followups: list[FollowUp]) -> bytes:
+    """What a published review's hash covers: the document and its follow-ups as they stood."""
+    listed = [
+        {
+            "ref": f.ref,
+            "what": f.what,
+            "owner": f.owner,
+            "due_at": iso(f.due_at),
+            "closed_at": iso(f.closed_at),
+            "note": f.note,
+        }
+        for f in followups
+    ]
+    return json.dumps(
+        {"review": doc, "followups": listed}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()

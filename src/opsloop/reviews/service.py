@@ -13,7 +13,6 @@ a published review no longer changes and the SHA-256 of its canonical JSON is in
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -28,7 +27,7 @@ from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.events import ItemChanged, ReviewChanged, ReviewReminded
 from opsloop.loops.service import FeedbackLoops
-from opsloop.models import TimelineEvent, WorkItem
+from opsloop.models import WorkItem
 from opsloop.policy import Policy
 from opsloop.reviews import record
 from opsloop.reviews.followups import FollowUps
@@ -38,38 +37,19 @@ from opsloop.reviews.models import (
     MAX_SECTION,
     PUBLISHED,
     SECTIONS,
-    FollowUp,
     Review,
     ReviewVersion,
 )
+from opsloop.reviews.ownership import UNASSIGNED, arm, first_owner, reminder
+from opsloop.reviews.record import canonical
 from opsloop.reviews.views import ReviewView
 from opsloop.reviews.workdays import due
 from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.timers.models import Timer
-from opsloop.types import OPSLOOP, Kind, is_system
+from opsloop.types import OPSLOOP, Kind
 from opsloop.workitems import WorkItems, kind_of
 
-REMIND = "review.remind"  # the timer kind: payload {review: id, stage: soon | overdue}
-UNASSIGNED = ""  # the owner of a review no person worked on: those allowed to assign it hear of it
 PEOPLE_SECTIONS = tuple(key for key, _ in SECTIONS)
-
-
-def canonical(doc: Mapping[str, Any], followups: list[FollowUp]) -> bytes:
-    """What a published review's hash covers: the document and its follow-ups as they stood."""
-    listed = [
-        {
-            "ref": f.ref,
-            "what": f.what,
-            "owner": f.owner,
-            "due_at": record.iso(f.due_at),
-            "closed_at": record.iso(f.closed_at),
-            "note": f.note,
-        }
-        for f in followups
-    ]
-    return json.dumps(
-        {"review": doc, "followups": listed}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
 
 
 class Reviews:
@@ -121,20 +101,6 @@ class Reviews:
             review = self.draft_in(session, item, actor=actor, now=self.clock.now())
             return self._view(session, review, item), True
 
-    def first_owner(self, session: Session, item: WorkItem, *, by: str) -> str:
-        """Who owns a new review: the item's owner; else `by` (who resolved it or asked for the review),
-        whoever acknowledged it last, or declared it, when a person; else nobody yet (`UNASSIGNED`).
-        A machine never owns a review: nobody would write it."""
-        acked = session.exec(
-            select(TimelineEvent.actor)
-            .where(TimelineEvent.work_item_id == item.id, TimelineEvent.action == "acknowledge")
-            .order_by(col(TimelineEvent.id).desc())
-        ).all()
-        for who in (item.owner, by, *acked, item.created_by):
-            if who and not is_system(who):
-                return who
-        return UNASSIGNED
-
     def assigners(self) -> list[str]:
         """The people who may give a review its owner (`review.publish`: commander and admin by default)."""
         people: list[str] = []
@@ -148,7 +114,7 @@ class Reviews:
         """Draft in the caller's transaction (which holds the audit chain); `by`: the person whose change
         drafted it (the resolver), when not `actor`."""
         assert item.id is not None
-        owner = self.first_owner(session, item, by=by or actor)
+        owner = first_owner(session, item, by=by or actor)
         review = Review(
             work_item_id=item.id,
             owner=owner,
@@ -162,26 +128,7 @@ class Reviews:
         session.add(
             ReviewVersion(review_id=review.id or 0, version=1, saved_at=now, saved_by=actor, content=doc)
         )
-        soon = review.due_at - self.config.remind_before
-        if soon > now:
-            session.add(
-                Timer(
-                    kind=REMIND,
-                    due_at=soon,
-                    created_at=now,
-                    work_item_id=item.id,
-                    payload={"review": review.id, "stage": "soon"},
-                )
-            )
-        session.add(
-            Timer(
-                kind=REMIND,
-                due_at=review.due_at,
-                created_at=now,
-                work_item_id=item.id,
-                payload={"review": review.id, "stage": "overdue"},
-            )
-        )
+        arm(session, review, remind_before=self.config.remind_before, now=now)
         audit.record(
             session,
             at=now,
@@ -423,15 +370,7 @@ class Reviews:
         review.reminders += 1
         session.add(review)
         if stage == "overdue":
-            session.add(
-                Timer(
-                    kind=REMIND,
-                    due_at=due(self.calendar, now, self.config.remind_every),
-                    created_at=now,
-                    work_item_id=item.id,
-                    payload={"review": review.id, "stage": "overdue"},
-                )
-            )
+            session.add(reminder(review, due(self.calendar, now, self.config.remind_every), "overdue", now))
         self._remind(session, review, item, stage, now)
         audit.record(
             session,
