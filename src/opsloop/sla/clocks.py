@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlmodel import Session, col, select
 
 from opsloop.policy import Policy
@@ -54,13 +54,28 @@ class ClockBook:
     def start(
         self, session: Session, *, work_item_id: int, target: str, seconds: int, policy_index: int,
         calendar: str, now: datetime, paused: bool = False, used: timedelta = timedelta(0),
-        started_at: datetime | None = None,
+        started_at: datetime | None = None, met: bool = False,
     ) -> SlaClock:
         """A clock against `seconds` of working time; `used` of it already spent (a clock carried over
-        to another policy keeps its elapsed time, and is due at once if that is past the new target)."""
+        to another policy keeps its elapsed time, and is due at once if that is past the new target).
+        `met`: what it measures happens as it starts (a person declared the item: response), so it is
+        stored met and stopped at once - the row `start` then `stop` left, without the timers the one
+        set and the other cancelled (three statements of every declare)."""
         clock = SlaClock(work_item_id=work_item_id, target=target, policy_index=policy_index,
                          calendar=calendar, target_seconds=seconds, started_at=started_at or now,
                          used_seconds=used.total_seconds())
+        if met and (paused or used > timedelta(seconds=seconds)):  # not the plain case: start, then stop
+            clock = self.start(session, work_item_id=work_item_id, target=target, seconds=seconds,
+                               policy_index=policy_index, calendar=calendar, now=now, paused=paused,
+                               used=used, started_at=started_at)
+            self.stop(session, clock, now)
+            return clock
+        if met:
+            clock.due_at = working_time(self.policy, calendar).add(now, timedelta(seconds=seconds) - used)
+            clock.state, clock.settled_at, clock.stopped_at = MET, now, now
+            session.add(clock)
+            session.flush()
+            return clock
         if paused:  # an update cycle that begins while the item's clocks are paused
             clock.state, clock.paused_at = PAUSED, now
         else:
@@ -141,11 +156,14 @@ class ClockBook:
         calendar = self.calendar(clock)
         used = timedelta(seconds=clock.used_seconds)
         entry = policy_at(self.policy, clock.policy_index)
+        timers = []
         for fraction in sorted(entry.warn_at if entry else []):
             mark = timedelta(seconds=clock.target_seconds * fraction)
             if mark > used:  # a warning already passed before a pause is not given again
-                session.add(Timer(kind=WARN, due_at=calendar.add(clock.running_since, mark - used),
-                                  work_item_id=clock.work_item_id, clock_id=clock.id,
-                                  payload={"fraction": fraction}, created_at=now))
-        session.add(Timer(kind=BREACH, due_at=clock.due_at, work_item_id=clock.work_item_id,
-                          clock_id=clock.id, created_at=now))
+                timers.append(Timer(kind=WARN, due_at=calendar.add(clock.running_since, mark - used),
+                                    work_item_id=clock.work_item_id, clock_id=clock.id,
+                                    payload={"fraction": fraction}, created_at=now))
+        timers.append(Timer(kind=BREACH, due_at=clock.due_at, work_item_id=clock.work_item_id,
+                            clock_id=clock.id, created_at=now))
+        # one multi-row insert (nobody here needs their ids), not an INSERT ... RETURNING each
+        session.execute(insert(Timer), [timer.model_dump(exclude={"id"}) for timer in timers])

@@ -138,13 +138,11 @@ class Sla:
                 self.book.abandon(session, clock, now)
         started = {}
         for target, duration in match.targets().items():
+            met_now = target == "response" and declared
             clock = self.book.start(session, work_item_id=item.id, target=target,
                                     seconds=int(duration.total_seconds()), policy_index=match.index,
-                                    calendar=match.policy.calendar, now=now)
-            started[target] = clock.due_at
-            if target == "response" and declared:
-                self.book.stop(session, clock, now)
-                started[target] = None
+                                    calendar=match.policy.calendar, now=now, met=met_now)
+            started[target] = None if met_now else clock.due_at
         chain = match.policy.escalation if not (declared and "response" in started) else None
         if chain and match.policy.escalate_on == "trigger" and item.state == State.TRIGGERED.value:
             self.escalations.start(session, item, chain, now)
