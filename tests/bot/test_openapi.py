@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
@@ -242,13 +243,14 @@ def test_fuzzing_every_operation_finds_no_server_error(webhooks: tuple[Services,
     # an operation with nothing to vary (GET /healthz) is sent once; the others share the 2,000, a few over
     examples = math.ceil(FUZZ_REQUESTS * 1.03 / sum(1 for operation, _ in runs if breakable(doc, operation)))
     sent: Counter[str] = Counter()
+    session = requests.Session()  # one keep-alive connection, not a new one per request
     for operation, mode in runs:
         @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
                   suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy(generation_mode=mode))
         def fuzz(case: schemathesis.Case) -> None:
             authorize(case)
-            response = case.call(base_url=base)
+            response = case.call(base_url=base, session=session)
             sent[f"{case.method.upper()} {case.operation.path}"] += 1
             case.validate_response(response, checks=checks)
 
