@@ -4,7 +4,10 @@ The host of a rendered request must be in `actions.allow_hosts`. Its name is
 then resolved (through an injectable `Resolver`, `socket.getaddrinfo` in
 production) and EVERY address it resolves to is checked; one bad address
 refuses the call, so a name that also points at 169.254.169.254 cannot slip
-through round-robin.
+through round-robin. An address written in the URL itself (`[fd00:ec2::254]`,
+`[::ffff:127.0.0.1]`) is judged before the allow-list, so its refusal says what
+it is whatever the list holds; an allow-listed address matches however either
+is written (`[FD00:0::1]` is `fd00::1`).
 
 An IPv6 address that carries an IPv4 one (IPv4-mapped `::ffff:a.b.c.d`,
 IPv4-compatible `::a.b.c.d`, NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`,
