@@ -16,37 +16,35 @@ NEXT = "list.next"  # the button that shows the next page; its value is the comm
 _SHOWN_TITLE = 90  # a list line shows this much of a title (the card shows all of it)
 
 
+def _said(query: ItemQuery) -> list[tuple[str, str]]:
+    """Each filter the query has, as (the word that asks for it, how a person reads it), in order."""
+    said: list[tuple[str, str]] = []
+    if query.severity is not None:
+        said.append((query.severity.value, query.severity.value))
+    if query.tenant is not None:
+        said.append((f"tenant:{query.tenant}", f"tenant {query.tenant}"))
+    if query.since is not None:
+        said.append((f"since:{format_duration(query.since)}",
+                     f"opened in the last {format_duration(query.since)}"))
+    if query.mine is not None:
+        said.append(("mine", "yours"))
+    if query.text:
+        quoted = shlex.quote(query.text)
+        said.append((quoted if quoted != query.text else f"'{query.text}'",
+                     f"title has “{escape(query.text)}”"))
+    return said
+
+
 def query_words(query: ItemQuery) -> str:
     """The words that ask for `query` again (`closed sev1 tenant:acme since:7d mine 'db' page:2`)."""
-    words = [query.which]
-    if query.severity is not None:
-        words.append(query.severity.value)
-    if query.tenant is not None:
-        words.append(f"tenant:{query.tenant}")
-    if query.since is not None:
-        words.append(f"since:{format_duration(query.since)}")
-    if query.mine is not None:
-        words.append("mine")
-    if query.text:
-        words.append(shlex.quote(query.text) if shlex.quote(query.text) != query.text
-                     else f"'{query.text}'")
+    words = [query.which, *(word for word, _ in _said(query))]
     if query.page > 1:
         words.append(f"page:{query.page}")
     return " ".join(words)
 
 
 def _filters(query: ItemQuery) -> str:
-    said = []
-    if query.severity is not None:
-        said.append(query.severity.value)
-    if query.tenant is not None:
-        said.append(f"tenant {query.tenant}")
-    if query.since is not None:
-        said.append(f"opened in the last {format_duration(query.since)}")
-    if query.mine is not None:
-        said.append("yours")
-    if query.text:
-        said.append(f"title has “{escape(query.text)}”")
+    said = [words for _, words in _said(query)]
     return f" ({', '.join(said)})" if said else ""
 
 

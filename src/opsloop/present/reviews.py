@@ -265,47 +265,16 @@ class ReviewWords:
             "line": f"📄 The review of {item.ref}, version {review.version} ({review.state})",
         }
         channel = item.channel or ""
-        if event.what == "drafted":
-            outbox.enqueue(
-                session,
-                transport=CHAT,
-                target=channel,
-                now=event.at,
-                key=message_key(item.ref),
-                thread_key=card_key(item.ref),
-                payload={"message": shown},
-            )
-            outbox.enqueue(
-                session,
-                transport=CHAT,
-                target=channel,
-                now=event.at,
-                key=doc_key(item.ref),
-                thread_key=card_key(item.ref),
-                payload=document,
-            )
-        else:
+        if event.what != "drafted":
             self.cards.say(session, item, said, event.at)
-            outbox.enqueue(
-                session,
-                transport=CHAT,
-                target=channel,
-                now=event.at,
-                update_key=message_key(item.ref),
-                lane=f"{CHAT}:{channel}:edit:{message_key(item.ref)}",
-                supersede=True,
-                payload={"message": shown},
-            )
-            outbox.enqueue(
-                session,
-                transport=CHAT,
-                target=channel,
-                now=event.at,
-                update_key=doc_key(item.ref),
-                lane=f"{CHAT}:{channel}:edit:{doc_key(item.ref)}",
-                supersede=True,
-                payload=document,
-            )
+        # the thread message and the document: posted under the card when drafted, edited in place after
+        for key, payload in ((message_key(ref), {"message": shown}), (doc_key(ref), document)):
+            if event.what == "drafted":
+                outbox.enqueue(session, transport=CHAT, target=channel, now=event.at, key=key,
+                               thread_key=card_key(ref), payload=payload)
+            else:
+                outbox.enqueue(session, transport=CHAT, target=channel, now=event.at, update_key=key,
+                               lane=f"{CHAT}:{channel}:edit:{key}", supersede=True, payload=payload)
         if review.owner not in ("", event.actor, event.by) and event.what in ("drafted", "owner"):
             outbox.enqueue(
                 session,

@@ -13,9 +13,9 @@ a published review no longer changes and the SHA-256 of its canonical JSON is in
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlmodel import Session, col, select
 
@@ -50,6 +50,20 @@ from opsloop.types import OPSLOOP, Kind
 from opsloop.workitems import WorkItems, kind_of
 
 PEOPLE_SECTIONS = tuple(key for key, _ in SECTIONS)
+
+
+Doc = dict[str, Any]
+
+
+class Changed(NamedTuple):
+    """What a change to a review did: `what` (the audit action is `review.WHAT`) and its audit record."""
+
+    what: str
+    after: dict[str, Any]
+    before: dict[str, Any] | None = None
+
+
+Change = Callable[[Session, Review, WorkItem, Doc, datetime], Changed]
 
 
 class Reviews:
@@ -171,100 +185,51 @@ class Reviews:
             if len(text) > MAX_SECTION:
                 raise InvalidInput(f"{key}: {len(text)} characters; at most {MAX_SECTION}")
 
-        def change(
-            session: Session, review: Review, item: WorkItem, doc: dict[str, Any], now: datetime
-        ) -> str:
+        def change(session: Session, review: Review, item: WorkItem, doc: Doc, now: datetime) -> Changed:
             new = {**doc, **{k: v.strip() for k, v in values.items()}}
             if new == doc:
                 raise InvalidInput("nothing changed")
             review.version += 1
-            session.add(
-                ReviewVersion(
-                    review_id=review.id or 0,
-                    version=review.version,
-                    saved_at=now,
-                    saved_by=actor,
-                    content=new,
-                )
-            )
-            audit.record(
-                session,
-                at=now,
-                actor=actor,
-                action="review.saved",
-                subject=item.ref,
-                after={
-                    "version": review.version,
-                    "sections": sorted(k for k in values if new[k] != doc.get(k)),
-                },
-            )
-            return "saved"
+            session.add(ReviewVersion(review_id=review.id or 0, version=review.version, saved_at=now,
+                                      saved_by=actor, content=new))
+            return Changed("saved", {"version": review.version,
+                                     "sections": sorted(k for k in values if new[k] != doc.get(k))})
 
         return self._change(actor, ref, "review.edit", change)
 
     def submit(self, *, actor: str, ref: str) -> ReviewView:
-        def change(
-            session: Session, review: Review, item: WorkItem, doc: dict[str, Any], now: datetime
-        ) -> str:
+        def change(session: Session, review: Review, item: WorkItem, doc: Doc, now: datetime) -> Changed:
             if review.state != DRAFT:
                 raise InvalidInput(f"the review of {item.ref} is {review.state}, not a draft")
             review.state, review.submitted_at = IN_REVIEW, now
-            audit.record(
-                session,
-                at=now,
-                actor=actor,
-                action="review.submitted",
-                subject=item.ref,
-                after={"version": review.version},
-            )
-            return "submitted"
+            return Changed("submitted", {"version": review.version})
 
         return self._change(actor, ref, "review.edit", change)
 
     def publish(self, *, actor: str, ref: str) -> ReviewView:
-        def change(
-            session: Session, review: Review, item: WorkItem, doc: dict[str, Any], now: datetime
-        ) -> str:
+        def change(session: Session, review: Review, item: WorkItem, doc: Doc, now: datetime) -> Changed:
             if review.state != IN_REVIEW:
-                raise InvalidInput(
-                    f"the review of {item.ref} is a {review.state}: submit it for review first"
-                )
+                raise InvalidInput(f"the review of {item.ref} is a {review.state}: submit it for review "
+                                   "first")
             missing = [title for key, title in SECTIONS[:4] if not (doc.get(key) or "").strip()]
             if missing:
                 raise InvalidInput(f"write {', '.join(missing)} before publishing (Edit…)")
             review.state, review.published_at, review.published_by = PUBLISHED, now, actor
             review.sha256 = hashlib.sha256(canonical(doc, self.followups.of_item(session, item))).hexdigest()
-            audit.record(
-                session,
-                at=now,
-                actor=actor,
-                action="review.published",
-                subject=item.ref,
-                after={"version": review.version, "sha256": review.sha256},
-            )
-            return "published"
+            return Changed("published", {"version": review.version, "sha256": review.sha256})
 
         return self._change(actor, ref, "review.publish", change)
 
     def set_owner(self, *, actor: str, ref: str, owner: str) -> ReviewView:
-        def change(
-            session: Session, review: Review, item: WorkItem, doc: dict[str, Any], now: datetime
-        ) -> str:
+        def change(session: Session, review: Review, item: WorkItem, doc: Doc, now: datetime) -> Changed:
             before, review.owner = review.owner, owner
-            audit.record(
-                session,
-                at=now,
-                actor=actor,
-                action="review.owner",
-                subject=item.ref,
-                before={"owner": before},
-                after={"owner": owner},
-            )
-            return "owner"
+            return Changed("owner", {"owner": owner}, before={"owner": before})
 
         return self._change(actor, ref, "review.publish", change)
 
-    def _change(self, actor: str, ref: str, permission: str, change: Any) -> ReviewView:
+    def _change(self, actor: str, ref: str, permission: str, change: Change) -> ReviewView:
+        """Make `change` to the review of `ref` in a transaction of its own, audited as `review.WHAT`
+        and announced (`ReviewChanged`); a published review no longer changes."""
         with self.db.transaction() as session:
             item = self.items.find(session, ref)
             review = self._of(session, item)
@@ -284,10 +249,12 @@ class Reviews:
                 raise InvalidInput(
                     f"the review of {item.ref} is published (sha256 {review.sha256}): it no longer changes"
                 )
-            what = change(session, review, item, self._doc(session, review), now)
+            done = change(session, review, item, self._doc(session, review), now)
+            audit.record(session, at=now, actor=actor, action=f"review.{done.what}", subject=item.ref,
+                         before=done.before, after=done.after)
             session.add(review)
             session.flush()
-            self.announce(session, review, item, actor, what, now)
+            self.announce(session, review, item, actor, done.what, now)
             return self._view(session, review, item)
 
     # ------------------------------------------------------------------ reading
