@@ -31,7 +31,7 @@ from opsloop.reviews.config import ReviewsPolicy
 from opsloop.reviews.models import FOLLOWUP_COUNTER, FollowUp
 from opsloop.reviews.themes import theme_of
 from opsloop.reviews.views import FollowUpView
-from opsloop.reviews.workdays import due
+from opsloop.reviews.workdays import count_reminder, due
 from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind
@@ -194,13 +194,8 @@ class FollowUps:
             return "skipped: closed"
         item = session.get(WorkItem, found.work_item_id)
         assert item is not None
-        stage = str(timer.payload.get("stage"))
-        found.reminders += 1
-        session.add(found)
-        if stage == "overdue":
-            session.add(Timer(kind=REMIND, due_at=due(self.calendar, now, self.config.remind_every),
-                              created_at=now, work_item_id=found.work_item_id,
-                              payload={"followup": found.id, "stage": "overdue"}))
+        stage = count_reminder(session, found, timer, key="followup", calendar=self.calendar,
+                               every=self.config.remind_every, now=now)
         audit.record(session, at=now, actor=OPSLOOP, action="followup.reminded", subject=found.ref,
                      after={"stage": stage, "n": found.reminders, "owner": found.owner})
         self.bus.publish(session, FollowUpReminded(at=now, item=item, followup=found, stage=stage,

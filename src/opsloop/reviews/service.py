@@ -40,10 +40,10 @@ from opsloop.reviews.models import (
     Review,
     ReviewVersion,
 )
-from opsloop.reviews.ownership import UNASSIGNED, arm, first_owner, reminder
+from opsloop.reviews.ownership import UNASSIGNED, arm, first_owner
 from opsloop.reviews.record import canonical
 from opsloop.reviews.views import ReviewView
-from opsloop.reviews.workdays import due
+from opsloop.reviews.workdays import count_reminder, due
 from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind
@@ -143,14 +143,8 @@ class Reviews:
             ReviewVersion(review_id=review.id or 0, version=1, saved_at=now, saved_by=actor, content=doc)
         )
         arm(session, review, remind_before=self.config.remind_before, now=now)
-        audit.record(
-            session,
-            at=now,
-            actor=actor,
-            action="review.drafted",
-            subject=item.ref,
-            after={"owner": owner, "due_at": review.due_at, "version": 1},
-        )
+        audit.record(session, at=now, actor=actor, action="review.drafted", subject=item.ref,
+                     after={"owner": owner, "due_at": review.due_at, "version": 1})
         self.announce(session, review, item, actor, "drafted", now, by=by or "")
         if owner == UNASSIGNED:
             self._remind(session, review, item, "drafted", now)
@@ -333,18 +327,9 @@ class Reviews:
             return "skipped: published"
         item = session.get(WorkItem, review.work_item_id)
         assert item is not None
-        stage = str(timer.payload.get("stage"))
-        review.reminders += 1
-        session.add(review)
-        if stage == "overdue":
-            session.add(reminder(review, due(self.calendar, now, self.config.remind_every), "overdue", now))
+        stage = count_reminder(session, review, timer, key="review", calendar=self.calendar,
+                               every=self.config.remind_every, now=now)
         self._remind(session, review, item, stage, now)
-        audit.record(
-            session,
-            at=now,
-            actor=OPSLOOP,
-            action="review.reminded",
-            subject=item.ref,
-            after={"stage": stage, "n": review.reminders, "owner": review.owner},
-        )
+        audit.record(session, at=now, actor=OPSLOOP, action="review.reminded", subject=item.ref,
+                     after={"stage": stage, "n": review.reminders, "owner": review.owner})
         return "fired"

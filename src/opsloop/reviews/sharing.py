@@ -44,14 +44,8 @@ def share(reviews: Reviews, *, actor: str, ref: str) -> tuple[ReviewView, Notice
         draft = reviews.loops.share_review(
             session, item, what_happened=happened, what_we_changed=changed, actor=actor, now=now
         )
-        audit.record(
-            session,
-            at=now,
-            actor=actor,
-            action="review.shared",
-            subject=item.ref,
-            after={"tenants": draft.tenants, "sha256": review.sha256, "draft": draft.id,
-                   "status": draft.status},
-        )
+        audit.record(session, at=now, actor=actor, action="review.shared", subject=item.ref,
+                     after={"tenants": draft.tenants, "sha256": review.sha256, "draft": draft.id,
+                            "status": draft.status})
         reviews.announce(session, review, item, actor, "shared", now)
     return view, draft

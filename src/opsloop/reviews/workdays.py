@@ -9,8 +9,12 @@ calendar every day and every hour counts.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from sqlmodel import Session
 
 from opsloop.sla.calendars import BusinessHours, WorkingTime
+from opsloop.timers.models import Timer
 
 _DAY = timedelta(days=1)
 
@@ -35,3 +39,24 @@ def due(calendar: WorkingTime, start: datetime, duration: timedelta) -> datetime
 def overdue_by(calendar: WorkingTime, due_at: datetime, now: datetime) -> timedelta:
     """How much working time has passed since `due_at` (zero while not yet due)."""
     return calendar.elapsed(due_at, now)
+
+
+class Reminded(Protocol):
+    """A row reminded by durable timer (a review, a follow-up): counts its reminders."""
+
+    id: int | None
+    work_item_id: int
+    reminders: int
+
+
+def count_reminder(session: Session, row: Reminded, timer: Timer, *, key: str, calendar: WorkingTime,
+                   every: timedelta, now: datetime) -> str:
+    """Count this reminder of `row`; the overdue one comes again `every` later (on `calendar`), a timer
+    of the same kind whose payload names the row by `key`. Returns the stage (soon | overdue)."""
+    stage = str(timer.payload.get("stage"))
+    row.reminders += 1
+    session.add(row)
+    if stage == "overdue":
+        session.add(Timer(kind=timer.kind, due_at=due(calendar, now, every), created_at=now,
+                          work_item_id=row.work_item_id, payload={key: row.id, "stage": "overdue"}))
+    return stage
