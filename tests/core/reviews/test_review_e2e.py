@@ -272,18 +272,23 @@ def test_the_customer_account_goes_to_each_customer_naming_only_itself(drill: Se
     assert "We added disk alerts and doubled the space." in acme["body"]
 
 
-def test_a_customer_account_naming_another_customer_is_refused_and_nothing_is_sent(
-    drill: Services, clock: FakeClock
-) -> None:
-    s = drill
-    s.workitems.declare(actor=RESP1, title="Exports fail", severity=Severity.SEV2, tenants=["acme", "globex"])
+def published_with(s: Services, clock: FakeClock, tenants: list[str], happened: str) -> None:
+    """INC-1 on `tenants`, its customers told, resolved, and its review published saying `happened`."""
+    s.workitems.declare(actor=RESP1, title="Exports fail", severity=Severity.SEV2, tenants=tenants)
     customers_told(s, clock)
     s.workitems.act(actor=RESP1, ref="INC-1", action="resolve")
     s.reviews.save(actor=RESP1, ref="INC-1", values={
         "contributing_factors": "x", "went_well": "y", "went_badly": "z",
-        "public_what_happened": "Globex's bulk export filled the disk.", "public_what_we_changed": "Quotas."})
+        "public_what_happened": happened, "public_what_we_changed": "Quotas."})
     s.commands.press("review.submit", "INC-1", actor=RESP1)
     s.commands.press("review.publish", "INC-1", actor=RESP1)
+
+
+def test_a_customer_account_naming_another_customer_is_refused_and_nothing_is_sent(
+    drill: Services, clock: FakeClock
+) -> None:
+    s = drill
+    published_with(s, clock, ["acme", "globex"], "Globex's bulk export filled the disk.")
     with pytest.raises(DomainError, match=r"names another customer \(Globex\)"):
         s.commands.press("review.share", "INC-1", actor=RESP1)
     with s.db.transaction() as session:
@@ -295,14 +300,7 @@ def test_a_customer_account_naming_its_own_customer_is_refused_too(drill: Servic
     """The shared words go to every customer of the item and onto the status pages: they name nobody
     (each notice greets its customer by name already)."""
     s = drill
-    s.workitems.declare(actor=RESP1, title="Exports fail", severity=Severity.SEV2, tenants=["acme"])
-    customers_told(s, clock)
-    s.workitems.act(actor=RESP1, ref="INC-1", action="resolve")
-    s.reviews.save(actor=RESP1, ref="INC-1", values={
-        "contributing_factors": "x", "went_well": "y", "went_badly": "z",
-        "public_what_happened": "Acme Corp's bulk export filled the disk.", "public_what_we_changed": "Quotas."})
-    s.commands.press("review.submit", "INC-1", actor=RESP1)
-    s.commands.press("review.publish", "INC-1", actor=RESP1)
+    published_with(s, clock, ["acme"], "Acme Corp's bulk export filled the disk.")
     with pytest.raises(DomainError, match="contains the name of the tenant acme"):
         s.commands.press("review.share", "INC-1", actor=RESP1)
     with s.db.transaction() as session:
