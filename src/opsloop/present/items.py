@@ -17,6 +17,7 @@ from opsloop.changes.service import Changes
 from opsloop.clock import Clock
 from opsloop.events import AlertsUpdated, ChannelSettled, ItemChanged, ItemCreated
 from opsloop.incident_roles.service import holders
+from opsloop.intake.context import AlertContext
 from opsloop.intake.service import Intake
 from opsloop.lifecycle import TRANSITIONS, next_actions
 from opsloop.loops.service import FeedbackLoops
@@ -264,12 +265,12 @@ class Cards:
             return card(item, tenants)
         now = self.clock.now()
         clocks = self.sla.clocks(session, item)
+        alerts = self.intake.context(session, item)  # its counts are the Alerts field's too
         fields = [*runbook_words.card_fields(self.runbooks.progress(session, item)),
-                  *self._alerts(session, item), *self._loops(session, item),
+                  *self._alerts(item, alerts), *self._loops(session, item),
                   *((clock_words.LABELS[c.target], clock_words.describe(self.sla.book, c, now))
                     for c in clocks)]
         body, buttons = [], clock_words.card_buttons(item, clocks)
-        alerts = self.intake.context(session, item)
         if alerts is not None:
             body += alert_words.alert_lines(alerts)
             buttons = alert_words.alert_buttons(alerts) + buttons
@@ -286,11 +287,10 @@ class Cards:
             fields.append(("Recurred", f"♻️ {recurred}"))
         return card(item, tenants, fields, buttons, body)
 
-    def _alerts(self, session: Session, item: WorkItem) -> list[tuple[str, str]]:
-        counts = self.intake.alert_counts(session, item)
-        if not counts:
+    def _alerts(self, item: WorkItem, alerts: AlertContext | None) -> list[tuple[str, str]]:
+        if alerts is None:  # it has no alerts
             return []
-        text = f"{counts.get('firing', 0)} firing · {counts.get('resolved', 0)} resolved"
+        text = f"{alerts.firing} firing · {alerts.resolved} resolved"
         return [("Alerts", text + (" · flapping" if item.labels.get("flapping") == "yes" else ""))]
 
     def _loops(self, session: Session, item: WorkItem) -> list[tuple[str, str]]:

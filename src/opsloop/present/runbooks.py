@@ -16,7 +16,7 @@ from opsloop.present.remediation import call_buttons, call_status
 from opsloop.remediation.models import SUCCEEDED
 from opsloop.remediation.service import calls_of
 from opsloop.runbooks import states as S
-from opsloop.runbooks.models import RunbookRun
+from opsloop.runbooks.models import RunbookRun, RunbookStepRun
 from opsloop.runbooks.pinning import runbook_of, snapshot_of
 from opsloop.runbooks.runs import Runbooks
 
@@ -73,7 +73,7 @@ class Checklists:
         runbook = runbook_of(snapshot)
         rows = self.engine.steps(session, run)
         return checklist(run, runbook, rows, self.engine.context(runbook, run, rows, item, tenants),
-                         sha256=snapshot.sha256, views=self._views(session, run))
+                         sha256=snapshot.sha256, views=self._views(session, run, rows))
 
     def of(self, ref: str) -> list[Message]:
         """The checklist of every run on the item, newest first."""
@@ -82,10 +82,11 @@ class Checklists:
             tenants = self.engine.tenants(session, item)
             return [self.checklist(session, run, item, tenants) for run in self.engine.runs(session, item)]
 
-    def _views(self, session: Session, run: RunbookRun) -> dict[str, StepView]:
-        """http steps show their call: its state and its buttons (retry, it succeeded ...)."""
+    def _views(self, session: Session, run: RunbookRun, steps: list[RunbookStepRun]) -> dict[str, StepView]:
+        """http steps show their call: its state and its buttons (retry, it succeeded ...); `steps`: the
+        run's step rows, as `checklist` just read them."""
         assert run.id is not None
-        rows = {r.id: r for r in self.engine.steps(session, run)}
+        rows = {r.id: r for r in steps}
         shown: dict[str, StepView] = {}
         for call in calls_of(session, run.id):
             row = rows.get(call.step_run_id)
