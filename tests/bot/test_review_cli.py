@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import pytest
+import time_machine
 
 from bot.bootstrap import Services
 from bot.cli import main
@@ -22,7 +23,10 @@ def test_opsloop_review_prints_markdown_and_json(services: Services, capsys: pyt
     services.workitems.declare(actor=RESP1, title="EU primary down", severity=Severity.SEV2, tenants=["acme"])
     services.commands.handle("/incident", 'followup INC-1 "Alert on replica lag" due:3d', actor=RESP1)
     services.workitems.act(actor=RESP1, ref="INC-1", action="resolve")
-    assert main(["review", "INC-1"]) == 0
+    # the command line runs on the system clock: hold it at the test's time, or the follow-up's
+    # "due" reads "overdue" once the real day passes its due date
+    with time_machine.travel(services.clock.now(), tick=False):
+        assert main(["review", "INC-1"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("# Post-incident review: INC-1 EU primary down")
     assert "## Follow-ups" in out and "[ ] ACT-1 Alert on replica lag — @U0RESP1, due " in out
