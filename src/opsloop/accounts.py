@@ -18,10 +18,11 @@ from opsloop.db import Database
 from opsloop.errors import ConfigError
 from opsloop.models import Account
 from opsloop.policy import format_location, load_yaml
+from opsloop.tenant_windows import parse as parse_window
 from opsloop.types import Tier
 
 COLUMNS = ("id", "name", "tier", "arr", "renewal_date", "csm", "sales_owner",
-           "support_channel", "contact_email", "region", "webhook_url", "executive_sponsor")
+           "support_channel", "contact_email", "region", "webhook_url", "executive_sponsor", "window")
 
 
 class AccountRow(BaseModel):
@@ -41,11 +42,18 @@ class AccountRow(BaseModel):
     region: str | None = None
     webhook_url: Annotated[str | None, Field(pattern=r"^https://[^\s]+$")] = None  # optional, https only
     executive_sponsor: Annotated[str | None, Field(pattern=r"^[UW][A-Z0-9]+$")] = None  # a Slack user id
+    # the tenant's own maintenance window, e.g. "sun 02:00-06:00" (opsloop.tenant_windows), local time
+    window: Annotated[str | None, Field(max_length=64)] = None
 
     @field_validator("*", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        return None if value is None else parse_window(value).text
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,8 @@ class Account(SQLModel, table=True):
     webhook_url: str | None = Field(default=None, max_length=500)  # the customer's status webhook
     # our executive who owns the relationship: told when a play opens on a high-risk account
     executive_sponsor: str | None = Field(default=None, max_length=64)
+    # its own maintenance window, e.g. "sun 02:00-06:00" in the policy's timezone (opsloop.tenant_windows)
+    window: str | None = Field(default=None, max_length=64)
     updated_at: datetime | None = utc_column()
 
 

@@ -114,5 +114,8 @@ class RolloutCommands:
                 )
             for failure in report.failures:
                 lines.append(f"  `{failure.tenant}` {failure.state}: {escape(failure.why[:200])}")
+            if report.window_waits:
+                lines.append(f"⏰ {report.window_waits} wait for their maintenance window")
+                lines += [f"  `{w.tenant}` {escape(w.why[:200])}" for w in report.windows]
             lines.append(f"every tenant: `opsloop runbooks rollout {report.run_id} --csv`")
         return lines

@@ -103,6 +103,8 @@ def progress_message(ref: str, report: RolloutReport) -> Message:
             else f"BREACHED {human(-r.deadline_left)} ago"
         )
         fields.append(("Deadline", due))
+    if r.window_waits:
+        fields.append(("Maintenance windows", f"⏰ {r.window_waits} wait for their window"))
     if r.state == M.PAUSING and r.next_wave_at is not None:
         fields.append(("Next wave", f"{r.next_wave_at:%H:%M} UTC"))
     if r.state == M.APPROVAL:

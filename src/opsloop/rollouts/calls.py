@@ -18,13 +18,15 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, or_
 from sqlmodel import Session, col, func, select
 
 from opsloop import audit
 from opsloop.clock import Clock
 from opsloop.db import Database
+from opsloop.models import Account
 from opsloop.remediation.http import Call, HttpExecutor, Outcome
 from opsloop.remediation.service import worker_name
 from opsloop.rollouts import models as M
@@ -32,6 +34,7 @@ from opsloop.rollouts.models import Rollout, RolloutTarget, key_of
 from opsloop.rollouts.service import Rollouts, RunView, render
 from opsloop.runbooks.render import RenderError
 from opsloop.runbooks.schema import HttpRequest, HttpStep
+from opsloop.tenant_windows import parse as parse_window
 from opsloop.types import OPSLOOP
 
 log = logging.getLogger(__name__)
@@ -161,15 +164,18 @@ class RolloutWorker:
         take = min(free, step.fleet.max_concurrency - self._flying(session, rollout_id))
         if take <= 0:
             return []
-        targets = session.exec(
-            select(RolloutTarget)
-            .where(
-                RolloutTarget.rollout_id == rollout_id,
-                RolloutTarget.state == (M.RB_PENDING if rollback else M.PENDING),
-            )
-            .order_by(col(RolloutTarget.position))
-            .limit(take)
-        ).all()
+        if rollback or step.fleet.tenant_windows == "ignore":
+            targets = session.exec(
+                select(RolloutTarget)
+                .where(
+                    RolloutTarget.rollout_id == rollout_id,
+                    RolloutTarget.state == (M.RB_PENDING if rollback else M.PENDING),
+                )
+                .order_by(col(RolloutTarget.position))
+                .limit(take)
+            ).all()
+        else:
+            targets = self._in_window(session, rollout, ref, take, now)
         view = self.rollouts.view(session, rollout) if rollback and targets else None
         claims: list[Claim] = []
         for target in targets:
@@ -178,6 +184,7 @@ class RolloutWorker:
             if spec is None:
                 continue
             target.state = M.RB_SENDING if rollback else M.SENDING
+            target.not_before = target.waits_for = None
             target.claimed_by, target.started_at = self.worker, now
             target.lease_until = now + timedelta(seconds=spec.budget()) + LEASE_MARGIN
             session.add(target)
@@ -199,6 +206,57 @@ class RolloutWorker:
                 },
             )
         return claims
+
+    def _in_window(
+        self, session: Session, rollout: Rollout, ref: str, take: int, now: datetime
+    ) -> list[RolloutTarget]:
+        """Up to `take` pending tenants whose maintenance window is open now (or who have none), in
+        order. One found outside its window is set aside until it opens (`not_before`, with the reason),
+        so no claim looks at it again before then; it stays pending, so its wave is not over."""
+        timezone = self.rollouts.policy.timezone
+        picked: list[RolloutTarget] = []
+        aside: dict[str, str] = {}
+        while len(picked) < take:
+            batch = session.exec(
+                select(RolloutTarget)
+                .where(
+                    RolloutTarget.rollout_id == rollout.id,
+                    RolloutTarget.state == M.PENDING,
+                    or_(col(RolloutTarget.not_before).is_(None), col(RolloutTarget.not_before) <= now),
+                    col(RolloutTarget.id).not_in([t.id for t in picked]),
+                )
+                .order_by(col(RolloutTarget.position))
+                .limit(take - len(picked))
+            ).all()
+            if not batch:
+                break
+            windows = dict(
+                session.exec(
+                    select(Account.id, Account.window).where(
+                        col(Account.id).in_([t.tenant_id for t in batch]), col(Account.window).is_not(None)
+                    )
+                ).all()
+            )
+            for target in batch:
+                text = windows.get(target.tenant_id)
+                window = parse_window(text) if text else None
+                if window is None or window.is_open(now, timezone):
+                    picked.append(target)
+                    continue
+                opens = window.opens_after(now, timezone)
+                target.not_before = opens
+                target.waits_for = (
+                    f"waits for its maintenance window ({window.text} {timezone}), opens "
+                    f"{opens.astimezone(ZoneInfo(timezone)):%a %Y-%m-%d %H:%M}"
+                )
+                session.add(target)
+                aside[target.tenant_id] = target.waits_for
+            session.flush()
+        if aside:
+            audit.record(session, at=now, actor=OPSLOOP, action="rollout.window.waiting", subject=ref,
+                         after={"rollout": rollout.id, "step": rollout.step_id, "tenants": aside})
+            self.rollouts.progress(session, rollout, now)
+        return picked
 
     def _facts(self, session: Session, rollout: Rollout) -> tuple[HttpStep, str]:
         """The rollout's step (from the pinned runbook) and its item's ref: they never change."""

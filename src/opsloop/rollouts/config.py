@@ -10,6 +10,7 @@
       max_concurrency: 4
       max_errors: 1            # or "5%": errors tolerated before the rollout halts
       deadline: 24h            # an SLA clock on the work item
+      tenant_windows: respect  # call a tenant only in its catalog maintenance window (default: ignore)
       request: {...}           # templates see `tenant` (its public catalog fields)
       rollback: {...}          # the same for "Roll back", per tenant already done
 
@@ -97,6 +98,7 @@ class Fleet(Strict):
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     max_errors: Annotated[str, BeforeValidator(_max_errors)] = "0"
     deadline: Duration | None = None
+    tenant_windows: Literal["ignore", "respect"] = "ignore"
 
     @field_validator("max_errors")
     @classmethod

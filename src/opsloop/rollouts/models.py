@@ -99,6 +99,9 @@ class RolloutTarget(SQLModel, table=True):
     # its worker died mid-call: unknown, for a person to settle, but no sign the tenant is at fault,
     # so it does not count against the error budget
     orphaned: bool = False
+    # `tenant_windows: respect`: pending, but not claimed before its maintenance window opens then
+    not_before: datetime | None = utc_column()
+    waits_for: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # the reason, said
     started_at: datetime | None = utc_column()
     finished_at: datetime | None = utc_column()
 

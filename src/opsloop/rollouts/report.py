@@ -74,6 +74,8 @@ class RolloutReport:
     approvals_needed: int
     approvers: list[str]
     rollback: bool  # the step has a rollback request
+    window_waits: int = 0  # pending tenants set aside until their maintenance window opens
+    windows: tuple[Failure, ...] = ()  # the first MAX_FAILURES of them, each with its reason
 
 
 def errors_of(session: Session, rollout_id: int) -> int:
@@ -124,6 +126,18 @@ def report(
         clock = session.get(SlaClock, rollout.clock_id)
         if clock is not None and clock.stopped_at is None:
             left, deadline_at = book.left(clock, now), clock.due_at
+    waits = col(RolloutTarget.not_before) > now
+    window_waits = int(session.exec(select(func.count()).select_from(RolloutTarget).where(
+        RolloutTarget.rollout_id == rollout.id, RolloutTarget.state == M.PENDING, waits)).one())
+    windows = tuple(
+        Failure(t.tenant_id, t.state, t.waits_for or "waits for its maintenance window")
+        for t in session.exec(
+            select(RolloutTarget)
+            .where(RolloutTarget.rollout_id == rollout.id, RolloutTarget.state == M.PENDING, waits)
+            .order_by(col(RolloutTarget.position))
+            .limit(MAX_FAILURES)
+        )
+    ) if window_waits else ()
     gate = fleet.waves[rollout.wave].approval if rollout.wave < len(fleet.waves) else None
     errors = errors_of(session, rollout.id) - rollout.forgiven
     return RolloutReport(
@@ -146,6 +160,8 @@ def report(
         gate.min_approvals if gate else 0,
         list(gate.approvers) if gate else [],
         rollback,
+        window_waits,
+        windows,
     )
 
 
@@ -169,7 +185,7 @@ def outcomes(session: Session, rollout: Rollout, fleet: Fleet) -> list[dict[str,
                 "state": t.state,
                 "status": t.status,
                 "attempts": t.attempts,
-                "error": t.error,
+                "error": t.error or (t.waits_for if t.state == M.PENDING else None),
                 "rollback_status": t.rollback_status,
                 "rollback_error": t.rollback_error,
                 "idempotency_key": key_of(rollout.id, t, rollback=rolled) if called else None,

@@ -183,7 +183,8 @@ def _bounded_timeout(value: timedelta) -> timedelta:
     return value
 
 
-FLEET_KEYS = ("select", "waves", "order_by", "pause_between", "max_concurrency", "max_errors", "deadline")
+FLEET_KEYS = ("select", "waves", "order_by", "pause_between", "max_concurrency", "max_errors", "deadline",
+              "tenant_windows")
 
 
 class HttpStep(StepBase):
