@@ -5,6 +5,7 @@ its local hours, read in the policy's timezone.
     sat,sun 01:00-05:00        a list of days
     mon-fri 22:00-02:00        a range of days; an end before the start ends the next morning
     daily 03:00-04:00          every day (24:00 is the end of the day)
+    sun 02:00-06:00 America/New_York   in the tenant's own time zone (else the policy's `timezone`)
 
 The day is the day the window opens on. A rollout step with `tenant_windows: respect` calls a tenant
 only while its window is open (opsloop.rollouts.calls).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SHAPE = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<start>\d\d:\d\d)-(?P<end>\d\d:\d\d)$")
@@ -27,8 +28,14 @@ class Window:
     days: frozenset[int]  # 0 = Monday
     start: int  # minutes after local midnight
     length: int  # minutes
+    zone: str | None = None  # the tenant's own time zone, when the catalog names one
 
-    def is_open(self, at: datetime, timezone: str) -> bool:
+    def timezone(self, default: str) -> str:
+        return self.zone or default
+
+    def is_open(self, at: datetime, default: str) -> bool:
+        """Whether the window is open at `at`; read in its own zone, else in `default`."""
+        timezone = self.timezone(default)
         local = at.astimezone(ZoneInfo(timezone))
         for day in (local.date() - timedelta(days=1), local.date()):
             if day.weekday() in self.days:
@@ -37,8 +44,9 @@ class Window:
                     return True
         return False
 
-    def opens_after(self, at: datetime, timezone: str) -> datetime:
+    def opens_after(self, at: datetime, default: str) -> datetime:
         """When the window next opens after `at` (UTC)."""
+        timezone = self.timezone(default)
         today = at.astimezone(ZoneInfo(timezone)).date()
         for offset in range(8):
             day = today + timedelta(days=offset)
@@ -74,7 +82,16 @@ def _days(text: str) -> frozenset[int]:
 
 def parse(text: str) -> Window:
     """A window from its catalog text; ValueError says what is wrong."""
-    cleaned = " ".join(text.strip().lower().split())
+    words = re.sub(r"\s*([,-])\s*", r"\1", text.strip()).split()  # "sat, sun 01:00 - 05:00" too
+    zone = words.pop() if len(words) == 3 else None
+    if zone is not None:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{text!r}: unknown time zone {zone!r} (use an IANA name like Europe/Berlin)"
+            ) from None
+    cleaned = " ".join(words).lower()
     shape = _SHAPE.match(cleaned)
     if shape is None:
         raise ValueError(f"{text!r}: write days and local hours, e.g. 'sun 02:00-06:00' or "
@@ -84,4 +101,4 @@ def parse(text: str) -> Window:
     if start == stop:
         raise ValueError(f"{text!r}: the window opens and closes at the same time")
     length = stop - start if stop > start else stop + 24 * 60 - start
-    return Window(cleaned, _days(shape["days"]), start, length)
+    return Window(" ".join([cleaned, *([zone] if zone else [])]), _days(shape["days"]), start, length, zone)

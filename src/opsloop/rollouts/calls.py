@@ -245,9 +245,11 @@ class RolloutWorker:
                     continue
                 opens = window.opens_after(now, timezone)
                 target.not_before = opens
+                zone = window.timezone(timezone)
+                shown = window.text if window.zone else f"{window.text} {zone}"
                 target.waits_for = (
-                    f"waits for its maintenance window ({window.text} {timezone}), opens "
-                    f"{opens.astimezone(ZoneInfo(timezone)):%a %Y-%m-%d %H:%M}"
+                    f"waits for its maintenance window ({shown}), opens "
+                    f"{opens.astimezone(ZoneInfo(zone)):%a %Y-%m-%d %H:%M}"
                 )
                 session.add(target)
                 aside[target.tenant_id] = target.waits_for

@@ -9,20 +9,22 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.bootstrap import Services
 from opsloop.accounts import import_catalog
 from opsloop.db import Database
 from opsloop.errors import ConfigError
-from opsloop.models import Account, AuditEvent
+from opsloop.messages import Message
+from opsloop.models import Account, AuditEvent, OutboxMessage
 from opsloop.rollouts import models as M
 from opsloop.tenant_windows import parse
 from tests.core.rollouts.conftest import FLEET, STARTER, Target, catalog, rollout, start, states
 from tests.support import FakeClock
 
 # the FakeClock starts on Monday 2026-11-23 09:00 UTC: 10:00 in the policy's Europe/Berlin
-WINDOWS = {"t02": "mon 14:00-15:00", "t03": "mon 09:00-12:00"}  # t02 closed now, t03 open; t01 has none
+# t02 closed now, t03 open; t01 has none; t04 (the next wave) is open from 13:00 UTC in its own zone only
+WINDOWS = {"t02": "mon 14:00-15:00", "t03": "mon 09:00-12:00", "t04": "mon 08:00-09:00 America/New_York"}
 
 
 def fleet_text(windows: str | None) -> str:
@@ -65,6 +67,10 @@ def test_a_closed_window_is_waited_for_then_called_once(fleet: Services, target:
     with fleet.db.transaction() as s:
         waiting = s.exec(select(AuditEvent).where(AuditEvent.action == "rollout.window.waiting")).all()
         assert len(waiting) == 1 and list(waiting[0].after["tenants"]) == ["t02"]
+        progress = s.exec(select(OutboxMessage).where(OutboxMessage.update_key == "rollout:1")
+                          .order_by(col(OutboxMessage.id).desc())).first()
+        assert progress is not None
+        assert "⏰ 1 wait for their window" in Message.from_json(progress.payload["message"]).plain()
 
     clock.current = datetime(2026, 11, 23, 12, 59, tzinfo=UTC)  # 13:59 in Berlin: still closed
     fleet.rollout_worker.work()
@@ -112,6 +118,9 @@ def test_a_bad_window_is_refused_naming_the_row_and_nothing_is_stored(
         ("fri-mon 22:00-02:00", datetime(2026, 11, 24, 1, 0), True, datetime(2026, 11, 27, 22, 0)),
         ("mon-fri 22:00-02:00", datetime(2026, 11, 29, 1, 0), False, datetime(2026, 11, 30, 22, 0)),
         ("daily 23:00-24:00", datetime(2026, 11, 24, 23, 30), True, datetime(2026, 11, 25, 23, 0)),
+        # its own zone: 09:00 in Berlin is 03:00 in New York; it next opens Sun 02:00 there, 08:00 here
+        ("sun 02:00-06:00 America/New_York", datetime(2026, 11, 29, 9, 0), True, datetime(2026, 12, 6, 8, 0)),
+        ("sat, sun 01:00 - 05:00", datetime(2026, 11, 28, 4, 59), True, datetime(2026, 11, 29, 1, 0)),
     ],
 )
 def test_a_window_is_read_in_local_time(text: str, local: datetime, is_open: bool, opens: datetime) -> None:
@@ -123,7 +132,7 @@ def test_a_window_is_read_in_local_time(text: str, local: datetime, is_open: boo
 
 
 @pytest.mark.parametrize("text", ["sun", "sun 02:00", "sunday 02:00-06:00", "sun 02:00-02:00", "sun 24:00-02:00",
-                                  "sun 02:60-03:00", "mon-xyz 01:00-02:00"])
+                                  "sun 02:60-03:00", "mon-xyz 01:00-02:00", "sun 02:00-06:00 Mars/Base"])
 def test_bad_window_text_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"window|days|time"):
         parse(text)
