@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bot.core_pool import CorePool
-from tests.support import PATIENCE
+from tests.support import PATIENCE, wait_until
 
 
 def test_a_call_counts_as_pending_from_submission_until_its_work_ends() -> None:
@@ -49,9 +49,12 @@ def test_the_expected_wait_counts_the_rounds_queued_ahead_at_the_recent_pace() -
     asyncio.run(queue_up())
     # 5 ahead on 2 threads: ours runs in the third round, each at least one recent call long
     assert pool.expected_wait() >= 3 * alone * 0.99
+    wait_until(lambda: len(pool._running) == 2, what="both threads to be running a held call")
+    since = time.perf_counter()  # both held calls started before this
     time.sleep(0.5)
+    running = time.perf_counter() - since  # so each has run at least this long
     # the running calls have taken far longer than usual: the estimate follows them
-    assert pool.expected_wait() >= 3 * 0.5
+    assert pool.expected_wait() >= 3 * running
     release.set()
     assert pool.drain(timeout=5)
 
