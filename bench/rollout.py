@@ -53,11 +53,13 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # TCP_NODELAY, as a real API server sets
     def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         body = b'{"ok": true}'
-        self.send_response(200); self.send_header("content-length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
+        self.send_response(200); self.send_header("content-length", str(len(body)))
+        self._headers_buffer.append(b"\\r\\n" + body)  # head and body in one write
+        self.flush_headers()
     def log_message(self, *a): pass
 server = ThreadingHTTPServer(("127.0.0.1", 0), H)
 server.daemon_threads = True
