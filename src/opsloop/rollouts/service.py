@@ -330,8 +330,13 @@ class Rollouts:
             for target in targets:  # written: nothing here reads them again in this transaction
                 session.expunge(target)
 
-    def settle(self, session: Session, rollout: Rollout, now: datetime) -> None:
-        """After calls were recorded: halt on a spent budget, or move past a finished wave."""
+    def settle(self, session: Session, rollout: Rollout, now: datetime, *, errors_added: bool = True) -> None:
+        """After calls were recorded: halt on a spent budget, or move past a finished wave.
+
+        `errors_added=False` (a batch of results none of which counts against the budget) skips
+        counting the errors: every change that adds one settles in its own transaction, under the
+        rollout's lock, and Resume sets the errors so far aside, so a budget not spent after the last
+        settle is not spent now."""
         if rollout.state == M.ROLLING_BACK:
             if not self._count(session, rollout, (M.RB_PENDING, M.RB_SENDING)):
                 self.end(
@@ -346,10 +351,11 @@ class Rollouts:
         if rollout.state != M.RUNNING:
             return
         assert rollout.id is not None
-        errors = errors_of(session, rollout.id)
-        if errors - rollout.forgiven > rollout.allowed_errors:
-            self._halt(session, rollout, errors, now)
-            return
+        if errors_added:
+            errors = errors_of(session, rollout.id)
+            if errors - rollout.forgiven > rollout.allowed_errors:
+                self._halt(session, rollout, errors, now)
+                return
         if self.wave_targets(session, rollout, rollout.wave, (M.PENDING, M.SENDING), count_only=True):
             return
         view = self.view(session, rollout)
