@@ -15,6 +15,7 @@ from opsloop.health.models import DISMISSED, TAKEN, HealthPrompt
 from opsloop.health.plays import PlayView
 from opsloop.health.score import Assessment
 from opsloop.health.service import Health, latest_scores
+from opsloop.messages import user
 from opsloop.models import Account
 from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.timers.models import Timer
@@ -50,8 +51,8 @@ class Plays:
                 raise InvalidInput(f"prompt {prompt.id} about {row.name} is over ({prompt.end_reason}); "
                                    f"`/health take {row.id}` opens a play on the account as it is now")
             if prompt is not None and prompt.status in (TAKEN, DISMISSED):  # a stale button
-                raise InvalidInput(f"<@{prompt.answered_by}> already answered this prompt about {row.name}: "
-                                   f"{prompt.status}")
+                raise InvalidInput(f"{user(prompt.answered_by)} already answered this prompt about "
+                                   f"{row.name}: {prompt.status}")
             latest = latest_scores(session, [row.id]).get(row.id)
             reasons = (current.reasons if current is not None else Assessment.from_json(
                 latest.score, latest.band, latest.factors).reasons() if latest is not None else [])

@@ -32,6 +32,7 @@ from opsloop.health.models import (
 )
 from opsloop.health.playbooks import DEPRECATED, RETIRED, LoadedPlaybook
 from opsloop.health.present_plays import card, reminder
+from opsloop.messages import user
 from opsloop.models import Account
 from opsloop.outbox import CHAT
 from opsloop.sla.calendars import WorkingTime
@@ -80,7 +81,7 @@ def open_play(session: Session, account: Account, loaded: LoadedPlaybook, *, own
     running = open_of(session, account.id)
     if running is not None:
         raise InvalidInput(f"{account.name} already has {play_ref(running)} ({running.playbook_id}, owned by "
-                           f"<@{running.owner}>): see `/health play {play_ref(running)}`")
+                           f"{user(running.owner)}): see `/health play {play_ref(running)}`")
     if prompt is not None and prompt.status in (OPEN, SNOOZED):
         prompts.answer(session, prompt, "take", actor=owner, now=now, snooze=timedelta(0),
                        account_name=account.name)
@@ -167,7 +168,7 @@ def step_done(session: Session, view: PlayView, step_id: str, *, actor: str, now
         known = ", ".join(s.step_id for s in view.steps)
         raise NotFound(f"{view.ref} has no step {step_id!r} (its steps: {known})")
     if step.done_at is not None:
-        raise InvalidInput(f"{view.ref}: <@{step.done_by}> already did “{step.title}”")
+        raise InvalidInput(f"{view.ref}: {user(step.done_by)} already did “{step.title}”")
     step.done_at, step.done_by = now, actor
     session.add(step)
     audit.record(session, at=now, actor=actor, action="health.play.step_done",

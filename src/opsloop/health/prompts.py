@@ -24,7 +24,7 @@ from opsloop.health.config import HealthPolicy
 from opsloop.health.models import DISMISSED, OPEN, SNOOZED, TAKEN, HealthPrompt, ScoreRow
 from opsloop.health.playbooks import Playbooks
 from opsloop.health.score import AT_RISK, AccountFacts, Assessment
-from opsloop.messages import Button, Message
+from opsloop.messages import Button, Message, user
 from opsloop.outbox import CHAT
 from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP
@@ -128,7 +128,7 @@ def answer(session: Session, prompt: HealthPrompt, verb: str, *, actor: str, now
     if prompt.ended_at is not None:
         raise InvalidInput(f"this prompt about {account_name} is over ({prompt.end_reason})")
     if prompt.status in (TAKEN, DISMISSED):
-        who = f"<@{prompt.answered_by}>" if prompt.answered_by else "someone"
+        who = user(prompt.answered_by) if prompt.answered_by else "someone"
         raise InvalidInput(f"{who} already answered this prompt about {account_name}: {prompt.status}")
     before = {"status": prompt.status, "snoozed_until": prompt.snoozed_until}
     prompt.status, prompt.answered_by, prompt.answered_at = status, actor, now
@@ -215,10 +215,10 @@ def reason_line(name: str, now: Assessment, before: Assessment | None) -> str:
 
 
 def answered_message(prompt: HealthPrompt, account_name: str) -> Message:
-    what = {TAKEN: f"✅ <@{prompt.answered_by}> took it",
-            SNOOZED: f"💤 snoozed by <@{prompt.answered_by}> until "
+    what = {TAKEN: f"✅ {user(prompt.answered_by)} took it",
+            SNOOZED: f"💤 snoozed by {user(prompt.answered_by)} until "
                      f"{prompt.snoozed_until.date().isoformat() if prompt.snoozed_until else '?'}",
-            DISMISSED: f"🚫 <@{prompt.answered_by}>: not a risk",
+            DISMISSED: f"🚫 {user(prompt.answered_by)}: not a risk",
             OPEN: "open"}[prompt.status]
     return Message(text=f"{account_name} was at risk (health {prompt.score}/100): {what}",
                    context=f"Prompt {prompt.id} · playbook: {prompt.playbook or '—'}")

@@ -25,6 +25,7 @@ from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.events import FollowUpClosed, FollowUpCreated, FollowUpReminded
+from opsloop.messages import user
 from opsloop.models import Counter, WorkItem
 from opsloop.policy import Policy
 from opsloop.reviews.config import ReviewsPolicy
@@ -129,7 +130,7 @@ class FollowUps:
             audit.lock_chain(session)
             found = self._find(session, ref, lock=True)
             if found.closed_at is not None:
-                raise InvalidInput(f"{found.ref} was closed by <@{found.closed_by}>: {found.note}")
+                raise InvalidInput(f"{found.ref} was closed by {user(found.closed_by)}: {found.note}")
             found.closed_at, found.closed_by, found.note = now, actor, note
             session.add(found)
             item = session.get(WorkItem, found.work_item_id)

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from opsloop.durations import format_duration
 from opsloop.loops.models import FeedbackLoop
+from opsloop.messages import user
 from opsloop.models import Account, AuditEvent, OutboxMessage, TimelineEvent, WorkItem, WorkItemTenant
 from opsloop.reviews import recurrence
 from opsloop.reviews.models import FollowUp
@@ -183,7 +184,7 @@ def _audited(event: AuditEvent) -> str:
     if event.action == "sla.breached":
         return f"🚨 {after.get('target')} target missed (it was due {_short(after.get('due_at'))})"
     if event.action == "escalation.page":
-        users = ", ".join(f"<@{u}>" for u in after.get("users", [])) or "nobody (no one to page)"
+        users = ", ".join(f"{user(u)}" for u in after.get("users", [])) or "nobody (no one to page)"
         return (
             f"📟 paged {users} (escalation {after.get('chain')}, level {after.get('level')}, "
             f"round {after.get('round')})"
