@@ -26,6 +26,7 @@ from starlette.routing import Route
 from bot.bootstrap import Services
 from opsloop.present import status_pages as present
 from opsloop.status.links import MAX_TOKEN
+from opsloop.status.pages import TenantPage
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +80,22 @@ def status_routes(services: Services) -> list[Route]:
                             self_url=absolute(request, "/status/feed.atom"))
         return Response(body, media_type=ATOM_TYPE, headers=PUBLIC)
 
+    async def tenant_of(token: str) -> TenantPage | None:
+        """The tenant's page the token opens; None (the same 404 as a wrong path) for any other."""
+        if len(token) > MAX_TOKEN:
+            return None
+        return await services.pool.run(services.status_pages.tenant, token)
+
     async def tenant_page(request: Request) -> Response:
         token = request.path_params["token"]
-        if len(token) > MAX_TOKEN:
-            return not_found()
-        page = await services.pool.run(services.status_pages.tenant, token)
+        page = await tenant_of(token)
         if page is None:
             return not_found()
         return HTMLResponse(present.tenant_html(page, feed_url=f"{token}/feed.atom"), headers=PRIVATE)
 
     async def tenant_feed(request: Request) -> Response:
         token = request.path_params["token"]
-        if len(token) > MAX_TOKEN:
-            return not_found()
-        page = await services.pool.run(services.status_pages.tenant, token)
+        page = await tenant_of(token)
         if page is None:
             return not_found()
         path = f"/status/t/{token}"

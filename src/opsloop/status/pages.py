@@ -69,34 +69,26 @@ class Incident:
 
 
 @dataclass(frozen=True)
-class TenantPage:
-    name: str
-    availability: Availability
+class PublicPage:
     incidents: list[Incident]  # open first, then resolved; newest first within each
     at: datetime
+
+    @property
+    def open(self) -> list[Incident]:
+        return [i for i in self.incidents if i.is_open]
+
+    @property
+    def recent(self) -> list[Incident]:
+        return [i for i in self.incidents if not i.is_open]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TenantPage(PublicPage):
+    """One tenant's page: the public page's shape, with its name, availability and feed."""
+
+    name: str
+    availability: Availability
     feed_key: str  # a stable id for its Atom feed
-
-    @property
-    def open(self) -> list[Incident]:
-        return [i for i in self.incidents if i.is_open]
-
-    @property
-    def recent(self) -> list[Incident]:
-        return [i for i in self.incidents if not i.is_open]
-
-
-@dataclass(frozen=True)
-class PublicPage:
-    incidents: list[Incident]
-    at: datetime
-
-    @property
-    def open(self) -> list[Incident]:
-        return [i for i in self.incidents if i.is_open]
-
-    @property
-    def recent(self) -> list[Incident]:
-        return [i for i in self.incidents if not i.is_open]
 
 
 def mentions(text: str, trace: str) -> bool:
@@ -127,7 +119,8 @@ class StatusPages:
                 .order_by(col(WorkItem.created_at).desc(), col(WorkItem.id).desc()).limit(SHOWN)).all()
             found = availability(session, [tenant], until=now, policy=self.policy.status)[tenant]
             incidents = self._incidents(session, items, tenant=tenant)
-        return TenantPage(account.name, found, incidents, now, self.links.opaque(f"tenant:{tenant}"))
+        return TenantPage(incidents=incidents, at=now, name=account.name, availability=found,
+                          feed_key=self.links.opaque(f"tenant:{tenant}"))
 
     def public(self) -> PublicPage:
         now = self.clock.now()
