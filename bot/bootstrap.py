@@ -48,6 +48,7 @@ from opsloop.events import (
     GateReopened,
     ItemChanged,
     ItemCreated,
+    LoopsOverdue,
     NoticeDraftPosted,
     Recurred,
     ReviewChanged,
@@ -162,6 +163,7 @@ def handler_table(c: Core) -> HandlerTable:
         on(ReviewChanged, c.review_words.changed),  # the timeline, the thread, the document (canvas, file)
         on(ReviewReminded, c.review_words.reminded),  # its owner by DM; nobody owns it: who may assign it
         # Customer notices in review:
+        on(LoopsOverdue, c.notice_words.loops_overdue),  # loops still open long after resolution, told
         on(NoticeDraftPosted, c.notice_words.posted),  # the draft in each reviewer's DM, or edited there
     )
 

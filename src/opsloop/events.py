@@ -316,6 +316,16 @@ class NoticeDraftPosted(Event):
     in_place: bool = False
 
 
+@dataclass(frozen=True, kw_only=True)
+class LoopsOverdue(Event):
+    """An item resolved `loops.report_after` ago still has feedback loops open: `still_open` as
+    (audience, target) pairs; `to` is whom to tell (its comms owner or owner, else the ops channel)."""
+
+    item: WorkItem
+    still_open: tuple[tuple[str, str], ...]
+    to: str
+
+
 # --------------------------------------------------------------------------- reviews and follow-ups
 
 

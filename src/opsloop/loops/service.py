@@ -30,7 +30,7 @@ from opsloop.comms.isolation import check_text
 from opsloop.comms.models import NoticeDraft, last_public_update
 from opsloop.db import Database
 from opsloop.errors import InvalidInput
-from opsloop.events import ItemChanged, ItemCreated, RolloutChanged
+from opsloop.events import ItemChanged, ItemCreated, LoopsOverdue, RolloutChanged
 from opsloop.lifecycle import OPEN_STATES
 from opsloop.loops.audiences import Recipient, recipients
 from opsloop.loops.config import Audience
@@ -46,13 +46,11 @@ from opsloop.loops.models import FeedbackLoop
 from opsloop.loops.notices import Notices
 from opsloop.loops.priority import ProductPriorityRule
 from opsloop.loops.review import REVIEW, Review, family
-from opsloop.messages import Message
 from opsloop.models import Account, OutboxMessage, WorkItem, WorkItemTenant
-from opsloop.outbox import CHAT
 from opsloop.policy import Policy
 from opsloop.templating import render
 from opsloop.timers.models import Timer
-from opsloop.types import OPSLOOP, Kind, State
+from opsloop.types import OPSLOOP, Kind, State, is_system
 
 CUSTOMERS = "customers"
 HOLD = "loops.hold"  # the timer that ends an item's hold: customers may hear of it from then
@@ -66,6 +64,7 @@ class FeedbackLoops:
         self.policy = policy
         self.clock = clock
         self.notices = Notices(policy)
+        self.bus = bus
         self.review = Review(db, policy, clock, authz, self.notices, bus)
         self.priority = ProductPriorityRule(policy)
 
@@ -336,14 +335,10 @@ class FeedbackLoops:
                 session.add(loop)
             if not still_open:
                 continue
-            lines = "\n".join(f"• {loop.audience} → {loop.target}" for loop in still_open)
             who = item.comms_owner or item.owner
-            target = who if who and not who.startswith("system:") else self.policy.channel("ops")
-            outbox.enqueue(session, transport=CHAT, target=target, now=now,
-                           key=f"loops-overdue:{item.ref}",
-                           payload={"message": Message(
-                               text=f"{item.ref} was resolved but {len(still_open)} feedback loop(s) "
-                                    "are still open", body=lines).to_json()})
+            self.bus.publish(session, LoopsOverdue(
+                at=now, item=item, still_open=tuple((loop.audience, loop.target) for loop in still_open),
+                to=who if who and not is_system(who) else self.policy.channel("ops")))
 
     # ------------------------------------------------------------------ helpers
 

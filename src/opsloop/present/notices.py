@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from opsloop import outbox
 from opsloop.comms.models import PENDING, SENT, SKIPPED, NoticeDraft
-from opsloop.events import NoticeDraftPosted
+from opsloop.events import LoopsOverdue, NoticeDraftPosted
 from opsloop.loops.review import Preview
 from opsloop.messages import Button, Form, FormField, Message, escape, user
 from opsloop.models import OutboxMessage, WorkItem
@@ -69,6 +69,15 @@ class NoticeWords:
                     col(OutboxMessage.update_key) == first)).all())
                 outbox.enqueue(session, transport=CHAT, target=person, now=event.at, update_key=first,
                                key=f"{first}:v{versions + 2}", payload={"message": message})
+
+
+    def loops_overdue(self, session: Session, event: LoopsOverdue) -> None:
+        """Feedback loops still open long after resolution, told to whoever answers for the item."""
+        lines = "\n".join(f"• {audience} → {target}" for audience, target in event.still_open)
+        message = Message(text=f"{event.item.ref} was resolved but {len(event.still_open)} feedback loop(s) "
+                               "are still open", body=lines)
+        outbox.enqueue(session, transport=CHAT, target=event.to, now=event.at,
+                       key=f"loops-overdue:{event.item.ref}", payload={"message": message.to_json()})
 
 
 def _status(draft: NoticeDraft) -> str:
