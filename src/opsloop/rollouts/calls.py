@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 LEASE_MARGIN = timedelta(seconds=30)
 PROGRESS_EVERY = 1.0  # seconds between progress edits asked for by one worker
 MAX_THREADS = 64
+LOOK_EVERY = 1.0  # seconds between looks for other claimable rollouts while recording results
 GATHER_AT_MOST = 0.05  # seconds a finished call may wait for others to be recorded with it
 
 
@@ -85,6 +86,7 @@ class RolloutWorker:
         self._pool = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="opsloop-rollout")
         self._known: dict[int, tuple[HttpStep, str]] = {}
         self._said: dict[int, float] = {}
+        self._looked = float("-inf")  # when other rollouts were last looked for after recording
 
     # ------------------------------------------------------------------ the loop
 
@@ -108,7 +110,10 @@ class RolloutWorker:
                 called += 1
             last_round = time.monotonic() - began
             if not running:
-                return called
+                if not results:
+                    return called
+                results = []  # one more look at every rollout (recording looks at others now and then)
+                continue
             done = self._gather(set(running), last_round)
             results = []
             for future in done:
@@ -356,13 +361,23 @@ class RolloutWorker:
                 self._progress(session, rollout, now)
             for rollout_id in sorted(touched):
                 claims += self._claim_locked(session, touched[rollout_id], free - len(claims), now)
-            for rollout_id in self._claimable(session.connection()) if len(claims) < free else []:
+            for rollout_id in self._others(session, touched) if len(claims) < free else []:
                 if len(claims) >= free:
                     break
                 if rollout_id not in touched:
                     rollout = self.rollouts.locked(session, rollout_id)
                     claims += self._claim_locked(session, rollout, free - len(claims), now)
         return claims
+
+    def _others(self, session: Session, touched: dict[int, Rollout]) -> list[int]:
+        """The claimable rollouts, looked up after recording at most once a second while the worker
+        has results of its own to record (each round looked, for a second rollout that seldom
+        exists); a rollout started meanwhile is picked up within a second."""
+        moment = time.monotonic()
+        if touched and moment - self._looked < LOOK_EVERY:
+            return []
+        self._looked = moment
+        return self._claimable(session.connection())
 
     def _progress(self, session: Session, rollout: Rollout, now: datetime) -> None:
         """The progress message is edited at most once a second per rollout from here (the turns a

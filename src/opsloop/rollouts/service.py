@@ -209,7 +209,7 @@ class Rollouts:
         """Start the current wave (or the next one with tenants in it), or complete the rollout."""
         view = self.view(session, rollout)
         while rollout.wave < len(rollout.waves):
-            if self.wave_targets(session, rollout, rollout.wave, (M.WAITING,), count_only=True):
+            if self.any_in_wave(session, rollout, rollout.wave, (M.WAITING,)):
                 break
             rollout.wave += 1
         else:
@@ -356,7 +356,7 @@ class Rollouts:
             if errors - rollout.forgiven > rollout.allowed_errors:
                 self._halt(session, rollout, errors, now)
                 return
-        if self.wave_targets(session, rollout, rollout.wave, (M.PENDING, M.SENDING), count_only=True):
+        if self.any_in_wave(session, rollout, rollout.wave, (M.PENDING, M.SENDING)):
             return
         view = self.view(session, rollout)
         fleet = view.step.fleet
@@ -549,17 +549,29 @@ class Rollouts:
         rollout: Rollout,
         wave: int,
         states: tuple[str, ...],
-        *,
-        count_only: bool = False,
     ) -> list[RolloutTarget]:
         query = select(RolloutTarget).where(
             RolloutTarget.rollout_id == rollout.id,
             RolloutTarget.wave == wave,
             col(RolloutTarget.state).in_(states),
         )
-        if count_only:
-            return list(session.exec(query.limit(1)))
         return list(session.exec(query.order_by(col(RolloutTarget.position))))
+
+    @staticmethod
+    def any_in_wave(session: Session, rollout: Rollout, wave: int, states: tuple[str, ...]) -> bool:
+        """Whether some tenant of `wave` is in one of `states` (one id read, not a whole row)."""
+        return (
+            session.exec(
+                select(RolloutTarget.id)
+                .where(
+                    RolloutTarget.rollout_id == rollout.id,
+                    RolloutTarget.wave == wave,
+                    col(RolloutTarget.state).in_(states),
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
 
     def _of(self, session: Session, run: RunbookRun, step_id: str) -> Rollout | None:
         return session.exec(
