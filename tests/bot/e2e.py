@@ -43,13 +43,16 @@ def write_policy(directory: Path, policy: dict[str, Any]) -> Path:
 
 
 @contextmanager
-def serve(settings: Settings, clock: FakeClock, **bootstrap_args: Any) -> Iterator[tuple[Services, LiveServer]]:
+def serve(settings: Settings, clock: FakeClock, *, scheduler: bool = True,
+          **bootstrap_args: Any) -> Iterator[tuple[Services, LiveServer]]:
     """What `opsloop serve` runs (see bot.cli.cmd_serve), on uvicorn in a thread, sweeping every
-    `settings.sweep_interval` real seconds while the test moves the fake clock."""
+    `settings.sweep_interval` real seconds while the test moves the fake clock (`scheduler=False`:
+    nothing is swept unless the test sweeps; for tests of the HTTP surface alone)."""
     services = bootstrap(settings, clock=clock, **bootstrap_args)
     try:
         dispatcher = wire_slack(services, idle=0.05, extra_senders=outbound_senders(settings))
-        services.background.append(SchedulerWorker(services))
+        if scheduler:
+            services.background.append(SchedulerWorker(services))
         app = create_http_app(services, settings, dispatcher=dispatcher)
         live = LiveServer(app, dispatcher=dispatcher, clock=clock, secret=SIGNING_SECRET).start()
         try:

@@ -30,15 +30,13 @@ from schemathesis.specs.openapi.checks import (
 from sqlmodel import func, select
 from starlette.routing import Route
 
-from bot.bootstrap import Services, bootstrap
-from bot.http import create_http_app
+from bot.bootstrap import Services
 from bot.settings import Settings
-from bot.slack.wiring import wire_slack
 from opsloop.changes.models import ChangeEvent
 from opsloop.health.models import HealthSignal
 from opsloop.intake.models import Alert
 from opsloop.models import WorkItem
-from tests.bot.e2e import slack_policy, write_policy
+from tests.bot.e2e import serve, slack_policy, write_policy
 from tests.bot.live_server import LiveServer
 from tests.bot.test_hooks import am_payload
 from tests.support import FakeClock
@@ -57,14 +55,9 @@ def webhooks(monkeypatch: pytest.MonkeyPatch, slack_settings: Settings, clock: F
     policy = slack_policy()
     policy["integrations"].append({"name": "beats", "kind": "heartbeat", "token_env": "OPSLOOP_TOKEN_BEATS"})
     policy["heartbeats"] = {"queue-worker": {"every": "5m", "grace": "1m"}}
-    settings = slack_settings.model_copy(update={"config": write_policy(tmp_path, policy)})
-    services = bootstrap(settings, clock=clock)
-    dispatcher = wire_slack(services, idle=0.05)
-    live = LiveServer(create_http_app(services, settings, dispatcher=dispatcher), dispatcher=dispatcher,
-                      clock=clock, secret="unused").start()
-    yield services, live
-    live.stop()
-    services.db.dispose()
+    with serve(slack_settings.model_copy(update={"config": write_policy(tmp_path, policy)}), clock,
+               scheduler=False) as served:
+        yield served
 
 
 def stored(services: Services) -> tuple[int, ...]:

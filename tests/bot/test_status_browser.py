@@ -14,12 +14,10 @@ from typing import Any
 
 import pytest
 
-from bot.bootstrap import Services, bootstrap
-from bot.http import create_http_app
+from bot.bootstrap import Services
 from bot.settings import Settings
-from bot.slack.wiring import wire_slack
 from opsloop.types import Severity
-from tests.bot.live_server import LiveServer
+from tests.bot.e2e import serve
 from tests.core.status.test_pages import approve, mark_public
 from tests.support import ROOT, FakeClock
 
@@ -36,15 +34,10 @@ R = "U0RESP1"
 
 @pytest.fixture
 def served(slack_settings: Settings, clock: FakeClock) -> Iterator[tuple[Services, str]]:
-    settings = slack_settings.model_copy(update={"config": ROOT / "opsloop.yml"})
-    services = bootstrap(settings, clock=clock)
-    dispatcher = wire_slack(services, idle=0.05)
-    live = LiveServer(create_http_app(services, settings, dispatcher=dispatcher), dispatcher=dispatcher,
-                      clock=clock, secret="unused").start()
-    assert live.client is not None
-    yield services, str(live.client.base_url).rstrip("/")
-    live.stop()
-    services.db.dispose()
+    with serve(slack_settings.model_copy(update={"config": ROOT / "opsloop.yml"}), clock,
+               scheduler=False) as (services, live):
+        assert live.client is not None
+        yield services, str(live.client.base_url).rstrip("/")
 
 
 @pytest.fixture

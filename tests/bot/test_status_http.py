@@ -7,11 +7,10 @@ from xml.etree import ElementTree
 
 import pytest
 
-from bot.bootstrap import Services, bootstrap
-from bot.http import create_http_app
+from bot.bootstrap import Services
 from bot.settings import Settings
-from bot.slack.wiring import wire_slack
 from opsloop.types import Severity
+from tests.bot.e2e import serve
 from tests.bot.live_server import LiveServer
 from tests.support import ROOT, FakeClock
 
@@ -20,14 +19,9 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the
 
 @pytest.fixture
 def served(slack_settings: Settings, clock: FakeClock) -> Iterator[tuple[Services, LiveServer]]:
-    settings = slack_settings.model_copy(update={"config": ROOT / "opsloop.yml"})
-    services = bootstrap(settings, clock=clock)
-    dispatcher = wire_slack(services, idle=0.05)
-    live = LiveServer(create_http_app(services, settings, dispatcher=dispatcher), dispatcher=dispatcher,
-                      clock=clock, secret="unused").start()
-    yield services, live
-    live.stop()
-    services.db.dispose()
+    with serve(slack_settings.model_copy(update={"config": ROOT / "opsloop.yml"}), clock,
+               scheduler=False) as served:
+        yield served
 
 
 def test_a_tenant_link_opens_its_page_and_feed_until_revoked(served: tuple[Services, LiveServer]) -> None:
