@@ -111,9 +111,9 @@ def record_many(session: Session, entries: Iterable[Entry]) -> int:
     head = lock_chain(session)
     rows, personal = [], []
     for entry in entries:
-        event, sealed = _link(head, entry)
-        rows.append(event.model_dump())
-        personal += [row.model_dump() for row in sealed]
+        row, sealed = _link_row(head, entry)
+        rows.append(row)
+        personal += [value.model_dump() for value in sealed]
     if rows:
         session.execute(insert(AuditEvent), rows)
         if personal:
@@ -133,6 +133,21 @@ def _link(head: AuditHead, entry: Entry) -> tuple[AuditEvent, list[AuditPersonal
     head.seq, head.hash = event.seq, event.hash
     return event, [AuditPersonal(seq=event.seq, pointer=pointer, salt=salt, value=value)
                    for pointer, salt, value in sealed.rows]
+
+
+def _link_row(head: AuditHead, entry: Entry) -> tuple[dict[str, Any], list[AuditPersonal]]:
+    """What `_link` makes, as the row to insert: the same fields and hash, without building an
+    AuditEvent only to dump it (a bulk insert of thousands of entries spent most of its time so)."""
+    sealed = seal(_plain(entry.before), _plain(entry.after))
+    row: dict[str, Any] = {
+        "seq": head.seq + 1, "at": entry.at, "actor": entry.actor, "action": entry.action,
+        "subject": entry.subject, "before": sealed.before, "after": sealed.after,
+        "personal": sealed.pointers or None, "prev_hash": head.hash,
+    }
+    row["hash"] = sha256(_canonical(**row))
+    head.seq, head.hash = row["seq"], row["hash"]
+    return row, [AuditPersonal(seq=row["seq"], pointer=pointer, salt=salt, value=value)
+                 for pointer, salt, value in sealed.rows]
 
 
 def _plain(value: dict[str, Any] | None) -> dict[str, Any] | None:
