@@ -226,19 +226,8 @@ class Rollouts:
             expires = wave.approval.expires_after
             rollout.approval_expires_at = now + expires if expires else None
             session.add(rollout)
-            audit.record(
-                session,
-                at=now,
-                actor=AUTOMATIC,
-                action="rollout.wave.approval",
-                subject=view.item.ref,
-                after={
-                    "rollout": rollout.id,
-                    "wave": rollout.wave,
-                    "binding": rollout.binding,
-                    "tenants": [t for t, _ in requests],
-                },
-            )
+            self._audit_wave(session, view.item, rollout, "rollout.wave.approval", now,
+                             binding=rollout.binding, tenants=[t for t, _ in requests])
             self.say(session, view.item, rollout, "approval", AUTOMATIC, now)
             return
         self.release(session, rollout, view, now)
@@ -267,14 +256,7 @@ class Rollouts:
             )
             .values(state=M.PENDING)
         )
-        audit.record(
-            session,
-            at=now,
-            actor=AUTOMATIC,
-            action="rollout.wave.started",
-            subject=view.item.ref,
-            after={"rollout": rollout.id, "wave": rollout.wave, "tenants": started},
-        )
+        self._audit_wave(session, view.item, rollout, "rollout.wave.started", now, tenants=started)
         self.say(session, view.item, rollout, "wave", AUTOMATIC, now, tenants=tuple(started))
         self.settle(session, rollout, now)  # a wave whose every request failed to render is over at once
 
@@ -409,21 +391,16 @@ class Rollouts:
         )
         rollout.state, rollout.halted_reason, rollout.updated_at = M.HALTED, why, now
         session.add(rollout)
-        audit.record(
-            session,
-            at=now,
-            actor=AUTOMATIC,
-            action="rollout.halted",
-            subject=view.item.ref,
-            after={
-                "rollout": rollout.id,
-                "wave": rollout.wave,
-                "errors": errors,
-                "allowed": rollout.allowed_errors,
-                "why": why,
-            },
-        )
+        self._audit_wave(session, view.item, rollout, "rollout.halted", now,
+                         errors=errors, allowed=rollout.allowed_errors, why=why)
         self.say(session, view.item, rollout, "halted", AUTOMATIC, now, note=why)
+
+    @staticmethod
+    def _audit_wave(session: Session, item: WorkItem, rollout: Rollout, action: str, now: datetime,
+                    **after: Any) -> None:
+        """What the engine did with the current wave, in the audit chain: the rollout, its wave, the rest."""
+        audit.record(session, at=now, actor=AUTOMATIC, action=action, subject=item.ref,
+                     after={"rollout": rollout.id, "wave": rollout.wave, **after})
 
     def _complete(self, session: Session, rollout: Rollout, view: RunView, now: datetime) -> None:
         counts = self.counts(session, rollout)
