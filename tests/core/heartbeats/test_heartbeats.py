@@ -98,14 +98,20 @@ def test_a_check_in_moves_the_deadline_and_leaves_no_timer_behind(
     assert state(services, "queue-worker").checkins == 10
 
 
-def test_one_missed_check_in_is_one_incident_and_the_next_check_in_resolves_it(
-        build: Callable[[FakeClock], Services]) -> None:
+def missed_once(build: Callable[[FakeClock], Services]) -> tuple[Services, FakeClock]:
+    """Services whose queue-worker checked in at START and then fell silent past every + grace, swept."""
     clock = FakeClock(START)
     services = build(clock)
     services.heartbeats.arm()
     services.heartbeats.check_in("queue-worker", actor="system:beats")
     clock.advance(minutes=6, seconds=1)
     services.sweeper.sweep()
+    return services, clock
+
+
+def test_one_missed_check_in_is_one_incident_and_the_next_check_in_resolves_it(
+        build: Callable[[FakeClock], Services]) -> None:
+    services, clock = missed_once(build)
     clock.advance(hours=3)
     services.sweeper.sweep()  # silent for hours: still one incident
     [item] = incidents(services, "queue-worker")
@@ -127,12 +133,7 @@ def test_one_missed_check_in_is_one_incident_and_the_next_check_in_resolves_it(
 
 def test_a_missed_heartbeat_s_review_is_owned_by_nobody_yet_and_those_who_may_assign_it_hear(
         build: Callable[[FakeClock], Services]) -> None:
-    clock = FakeClock(START)
-    services = build(clock)
-    services.heartbeats.arm()
-    services.heartbeats.check_in("queue-worker", actor="system:beats")
-    clock.advance(minutes=6, seconds=1)
-    services.sweeper.sweep()
+    services, _ = missed_once(build)
     services.heartbeats.check_in("queue-worker", actor="system:beats")  # no person ever touched it
     [item] = incidents(services, "queue-worker")
     review = services.reviews.get(item.ref).review
@@ -226,12 +227,7 @@ def test_two_replicas_one_missed_check_in_one_incident(build: Callable[[FakeCloc
 def test_a_missed_heartbeat_s_review_is_owned_by_the_person_who_worked_it(
         build: Callable[[FakeClock], Services], acknowledger: str | None, resolver: str, owner: str,
         dm: bool) -> None:
-    clock = FakeClock(START)
-    services = build(clock)
-    services.heartbeats.arm()
-    services.heartbeats.check_in("queue-worker", actor="system:beats")
-    clock.advance(minutes=6, seconds=1)
-    services.sweeper.sweep()
+    services, _ = missed_once(build)
     [item] = incidents(services, "queue-worker")
     if acknowledger:
         services.workitems.act(actor=acknowledger, ref=item.ref, action="acknowledge")
