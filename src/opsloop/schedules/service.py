@@ -15,6 +15,7 @@ now. A task whose run completes is resolved by opsloop; one whose run stops wait
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
@@ -61,18 +62,11 @@ class Schedules:
                     continue  # its tick is pending (overdue ones fire once, at the next sweep)
                 row.fingerprint = schedule.fingerprint()
                 self._schedule(session, row, schedule.next_tick(now, self.policy.timezone), now)
-                audit.record(
-                    session,
-                    at=now,
-                    actor=OPSLOOP,
-                    action="schedule.armed",
-                    subject=f"schedule:{name}",
-                    after={
-                        "next_at": row.next_at,
-                        "cron": schedule.cron,
-                        "timezone": schedule.timezone or self.policy.timezone,
-                    },
-                )
+                _record(session, now, "schedule.armed", name, {
+                    "next_at": row.next_at,
+                    "cron": schedule.cron,
+                    "timezone": schedule.timezone or self.policy.timezone,
+                })
 
     def _schedule(self, session: Session, row: ScheduleState, due: datetime, now: datetime) -> None:
         timer = Timer(kind=TICK, due_at=due, payload={"schedule": row.name}, created_at=now)
@@ -96,18 +90,11 @@ class Schedules:
         self._schedule(session, row, schedule.next_tick(now, self.policy.timezone), now)
         if late > LATE and schedule.catch_up == "skip":
             row.skipped += 1
-            audit.record(
-                session,
-                at=now,
-                actor=OPSLOOP,
-                action="schedule.skipped",
-                subject=f"schedule:{name}",
-                after={
-                    "tick": timer.due_at,
-                    "why": "missed while opsloop was not running (catch_up: skip)",
-                    "next_at": row.next_at,
-                },
-            )
+            _record(session, now, "schedule.skipped", name, {
+                "tick": timer.due_at,
+                "why": "missed while opsloop was not running (catch_up: skip)",
+                "next_at": row.next_at,
+            })
             return "skipped: missed while opsloop was not running (catch_up: skip)"
         zone = ZoneInfo(schedule.timezone or self.policy.timezone)
         when = timer.due_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
@@ -121,19 +108,12 @@ class Schedules:
             session, Kind.TASK, actor=OPSLOOP, title=title, severity=schedule.severity, labels=labels
         )
         row.last_tick_at, row.last_item_id, row.ticks = timer.due_at, item.id, row.ticks + 1
-        audit.record(
-            session,
-            at=now,
-            actor=OPSLOOP,
-            action="schedule.ticked",
-            subject=f"schedule:{name}",
-            after={
-                "task": item.ref,
-                "tick": timer.due_at,
-                "late_seconds": int(late.total_seconds()),
-                "next_at": row.next_at,
-            },
-        )
+        _record(session, now, "schedule.ticked", name, {
+            "task": item.ref,
+            "tick": timer.due_at,
+            "late_seconds": int(late.total_seconds()),
+            "next_at": row.next_at,
+        })
         return f"fired: {item.ref}" + (" (catch-up)" if late > LATE else "")
 
     def on_run_finished(self, session: Session, event: RunFinished) -> None:
@@ -147,3 +127,8 @@ class Schedules:
     def states(self) -> list[ScheduleState]:
         with self.db.transaction() as session:
             return list(session.exec(select(ScheduleState).order_by(col(ScheduleState.name))))
+
+
+def _record(session: Session, now: datetime, action: str, name: str, after: dict[str, Any]) -> None:
+    """An entry of a schedule's audit trail (armed, skipped, ticked): always opsloop's doing."""
+    audit.record(session, at=now, actor=OPSLOOP, action=action, subject=f"schedule:{name}", after=after)
