@@ -22,7 +22,8 @@ from sqlmodel import Session, col, select
 from bot.settings import Settings
 from opsloop.db import Database
 from opsloop.errors import ConfigError, NotFound, UsageError
-from opsloop.policy import Policy, load_policy
+from opsloop.policy import Policy
+from opsloop.policy_loader import load_policy
 from opsloop.rollouts.report import CSV_COLUMNS, of_run
 from opsloop.runbooks.check import Pinned, check
 from opsloop.runbooks.loader import Library, parse

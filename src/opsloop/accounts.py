@@ -17,7 +17,7 @@ from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.errors import ConfigError
 from opsloop.models import Account
-from opsloop.policy import format_location, load_yaml
+from opsloop.policy_loader import format_location, load_yaml
 from opsloop.tenant_windows import parse as parse_window
 from opsloop.types import Tier
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -25,7 +23,6 @@ from pydantic import (
 from opsloop.changes.config import ChangesPolicy
 from opsloop.compliance.config import AuditPolicy, Retention
 from opsloop.digest.config import Digest
-from opsloop.errors import ConfigError
 from opsloop.fields import (
     WEEKDAYS,
     Duration,
@@ -163,63 +160,67 @@ class IncidentChannels(Strict):
     invite: list[str] = []  # role:NAME, user ids (U...) or user-group ids (S...)
 
 
-# Actions a role may be allowed to take. `everyone` is a pseudo-role.
+# Actions a role may be allowed to take. `everyone` is a pseudo-role. Each action gets a list of its own
+# (`[*RESPONDERS]`): what `roles_allowed` returns must not be shared between actions.
+RESPONDERS = ("responder", "commander", "admin")  # those who work items (incidents, tasks)
+RESPONDERS_CSM = ("responder", "commander", "csm", "admin")  # escalations and runbooks: CSMs too
+LEADS = ("commander", "admin")
 PERMISSION_DEFAULTS: dict[str, list[str]] = {
-    "incident.declare": ["responder", "commander", "admin"],
-    "incident.acknowledge": ["responder", "commander", "admin"],
-    "incident.mitigate": ["responder", "commander", "admin"],
-    "incident.resolve": ["responder", "commander", "admin"],
-    "incident.close": ["commander", "admin"],
-    "incident.reopen": ["responder", "commander", "admin"],
-    "incident.assign": ["commander", "admin"],
-    "incident.tenants": ["responder", "commander", "admin"],
-    "incident.severity": ["responder", "commander", "admin"],
-    "incident.role": ["responder", "commander", "admin"],  # scribe, liaison ...; commander: incident.assign
+    "incident.declare": [*RESPONDERS],
+    "incident.acknowledge": [*RESPONDERS],
+    "incident.mitigate": [*RESPONDERS],
+    "incident.resolve": [*RESPONDERS],
+    "incident.close": [*LEADS],
+    "incident.reopen": [*RESPONDERS],
+    "incident.assign": [*LEADS],
+    "incident.tenants": [*RESPONDERS],
+    "incident.severity": [*RESPONDERS],
+    "incident.role": [*RESPONDERS],  # scribe, liaison ...; commander: incident.assign
     "escalation.open": ["everyone"],
-    "escalation.acknowledge": ["responder", "commander", "csm", "admin"],
-    "escalation.mitigate": ["responder", "commander", "csm", "admin"],
-    "escalation.resolve": ["responder", "commander", "csm", "admin"],
+    "escalation.acknowledge": [*RESPONDERS_CSM],
+    "escalation.mitigate": [*RESPONDERS_CSM],
+    "escalation.resolve": [*RESPONDERS_CSM],
     "escalation.close": ["csm", "commander", "admin"],
-    "escalation.reopen": ["responder", "commander", "csm", "admin"],
+    "escalation.reopen": [*RESPONDERS_CSM],
     "escalation.assign": ["csm", "commander", "admin"],
-    "escalation.tenants": ["responder", "commander", "csm", "admin"],
+    "escalation.tenants": [*RESPONDERS_CSM],
     "exception.request": ["everyone"],
     "exception.approve": ["approver", "admin"],
     "exception.reject": ["approver", "admin"],
     "exception.expire": ["approver", "admin"],
     "exception.assign": ["approver", "admin"],
-    "task.acknowledge": ["responder", "commander", "admin"],  # scheduled tasks (TSK-n)
-    "task.mitigate": ["responder", "commander", "admin"],
-    "task.resolve": ["responder", "commander", "admin"],
-    "task.close": ["responder", "commander", "admin"],
-    "task.reopen": ["responder", "commander", "admin"],
-    "task.assign": ["commander", "admin"],
-    "task.tenants": ["responder", "commander", "admin"],
-    "runbook.run": ["responder", "commander", "csm", "admin"],
-    "runbook.step": ["responder", "commander", "csm", "admin"],
-    "runbook.remediate": ["responder", "commander", "admin"],  # confirm or retry an http call
-    "incident.pause": ["responder", "commander", "admin"],
-    "incident.update": ["responder", "commander", "admin"],
-    "escalation.pause": ["responder", "commander", "csm", "admin"],
-    "escalation.update": ["responder", "commander", "csm", "admin"],
-    "oncall.override": ["commander", "admin"],
+    "task.acknowledge": [*RESPONDERS],  # scheduled tasks (TSK-n)
+    "task.mitigate": [*RESPONDERS],
+    "task.resolve": [*RESPONDERS],
+    "task.close": [*RESPONDERS],
+    "task.reopen": [*RESPONDERS],
+    "task.assign": [*LEADS],
+    "task.tenants": [*RESPONDERS],
+    "runbook.run": [*RESPONDERS_CSM],
+    "runbook.step": [*RESPONDERS_CSM],
+    "runbook.remediate": [*RESPONDERS],  # confirm or retry an http call
+    "incident.pause": [*RESPONDERS],
+    "incident.update": [*RESPONDERS],
+    "escalation.pause": [*RESPONDERS_CSM],
+    "escalation.update": [*RESPONDERS_CSM],
+    "oncall.override": [*LEADS],
     "health.view": ["csm", "leader", "admin"],  # an account's own CSM and sales owner always may
     "health.respond": ["csm", "admin"],  # answer a prompt, run a play; the account's own CSM always may
     "health.report": ["csm", "leader", "admin"],  # /health report: retention and whether the score works
     "digest.post": ["leader", "admin"],  # /digest: post the leadership digest now
     # /maintenance: a window scheduled by someone allowed is active from its start (unless the policy's
     # maintenance.require_approval asks another person allowed maintenance.approve first)
-    "maintenance.schedule": ["commander", "admin"],
-    "maintenance.approve": ["commander", "admin"],
-    "maintenance.reject": ["commander", "admin"],
-    "maintenance.end": ["commander", "admin"],  # whoever scheduled a window may always end it
+    "maintenance.schedule": [*LEADS],
+    "maintenance.approve": [*LEADS],
+    "maintenance.reject": [*LEADS],
+    "maintenance.end": [*LEADS],  # whoever scheduled a window may always end it
     # send, edit or skip a notice in review, mark an item public; the item's comms owner always may
-    "notice.approve": ["commander", "admin"],
-    "followup.create": ["responder", "commander", "admin"],  # the item's owner always may
-    "followup.close": ["commander", "admin"],  # the follow-up's owner always may
-    "review.draft": ["responder", "commander", "admin"],  # the item's owner always may
-    "review.edit": ["responder", "commander", "admin"],  # write, submit; the review's owner always may
-    "review.publish": ["commander", "admin"],  # publish, give it another owner; the review's owner always may
+    "notice.approve": [*LEADS],
+    "followup.create": [*RESPONDERS],  # the item's owner always may
+    "followup.close": [*LEADS],  # the follow-up's owner always may
+    "review.draft": [*RESPONDERS],  # the item's owner always may
+    "review.edit": [*RESPONDERS],  # write, submit; the review's owner always may
+    "review.publish": [*LEADS],  # publish, give it another owner; the review's owner always may
 }
 
 
@@ -359,78 +360,3 @@ class Policy(Strict):
     def path_of(self, name: str) -> Path:
         """A file the policy names, relative to the policy file's folder."""
         return self._source.parent / name
-
-
-# --------------------------------------------------------------------------- loading
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys; a policy file must not."""
-
-
-def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
-
-
-def load_yaml(path: Path) -> Any:
-    """Read a YAML file, refusing duplicate keys; errors name the file and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {error}") from None
-
-
-def format_location(loc: tuple[int | str, ...]) -> str:
-    """('sla', 'policies', 0, 'targets') -> 'sla.policies[0].targets'."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not str(part).startswith(("function-", "json-or-python")):
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def validation_problems(error: ValidationError) -> list[str]:
-    lines = []
-    for problem in error.errors():
-        path = format_location(problem["loc"])
-        message = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == "extra_forbidden":
-            message = "unknown key"
-        if problem["type"] == "value_error" and path == "(top level)":
-            lines.extend(message.split("; "))  # cross-reference problems carry their own paths
-        else:
-            lines.append(f"{path}: {message}")
-    return lines
-
-
-def load_policy(path: Path) -> Policy:
-    """Load and validate the policy file, or raise ConfigError naming each problem."""
-    raw = load_yaml(path)
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the policy file must be a mapping of sections")
-    try:
-        policy = Policy.model_validate(raw)
-    except ValidationError as error:
-        problems = validation_problems(error)
-        raise ConfigError("\n".join(f"{path}: {line}" for line in problems)) from None
-    policy._source = path
-    return policy

@@ -8,7 +8,7 @@ import pytest
 
 from opsloop.errors import ConfigError
 from opsloop.incident_channels import channel_name
-from opsloop.policy import load_policy
+from opsloop.policy_loader import load_policy
 from opsloop.types import Severity
 from tests.support import ROOT
 

@@ -11,7 +11,7 @@ import yaml
 from opsloop.durations import format_duration, parse_duration
 from opsloop.errors import ConfigError
 from opsloop.fields import parse_days
-from opsloop.policy import load_policy
+from opsloop.policy_loader import load_policy
 from tests.support import ROOT
 
 

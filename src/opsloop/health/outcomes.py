@@ -37,7 +37,7 @@ from opsloop.db import Database
 from opsloop.errors import ConfigError
 from opsloop.health.models import CHURNED, RenewalOutcome
 from opsloop.models import Account
-from opsloop.policy import format_location
+from opsloop.policy_loader import format_location
 
 COLUMNS = ("tenant", "date", "outcome", "arr_after")
 MAX_AHEAD = timedelta(days=366)

@@ -34,7 +34,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from opsloop.errors import ConfigError, NotFound
 from opsloop.fields import Duration, Strict
 from opsloop.health.config import FACTORS, RULES
-from opsloop.policy import _StrictLoader, format_location
+from opsloop.policy_loader import _StrictLoader, format_location
 from opsloop.runbooks.versions import Version, content_hash
 
 MAX_FILE = 64 * 1024

@@ -31,7 +31,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opsloop.errors import ConfigError
-from opsloop.policy import format_location
+from opsloop.policy_loader import format_location
 from opsloop.types import Kind, Severity
 
 TITLE = 300

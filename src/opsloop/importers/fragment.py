@@ -24,7 +24,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from opsloop.policy import Policy, load_yaml, validation_problems
+from opsloop.policy import Policy
+from opsloop.policy_loader import load_yaml, validation_problems
 
 SECTIONS = ("oncall", "escalation", "integrations", "routing")
 LookupEmail = Callable[[str], str | None]

@@ -26,7 +26,7 @@ from pydantic import (
     field_validator,
 )
 
-from opsloop.policy import format_location
+from opsloop.policy_loader import format_location
 from opsloop.types import Severity
 
 

@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from opsloop.errors import ConfigError, NotFound
-from opsloop.policy import _StrictLoader  # the policy's YAML reader: duplicate keys are refused
+from opsloop.policy_loader import _StrictLoader  # the policy's YAML reader: duplicate keys are refused
 from opsloop.runbooks.schema import STEP_TYPES, Runbook
 from opsloop.runbooks.versions import content_hash
 

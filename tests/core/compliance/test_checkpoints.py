@@ -22,7 +22,8 @@ from opsloop.compliance.verify import verify
 from opsloop.db import Database
 from opsloop.errors import ConfigError, InvalidInput
 from opsloop.models import OutboxMessage
-from opsloop.policy import Policy, load_policy
+from opsloop.policy import Policy
+from opsloop.policy_loader import load_policy
 from tests.core.compliance.chain import append, cut_tail, rewrite_from
 from tests.support import FakeClock, at_once
 

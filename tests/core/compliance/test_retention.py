@@ -15,7 +15,7 @@ from opsloop.errors import ConfigError
 from opsloop.health.models import HealthSignal
 from opsloop.models import AuditEvent, OutboxAttempt, OutboxMessage, TimelineEvent
 from opsloop.outbox import PENDING, Delivered, Dispatcher
-from opsloop.policy import load_policy
+from opsloop.policy_loader import load_policy
 from tests.core.compliance.chain import verdict
 from tests.support import ROOT, FakeClock, at_once
 

@@ -11,7 +11,7 @@ from opsloop.compliance.models import ConfigStart
 from opsloop.compliance.startup import fingerprint, record_start
 from opsloop.db import Database
 from opsloop.models import AuditEvent
-from opsloop.policy import load_policy
+from opsloop.policy_loader import load_policy
 from opsloop.runbooks.loader import Library
 from tests.core.compliance.chain import verdict
 from tests.support import ROOT, FakeClock

@@ -14,7 +14,7 @@ from opsloop.digest.figures import DAY, WEEK, Speed
 from opsloop.digest.render import Digest
 from opsloop.digest.service import Digests
 from opsloop.errors import InvalidInput
-from opsloop.policy import load_policy
+from opsloop.policy_loader import load_policy
 from opsloop.sla.attainment import Outcomes
 from tests.core.digest.dataset import seed
 from tests.support import ROOT, FakeClock

@@ -17,7 +17,7 @@ from opsloop.db import Database
 from opsloop.errors import ConfigError
 from opsloop.oncall import OnCall
 from opsloop.people import People
-from opsloop.policy import load_policy
+from opsloop.policy_loader import load_policy
 from opsloop.sla.escalation import Escalations
 from tests.support import FakeClock
 

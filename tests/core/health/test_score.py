@@ -22,7 +22,7 @@ from opsloop.health.score import (
     score_of,
     weight_of,
 )
-from opsloop.policy import load_policy
+from opsloop.policy_loader import load_policy
 
 TODAY = date(2026, 11, 23)
 DEFAULTS = HealthPolicy()

@@ -14,7 +14,7 @@ from opsloop.errors import ConfigError
 from opsloop.importers import grafana, pagerduty
 from opsloop.importers.fragment import People, check, duration, merged, slug
 from opsloop.oncall import rotation_shift
-from opsloop.policy import load_policy, load_yaml
+from opsloop.policy_loader import load_policy, load_yaml
 from tests.support import ROOT
 
 HERE = Path(__file__).parent

@@ -23,7 +23,7 @@ from opsloop.loops.models import FeedbackLoop
 from opsloop.loops.notices import Notices
 from opsloop.loops.service import FeedbackLoops
 from opsloop.models import Account, WorkItem
-from opsloop.policy import load_policy
+from opsloop.policy_loader import load_policy
 from tests.support import ROOT, FakeClock
 
 POLICY = load_policy(ROOT / "opsloop.yml")

@@ -9,7 +9,7 @@ import pytest
 
 from opsloop.errors import ConfigError
 from opsloop.models import WorkItem
-from opsloop.policy import load_policy
+from opsloop.policy_loader import load_policy
 from opsloop.sla.policies import highest_tier, match_policy
 from tests.support import ROOT
 
