@@ -49,6 +49,7 @@ from opsloop.db import Database
 from opsloop.errors import InvalidInput
 from opsloop.models import AuditHead
 from opsloop.policy import Policy
+from opsloop.scheduled import safely
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +123,8 @@ class Checkpoints:
 
     def run_safely(self) -> bool:
         """`run_due` for a scheduler job: errors are logged, never raised into the scheduler."""
-        try:
-            return self.run_due()
-        except Exception:
-            log.exception("the audit checkpoint failed; the next period retries")
-            return False
+        return safely(self.run_due, failed=False, log=log,
+                      message="the audit checkpoint failed; the next period retries")
 
     def _signer(self) -> Signer:
         if self.signer is None:

@@ -40,6 +40,7 @@ from opsloop.loops.models import FeedbackLoop
 from opsloop.models import OutboxMessage, TimelineEvent
 from opsloop.outbox import CANCELLED, FAILED, SENT, SUPERSEDED
 from opsloop.policy import Policy
+from opsloop.scheduled import safely
 from opsloop.types import OPSLOOP
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,7 @@ class RetentionJob:
         return outcome
 
     def run_safely(self) -> dict[str, Any] | None:
-        try:
-            return self.run_due()
-        except Exception:
-            log.exception("retention failed; the next run retries")
-            return None
+        return safely(self.run_due, failed=None, log=log, message="retention failed; the next run retries")
 
     def apply(self, now: datetime) -> dict[str, Any]:
         """Remove what is past each configured period (idempotent); returns what was removed."""

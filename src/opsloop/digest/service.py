@@ -37,6 +37,7 @@ from opsloop.errors import InvalidInput
 from opsloop.messages import File
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy
+from opsloop.scheduled import safely
 from opsloop.types import OPSLOOP, Kind, Severity
 
 log = logging.getLogger(__name__)
@@ -159,11 +160,8 @@ class Digests:
 
     def run_safely(self) -> bool:
         """`run_due` for a scheduler job: errors are logged, never raised into the scheduler."""
-        try:
-            return self.run_due()
-        except Exception:
-            log.exception("the scheduled digest failed; the next start-up or scheduled run retries")
-            return False
+        return safely(self.run_due, failed=False, log=log,
+                      message="the scheduled digest failed; the next start-up or scheduled run retries")
 
     def _claimed(self, day: date) -> bool:
         with self.db.transaction() as session:

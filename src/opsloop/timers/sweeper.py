@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.models import AuditHead
+from opsloop.scheduled import safely
 from opsloop.timers.models import Timer
 
 log = logging.getLogger(__name__)
@@ -101,11 +102,8 @@ class Sweeper:
 
     def run_safely(self, budget: float | None = None) -> int:
         """One sweep for a scheduler job: an error is logged, never raised into the scheduler."""
-        try:
-            return self.sweep(budget=budget)
-        except Exception:
-            log.exception("timer sweep failed; the next one retries")
-            return 0
+        return safely(lambda: self.sweep(budget=budget), failed=0, log=log,
+                      message="timer sweep failed; the next one retries")
 
     def _anything_due(self, now: datetime) -> bool:
         # a cheap read on the partial index before taking any lock
