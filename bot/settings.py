@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from opsloop.table import Sources
+
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "xoxb-your-token", "xapp-your-token", "todo"}
 
 
@@ -55,8 +57,14 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def sources(self) -> Sources:
+        """What the core is built from (the policy file, runbooks, playbooks, the database)."""
+        return Sources(config=self.config, runbooks_dir=self.runbooks_dir, database_url=self.database_url,
+                       playbooks_dir=self.playbooks_dir)
+
+    @property
     def playbooks(self) -> Path:
-        return self.playbooks_dir if self.playbooks_dir is not None else self.config.parent / "playbooks"
+        return self.sources.playbooks
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> Settings:

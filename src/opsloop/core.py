@@ -3,8 +3,10 @@
 `build_core` makes every service once and hands each what it needs by
 parameter. Who hears which event is not decided here: `handlers(core)`
 returns the table and `timers(core)` the handler of each timer kind.
-`bot/bootstrap.py` passes THE table (the one a newcomer reads); a test of
-one capability passes the rows it exercises, e.g.
+`opsloop/table.py` holds THE table (the one a newcomer reads) and
+`opsloop.table.assemble` passes it here (bot/bootstrap.py, the console, Slack
+mode and the tests all build through that); a test of one capability passes
+the rows it exercises, e.g.
 
     core = build_core(..., handlers=lambda c: HandlerTable(on(ItemCreated, c.sla.start_clocks)))
 """

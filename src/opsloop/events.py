@@ -1,7 +1,7 @@
 """What happens, as typed facts: the vocabulary the handler table is written in.
 
 A feature publishes an event inside the transaction that caused it
-(`Bus.publish(session, event)`); the one table, built in `bot/bootstrap.py`,
+(`Bus.publish(session, event)`); the one table, in `opsloop/table.py`,
 says which handlers hear it and in which order. Events are small and
 immutable: the work item they are about (the row, as the transaction sees it)
 and plain values. A handler that needs more loads it in the same session.

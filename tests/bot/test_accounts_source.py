@@ -78,7 +78,7 @@ def test_an_import_survives_restarts_with_the_file_unchanged_and_edited(
     assert start(db_url, policy, clock) == {"acme": "U0CSM1", "globex": "U0CSM1", "initech": "U0CSM1"}  # seeded
     assert cli(policy)("accounts", "import", str(csv_changing_acme_csm(tmp_path, "U0CSM2"))) == 0
 
-    with caplog.at_level(logging.WARNING, logger="bot.bootstrap"):
+    with caplog.at_level(logging.WARNING, logger="opsloop.table"):
         assert start(db_url, policy, clock)["acme"] == "U0CSM2"  # the file, unchanged, undoes nothing
     warning = caplog.text
     assert "differs from the account catalog for 1 account(s) (acme)" in warning
@@ -87,7 +87,7 @@ def test_an_import_survives_restarts_with_the_file_unchanged_and_edited(
     # someone edits the file (another account): a start still applies nothing, and says what differs
     catalog.write_text(catalog.read_text().replace("arr: 12000", "arr: 13000"))
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="bot.bootstrap"):
+    with caplog.at_level(logging.WARNING, logger="opsloop.table"):
         after = start(db_url, policy, clock)
     assert after["acme"] == "U0CSM2"
     assert "for 2 account(s) (acme, initech)" in caplog.text
@@ -95,7 +95,7 @@ def test_an_import_survives_restarts_with_the_file_unchanged_and_edited(
     # applying the file is a deliberate act, and then the file is what the catalog says
     assert cli(policy)("accounts", "import", str(catalog)) == 0
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="bot.bootstrap"):
+    with caplog.at_level(logging.WARNING, logger="opsloop.table"):
         assert start(db_url, policy, clock)["acme"] == "U0CSM1"
     assert "differs" not in caplog.text
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
-from bot.bootstrap import Services, handler_table, timer_table
+from bot.bootstrap import Services
 from bot.slack.wiring import wire_slack
 from opsloop.models import OutboxMessage
+from opsloop.table import handler_table, timer_table
 from opsloop.types import Severity
 from tests.bot.mock_slack import MockSlack
 

@@ -3,7 +3,7 @@ exception expiries, remediation gates, health prompts, maintenance windows, hear
 and review reminders, schedules.
 
 A `Timer` is one row of the schedule the sweeper works through (its `kind` names the
-handler a feature registered in the one table of `bot/bootstrap.py`). `fired_at` is NULL until it fires,
+handler a feature registered in the one table of `opsloop/table.py`). `fired_at` is NULL until it fires,
 and it is set in the same transaction as the timer's effect, so a timer fires
 exactly once. No lease columns are needed for that: the effect is all
 database writes (outbox rows included), so the row lock taken when claiming
