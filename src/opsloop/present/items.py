@@ -9,6 +9,7 @@ thread is also a line of the item's timeline, unless a change is `quiet`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -56,6 +57,19 @@ _CREATED = {Kind.INCIDENT: "declared", Kind.ESCALATION: "opened", Kind.EXCEPTION
 def card_key(ref: str) -> str:
     """The outbox key of a work item's card; edits and thread lines point at it."""
     return f"card:{ref}"
+
+
+def in_card_thread(session: Session, *, ref: str, channel: str, key: str, payload: dict[str, Any],
+                   at: datetime, new: bool, lane: str, delay: timedelta = timedelta(0)) -> None:
+    """A message kept up to date under item `ref`'s card: posted in its thread once (`new`), under the
+    idempotent `key`, then edited in place; an edit supersedes those still waiting in `lane`, and
+    `delay` holds it back (at most one edit per `delay`)."""
+    if new:
+        outbox.enqueue(session, transport=CHAT, target=channel, now=at, key=key, thread_key=card_key(ref),
+                       payload=payload)
+    else:
+        outbox.enqueue(session, transport=CHAT, target=channel, now=at, update_key=key, lane=lane,
+                       supersede=True, payload=payload, delay=delay)
 
 
 def when(moment: datetime) -> str:

@@ -21,7 +21,7 @@ from opsloop.durations import format_duration
 from opsloop.events import Recurred, ReviewChanged, ReviewReminded
 from opsloop.messages import Button, Form, FormField, Message, escape, user
 from opsloop.outbox import CHAT
-from opsloop.present.items import Cards, card_key
+from opsloop.present.items import Cards, in_card_thread
 from opsloop.reviews.models import DRAFT, IN_REVIEW, PUBLISHED, SECTIONS, FollowUp, Review
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
@@ -269,12 +269,8 @@ class ReviewWords:
             self.cards.say(session, item, said, event.at)
         # the thread message and the document: posted under the card when drafted, edited in place after
         for key, payload in ((message_key(ref), {"message": shown}), (doc_key(ref), document)):
-            if event.what == "drafted":
-                outbox.enqueue(session, transport=CHAT, target=channel, now=event.at, key=key,
-                               thread_key=card_key(ref), payload=payload)
-            else:
-                outbox.enqueue(session, transport=CHAT, target=channel, now=event.at, update_key=key,
-                               lane=f"{CHAT}:{channel}:edit:{key}", supersede=True, payload=payload)
+            in_card_thread(session, ref=ref, channel=channel, key=key, payload=payload, at=event.at,
+                           new=event.what == "drafted", lane=f"{CHAT}:{channel}:edit:{key}")
         if review.owner not in ("", event.actor, event.by) and event.what in ("drafted", "owner"):
             outbox.enqueue(
                 session,

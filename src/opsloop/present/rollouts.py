@@ -12,7 +12,7 @@ from opsloop.events import RolloutChanged
 from opsloop.messages import Button, Message, escape, user
 from opsloop.outbox import CHAT
 from opsloop.present.clocks import human
-from opsloop.present.items import Cards, card_key
+from opsloop.present.items import Cards, in_card_thread
 from opsloop.rollouts import models as M
 from opsloop.rollouts.models import Rollout
 from opsloop.rollouts.report import RolloutReport
@@ -167,28 +167,9 @@ class RolloutWords:
         shown = progress_message(item.ref, self.rollouts.report(session, rollout))
         payload = {"message": shown.to_json()}
         key = progress_key(event.rollout_id)
-        if event.what == "started":
-            outbox.enqueue(
-                session,
-                transport=CHAT,
-                target=item.channel or "",
-                now=event.at,
-                key=key,
-                thread_key=card_key(item.ref),
-                payload=payload,
-            )
-        else:
-            outbox.enqueue(
-                session,
-                transport=CHAT,
-                target=item.channel or "",
-                now=event.at,
-                update_key=key,
-                lane=f"{CHAT}:{item.channel}",
-                supersede=True,
-                payload=payload,
-                delay=EDIT_EVERY if event.what == "progress" else timedelta(0),
-            )
+        in_card_thread(session, ref=item.ref, channel=item.channel or "", key=key, payload=payload,
+                       at=event.at, new=event.what == "started", lane=f"{CHAT}:{item.channel}",
+                       delay=EDIT_EVERY if event.what == "progress" else timedelta(0))
         template = _LINES.get(event.what)
         if template is not None:
             wave = rollout.waves and event.wave < len(rollout.waves)

@@ -6,12 +6,12 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from opsloop import events, outbox
+from opsloop import events
 from opsloop.messages import Message, user
 from opsloop.models import WorkItem
 from opsloop.outbox import CHAT
 from opsloop.present.checklist import StepView, checklist, checklist_key, step_line
-from opsloop.present.items import Cards, card_key
+from opsloop.present.items import Cards, in_card_thread
 from opsloop.present.remediation import call_buttons, call_status
 from opsloop.remediation.models import SUCCEEDED
 from opsloop.remediation.service import calls_of
@@ -107,12 +107,8 @@ class Checklists:
         shown = self.checklist(session, run, item, self.engine.tenants(session, item))
         payload = {"message": shown.to_json()}
         key = checklist_key(run.id)
-        if new:
-            outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=at, key=key,
-                           thread_key=card_key(item.ref), payload=payload)
-        else:
-            outbox.enqueue(session, transport=CHAT, target=item.channel or "", now=at, update_key=key,
-                           lane=f"{CHAT}:{item.channel}", supersede=True, payload=payload)
+        in_card_thread(session, ref=item.ref, channel=item.channel or "", key=key, payload=payload, at=at,
+                       new=new, lane=f"{CHAT}:{item.channel}")
 
     def _warnings(self, session: Session, event: events.RunAttached) -> None:
         for warning in warnings(event):
