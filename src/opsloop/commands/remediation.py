@@ -16,7 +16,7 @@ from opsloop.runbooks.runs import Runbooks
 class RemediationCommands:
     def __init__(self, remediation: Remediation, runbooks: Runbooks,
                  step: Callable[[str, int, str, str], Reply]) -> None:
-        self.remediation = remediation
+        self.decisions = remediation.decisions  # confirm or retry a call; an approval request's gate
         self.runbooks = runbooks
         self.step = step  # a step action, answered (RunbookCommands.step)
 
@@ -24,7 +24,7 @@ class RemediationCommands:
         """Approve / Reject on an approval request message (its value is the round id)."""
         if not value.isdigit():
             raise UsageError(f"this button carries no approval request ({value!r})")
-        run_id, step, stale = self.remediation.round_target(int(value))
+        run_id, step, stale = self.decisions.round_target(int(value))
         if stale:
             return Reply(stale)
         if verb == "approve":
@@ -42,8 +42,8 @@ class RemediationCommands:
         call_id, _, retries = value.partition(":")
         if not call_id.isdigit() or not (retries.isdigit() or retries == ""):
             raise UsageError(f"this button carries no remediation call ({value!r})")
-        return Reply(decision_text(self.remediation.decide(actor=actor, call_id=int(call_id), verb=verb,
-                                                           retries=int(retries) if retries else None)))
+        return Reply(decision_text(self.decisions.decide(actor=actor, call_id=int(call_id), verb=verb,
+                                                         retries=int(retries) if retries else None)))
 
     def verbs(self) -> list[Verb]:
         """`/runbook retry|confirm`: the http steps' verbs."""
@@ -56,10 +56,10 @@ class RemediationCommands:
         ]
 
     def retry(self, args: Args) -> Reply:
-        call_id = self.remediation.locate_call(args["ref"], args["step"])
-        return Reply(decision_text(self.remediation.decide(actor=args.actor, call_id=call_id, verb="retry")))
+        call_id = self.decisions.locate_call(args["ref"], args["step"])
+        return Reply(decision_text(self.decisions.decide(actor=args.actor, call_id=call_id, verb="retry")))
 
     def confirm(self, args: Args) -> Reply:
-        call_id = self.remediation.locate_call(args["ref"], args["step"])
-        decision = self.remediation.decide(actor=args.actor, call_id=call_id, verb=args["outcome"])
+        call_id = self.decisions.locate_call(args["ref"], args["step"])
+        decision = self.decisions.decide(actor=args.actor, call_id=call_id, verb=args["outcome"])
         return Reply(decision_text(decision))

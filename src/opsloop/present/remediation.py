@@ -20,9 +20,9 @@ from opsloop.events import ApprovalDecided, ApprovalRequested, CallFinished, Gat
 from opsloop.messages import Button, Message, escape, target, user
 from opsloop.outbox import CHAT
 from opsloop.present.items import Cards, card_key
+from opsloop.remediation.decisions import CallDecision
 from opsloop.remediation.models import FAILED, SENDING, SUCCEEDED, UNKNOWN, ApprovalRound, RemediationCall
 from opsloop.remediation.secrets import mask, plain
-from opsloop.remediation.service import CallDecision
 from opsloop.runbooks import states as S
 from opsloop.runbooks.models import RunbookRun, RunbookStepRun
 from opsloop.runbooks.pinning import runbook_of, snapshot_of

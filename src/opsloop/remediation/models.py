@@ -70,3 +70,8 @@ class ApprovalRound(SQLModel, table=True):
     expires_at: datetime | None = utc_column()  # the request, then (once approved) the approval
     closed_at: datetime | None = utc_column()
     outcome: str | None = Field(default=None, max_length=16)  # approved | rejected | expired | changed
+
+
+def idempotency_key(call: RemediationCall) -> str:
+    """The same for every attempt of one step run (and for a retry of an unknown outcome)."""
+    return f"opsloop-sr{call.step_run_id}-g{call.generation}"

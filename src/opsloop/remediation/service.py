@@ -38,11 +38,12 @@ from opsloop.authz import Authorizer
 from opsloop.bus import Bus
 from opsloop.clock import Clock
 from opsloop.db import Database
-from opsloop.errors import IllegalTransition, InvalidInput, NotFound
+from opsloop.errors import IllegalTransition
 from opsloop.events import CallFinished, RunChanged, StepCompleted, StepOpened
 from opsloop.models import WorkItem
 from opsloop.policy import Policy
-from opsloop.remediation.gates import Gates, covered
+from opsloop.remediation.decisions import CallDecisions
+from opsloop.remediation.gates import Gates
 from opsloop.remediation.http import Call, HttpExecutor, Outcome
 from opsloop.remediation.models import (
     APPROVED,
@@ -51,8 +52,8 @@ from opsloop.remediation.models import (
     SENDING,
     SUCCEEDED,
     UNKNOWN,
-    ApprovalRound,
     RemediationCall,
+    idempotency_key,
 )
 from opsloop.remediation.safety import Refused
 from opsloop.remediation.secrets import MissingSecret
@@ -76,22 +77,6 @@ class Claim:
     call: Call
     key: str
     worker: str
-
-
-def idempotency_key(call: RemediationCall) -> str:
-    """The same for every attempt of one step run (and for a retry of an unknown outcome)."""
-    return f"opsloop-sr{call.step_run_id}-g{call.generation}"
-
-
-@dataclass(frozen=True)
-class CallDecision:
-    """A person settled an unknown outcome (`succeeded` / `failed`) or asked for a `retry`."""
-
-    call_id: int
-    step_id: str
-    verb: str
-    actor: str
-    idempotency_key: str
 
 
 def calls_of(session: Session, run_id: int) -> list[RemediationCall]:
@@ -118,6 +103,7 @@ class Remediation:
         self.bus = bus
         self.worker = worker or worker_name()
         self.gates = Gates(policy, clock, runbooks, bus)
+        self.decisions = CallDecisions(db, clock, authz, runbooks, self.gates, self.finish)
         self.engine = runbooks.engine
         self._calls = ThreadPoolExecutor(max_workers=policy.actions.concurrency,
                                          thread_name_prefix="opsloop-remediation")
@@ -231,7 +217,7 @@ class Remediation:
                 call.error = (f"the worker {call.claimed_by} stopped while calling (its lease ended "
                               f"{call.lease_until:%H:%M:%S} UTC); the request may or may not have arrived")
                 session.add(call)
-                self._finish(session, call, {}, now, action="remediation.unknown")
+                self.finish(session, call, {}, now, action="remediation.unknown")
                 count += 1
         return count
 
@@ -310,7 +296,7 @@ class Remediation:
     def _refuse(self, session: Session, call: RemediationCall, why: str, now: datetime) -> None:
         call.state, call.error, call.updated_at, call.finished_at = FAILED, why, now, now
         session.add(call)
-        self._finish(session, call, {}, now, action="remediation.refused")
+        self.finish(session, call, {}, now, action="remediation.refused")
 
     def record(self, claim: Claim, outcome: Outcome) -> None:
         now = self.clock.now()
@@ -328,9 +314,9 @@ class Remediation:
             call.lease_until = None
             call.finished_at = now if outcome.state != UNKNOWN else None
             session.add(call)
-            self._finish(session, call, outcome.outputs, now, action=f"remediation.{outcome.state}")
+            self.finish(session, call, outcome.outputs, now, action=f"remediation.{outcome.state}")
 
-    def _finish(self, session: Session, call: RemediationCall, outputs: Mapping[str, Any], now: datetime,
+    def finish(self, session: Session, call: RemediationCall, outputs: Mapping[str, Any], now: datetime,
                 *, action: str, actor: str = S.AUTOMATIC) -> None:
         """Write a call's outcome onto its step and the audit log, and say it (`CallFinished`)."""
         run = session.exec(select(RunbookRun).where(RunbookRun.id == call.run_id).with_for_update()).one()
@@ -356,84 +342,3 @@ class Remediation:
             row.reason, row.updated_at = call.error, now
             session.add(row)
         self.bus.publish(session, RunChanged(at=now, item=item, run_id=run.id))
-
-    # ------------------------------------------------------------------ people
-
-    def decide(self, *, actor: str, call_id: int, verb: str, retries: int | None = None) -> CallDecision:
-        """`succeeded` / `failed` for an unknown outcome; `retry` for a failed or unknown one.
-
-        `retries` (from a button) is how many retries the outcome it answers had had: a button
-        pressed again after its retry was asked acts on nothing."""
-        if verb not in ("succeeded", "failed", "retry"):
-            raise InvalidInput(f"unknown remediation action {verb!r}")
-        now = self.clock.now()
-        self.authz.require(actor, "runbook.remediate", subject=f"call:{call_id}",
-                           doing="confirm or retry remediation calls", attempted=f"remediation.{verb}")
-        with self.db.transaction() as session:
-            audit.lock_chain(session)
-            call = session.exec(select(RemediationCall).where(RemediationCall.id == call_id)
-                                .with_for_update()).first()
-            if call is None:
-                raise NotFound(f"no remediation call {call_id}")
-            if retries is not None and retries != call.retries:
-                raise IllegalTransition(f"`{call.step_id}` was already retried since that button was shown "
-                                        f"(it is {call.state} now); use the newest message's buttons")
-            before = call.state
-            if verb == "retry":
-                if call.state not in (FAILED, UNKNOWN):
-                    raise IllegalTransition(f"step {call.step_id} is {call.state}; only a failed or unknown "
-                                            "call can be retried")
-                if call.state == FAILED:
-                    call.generation += 1  # a new call: the failed one must not be replayed by key
-                call.state, call.decided_by, call.claimed_by, call.finished_at = PENDING, None, None, None
-                call.error, call.updated_at, call.retries = None, now, call.retries + 1
-            else:
-                if call.state != UNKNOWN:
-                    raise IllegalTransition(f"step {call.step_id} is {call.state}; only an unknown outcome "
-                                            "is confirmed by hand")
-                call.state, call.decided_by, call.updated_at, call.finished_at = verb, actor, now, now
-                call.error = None  # what is shown is who confirmed it (`decided_by`)
-            session.add(call)
-            self._finish(session, call, {}, now, action=f"remediation.{verb}", actor=actor)
-            audit.record(session, at=now, actor=actor, action="remediation.decided",
-                         subject=f"call:{call.id}", before={"state": before}, after={"state": call.state})
-            assert call.id is not None
-            return CallDecision(call.id, call.step_id, verb, actor, idempotency_key(call))
-
-    # ------------------------------------------------------------------ lookups for commands
-
-    def locate_call(self, ref: str, step_id: str) -> int:
-        run_id = self.runbooks.locate(ref, step_id)
-        with self.db.transaction() as session:
-            call = session.exec(select(RemediationCall).where(RemediationCall.run_id == run_id,
-                                                              RemediationCall.step_id == step_id)).first()
-            if call is None or call.id is None:
-                raise NotFound(f"step {step_id} of {ref.upper()} has not been called")
-            return call.id
-
-    def round_target(self, round_id: int) -> tuple[int, str, str | None]:
-        """(run id, gate step id, why the request message is stale or None) of an approval round."""
-        now = self.clock.now()
-        stale: str | None = None
-        with self.db.transaction() as session:
-            audit.lock_chain(session)
-            round_ = session.get(ApprovalRound, round_id)
-            row = session.get(RunbookStepRun, round_.step_run_id) if round_ is not None else None
-            if round_ is None or row is None:
-                raise NotFound(f"no approval request {round_id}")
-            run = session.exec(select(RunbookRun).where(RunbookRun.id == row.run_id).with_for_update()).one()
-            assert run.id is not None
-            if round_.closed_at is not None:
-                return run.id, row.step_id, (f"this request was {round_.outcome}; "
-                                             "answer the newest request in the thread")
-            view = self.gates.view(session, run)
-            now_bound = {s.id: view.binding(s) for s in covered(view.runbook, row.step_id)}
-            if row.state == S.OPEN and now_bound != round_.binding:
-                gate = view.runbook.step(row.step_id)
-                assert isinstance(gate, ApprovalStep)
-                round_.closed_at, round_.outcome = now, "changed"
-                session.add(round_)
-                self.gates.open_round(session, view, gate, now,
-                                      why="the request changed since the last request message")
-                stale = "the request changed since that message; a new request with the details was posted"
-        return run.id, row.step_id, stale
