@@ -22,20 +22,19 @@ is 48 working hours.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from opsloop.errors import ConfigError, NotFound
+from opsloop.errors import ConfigError
 from opsloop.fields import Duration, Strict
 from opsloop.health.config import FACTORS, RULES
 from opsloop.policy_loader import _StrictLoader, format_location
 from opsloop.runbooks.versions import Version, content_hash
+from opsloop.yaml_files import YamlDirectory
 
 MAX_FILE = 64 * 1024
 ACTIVE, DEPRECATED, RETIRED = "active", "deprecated", "retired"
@@ -124,39 +123,14 @@ def _parse(data: bytes, source: str, expected_id: str | None) -> LoadedPlaybook:
     return LoadedPlaybook(playbook, source, data, content_hash(data))
 
 
-class Playbooks:
+class Playbooks(YamlDirectory[LoadedPlaybook]):
     """The playbooks directory, read on every call (a new play starts from the file as it is now)."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def parse_file(self, data: bytes, source: str, expected_id: str) -> LoadedPlaybook:
+        return parse(data, source, expected_id=expected_id)
 
-    def path(self, playbook_id: str) -> Path:
-        return self.directory / f"{playbook_id}.yaml"
-
-    def ids(self) -> list[str]:
-        if not self.directory.is_dir():
-            return []
-        return sorted(p.stem for p in self.directory.glob("*.yaml"))
-
-    def load(self, playbook_id: str) -> LoadedPlaybook:
-        path = self.path(playbook_id)
-        if "/" in playbook_id or not path.is_file():
-            raise NotFound(f"no playbook {playbook_id!r} (known: {', '.join(self.ids()) or 'none'})")
-        return self.load_path(path)
-
-    def load_path(self, path: Path) -> LoadedPlaybook:
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
-        return parse(data, str(path), expected_id=path.stem)
-
-    def load_all(self) -> Iterator[tuple[str, LoadedPlaybook | ConfigError]]:
-        for playbook_id in self.ids():
-            try:
-                yield playbook_id, self.load_path(self.path(playbook_id))
-            except ConfigError as error:
-                yield playbook_id, error
+    def unknown(self, file_id: str) -> str:
+        return f"no playbook {file_id!r} (known: {', '.join(self.ids()) or 'none'})"
 
     def problems(self) -> list[str]:
         """What stops opsloop at start: a playbook file that does not load."""

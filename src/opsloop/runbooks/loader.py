@@ -5,19 +5,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from opsloop.errors import ConfigError, NotFound
+from opsloop.errors import ConfigError
 from opsloop.policy_loader import _StrictLoader  # the policy's YAML reader: duplicate keys are refused
 from opsloop.runbooks.schema import STEP_TYPES, Runbook
 from opsloop.runbooks.versions import content_hash
+from opsloop.yaml_files import YamlDirectory
 
 MAX_FILE = 256 * 1024
 
@@ -115,7 +114,7 @@ def _path(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
     return out or "(top level)"
 
 
-class Library:
+class Library(YamlDirectory[LoadedRunbook]):
     """The runbooks directory, read from disk on every call.
 
     Reading again each time is cheap (a handful of small files) and means a
@@ -123,35 +122,9 @@ class Library:
     keep their pinned snapshot.
     """
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def parse_file(self, data: bytes, source: str, expected_id: str) -> LoadedRunbook:
+        return parse(data, source, expected_id=expected_id)
 
-    def path(self, runbook_id: str) -> Path:
-        return self.directory / f"{runbook_id}.yaml"
-
-    def ids(self) -> list[str]:
-        if not self.directory.is_dir():
-            return []
-        return sorted(p.stem for p in self.directory.glob("*.yaml"))
-
-    def load(self, runbook_id: str) -> LoadedRunbook:
-        path = self.path(runbook_id)
-        if "/" in runbook_id or not path.is_file():
-            known = ", ".join(self.ids()) or "none"
-            raise NotFound(f"no runbook {runbook_id!r} in {self.directory} (known: {known})")
-        return self.load_path(path)
-
-    def load_path(self, path: Path) -> LoadedRunbook:
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
-        return parse(data, str(path), expected_id=path.stem)
-
-    def load_all(self) -> Iterator[tuple[str, LoadedRunbook | ConfigError]]:
-        """Every runbook file, loaded, or the error that stopped it."""
-        for runbook_id in self.ids():
-            try:
-                yield runbook_id, self.load_path(self.path(runbook_id))
-            except ConfigError as error:
-                yield runbook_id, error
+    def unknown(self, file_id: str) -> str:
+        known = ", ".join(self.ids()) or "none"
+        return f"no runbook {file_id!r} in {self.directory} (known: {known})"
