@@ -16,25 +16,23 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, or_
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from opsloop import audit
 from opsloop.clock import Clock
 from opsloop.db import Database
-from opsloop.models import Account
 from opsloop.remediation.http import Call, HttpExecutor, Outcome
 from opsloop.remediation.service import worker_name
 from opsloop.rollouts import models as M
+from opsloop.rollouts.claims import Claim, claimable, flying, in_window, record_outcome
 from opsloop.rollouts.models import Rollout, RolloutTarget, key_of
-from opsloop.rollouts.service import Rollouts, RunView, render
+from opsloop.rollouts.report import due
+from opsloop.rollouts.requests import RunView, call_of, rollback_request
+from opsloop.rollouts.service import Rollouts, audit_rollout
 from opsloop.runbooks.render import RenderError
-from opsloop.runbooks.schema import HttpRequest, HttpStep
-from opsloop.tenant_windows import parse as parse_window
+from opsloop.runbooks.schema import HttpStep
 from opsloop.types import OPSLOOP
 
 log = logging.getLogger(__name__)
@@ -43,29 +41,6 @@ PROGRESS_EVERY = 1.0  # seconds between progress edits asked for by one worker
 MAX_THREADS = 64
 LOOK_EVERY = 1.0  # seconds between looks for other claimable rollouts while recording results
 GATHER_AT_MOST = 0.05  # seconds a finished call may wait for others to be recorded with it
-
-
-@dataclass(frozen=True)
-class Claim:
-    target_id: int
-    rollout_id: int
-    tenant: str
-    call: Call
-    key: str
-    rollback: bool
-
-
-def call_of(step: HttpStep, request: dict[str, object]) -> Call:
-    return Call(
-        method=str(request["method"]),
-        url=str(request["url"]),
-        headers=dict(request.get("headers") or {}),  # type: ignore[call-overload]
-        json_body=request.get("json"),
-        expect=tuple(step.expect.status),
-        timeout=step.timeout.total_seconds(),
-        attempts=step.retry.attempts,
-        on_status=tuple(step.retry.on_status),
-    )
 
 
 class RolloutWorker:
@@ -155,23 +130,13 @@ class RolloutWorker:
         if free <= 0:
             return []
         with self.db.engine.connect() as connection:  # a cheap look before taking any lock
-            ids = self._claimable(connection)
+            ids = claimable(connection)
         claims: list[Claim] = []
         for rollout_id in ids:
             if len(claims) >= free:
                 break
             claims += self._claim(rollout_id, free - len(claims))
         return claims
-
-    @staticmethod
-    def _claimable(db: Connection) -> list[int]:
-        """The rollouts whose tenants may be claimed (read without a lock)."""
-        query = (
-            select(Rollout.id)
-            .where(col(Rollout.state).in_((M.RUNNING, M.ROLLING_BACK)))
-            .order_by(col(Rollout.id))
-        )
-        return [i for i in db.execute(query).scalars() if i is not None]
 
     def _claim(self, rollout_id: int, free: int) -> list[Claim]:
         now = self.clock.now()
@@ -187,7 +152,7 @@ class RolloutWorker:
         rollback = rollout.state == M.ROLLING_BACK
         step, ref = self._facts(session, rollout)
         assert step.fleet is not None
-        take = min(free, step.fleet.max_concurrency - self._flying(session, rollout_id))
+        take = min(free, step.fleet.max_concurrency - flying(session, rollout_id))
         if take <= 0:
             return []
         if rollback or step.fleet.tenant_windows == "ignore":
@@ -201,7 +166,11 @@ class RolloutWorker:
                 .limit(take)
             ).all()
         else:
-            targets = self._in_window(session, rollout, ref, take, now)
+            targets, aside = in_window(session, rollout, take, now, self.rollouts.policy.timezone)
+            if aside:
+                audit_rollout(session, ref, rollout, "rollout.window.waiting", now,
+                              {"step": rollout.step_id, "tenants": aside}, actor=OPSLOOP)
+                self.rollouts.progress(session, rollout, now)
         view = self.rollouts.view(session, rollout) if rollback and targets else None
         claims: list[Claim] = []
         for target in targets:
@@ -217,74 +186,13 @@ class RolloutWorker:
             key = key_of(rollout_id, target, rollback=rollback)
             claims.append(Claim(target.id, rollout_id, target.tenant_id, spec, key, rollback))
         if claims:
-            audit.record(
-                session,
-                at=now,
-                actor=OPSLOOP,
-                action="rollout.sending",
-                subject=ref,
-                after={
-                    "rollout": rollout_id,
-                    "step": rollout.step_id,
-                    "worker": self.worker,
-                    "rollback": rollback,
-                    "calls": {c.tenant: c.key for c in claims},
-                },
-            )
+            audit_rollout(session, ref, rollout, "rollout.sending", now, {
+                "step": rollout.step_id,
+                "worker": self.worker,
+                "rollback": rollback,
+                "calls": {c.tenant: c.key for c in claims},
+            }, actor=OPSLOOP)
         return claims
-
-    def _in_window(
-        self, session: Session, rollout: Rollout, ref: str, take: int, now: datetime
-    ) -> list[RolloutTarget]:
-        """Up to `take` pending tenants whose maintenance window is open now (or who have none), in
-        order. One found outside its window is set aside until it opens (`not_before`, with the reason),
-        so no claim looks at it again before then; it stays pending, so its wave is not over."""
-        timezone = self.rollouts.policy.timezone
-        picked: list[RolloutTarget] = []
-        aside: dict[str, str] = {}
-        while len(picked) < take:
-            batch = session.exec(
-                select(RolloutTarget)
-                .where(
-                    RolloutTarget.rollout_id == rollout.id,
-                    RolloutTarget.state == M.PENDING,
-                    or_(col(RolloutTarget.not_before).is_(None), col(RolloutTarget.not_before) <= now),
-                    col(RolloutTarget.id).not_in([t.id for t in picked]),
-                )
-                .order_by(col(RolloutTarget.position))
-                .limit(take - len(picked))
-            ).all()
-            if not batch:
-                break
-            windows = dict(
-                session.exec(
-                    select(Account.id, Account.window).where(
-                        col(Account.id).in_([t.tenant_id for t in batch]), col(Account.window).is_not(None)
-                    )
-                ).all()
-            )
-            for target in batch:
-                text = windows.get(target.tenant_id)
-                window = parse_window(text) if text else None
-                if window is None or window.is_open(now, timezone):
-                    picked.append(target)
-                    continue
-                opens = window.opens_after(now, timezone)
-                target.not_before = opens
-                zone = window.timezone(timezone)
-                shown = window.text if window.zone else f"{window.text} {zone}"
-                target.waits_for = (
-                    f"waits for its maintenance window ({shown}), opens "
-                    f"{opens.astimezone(ZoneInfo(zone)):%a %Y-%m-%d %H:%M}"
-                )
-                session.add(target)
-                aside[target.tenant_id] = target.waits_for
-            session.flush()
-        if aside:
-            audit.record(session, at=now, actor=OPSLOOP, action="rollout.window.waiting", subject=ref,
-                         after={"rollout": rollout.id, "step": rollout.step_id, "tenants": aside})
-            self.rollouts.progress(session, rollout, now)
-        return picked
 
     def _facts(self, session: Session, rollout: Rollout) -> tuple[HttpStep, str]:
         """The rollout's step (from the pinned runbook) and its item's ref: they never change."""
@@ -308,15 +216,6 @@ class RolloutWorker:
             session.add(target)
             return None
         return call_of(step, request)
-
-    def _flying(self, session: Session, rollout_id: int) -> int:
-        return int(
-            session.exec(
-                select(func.count())
-                .select_from(RolloutTarget)
-                .where(RolloutTarget.rollout_id == rollout_id, col(RolloutTarget.state).in_(M.IN_FLIGHT))
-            ).one()
-        )
 
     # ------------------------------------------------------------------ recording
 
@@ -353,7 +252,8 @@ class RolloutWorker:
                     if outcome.state in M.ERRORS:
                         erred.add(rollout_id)
                     entries.append(
-                        self._one(session, rollout, targets[claim.target_id], claim, outcome, ref, now)
+                        record_outcome(session, rollout, targets[claim.target_id], claim, outcome, ref, now,
+                                       self.worker)
                     )
             audit.record_many(session, entries)
             for rollout_id, rollout in touched.items():
@@ -377,7 +277,7 @@ class RolloutWorker:
         if touched and moment - self._looked < LOOK_EVERY:
             return []
         self._looked = moment
-        return self._claimable(session.connection())
+        return claimable(session.connection())
 
     def _progress(self, session: Session, rollout: Rollout, now: datetime) -> None:
         """The progress message is edited at most once a second per rollout from here (the turns a
@@ -388,50 +288,6 @@ class RolloutWorker:
         if last is None or moment - last >= PROGRESS_EVERY:
             self._said[rollout.id] = moment
             self.rollouts.progress(session, rollout, now)
-
-    def _one(
-        self,
-        session: Session,
-        rollout: Rollout,
-        target: RolloutTarget,
-        claim: Claim,
-        outcome: Outcome,
-        ref: str,
-        now: datetime,
-    ) -> audit.Entry:
-        flying = M.RB_SENDING if claim.rollback else M.SENDING
-        if target.claimed_by != self.worker or target.state != flying:
-            return audit.Entry(
-                now,
-                OPSLOOP,
-                "rollout.late_result",
-                ref,
-                after={"rollout": rollout.id, "tenant": target.tenant_id, "state": outcome.state},
-            )
-        target.lease_until, target.finished_at = None, now
-        if claim.rollback:
-            target.state = {M.SUCCEEDED: M.ROLLED, M.FAILED: M.RB_FAILED}.get(outcome.state, M.RB_UNKNOWN)
-            target.rollback_status, target.rollback_error = outcome.status, outcome.error
-        else:
-            target.state, target.status, target.error = outcome.state, outcome.status, outcome.error
-            target.attempts = outcome.attempts
-            if outcome.state == M.SUCCEEDED and rollout.state == M.ROLLING_BACK:
-                target.state = M.RB_PENDING  # it arrived after Roll back was pressed: it is undone too
-        session.add(target)
-        return audit.Entry(
-            now,
-            OPSLOOP,
-            f"rollout.{'rollback' if claim.rollback else 'call'}.{outcome.state}",
-            ref,
-            after={
-                "rollout": rollout.id,
-                "tenant": target.tenant_id,
-                "status": outcome.status,
-                "attempts": outcome.attempts,
-                "key": claim.key,
-                **({"error": outcome.error} if outcome.error else {}),
-            },
-        )
 
     def _subject(self, session: Session, rollout: Rollout) -> str:
         return self._facts(session, rollout)[1]
@@ -470,14 +326,8 @@ class RolloutWorker:
                         target.state, target.rollback_error = M.RB_UNKNOWN, why
                     target.lease_until, target.finished_at = None, now
                     session.add(target)
-                    audit.record(
-                        session,
-                        at=now,
-                        actor=OPSLOOP,
-                        action="rollout.call.unknown",
-                        subject=self._subject(session, rollout),
-                        after={"rollout": rollout_id, "tenant": target.tenant_id, "error": why},
-                    )
+                    audit_rollout(session, self._subject(session, rollout), rollout, "rollout.call.unknown",
+                                  now, {"tenant": target.tenant_id, "error": why}, actor=OPSLOOP)
                 self.rollouts.settle(session, rollout, now)
                 self.rollouts.progress(session, rollout, now)
         return len(stale)
@@ -486,8 +336,8 @@ class RolloutWorker:
         """Rollouts whose pause between waves is over start their next wave."""
         now = self.clock.now()
         with self.db.transaction() as session:
-            due = self.rollouts.due(session, now)
-        for rollout_id in due:
+            ready = due(session, now)
+        for rollout_id in ready:
             with self.db.transaction() as session:
                 rollout = self.rollouts.locked(session, rollout_id)
                 if (
@@ -496,12 +346,3 @@ class RolloutWorker:
                     and rollout.next_wave_at <= now
                 ):
                     self.rollouts.begin_wave(session, rollout, now)
-
-
-def rollback_request(view: RunView, request: HttpRequest, target: RolloutTarget) -> dict[str, object]:
-    """A tenant's rollback request, rendered when Roll back reaches it."""
-    known = view.tenants([target.tenant_id])
-    tenant = known.get(target.tenant_id)
-    if tenant is None:
-        raise RenderError(f"tenant {target.tenant_id} is no longer in the account catalog")
-    return render(request, replace(view.context, tenant=tenant.context()), f"steps.{view.step.id}.rollback")

@@ -16,12 +16,12 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Update, update
 from sqlmodel import Session, col, select
 
-from opsloop import audit
 from opsloop.errors import IllegalTransition, InvalidInput, NotFound
 from opsloop.rollouts import models as M
 from opsloop.rollouts.models import Rollout, RolloutTarget
 from opsloop.rollouts.report import errors_of
-from opsloop.rollouts.service import Rollouts, wave_binding
+from opsloop.rollouts.requests import render_wave, wave_binding
+from opsloop.rollouts.service import Rollouts, audit_rollout
 from opsloop.runbooks.steps import Refused
 
 
@@ -54,18 +54,17 @@ class Decisions:
         if verb not in VERBS:
             raise InvalidInput(f"unknown rollout action {verb!r} (one of: {', '.join(VERBS)})")
         if verb in ("resume", "abort", "rollback"):
-            self.authz.require(
-                actor,
-                "runbook.remediate",
-                subject=f"rollout:{rollout_id}",
-                doing="resume, abort or roll back rollouts",
-                attempted=f"rollout.{verb}",
-            )
+            self._may_remediate(actor, rollout_id, "resume, abort or roll back rollouts", f"rollout.{verb}")
         try:
             return self._decide(actor, rollout_id, verb, reason)
         except Refused as refused:  # audited in a transaction of its own, once this one is undone
             raise self.authz.refuse(actor, refused.action, subject=refused.subject,
                                     reason=refused.reason) from None
+
+    def _may_remediate(self, actor: str, rollout_id: int, doing: str, attempted: str) -> None:
+        """Resume, Abort, Roll back and settling a tenant's call all need `runbook.remediate`."""
+        self.authz.require(actor, "runbook.remediate", subject=f"rollout:{rollout_id}", doing=doing,
+                           attempted=attempted)
 
     def _decide(self, actor: str, rollout_id: int, verb: str, reason: str | None) -> Decided:
         now = self.clock.now()
@@ -77,20 +76,9 @@ class Decisions:
                 note = self._approval(session, rollout, actor, verb, reason, now)
             else:
                 note = getattr(self, f"_{verb}")(session, rollout, actor, now)
-            audit.record(
-                session,
-                at=now,
-                actor=actor,
-                action=f"rollout.{verb}",
-                subject=view.item.ref,
-                before={"rollout": rollout.id, "state": before},
-                after={
-                    "rollout": rollout.id,
-                    "state": rollout.state,
-                    "wave": rollout.wave,
-                    **({"reason": reason} if reason else {}),
-                },
-            )
+            after = {"state": rollout.state, "wave": rollout.wave, **({"reason": reason} if reason else {})}
+            audit_rollout(session, view.item.ref, rollout, f"rollout.{verb}", now, after, actor=actor,
+                          before={"state": before})
             return Decided(view.item.ref, rollout.step_id, verb, rollout.state, note)
 
     # ------------------------------------------------------------------ halted
@@ -170,13 +158,7 @@ class Decisions:
         (an unknown one keeps its Idempotency-Key, a failed one gets a new one)."""
         if verb not in ("succeeded", "failed", "retry"):
             raise InvalidInput(f"unknown outcome {verb!r} (succeeded, failed or retry)")
-        self.authz.require(
-            actor,
-            "runbook.remediate",
-            subject=f"rollout:{rollout_id}",
-            doing="confirm or retry rollout calls",
-            attempted=f"rollout.tenant.{verb}",
-        )
+        self._may_remediate(actor, rollout_id, "confirm or retry rollout calls", f"rollout.tenant.{verb}")
         now = self.clock.now()
         with self.db.transaction() as session:
             rollout = self.rollouts.locked(session, rollout_id)
@@ -213,15 +195,9 @@ class Decisions:
                 target.state, target.error = verb, f"confirmed {verb} by {actor}"
             session.add(target)
             view = self.rollouts.view(session, rollout)
-            audit.record(
-                session,
-                at=now,
-                actor=actor,
-                action=f"rollout.tenant.{verb}",
-                subject=view.item.ref,
-                before={"rollout": rollout_id, "tenant": tenant, "state": before},
-                after={"rollout": rollout_id, "tenant": tenant, "state": target.state},
-            )
+            audit_rollout(session, view.item.ref, rollout, f"rollout.tenant.{verb}", now,
+                          {"tenant": tenant, "state": target.state}, actor=actor,
+                          before={"tenant": tenant, "state": before})
             self.rollouts.settle(session, rollout, now)
             self.rollouts.progress(session, rollout, now)
             return f"{tenant}: {before} → {target.state}"
@@ -279,7 +255,7 @@ class Decisions:
             self.rollouts.say(session, view.item, rollout, "approval", actor, now)
             return f"approved ({len(rollout.approvals)} of {gate.min_approvals})"
         now_bound = wave_binding(
-            view.sha256, rollout.step_id, rollout.wave, self.rollouts.render_wave(view, rollout)
+            view.sha256, rollout.step_id, rollout.wave, render_wave(view, rollout)
         )
         if now_bound != rollout.binding:
             self.rollouts.begin_wave(session, rollout, now)

@@ -1,5 +1,6 @@
 """What a rollout looks like now, as data: waves, per-tenant counts, failures, time to deadline; and each
-tenant's outcome (for `/runbook status` and `opsloop runbooks rollout RUN --csv`)."""
+tenant's outcome (for `/runbook status` and `opsloop runbooks rollout RUN --csv`). The counting queries
+the wave engine decides by (errors against the budget, tenants in a state) are here too."""
 
 from __future__ import annotations
 
@@ -85,6 +86,75 @@ def errors_of(session: Session, rollout_id: int) -> int:
         RolloutTarget.rollout_id == rollout_id, col(RolloutTarget.state).in_(M.ERRORS),
         col(RolloutTarget.orphaned).is_(False))).one())
 
+
+def counts(session: Session, rollout: Rollout) -> dict[str, int]:
+    """How many of the rollout's tenants are in each state."""
+    return {
+        state: int(n)
+        for state, n in session.exec(
+            select(RolloutTarget.state, func.count())
+            .where(RolloutTarget.rollout_id == rollout.id)
+            .group_by(col(RolloutTarget.state))
+        )
+    }
+
+
+def count_in(session: Session, rollout: Rollout, states: tuple[str, ...]) -> int:
+    """How many of the rollout's tenants are in one of `states`."""
+    return int(
+        session.exec(
+            select(func.count())
+            .select_from(RolloutTarget)
+            .where(RolloutTarget.rollout_id == rollout.id, col(RolloutTarget.state).in_(states))
+        ).one()
+    )
+
+
+def any_in_wave(session: Session, rollout: Rollout, wave: int, states: tuple[str, ...]) -> bool:
+    """Whether some tenant of `wave` is in one of `states` (one id read, not a whole row)."""
+    return (
+        session.exec(
+            select(RolloutTarget.id)
+            .where(
+                RolloutTarget.rollout_id == rollout.id,
+                RolloutTarget.wave == wave,
+                col(RolloutTarget.state).in_(states),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+
+def wave_tenants(session: Session, rollout: Rollout, state: str) -> list[str]:
+    """The tenants of the rollout's current wave in `state`, in rollout order."""
+    return list(
+        session.exec(
+            select(RolloutTarget.tenant_id)
+            .where(
+                RolloutTarget.rollout_id == rollout.id,
+                RolloutTarget.wave == rollout.wave,
+                RolloutTarget.state == state,
+            )
+            .order_by(col(RolloutTarget.position))
+        )
+    )
+
+def of_step(session: Session, run: RunbookRun, step_id: str) -> Rollout | None:
+    """The rollout of a run's step, if it has one yet."""
+    return session.exec(select(Rollout).where(Rollout.run_id == run.id, Rollout.step_id == step_id)).first()
+
+
+def due(session: Session, now: datetime) -> list[int]:
+    """Rollouts whose pause between waves is over."""
+    return [
+        r
+        for r in session.exec(
+            select(Rollout.id).where(Rollout.state == M.PAUSING, col(Rollout.next_wave_at) <= now)
+        )
+        if r is not None
+    ]
 
 def report(
     session: Session, rollout: Rollout, fleet: Fleet, book: ClockBook, now: datetime, *, rollback: bool

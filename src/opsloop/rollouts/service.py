@@ -12,13 +12,10 @@ keeps), so replicas serialise on one rollout and never deadlock.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from opsloop import audit
@@ -32,14 +29,24 @@ from opsloop.models import WorkItem
 from opsloop.policy import Policy
 from opsloop.rollouts import models as M
 from opsloop.rollouts.models import Rollout, RolloutTarget
-from opsloop.rollouts.report import RolloutReport, errors_of, outcomes, report
-from opsloop.rollouts.targets import choose, tenants, waves_of
+from opsloop.rollouts.report import (
+    RolloutReport,
+    any_in_wave,
+    count_in,
+    counts,
+    errors_of,
+    of_step,
+    outcomes,
+    report,
+    wave_tenants,
+)
+from opsloop.rollouts.requests import RunView, render_wave, view_of, wave_binding
+from opsloop.rollouts.targets import pin_targets
 from opsloop.runbooks import states as S
-from opsloop.runbooks.models import RunbookRun, RunbookStepRun
+from opsloop.runbooks.models import RunbookRun
 from opsloop.runbooks.pinning import runbook_of, snapshot_of
-from opsloop.runbooks.render import Context, RenderError, render_request
 from opsloop.runbooks.runs import Runbooks
-from opsloop.runbooks.schema import HttpRequest, HttpStep, Runbook
+from opsloop.runbooks.schema import HttpStep
 from opsloop.sla.calendars import ALWAYS
 from opsloop.sla.clocks import ClockBook
 from opsloop.sla.models import SlaClock
@@ -47,22 +54,16 @@ from opsloop.sla.policies import match_policy, tier_of
 
 AUTOMATIC = S.AUTOMATIC
 DEADLINE = "rollout"  # the SLA clock target of a rollout's `deadline`
-RENDER_CHUNK = 500  # targets rendered and written at a time when a wave starts
 
 
-def render(request: HttpRequest, context: Context, where: str) -> dict[str, Any]:
-    """A request as it will be sent, secrets as markers (safe to show, store and hash)."""
-    return {
-        "method": request.method,
-        "url": render_request(request.url, context, where=f"{where}.url"),
-        "headers": render_request(dict(request.headers), context, where=f"{where}.headers"),
-        "json": render_request(request.json_body, context, where=f"{where}.json", typed=True),
-    }
-
-
-def wave_binding(sha256: str, step_id: str, wave: int, requests: list[tuple[str, dict[str, Any]]]) -> str:
-    text = json.dumps([sha256, step_id, wave, requests], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+def audit_rollout(session: Session, subject: str, rollout: Rollout, action: str, now: datetime,
+                  after: dict[str, Any], *, actor: str = AUTOMATIC,
+                  before: dict[str, Any] | None = None) -> None:
+    """A rollout's entry in the audit chain: what it was (`before`, if anything) and is now, each naming
+    the rollout first."""
+    audit.record(session, at=now, actor=actor, action=action, subject=subject,
+                 before=None if before is None else {"rollout": rollout.id, **before},
+                 after={"rollout": rollout.id, **after})
 
 
 class Rollouts:
@@ -89,59 +90,8 @@ class Rollouts:
     def _pin_run(self, session: Session, run: RunbookRun, item: WorkItem, now: datetime) -> None:
         runbook = runbook_of(snapshot_of(session, run))
         for step in runbook.steps:
-            if isinstance(step, HttpStep) and step.foreach and self._of(session, run, step.id) is None:
-                self._pin(session, run, step, item, now)
-
-    def _pin(
-        self, session: Session, run: RunbookRun, step: HttpStep, item: WorkItem, now: datetime
-    ) -> Rollout:
-        fleet = step.fleet
-        assert fleet is not None and run.id is not None and item.id is not None
-        chosen = choose(session, fleet)
-        rollout = Rollout(
-            run_id=run.id,
-            step_id=step.id,
-            work_item_id=item.id,
-            state=M.PINNED,
-            targets=len(chosen),
-            waves=fleet.wave_sizes(len(chosen)),
-            allowed_errors=fleet.allowed_errors(len(chosen)),
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(rollout)
-        session.flush()
-        assert rollout.id is not None
-        rows = [
-            {
-                "rollout_id": rollout.id,
-                "tenant_id": t.id,
-                "position": n,
-                "wave": w,
-                "state": M.WAITING,
-                "generation": 1,
-                "request": {},
-                "attempts": 0,
-            }
-            for n, (t, w) in enumerate(zip(chosen, waves_of(fleet, len(chosen)), strict=True))
-        ]
-        if rows:
-            session.execute(insert(RolloutTarget), rows)
-        audit.record(
-            session,
-            at=now,
-            actor=AUTOMATIC,
-            action="rollout.pinned",
-            subject=item.ref,
-            after={
-                "run": run.id,
-                "step": step.id,
-                "targets": [t.id for t in chosen],
-                "waves": rollout.waves,
-                "allowed_errors": rollout.allowed_errors,
-            },
-        )
-        return rollout
+            if isinstance(step, HttpStep) and step.foreach and of_step(session, run, step.id) is None:
+                pin_targets(session, run, step, item, now)
 
     def on_opened(self, session: Session, event: StepOpened) -> None:
         """A foreach step's prerequisites are met: its rollout starts with its first wave."""
@@ -153,7 +103,7 @@ class Rollouts:
         step = runbook.step(event.step_id)
         if not (isinstance(step, HttpStep) and step.foreach):
             return
-        rollout = self._of(session, run, step.id) or self._pin(session, run, step, event.item, event.at)
+        rollout = of_step(session, run, step.id) or pin_targets(session, run, step, event.item, event.at)
         if rollout.state != M.PINNED:
             return
         rollout.state, rollout.started_at, rollout.updated_at = M.RUNNING, event.at, event.at
@@ -180,7 +130,7 @@ class Rollouts:
     def refuse_busy(self, session: Session, event: StepCompleted) -> None:
         """A foreach step whose rollout is under way cannot be done or skipped by hand."""
         run = session.get(RunbookRun, event.run_id)
-        rollout = self._of(session, run, event.step_id) if run is not None else None
+        rollout = of_step(session, run, event.step_id) if run is not None else None
         if rollout is not None and rollout.state not in (M.PINNED, *M.ROLLOUT_OVER):
             raise IllegalTransition(
                 f"step {event.step_id} is a rollout that is {rollout.state.replace('_', ' ')}; "
@@ -209,7 +159,7 @@ class Rollouts:
         """Start the current wave (or the next one with tenants in it), or complete the rollout."""
         view = self.view(session, rollout)
         while rollout.wave < len(rollout.waves):
-            if self.any_in_wave(session, rollout, rollout.wave, (M.WAITING,)):
+            if any_in_wave(session, rollout, rollout.wave, (M.WAITING,)):
                 break
             rollout.wave += 1
         else:
@@ -218,7 +168,7 @@ class Rollouts:
         fleet = view.step.fleet
         assert fleet is not None
         wave = fleet.waves[rollout.wave]
-        requests = self.render_wave(view, rollout, keep=wave.approval is not None)
+        requests = render_wave(view, rollout, keep=wave.approval is not None)
         rollout.updated_at, rollout.next_wave_at = now, None
         if wave.approval is not None:
             rollout.state, rollout.approvals = M.APPROVAL, []
@@ -226,8 +176,8 @@ class Rollouts:
             expires = wave.approval.expires_after
             rollout.approval_expires_at = now + expires if expires else None
             session.add(rollout)
-            self._audit_wave(session, view.item, rollout, "rollout.wave.approval", now,
-                             binding=rollout.binding, tenants=[t for t, _ in requests])
+            asked = {"wave": rollout.wave, "binding": rollout.binding, "tenants": [t for t, _ in requests]}
+            audit_rollout(session, view.item.ref, rollout, "rollout.wave.approval", now, asked)
             self.say(session, view.item, rollout, "approval", AUTOMATIC, now)
             return
         self.release(session, rollout, view, now)
@@ -236,17 +186,7 @@ class Rollouts:
         """The current wave's rendered tenants may be called now."""
         rollout.state, rollout.updated_at = M.RUNNING, now
         session.add(rollout)
-        started = list(
-            session.exec(
-                select(RolloutTarget.tenant_id)
-                .where(
-                    RolloutTarget.rollout_id == rollout.id,
-                    RolloutTarget.wave == rollout.wave,
-                    RolloutTarget.state == M.WAITING,
-                )
-                .order_by(col(RolloutTarget.position))
-            )
-        )
+        started = wave_tenants(session, rollout, M.WAITING)
         session.execute(
             update(RolloutTarget)
             .where(
@@ -256,61 +196,10 @@ class Rollouts:
             )
             .values(state=M.PENDING)
         )
-        self._audit_wave(session, view.item, rollout, "rollout.wave.started", now, tenants=started)
+        audit_rollout(session, view.item.ref, rollout, "rollout.wave.started", now,
+                      {"wave": rollout.wave, "tenants": started})
         self.say(session, view.item, rollout, "wave", AUTOMATIC, now, tenants=tuple(started))
         self.settle(session, rollout, now)  # a wave whose every request failed to render is over at once
-
-    def render_wave(
-        self, view: RunView, rollout: Rollout, *, keep: bool = True
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """Render (and store) the request of each target of the current wave still waiting; one that
-        cannot be rendered fails that tenant. Returns (tenant, request) in wave order when `keep`.
-
-        A wave may hold most of a 10,000-tenant fleet: its targets are read, rendered, written and
-        let go of RENDER_CHUNK at a time (never all in the session at once)."""
-        session = view.session
-        out: list[tuple[str, dict[str, Any]]] = []
-        after = -1
-        while True:
-            targets = list(
-                session.exec(
-                    select(RolloutTarget)
-                    .where(
-                        RolloutTarget.rollout_id == rollout.id,
-                        RolloutTarget.wave == rollout.wave,
-                        RolloutTarget.state == M.WAITING,
-                        col(RolloutTarget.position) > after,
-                    )
-                    .order_by(col(RolloutTarget.position))
-                    .limit(RENDER_CHUNK)
-                )
-            )
-            if not targets:
-                return out
-            after = targets[-1].position
-            known = view.tenants([t.tenant_id for t in targets])
-            for target in targets:
-                tenant = known.get(target.tenant_id)
-                try:
-                    if tenant is None:
-                        raise RenderError(f"tenant {target.tenant_id} is no longer in the account catalog")
-                    request = render(
-                        view.step.request,
-                        replace(view.context, tenant=tenant.context()),
-                        f"steps.{view.step.id}.request",
-                    )
-                except RenderError as error:
-                    target.state, target.error = M.FAILED, f"cannot render: {error}"
-                    target.finished_at = view.now
-                    session.add(target)
-                    continue
-                target.request = request
-                session.add(target)
-                if keep:
-                    out.append((target.tenant_id, request))
-            session.flush()
-            for target in targets:  # written: nothing here reads them again in this transaction
-                session.expunge(target)
 
     def settle(self, session: Session, rollout: Rollout, now: datetime, *, errors_added: bool = True) -> None:
         """After calls were recorded: halt on a spent budget, or move past a finished wave.
@@ -320,7 +209,7 @@ class Rollouts:
         rollout's lock, and Resume sets the errors so far aside, so a budget not spent after the last
         settle is not spent now."""
         if rollout.state == M.ROLLING_BACK:
-            if not self._count(session, rollout, (M.RB_PENDING, M.RB_SENDING)):
+            if not count_in(session, rollout, (M.RB_PENDING, M.RB_SENDING)):
                 self.end(
                     session,
                     rollout,
@@ -338,20 +227,12 @@ class Rollouts:
             if errors - rollout.forgiven > rollout.allowed_errors:
                 self._halt(session, rollout, errors, now)
                 return
-        if self.any_in_wave(session, rollout, rollout.wave, (M.PENDING, M.SENDING)):
+        if any_in_wave(session, rollout, rollout.wave, (M.PENDING, M.SENDING)):
             return
         view = self.view(session, rollout)
         fleet = view.step.fleet
         assert fleet is not None
-        finished = list(
-            session.exec(
-                select(RolloutTarget.tenant_id).where(
-                    RolloutTarget.rollout_id == rollout.id,
-                    RolloutTarget.wave == rollout.wave,
-                    RolloutTarget.state == M.SUCCEEDED,
-                )
-            )
-        )
+        finished = wave_tenants(session, rollout, M.SUCCEEDED)
         self.say(session, view.item, rollout, "wave_done", AUTOMATIC, now, tenants=tuple(finished))
         rollout.wave += 1
         if rollout.wave >= len(rollout.waves):
@@ -367,16 +248,6 @@ class Rollouts:
         else:
             self.begin_wave(session, rollout, now)
 
-    def due(self, session: Session, now: datetime) -> list[int]:
-        """Rollouts whose pause between waves is over."""
-        return [
-            r
-            for r in session.exec(
-                select(Rollout.id).where(Rollout.state == M.PAUSING, col(Rollout.next_wave_at) <= now)
-            )
-            if r is not None
-        ]
-
     def _halt(self, session: Session, rollout: Rollout, errors: int, now: datetime) -> None:
         view = self.view(session, rollout)
         failures = session.exec(
@@ -391,22 +262,15 @@ class Rollouts:
         )
         rollout.state, rollout.halted_reason, rollout.updated_at = M.HALTED, why, now
         session.add(rollout)
-        self._audit_wave(session, view.item, rollout, "rollout.halted", now,
-                         errors=errors, allowed=rollout.allowed_errors, why=why)
+        audit_rollout(session, view.item.ref, rollout, "rollout.halted", now,
+                      {"wave": rollout.wave, "errors": errors, "allowed": rollout.allowed_errors, "why": why})
         self.say(session, view.item, rollout, "halted", AUTOMATIC, now, note=why)
 
-    @staticmethod
-    def _audit_wave(session: Session, item: WorkItem, rollout: Rollout, action: str, now: datetime,
-                    **after: Any) -> None:
-        """What the engine did with the current wave, in the audit chain: the rollout, its wave, the rest."""
-        audit.record(session, at=now, actor=AUTOMATIC, action=action, subject=item.ref,
-                     after={"rollout": rollout.id, "wave": rollout.wave, **after})
-
     def _complete(self, session: Session, rollout: Rollout, view: RunView, now: datetime) -> None:
-        counts = self.counts(session, rollout)
+        by_state = counts(session, rollout)
         outputs = {
-            "succeeded": counts.get(M.SUCCEEDED, 0),
-            "failed": counts.get(M.FAILED, 0) + counts.get(M.UNKNOWN, 0),
+            "succeeded": by_state.get(M.SUCCEEDED, 0),
+            "failed": by_state.get(M.FAILED, 0) + by_state.get(M.UNKNOWN, 0),
             "targets": rollout.targets,
         }
         self.end(session, rollout, M.COMPLETED, AUTOMATIC, now, None, outputs=outputs)
@@ -430,14 +294,8 @@ class Rollouts:
             clock = session.get(SlaClock, rollout.clock_id, with_for_update=True)
             if clock is not None:
                 self.book.stop(session, clock, now)
-        audit.record(
-            session,
-            at=now,
-            actor=actor,
-            action=f"rollout.{state}",
-            subject=view.item.ref,
-            after={"rollout": rollout.id, "step": rollout.step_id, **self.counts(session, rollout)},
-        )
+        audit_rollout(session, view.item.ref, rollout, f"rollout.{state}", now,
+                      {"step": rollout.step_id, **counts(session, rollout)}, actor=actor)
         self.say(session, view.item, rollout, state, actor, now, note=why)
         row = view.rows[rollout.step_id]
         if row.state == S.EXECUTOR:
@@ -453,27 +311,7 @@ class Rollouts:
     # ------------------------------------------------------------------ reading
 
     def view(self, session: Session, rollout: Rollout) -> RunView:
-        run = session.get(RunbookRun, rollout.run_id)
-        assert run is not None
-        snapshot = snapshot_of(session, run)
-        runbook = runbook_of(snapshot)
-        item = session.get(WorkItem, run.work_item_id)
-        assert item is not None
-        rows = self.engine.steps(session, run)
-        step = runbook.step(rollout.step_id)
-        assert isinstance(step, HttpStep)
-        context = self.engine.context(runbook, run, rows, item, self.engine.tenants(session, item))
-        return RunView(
-            session,
-            run,
-            runbook,
-            snapshot.sha256,
-            item,
-            step,
-            {r.step_id: r for r in rows},
-            context,
-            self.clock.now(),
-        )
+        return view_of(session, rollout, self.engine, self.clock.now())
 
     def report(self, session: Session, rollout: Rollout) -> RolloutReport:
         view = self.view(session, rollout)
@@ -501,60 +339,6 @@ class Rollouts:
                     found.append((self.report(session, rollout), outcomes(session, rollout, fleet)))
             return found
 
-    def counts(self, session: Session, rollout: Rollout) -> dict[str, int]:
-        return {
-            state: int(n)
-            for state, n in session.exec(
-                select(RolloutTarget.state, func.count())
-                .where(RolloutTarget.rollout_id == rollout.id)
-                .group_by(col(RolloutTarget.state))
-            )
-        }
-
-    def _count(self, session: Session, rollout: Rollout, states: tuple[str, ...]) -> int:
-        return int(
-            session.exec(
-                select(func.count())
-                .select_from(RolloutTarget)
-                .where(RolloutTarget.rollout_id == rollout.id, col(RolloutTarget.state).in_(states))
-            ).one()
-        )
-
-    def wave_targets(
-        self,
-        session: Session,
-        rollout: Rollout,
-        wave: int,
-        states: tuple[str, ...],
-    ) -> list[RolloutTarget]:
-        query = select(RolloutTarget).where(
-            RolloutTarget.rollout_id == rollout.id,
-            RolloutTarget.wave == wave,
-            col(RolloutTarget.state).in_(states),
-        )
-        return list(session.exec(query.order_by(col(RolloutTarget.position))))
-
-    @staticmethod
-    def any_in_wave(session: Session, rollout: Rollout, wave: int, states: tuple[str, ...]) -> bool:
-        """Whether some tenant of `wave` is in one of `states` (one id read, not a whole row)."""
-        return (
-            session.exec(
-                select(RolloutTarget.id)
-                .where(
-                    RolloutTarget.rollout_id == rollout.id,
-                    RolloutTarget.wave == wave,
-                    col(RolloutTarget.state).in_(states),
-                )
-                .limit(1)
-            ).first()
-            is not None
-        )
-
-    def _of(self, session: Session, run: RunbookRun, step_id: str) -> Rollout | None:
-        return session.exec(
-            select(Rollout).where(Rollout.run_id == run.id, Rollout.step_id == step_id)
-        ).first()
-
     def locked(self, session: Session, rollout_id: int) -> Rollout:
         """The rollout row, locked, after the audit chain's head (the lock order)."""
         audit.lock_chain(session)
@@ -568,7 +352,7 @@ class Rollouts:
         with self.db.transaction() as session:
             item = self.runbooks.find_item(session, ref)
             for run in self.engine.runs(session, item):
-                found = self._of(session, run, step_id)
+                found = of_step(session, run, step_id)
                 if found is not None and found.id is not None:
                     return found.id
         raise NotFound(f"{ref.upper()} has no rollout step {step_id!r}")
@@ -607,32 +391,3 @@ class Rollouts:
         view_item = session.get(WorkItem, rollout.work_item_id)
         assert view_item is not None
         self.say(session, view_item, rollout, "progress", AUTOMATIC, now)
-
-
-class RunView:
-    """A rollout's run with what rendering its requests needs, loaded in one session."""
-
-    def __init__(
-        self,
-        session: Session,
-        run: RunbookRun,
-        runbook: Runbook,
-        sha256: str,
-        item: WorkItem,
-        step: HttpStep,
-        rows: dict[str, RunbookStepRun],
-        context: Context,
-        now: datetime,
-    ) -> None:
-        self.session = session
-        self.run = run
-        self.runbook = runbook
-        self.sha256 = sha256
-        self.item = item
-        self.step = step
-        self.rows = rows
-        self.context = context
-        self.now = now
-
-    def tenants(self, ids: list[str]) -> dict[str, Any]:
-        return tenants(self.session, ids)

@@ -1,7 +1,7 @@
 """Which tenants a rollout calls, in which order, and what its templates see of each.
 
 The selector is evaluated against the account catalog (and the newest health
-scores) once, when the run starts; the result is pinned in `rollout_targets`.
+scores) once, when the run starts; the result is pinned in `rollout_targets` (`pin_targets`).
 Order (`order_by`), lowest risk first, ties by id:
 
 - `tier`: smb, then mid-market, then enterprise;
@@ -14,15 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from opsloop import audit
 from opsloop.health.service import latest_scores
-from opsloop.models import Account
+from opsloop.models import Account, WorkItem
+from opsloop.rollouts import models as M
 from opsloop.rollouts.config import Fleet, Selector
+from opsloop.rollouts.models import Rollout, RolloutTarget
+from opsloop.runbooks import states as S
+from opsloop.runbooks.models import RunbookRun
+from opsloop.runbooks.schema import HttpStep
 
 _TIER_RANK = {"smb": 0, "mid-market": 1, "enterprise": 2}
 _BAND_RANK = {"healthy": 0, "watch": 1, "at-risk": 2}
@@ -101,3 +108,54 @@ def waves_of(fleet: Fleet, count: int) -> list[int]:
     for index, size in enumerate(fleet.wave_sizes(count)):
         out += [index] * size
     return out
+
+
+def pin_targets(session: Session, run: RunbookRun, step: HttpStep, item: WorkItem, now: datetime) -> Rollout:
+    """Choose the step's targets now and keep them (`rollout_targets`, each with its wave), audited."""
+    fleet = step.fleet
+    assert fleet is not None and run.id is not None and item.id is not None
+    chosen = choose(session, fleet)
+    rollout = Rollout(
+        run_id=run.id,
+        step_id=step.id,
+        work_item_id=item.id,
+        state=M.PINNED,
+        targets=len(chosen),
+        waves=fleet.wave_sizes(len(chosen)),
+        allowed_errors=fleet.allowed_errors(len(chosen)),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(rollout)
+    session.flush()
+    assert rollout.id is not None
+    rows = [
+        {
+            "rollout_id": rollout.id,
+            "tenant_id": t.id,
+            "position": n,
+            "wave": w,
+            "state": M.WAITING,
+            "generation": 1,
+            "request": {},
+            "attempts": 0,
+        }
+        for n, (t, w) in enumerate(zip(chosen, waves_of(fleet, len(chosen)), strict=True))
+    ]
+    if rows:
+        session.execute(insert(RolloutTarget), rows)
+    audit.record(
+        session,
+        at=now,
+        actor=S.AUTOMATIC,
+        action="rollout.pinned",
+        subject=item.ref,
+        after={
+            "run": run.id,
+            "step": step.id,
+            "targets": [t.id for t in chosen],
+            "waves": rollout.waves,
+            "allowed_errors": rollout.allowed_errors,
+        },
+    )
+    return rollout

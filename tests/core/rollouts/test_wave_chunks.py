@@ -13,7 +13,7 @@ from sqlmodel import select
 from bot.bootstrap import Services
 from opsloop.models import AuditEvent
 from opsloop.rollouts import models as M
-from opsloop.rollouts import service
+from opsloop.rollouts import requests as rollout_requests
 from tests.core.rollouts.conftest import APPROVER1, APPROVER2, Target, rollout, start, states, tenant_ids
 
 WAVES = [tenant_ids()[:1], tenant_ids()[1:6], tenant_ids()[6:26], tenant_ids()[26:]]  # 1, 10%, 40%, rest
@@ -21,7 +21,7 @@ WAVES = [tenant_ids()[:1], tenant_ids()[1:6], tenant_ids()[6:26], tenant_ids()[2
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "RENDER_CHUNK", 3)  # smaller than every wave after the canary
+    monkeypatch.setattr(rollout_requests, "RENDER_CHUNK", 3)  # smaller than every wave after the canary
 
 
 def test_waves_rendered_in_chunks_call_every_tenant_once_in_order(fleet: Services, target: Target) -> None:
