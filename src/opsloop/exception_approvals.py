@@ -13,6 +13,7 @@ Handlers of `ItemCreated` and `ItemChanged`, in the transaction of each change:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
@@ -45,12 +46,12 @@ def _minutes(delta: timedelta) -> timedelta:
     return timedelta(minutes=max(1, int(delta.total_seconds() // 60)))
 
 
+@dataclass(eq=False)
 class ExceptionApprovals:
-    def __init__(self, policy: Policy, clock: Clock, authz: Authorizer, workitems: WorkItems) -> None:
-        self.policy = policy
-        self.clock = clock
-        self.authz = authz
-        self.items = workitems
+    policy: Policy
+    clock: Clock
+    authz: Authorizer
+    items: WorkItems
 
     def approvers(self, requester: str) -> list[str]:
         """Everyone who may approve exceptions now (user groups resolved at this moment)."""

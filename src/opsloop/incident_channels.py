@@ -26,6 +26,7 @@ an outbox message, and the card waits behind it:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session, select
@@ -58,12 +59,12 @@ def is_pending(target: str | None) -> bool:
     return bool(target) and str(target).startswith(PENDING)
 
 
+@dataclass(eq=False)
 class DedicatedChannels:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, bus: Bus) -> None:
-        self.db = db
-        self.policy = policy
-        self.clock = clock
-        self.bus = bus
+    db: Database
+    policy: Policy
+    clock: Clock
+    bus: Bus
 
     # ------------------------------------------------------------------ in the declaring transaction
 

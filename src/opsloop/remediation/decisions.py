@@ -54,15 +54,14 @@ class CallDecision:
     idempotency_key: str
 
 
+@dataclass(eq=False)
 class CallDecisions:
-    def __init__(self, db: Database, clock: Clock, authz: Authorizer, runbooks: Runbooks, gates: Gates,
-                 finish: Finish) -> None:
-        self.db = db
-        self.clock = clock
-        self.authz = authz
-        self.runbooks = runbooks
-        self.gates = gates
-        self.finish = finish
+    db: Database
+    clock: Clock
+    authz: Authorizer
+    runbooks: Runbooks
+    gates: Gates
+    finish: Finish
 
     def decide(self, *, actor: str, call_id: int, verb: str, retries: int | None = None) -> CallDecision:
         """`succeeded` / `failed` for an unknown outcome; `retry` for a failed or unknown one.

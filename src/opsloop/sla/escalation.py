@@ -10,6 +10,7 @@ last timer says nobody answered. Acknowledging deletes the pending timer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,12 +30,12 @@ from opsloop.types import OPSLOOP, State
 PAGE = "page"
 
 
+@dataclass(eq=False)
 class Escalations:
-    def __init__(self, policy: Policy, authz: Authorizer, oncall: OnCall, bus: Bus) -> None:
-        self.policy = policy
-        self.authz = authz
-        self.oncall = oncall
-        self.bus = bus
+    policy: Policy
+    authz: Authorizer
+    oncall: OnCall
+    bus: Bus
 
     def start(self, session: Session, item: WorkItem, chain: str, now: datetime) -> None:
         """Page the chain's first level at once (on the next sweep)."""

@@ -96,12 +96,12 @@ def mentions(text: str, trace: str) -> bool:
     return re.search(rf"(?<![\w@.+-]){re.escape(trace)}(?![\w@-])", text, re.IGNORECASE) is not None
 
 
+@dataclass(eq=False)
 class StatusPages:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, links: StatusLinks) -> None:
-        self.db = db
-        self.policy = policy
-        self.clock = clock
-        self.links = links
+    db: Database
+    policy: Policy
+    clock: Clock
+    links: StatusLinks
 
     def tenant(self, token: str) -> TenantPage | None:
         """The page a token opens; None when it opens none (the caller answers 404, as for a wrong path)."""
