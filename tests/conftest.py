@@ -20,10 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 import opsloop.schema  # noqa: F401 - every table, for the PostgreSQL reset
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
 from opsloop.db import Database
-from tests.support import ROOT, FakeClock
+from tests.support import FakeClock
 
 POSTGRES_URL = os.environ.get(
     "OPSLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -129,20 +127,6 @@ def db(db_url: str) -> Iterator[Database]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture
-def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url, config=ROOT / "opsloop.yml",
-                    runbooks_dir=ROOT / "runbooks", playbooks_dir=ROOT / "playbooks")
-
-
-@pytest.fixture
-def services(settings: Settings, clock: FakeClock) -> Iterator[Services]:
-    """Everything wired as in production, on the sample policy and accounts, with a fake clock."""
-    built = bootstrap(settings, clock=clock)
-    yield built
-    built.db.dispose()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

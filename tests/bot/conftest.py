@@ -14,9 +14,23 @@ from bot.settings import Settings
 from bot.slack.wiring import wire_slack
 from tests.bot.live_server import LiveServer
 from tests.bot.mock_slack import MockSlack
-from tests.support import FakeClock
+from tests.support import ROOT, FakeClock
 
 SIGNING_SECRET = "test-signing-secret"
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(database_url=db_url, config=ROOT / "opsloop.yml",
+                    runbooks_dir=ROOT / "runbooks", playbooks_dir=ROOT / "playbooks")
+
+
+@pytest.fixture
+def services(settings: Settings, clock: FakeClock) -> Iterator[Services]:
+    """Everything wired as in production, on the sample policy and accounts, with a fake clock."""
+    built = bootstrap(settings, clock=clock)
+    yield built
+    built.db.dispose()
 
 
 @pytest.fixture

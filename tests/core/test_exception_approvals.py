@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.errors import PermissionDenied
 from opsloop.messages import Message
 from opsloop.models import AuditEvent, OutboxMessage
@@ -15,19 +15,19 @@ from tests.support import FakeClock
 REQUESTER, APPROVER, ADMIN = "U0SRE2", "U0SRE1", "U0ADMIN"  # the requester is an approver too
 
 
-def sent_to(services: Services, target: str) -> list[Message]:
+def sent_to(services: Core, target: str) -> list[Message]:
     with services.db.transaction() as s:
         rows = s.exec(select(OutboxMessage).where(OutboxMessage.target == target)
                       .order_by(col(OutboxMessage.id))).all()
         return [Message.from_json(r.payload["message"]) for r in rows]
 
 
-def request(services: Services, text: str = '"Skip the change freeze for the hot patch" expires:4h') -> str:
+def request(services: Core, text: str = '"Skip the change freeze for the hot patch" expires:4h') -> str:
     reply = services.commands.handle("/exception", text, actor=REQUESTER)
     return reply.text.split()[1].rstrip(":")
 
 
-def test_approvers_are_asked_by_dm_but_never_the_requester(services: Services) -> None:
+def test_approvers_are_asked_by_dm_but_never_the_requester(services: Core) -> None:
     ref = request(services)
     assert ref == "EXC-1"
     [dm] = sent_to(services, APPROVER)
@@ -39,7 +39,7 @@ def test_approvers_are_asked_by_dm_but_never_the_requester(services: Services) -
     assert [b.action for b in card.buttons][:2] == ["workitem.approve", "workitem.reject"]
 
 
-def test_the_requester_cannot_approve_their_own_exception(services: Services) -> None:
+def test_the_requester_cannot_approve_their_own_exception(services: Core) -> None:
     ref = request(services)
     with pytest.raises(PermissionDenied, match="you requested EXC-1"):
         services.commands.press("workitem.approve", ref, actor=REQUESTER)
@@ -49,7 +49,7 @@ def test_the_requester_cannot_approve_their_own_exception(services: Services) ->
         assert denied.actor == REQUESTER and denied.after["attempted"] == "exception.approve"
 
 
-def test_approval_is_announced_and_expiry_notifies_requester_and_channel(services: Services,
+def test_approval_is_announced_and_expiry_notifies_requester_and_channel(services: Core,
                                                                          clock: FakeClock) -> None:
     ref = request(services)
     services.commands.press("workitem.approve", ref, actor=APPROVER)
@@ -76,7 +76,7 @@ def test_approval_is_announced_and_expiry_notifies_requester_and_channel(service
     assert actions[-1] == "exception.expire"
 
 
-def test_a_rejection_is_announced_to_the_requester_and_the_channel(services: Services) -> None:
+def test_a_rejection_is_announced_to_the_requester_and_the_channel(services: Core) -> None:
     ref = request(services)
     services.commands.handle("/exception", f"reject {ref} not during the sale", actor=APPROVER)
     told = sent_to(services, REQUESTER)[-1].text
@@ -84,27 +84,27 @@ def test_a_rejection_is_announced_to_the_requester_and_the_channel(services: Ser
     assert any(m.text == told for m in sent_to(services, "C0OPS"))
 
 
-def test_without_expires_the_policy_default_applies(services: Services) -> None:
+def test_without_expires_the_policy_default_applies(services: Core) -> None:
     ref = request(services, '"Run the migration in business hours"')
     services.commands.press("workitem.approve", ref, actor=APPROVER)
     item = services.workitems.get(ref).item
     assert item.expires_at is not None and (item.expires_at - services.clock.now()).total_seconds() == 86400
 
 
-def settled(services: Services, prefix: str) -> dict[str, Message]:
+def settled(services: Core, prefix: str) -> dict[str, Message]:
     with services.db.transaction() as s:
         rows = s.exec(select(OutboxMessage).where(col(OutboxMessage.key).startswith(f"settled:{prefix}"))).all()
         return {r.update_key or "": Message.from_json(r.payload["message"]) for r in rows}
 
 
-def gate_state(services: Services, ref: str) -> dict[str, str]:
+def gate_state(services: Core, ref: str) -> dict[str, str]:
     with services.db.transaction() as s:
         item = services.workitems.get(ref).item
         run = s.exec(select(RunbookRun).where(RunbookRun.work_item_id == item.id)).one()
         return {r.step_id: r.state for r in s.exec(select(RunbookStepRun).where(RunbookStepRun.run_id == run.id))}
 
 
-def test_a_decision_edits_every_approvers_dm_and_is_the_runbooks_approval_too(services: Services) -> None:
+def test_a_decision_edits_every_approvers_dm_and_is_the_runbooks_approval_too(services: Core) -> None:
     ref = request(services)
     assert gate_state(services, ref)["gate"] == "waiting"  # the exception's runbook: its gate waits
     asked = {m.target for m in _rows(services, f"exception-ask:{ref}:")}
@@ -122,7 +122,7 @@ def test_a_decision_edits_every_approvers_dm_and_is_the_runbooks_approval_too(se
     assert audit.actor == APPROVER and audit.after["with"] == ref
 
 
-def test_approving_the_runbook_step_of_an_exception_approves_the_exception(services: Services) -> None:
+def test_approving_the_runbook_step_of_an_exception_approves_the_exception(services: Core) -> None:
     ref = request(services)
     for step in ("describe_risk", "time_box"):
         services.commands.handle("/runbook", f"done {ref} {step}", actor="U0RESP1")
@@ -141,7 +141,7 @@ def test_approving_the_runbook_step_of_an_exception_approves_the_exception(servi
         f"✅ `gate` on {ref} was approved by <@{APPROVER}>")
 
 
-def test_a_rejected_exception_rejects_its_runbooks_gate(services: Services) -> None:
+def test_a_rejected_exception_rejects_its_runbooks_gate(services: Core) -> None:
     ref = request(services)
     services.commands.handle("/exception", f"reject {ref} not during the sale", actor=APPROVER)
     steps = gate_state(services, ref)
@@ -150,6 +150,6 @@ def test_a_rejected_exception_rejects_its_runbooks_gate(services: Services) -> N
         f"⛔ {ref} was rejected by <@{APPROVER}>")
 
 
-def _rows(services: Services, prefix: str) -> list[OutboxMessage]:
+def _rows(services: Core, prefix: str) -> list[OutboxMessage]:
     with services.db.transaction() as s:
         return list(s.exec(select(OutboxMessage).where(col(OutboxMessage.key).startswith(prefix))))

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from sqlmodel import func, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
 from opsloop.commands.args import RefType
 from opsloop.commands.grammar import Command, Context, Pos, Rest, Verb
 from opsloop.commands.tokens import Token, closest, tokens
+from opsloop.core import Core
 from opsloop.errors import OpsloopError, UsageError
 from opsloop.models import AuditEvent, OutboxMessage, WorkItem
+from opsloop.table import Sources, assemble
 from opsloop.types import Kind
 from tests.support import ROOT, FakeClock
 
@@ -27,12 +27,12 @@ COMMANDER, RESPONDER, CSM = "U0RESP1", "U0RESP2", "U0CSM1"
 
 
 @pytest.fixture(scope="module")
-def core(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Services]:
+def core(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Core]:
     path = tmp_path_factory.mktemp("grammar") / "opsloop.db"
     path.write_bytes(sqlite_template.read_bytes())
-    built = bootstrap(Settings(database_url=f"sqlite:///{path}", config=ROOT / "opsloop.yml",
-                               runbooks_dir=ROOT / "runbooks", playbooks_dir=ROOT / "playbooks"),
-                      clock=FakeClock())
+    built = assemble(Sources(database_url=f"sqlite:///{path}", config=ROOT / "opsloop.yml",
+                             runbooks_dir=ROOT / "runbooks", playbooks_dir=ROOT / "playbooks"),
+                     clock=FakeClock())
     built.commands.handle("/incident", 'declare "Checkout is down" sev2 tenant:acme', actor=COMMANDER)
     built.commands.handle("/escalate", '"Acme cannot export" tenant:acme', actor=CSM)
     built.commands.handle("/exception", '"Skip the freeze"', actor=RESPONDER)
@@ -40,7 +40,7 @@ def core(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
     built.db.dispose()
 
 
-def counts(services: Services) -> tuple[int, int, int]:
+def counts(services: Core) -> tuple[int, int, int]:
     with services.db.transaction() as session:
         return (session.exec(select(func.count()).select_from(WorkItem)).one(),
                 session.exec(select(func.count()).select_from(AuditEvent)
@@ -127,7 +127,7 @@ REFUSALS = [
 
 
 @pytest.mark.parametrize(("command", "text", "says"), REFUSALS)
-def test_each_mistake_is_refused_in_english_and_changes_nothing(core: Services, command: str, text: str,
+def test_each_mistake_is_refused_in_english_and_changes_nothing(core: Core, command: str, text: str,
                                                                 says: str | None) -> None:
     before = counts(core)
     if says is None:
@@ -140,13 +140,13 @@ def test_each_mistake_is_refused_in_english_and_changes_nothing(core: Services, 
     assert counts(core) == before
 
 
-def every_verb(services: Services) -> Iterator[tuple[Command, Verb]]:
+def every_verb(services: Core) -> Iterator[tuple[Command, Verb]]:
     for command in services.commands.commands.values():
         for verb in command.verbs:
             yield command, verb
 
 
-def test_every_command_lists_every_verb_with_its_usage_in_its_help(core: Services) -> None:
+def test_every_command_lists_every_verb_with_its_usage_in_its_help(core: Core) -> None:
     for command, verb in every_verb(core):
         text = core.commands.handle(command.name, "help", actor=COMMANDER).text
         assert f"`{verb.usage(command.name, default=verb.name == command.default)}` — {verb.help}" in text
@@ -154,7 +154,7 @@ def test_every_command_lists_every_verb_with_its_usage_in_its_help(core: Service
                                         "/health", "/digest", "/maintenance", "/followup"}
 
 
-def test_every_verb_refuses_a_missing_argument_and_a_stray_word(core: Services) -> None:
+def test_every_verb_refuses_a_missing_argument_and_a_stray_word(core: Core) -> None:
     """Derived from each declaration: what it needs first, and one word more than it takes."""
     checked = 0
     for command, verb in every_verb(core):
@@ -171,7 +171,7 @@ def test_every_verb_refuses_a_missing_argument_and_a_stray_word(core: Services) 
     assert checked >= 30
 
 
-def test_every_work_item_id_argument_names_the_command_for_another_kind(core: Services) -> None:
+def test_every_work_item_id_argument_names_the_command_for_another_kind(core: Core) -> None:
     other = {Kind.INCIDENT: "EXC-1", Kind.ESCALATION: "INC-1", Kind.EXCEPTION: "ESC-1", Kind.MAINTENANCE: "INC-1"}
     checked = 0
     for command, verb in every_verb(core):
@@ -185,7 +185,7 @@ def test_every_work_item_id_argument_names_the_command_for_another_kind(core: Se
     assert checked >= 25
 
 
-def test_typed_arguments_reach_the_verb_as_values(core: Services) -> None:
+def test_typed_arguments_reach_the_verb_as_values(core: Core) -> None:
     seen: dict[str, Any] = {}
     command = Command("/try", "a test command", [
         Verb("go", "go", Pos("ref", RefType((Kind.INCIDENT,))), Rest("note"),

@@ -4,6 +4,7 @@ alerts that resolve with nobody acting are "no response", never "met" — on the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,29 +12,29 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
+from opsloop.core import Core
 from opsloop.intake.payloads import parse_v2
 from opsloop.sla.attainment import attainment
+from opsloop.table import Sources, assemble
 from tests.core.intake.test_alert_context import crashloop
 from tests.core.sla.support import COMMANDER, audit_actions, clocks, dms, pending
 from tests.support import ROOT, FakeClock
 
-Build = Callable[..., Services]
+Build = Callable[..., Core]
 
 
 @pytest.fixture
-def build(settings: Settings, clock: FakeClock, tmp_path: Path) -> Iterator[Build]:
+def build(sources: Sources, clock: FakeClock, tmp_path: Path) -> Iterator[Build]:
     """The sample policy with `sla` keys set as a test says."""
-    built: list[Services] = []
+    built: list[Core] = []
 
-    def make(**sla: Any) -> Services:
+    def make(**sla: Any) -> Core:
         policy = yaml.safe_load((ROOT / "opsloop.yml").read_text())
         policy["accounts"] = str(ROOT / "accounts.yml")
         policy["sla"].update(sla)
         path = tmp_path / f"opsloop-{len(built)}.yml"
         path.write_text(yaml.safe_dump(policy, sort_keys=False))
-        services = bootstrap(settings.model_copy(update={"config": path}), clock=clock)
+        services = assemble(replace(sources, config=path), clock=clock)
         built.append(services)
         return services
 
@@ -42,7 +43,7 @@ def build(settings: Settings, clock: FakeClock, tmp_path: Path) -> Iterator[Buil
         services.db.dispose()
 
 
-def v2(services: Services, action: str, key: str = "k1") -> None:
+def v2(services: Core, action: str, key: str = "k1") -> None:
     body: dict[str, Any] = {"routing_key": "rk", "event_action": action, "dedup_key": key}
     if action == "trigger":
         body["payload"] = {"summary": "Checkout 5xx above 5%", "source": "checkout-7f9", "severity": "critical"}
@@ -50,7 +51,7 @@ def v2(services: Services, action: str, key: str = "k1") -> None:
 
 
 def test_a_person_who_declares_a_sev1_meets_the_response_target_and_is_not_paged(
-        services: Services, clock: FakeClock) -> None:
+        services: Core, clock: FakeClock) -> None:
     """The issue's example: the declarer of a sev1 got "missed its response target" and was paged."""
     services.commands.handle("/incident", 'declare "EU database primary down" sev1', actor=COMMANDER)
     response = clocks(services)["response"]
@@ -74,7 +75,7 @@ def test_with_declared_meets_response_false_the_declarer_waits_for_an_ack_as_bef
     assert [t.payload["chain"] for t in pending(services, "page")] == ["sre-primary"]
 
 
-def test_a_machine_ack_is_the_integrations_and_does_not_meet_the_response(services: Services,
+def test_a_machine_ack_is_the_integrations_and_does_not_meet_the_response(services: Core,
                                                                         clock: FakeClock) -> None:
     v2(services, "trigger")
     clock.advance(minutes=1)
@@ -100,7 +101,7 @@ def test_a_machine_ack_meets_the_response_when_the_policy_says_so(build: Build, 
     assert (response.state, response.used_seconds) == ("met", 120)
 
 
-def test_alerts_that_resolve_with_nobody_acting_record_no_response(services: Services, clock: FakeClock) -> None:
+def test_alerts_that_resolve_with_nobody_acting_record_no_response(services: Core, clock: FakeClock) -> None:
     """The issue's example: an incident whose alerts resolved with nobody looking counted "met in 45s"."""
     services.intake.ingest([("prometheus", crashloop("checkout-7f9"))])
     clock.advance(seconds=45)
@@ -119,7 +120,7 @@ def test_alerts_that_resolve_with_nobody_acting_record_no_response(services: Ser
     assert figures.mtta is None and figures.acknowledged == 0  # nothing counts as a fast response
 
 
-def test_an_events_v2_resolve_with_nobody_acting_is_no_response_too(services: Services, clock: FakeClock) -> None:
+def test_an_events_v2_resolve_with_nobody_acting_is_no_response_too(services: Core, clock: FakeClock) -> None:
     v2(services, "trigger")
     v2(services, "acknowledge")
     clock.advance(seconds=30)
@@ -127,7 +128,7 @@ def test_an_events_v2_resolve_with_nobody_acting_is_no_response_too(services: Se
     assert clocks(services)["response"].state == "no_response"
 
 
-def test_a_person_who_acts_before_the_alerts_resolve_met_the_response(services: Services,
+def test_a_person_who_acts_before_the_alerts_resolve_met_the_response(services: Core,
                                                                      clock: FakeClock) -> None:
     services.intake.ingest([("prometheus", crashloop("checkout-7f9"))])
     clock.advance(minutes=2)
@@ -137,7 +138,7 @@ def test_a_person_who_acts_before_the_alerts_resolve_met_the_response(services: 
     assert (response.state, response.used_seconds) == ("met", 120)
 
 
-def test_raising_a_declared_incidents_severity_keeps_its_response_met(services: Services,
+def test_raising_a_declared_incidents_severity_keeps_its_response_met(services: Core,
                                                                      clock: FakeClock) -> None:
     services.commands.handle("/incident", 'declare "Login slow" sev3', actor=COMMANDER)
     clock.advance(minutes=30)

@@ -10,11 +10,11 @@ import pytest
 import yaml
 from sqlmodel import col, func, select
 
-from bot.bootstrap import Services
-from bot.settings import Settings
+from opsloop.core import Core
 from opsloop.errors import OpsloopError, PermissionDenied
 from opsloop.loops.models import FeedbackLoop
 from opsloop.models import AuditEvent, OutboxMessage, TimelineEvent, WorkItem
+from opsloop.table import Sources
 from opsloop.timers.models import Timer
 from tests.support import ROOT, FakeClock
 
@@ -22,7 +22,7 @@ COMMANDER, RESPONDER, CSM = "U0RESP1", "U0RESP2", "U0CSM1"
 
 
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
+def sources(db_url: str, tmp_path: Path) -> Sources:
     """The sample policy, with declarers not taken as responding: these tests watch response clocks
     carried across a severity change (tests/core/test_honest_clocks.py covers the default)."""
     policy = yaml.safe_load((ROOT / "opsloop.yml").read_text())
@@ -30,31 +30,31 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
     policy["sla"]["declared_meets_response"] = False
     path = tmp_path / "opsloop.yml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
-    return Settings(database_url=db_url, config=path, runbooks_dir=ROOT / "runbooks",
-                    playbooks_dir=ROOT / "playbooks")
+    return Sources(database_url=db_url, config=path, runbooks_dir=ROOT / "runbooks",
+                   playbooks_dir=ROOT / "playbooks")
 
 
-def run(services: Services, text: str, actor: str = COMMANDER) -> str:
+def run(services: Core, text: str, actor: str = COMMANDER) -> str:
     return services.commands.handle("/incident", text, actor=actor).text
 
 
-def audit_of(services: Services, ref: str, action: str) -> list[AuditEvent]:
+def audit_of(services: Core, ref: str, action: str) -> list[AuditEvent]:
     with services.db.transaction() as s:
         return list(s.exec(select(AuditEvent).where(AuditEvent.subject == ref, AuditEvent.action == action)
                            .order_by(col(AuditEvent.seq))))
 
 
-def clocks(services: Services, ref: str) -> dict[str, tuple[str, int, object]]:
+def clocks(services: Core, ref: str) -> dict[str, tuple[str, int, object]]:
     with services.db.transaction() as s:
         item = services.workitems.find(s, ref)
         return {c.target: (c.state, c.target_seconds, c.due_at) for c in services.sla.clocks(s, item)}
 
 
-def timeline(services: Services, ref: str) -> list[str]:
+def timeline(services: Core, ref: str) -> list[str]:
     return [e.text for e in services.workitems.get(ref).timeline]
 
 
-def counts(services: Services) -> tuple[int, int, int]:
+def counts(services: Core) -> tuple[int, int, int]:
     with services.db.transaction() as session:
         return tuple(session.exec(select(func.count()).select_from(table)).one()  # type: ignore[return-value]
                      for table in (WorkItem, AuditEvent, OutboxMessage))
@@ -63,7 +63,7 @@ def counts(services: Services) -> tuple[int, int, int]:
 # ---------------------------------------------------------------------------------- severity
 
 
-def test_raising_severity_reevaluates_sla_escalation_audiences_and_channel(services: Services,
+def test_raising_severity_reevaluates_sla_escalation_audiences_and_channel(services: Core,
                                                                              clock: FakeClock) -> None:
     """The issue's example: severity could not be changed after declaring."""
     run(services, 'declare "Checkout API returns 500" sev3 tenant:acme')
@@ -94,7 +94,7 @@ def test_raising_severity_reevaluates_sla_escalation_audiences_and_channel(servi
     assert audit_of(services, "INC-1", "sla.reevaluated")[0].after["escalation"] == "sre-primary"  # type: ignore[index]
 
 
-def test_a_clock_keeps_its_elapsed_time_across_a_severity_change(services: Services, clock: FakeClock) -> None:
+def test_a_clock_keeps_its_elapsed_time_across_a_severity_change(services: Core, clock: FakeClock) -> None:
     run(services, 'declare "Login slow" sev2')
     start = clock.current
     assert clocks(services, "INC-1")["response"] == ("running", 900, start + timedelta(minutes=15))
@@ -120,7 +120,7 @@ def test_a_clock_keeps_its_elapsed_time_across_a_severity_change(services: Servi
     ("role INC-1 scribe", "/incident role needs a user"),
     ("role INC-1 scribe @U0RESP1", "<@U0RESP1> already is the scribe of INC-1"),
 ])
-def test_severity_and_role_mistakes_are_refused_and_change_nothing(services: Services, text: str,
+def test_severity_and_role_mistakes_are_refused_and_change_nothing(services: Core, text: str,
                                                                    says: str) -> None:
     run(services, 'declare "Login slow" sev2')
     run(services, "role INC-1 scribe @U0RESP1")
@@ -131,7 +131,7 @@ def test_severity_and_role_mistakes_are_refused_and_change_nothing(services: Ser
     assert counts(services) == before
 
 
-def test_a_closed_incident_keeps_its_severity(services: Services) -> None:
+def test_a_closed_incident_keeps_its_severity(services: Core) -> None:
     run(services, 'declare "x" sev3')
     run(services, "resolve INC-1")
     run(services, 'close INC-1 --force "tracked elsewhere"')
@@ -142,7 +142,7 @@ def test_a_closed_incident_keeps_its_severity(services: Services) -> None:
 # ---------------------------------------------------------------------------------- roles
 
 
-def test_roles_with_their_duties_on_the_card_and_commander_handoff_on_the_timeline(services: Services) -> None:
+def test_roles_with_their_duties_on_the_card_and_commander_handoff_on_the_timeline(services: Core) -> None:
     run(services, 'declare "Search stale" sev3')
     assert run(services, "role INC-1 scribe @U0RESP2") == "INC-1: scribe is now <@U0RESP2>"
     card = services.cards.of("INC-1")
@@ -169,7 +169,7 @@ def test_roles_with_their_duties_on_the_card_and_commander_handoff_on_the_timeli
     assert "INC-2" in services.commands.handle("/incident", "list mine", actor=CSM).text
 
 
-def test_roles_need_their_permission(services: Services) -> None:
+def test_roles_need_their_permission(services: Core) -> None:
     run(services, 'declare "x" sev3')
     with pytest.raises(PermissionDenied, match=r"incident\.role|needs the role"):
         run(services, "role INC-1 scribe @U0RESP2", actor=CSM)
@@ -180,7 +180,7 @@ def test_roles_need_their_permission(services: Services) -> None:
 # ---------------------------------------------------------------------------------- closing
 
 
-def test_close_refuses_while_runbook_steps_are_open_unless_forced_with_a_reason(services: Services) -> None:
+def test_close_refuses_while_runbook_steps_are_open_unless_forced_with_a_reason(services: Core) -> None:
     """The issue's example: `/incident close` succeeded with runbook steps still open."""
     run(services, 'declare "Checkout down" sev2')
     run(services, "resolve INC-1")
@@ -202,7 +202,7 @@ def test_close_refuses_while_runbook_steps_are_open_unless_forced_with_a_reason(
             in timeline(services, "INC-1"))
 
 
-def test_close_goes_through_once_every_step_is_settled(services: Services) -> None:
+def test_close_goes_through_once_every_step_is_settled(services: Core) -> None:
     run(services, 'declare "x" sev2')
     run(services, "resolve INC-1")
     with services.db.transaction() as s:
@@ -218,7 +218,7 @@ def test_close_goes_through_once_every_step_is_settled(services: Services) -> No
     assert audit_of(services, "INC-1", "runbook.close_forced") == []
 
 
-def test_a_resolved_or_closed_card_changes_colour_and_keeps_only_reopen(services: Services) -> None:
+def test_a_resolved_or_closed_card_changes_colour_and_keeps_only_reopen(services: Core) -> None:
     run(services, 'declare "Checkout down" sev2')
     live = services.cards.of("INC-1")
     assert live.text.startswith("🟠") and "Acknowledge" in [b.label for b in live.buttons]

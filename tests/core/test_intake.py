@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
+from opsloop.core import Core
 from opsloop.intake.models import Alert
 from opsloop.intake.payloads import (
     AlertmanagerWebhook,
@@ -19,6 +18,7 @@ from opsloop.intake.payloads import (
     parse_v2,
 )
 from opsloop.models import OutboxMessage, WorkItem
+from opsloop.table import Sources, assemble
 from tests.support import ROOT, FakeClock
 
 
@@ -49,12 +49,12 @@ def v2(action: str, key: str | None = None, **payload: Any) -> V2Event:
     return parse_v2(body)
 
 
-def items(services: Services) -> list[WorkItem]:
+def items(services: Core) -> list[WorkItem]:
     with services.db.transaction() as s:
         return list(s.exec(select(WorkItem).order_by(col(WorkItem.id))))
 
 
-def posts(services: Services) -> list[OutboxMessage]:
+def posts(services: Core) -> list[OutboxMessage]:
     """New messages in channels (not edits, not thread lines, not email or webhooks)."""
     with services.db.transaction() as s:
         return list(s.exec(select(OutboxMessage).where(
@@ -62,11 +62,11 @@ def posts(services: Services) -> list[OutboxMessage]:
             col(OutboxMessage.update_key).is_(None), col(OutboxMessage.thread_key).is_(None))))
 
 
-def cards(services: Services) -> list[OutboxMessage]:
+def cards(services: Core) -> list[OutboxMessage]:
     return [m for m in posts(services) if m.key.startswith("card:")]
 
 
-def test_a_group_becomes_one_incident_and_resends_change_nothing(services: Services) -> None:
+def test_a_group_becomes_one_incident_and_resends_change_nothing(services: Core) -> None:
     hook = am("HighLatency", ("a1", "firing"), ("a2", "firing"), ("a3", "firing"), severity="warning")
     [outcome] = services.intake.ingest([("prometheus", hook)])
     assert outcome.created == ["INC-1"]
@@ -83,7 +83,7 @@ def test_a_group_becomes_one_incident_and_resends_change_nothing(services: Servi
     assert ("Alerts", "3 firing · 0 resolved") in services.cards.of("INC-1").fields
 
 
-def test_new_alerts_of_a_known_group_join_its_incident(services: Services) -> None:
+def test_new_alerts_of_a_known_group_join_its_incident(services: Core) -> None:
     services.intake.ingest([("prometheus", am("DiskFull", ("d1", "firing")))])
     [outcome] = services.intake.ingest([("prometheus", am("DiskFull", ("d1", "firing"), ("d2", "firing")))])
     assert outcome.created == [] and outcome.touched == ["INC-1"]
@@ -91,7 +91,7 @@ def test_new_alerts_of_a_known_group_join_its_incident(services: Services) -> No
     assert [i.ref for i in items(services)] == ["INC-1", "INC-2"]
 
 
-def test_all_resolved_means_mitigated_and_firing_again_reopens(services: Services, clock: FakeClock) -> None:
+def test_all_resolved_means_mitigated_and_firing_again_reopens(services: Core, clock: FakeClock) -> None:
     services.intake.ingest([("prometheus", am("Api5xx", ("x1", "firing"), ("x2", "firing")))])
     services.intake.ingest([("prometheus", am("Api5xx", ("x1", "resolved"), ("x2", "firing")))])
     assert items(services)[0].state == "triggered"
@@ -105,7 +105,7 @@ def test_all_resolved_means_mitigated_and_firing_again_reopens(services: Service
     assert [e.action for e in services.workitems.get("INC-1").timeline] == ["created", "mitigate", "reopen"]
 
 
-def test_flapping_is_damped(services: Services, clock: FakeClock) -> None:
+def test_flapping_is_damped(services: Core, clock: FakeClock) -> None:
     services.intake.ingest([("prometheus", am("Flappy", ("f1", "firing")))])
     for _ in range(5):
         clock.advance(seconds=30)
@@ -121,14 +121,14 @@ def test_flapping_is_damped(services: Services, clock: FakeClock) -> None:
     assert 0 < len(thread) < 10
 
 
-def test_after_a_person_resolves_it_the_same_group_opens_a_new_incident(services: Services) -> None:
+def test_after_a_person_resolves_it_the_same_group_opens_a_new_incident(services: Core) -> None:
     services.intake.ingest([("prometheus", am("Api5xx", ("x1", "firing")))])
     services.workitems.act(actor="U0RESP1", ref="INC-1", action="resolve")
     [outcome] = services.intake.ingest([("prometheus", am("Api5xx", ("x1", "firing")))])
     assert outcome.created == ["INC-2"]
 
 
-def test_events_v2_lifecycle_and_a_new_incident_after_resolve(services: Services) -> None:
+def test_events_v2_lifecycle_and_a_new_incident_after_resolve(services: Core) -> None:
     [first] = services.intake.ingest([("monitors", v2("trigger"))])
     assert first.created == ["INC-1"] and first.dedup_key and len(first.dedup_key) == 32
     key = first.dedup_key
@@ -145,7 +145,7 @@ def test_events_v2_lifecycle_and_a_new_incident_after_resolve(services: Services
     assert nothing.touched == [] and nothing.created == []
 
 
-def test_routing_and_labels_decide_severity_and_tenants(services: Services) -> None:
+def test_routing_and_labels_decide_severity_and_tenants(services: Core) -> None:
     services.intake.ingest([
         ("prometheus", am("TenantDataExposure", ("t1", "firing"), severity="info", tenant="acme")),
         ("prometheus", am("QueueBacklog", ("q1", "firing"), severity="critical", tenant="nobody")),
@@ -194,7 +194,7 @@ def test_bad_events_name_the_field(body: dict, expected: str) -> None:
     assert any(expected in e for e in error.value.errors), error.value.errors
 
 
-def test_a_storm_folds_into_one_incident_and_one_message_per_group(services: Services) -> None:
+def test_a_storm_folds_into_one_incident_and_one_message_per_group(services: Core) -> None:
     groups, per_group, rounds = 20, 25, 4
     for _ in range(rounds):
         batch = [("prometheus", am(f"G{g}", *[(f"g{g}-{i}", "firing") for i in range(per_group)]))
@@ -210,7 +210,7 @@ def test_a_storm_folds_into_one_incident_and_one_message_per_group(services: Ser
     assert len(pending_edits) <= groups  # at most one waiting edit per incident
 
 
-def test_a_stream_of_edits_cannot_postpone_the_debounced_edit(services: Services, clock: FakeClock) -> None:
+def test_a_stream_of_edits_cannot_postpone_the_debounced_edit(services: Core, clock: FakeClock) -> None:
     services.intake.ingest([("prometheus", am("G", ("a", "firing")))])
     start = clock.now()
     for i in range(20):
@@ -226,13 +226,13 @@ def test_a_stream_of_edits_cannot_postpone_the_debounced_edit(services: Services
 def test_concurrent_senders_never_open_two_incidents_for_one_group(
     postgres_url: str, clock: FakeClock
 ) -> None:
-    settings = Settings(database_url=postgres_url, config=ROOT / "opsloop.yml")
+    sources = Sources(database_url=postgres_url, config=ROOT / "opsloop.yml", runbooks_dir=ROOT / "runbooks")
     senders, rounds = 4, 5
     barrier = threading.Barrier(senders)
     errors: list[BaseException] = []
 
     def send(n: int) -> None:
-        services = bootstrap(settings, clock=clock, load_accounts=n == 0)
+        services = assemble(sources, clock=clock, load_accounts=n == 0)
         try:
             barrier.wait()
             for r in range(rounds):
@@ -249,7 +249,7 @@ def test_concurrent_senders_never_open_two_incidents_for_one_group(
     for t in threads:
         t.join()
     assert errors == []
-    check = bootstrap(settings, clock=clock, load_accounts=False)
+    check = assemble(sources, clock=clock, load_accounts=False)
     try:
         with check.db.transaction() as s:
             refs = s.exec(select(WorkItem.title)).all()

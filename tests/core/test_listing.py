@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlmodel import func, select
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.errors import OpsloopError
 from opsloop.models import AuditEvent, OutboxMessage, WorkItem
 from opsloop.present.lists import NEXT
@@ -22,11 +22,11 @@ def listed(text: str) -> list[str]:
     return re.findall(r"^• (\w+-\d+) ", text, flags=re.MULTILINE)
 
 
-def run(services: Services, command: str, text: str, actor: str = COMMANDER) -> str:
+def run(services: Core, command: str, text: str, actor: str = COMMANDER) -> str:
     return services.commands.handle(command, text, actor=actor).text
 
 
-def test_list_closed_shows_only_closed_incidents_with_age_and_state(services: Services,
+def test_list_closed_shows_only_closed_incidents_with_age_and_state(services: Core,
                                                                     clock: FakeClock) -> None:
     """The issue's example: `/incident list closed` ignored its argument."""
     for title in ("Checkout down", "Login slow", "Search stale"):
@@ -49,7 +49,7 @@ def test_list_closed_shows_only_closed_incidents_with_age_and_state(services: Se
     assert run(services, "/incident", "list closed sev1") == "No closed incidents (sev1)."
 
 
-def test_filters_by_severity_tenant_age_mine_and_title_words(services: Services, clock: FakeClock) -> None:
+def test_filters_by_severity_tenant_age_mine_and_title_words(services: Core, clock: FakeClock) -> None:
     run(services, "/incident", 'declare "EU database primary down" sev1 tenant:acme')
     clock.advance(days=3)
     run(services, "/incident", 'declare "Invoice export 100% slow" sev3 tenant:globex', actor=RESPONDER)
@@ -71,7 +71,7 @@ def test_filters_by_severity_tenant_age_mine_and_title_words(services: Services,
     assert "*All incidents* (sev1, tenant acme, title has “primary”) — 1-1 of 1" in text
 
 
-def test_twenty_a_page_with_the_total_and_next(services: Services, clock: FakeClock) -> None:
+def test_twenty_a_page_with_the_total_and_next(services: Core, clock: FakeClock) -> None:
     for n in range(45):
         services.workitems.open_escalation(actor=CSM, title=f"Customer issue {n + 1}", tenants=["acme"])
         clock.advance(minutes=1)
@@ -95,7 +95,7 @@ def test_twenty_a_page_with_the_total_and_next(services: Services, clock: FakeCl
     assert past.startswith("Page 4 is past the end: 45 escalations match, 3 pages of 20.")
 
 
-def test_exception_lists_use_exception_states(services: Services) -> None:
+def test_exception_lists_use_exception_states(services: Core) -> None:
     services.commands.handle("/exception", '"Skip the freeze" expires:4h', actor=RESPONDER)
     services.commands.handle("/exception", '"Deploy on Friday"', actor=RESPONDER)
     services.commands.press("workitem.approve", "EXC-1", actor=APPROVER)
@@ -108,7 +108,7 @@ def test_exception_lists_use_exception_states(services: Services) -> None:
         run(services, "/exception", "list closed")
 
 
-def counts(services: Services) -> tuple[int, int, int]:
+def counts(services: Core) -> tuple[int, int, int]:
     with services.db.transaction() as session:
         return tuple(session.exec(select(func.count()).select_from(table)).one()  # type: ignore[return-value]
                      for table in (WorkItem, AuditEvent, OutboxMessage))
@@ -124,7 +124,7 @@ def counts(services: Services) -> tuple[int, int, int]:
     ("/incident", "list open closed", "give a list"),
     ("/escalate", "list sinc:7d", "unknown option 'sinc:' — did you mean since:?"),
 ])
-def test_list_mistakes_are_refused_and_change_nothing(services: Services, command: str, text: str,
+def test_list_mistakes_are_refused_and_change_nothing(services: Core, command: str, text: str,
                                                       says: str) -> None:
     run(services, "/incident", 'declare "x"')
     before = counts(services)
@@ -136,7 +136,7 @@ def test_list_mistakes_are_refused_and_change_nothing(services: Services, comman
 
 @pytest.mark.parametrize("value", ["/runbook run generic-incident INC-1", "nonsense",
                                    "/incident page:2; declare x"])
-def test_a_forged_next_button_runs_nothing_but_a_list(services: Services, value: str) -> None:
+def test_a_forged_next_button_runs_nothing_but_a_list(services: Core, value: str) -> None:
     before = counts(services)
     with pytest.raises(OpsloopError):
         services.commands.press(NEXT, value, actor=COMMANDER)

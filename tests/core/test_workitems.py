@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
 from opsloop import audit
 from opsloop.compliance.models import AuditPersonal
 from opsloop.compliance.personal import is_commitment
+from opsloop.core import Core
 from opsloop.errors import IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from opsloop.lifecycle import TRANSITIONS, transition
 from opsloop.models import AuditEvent, OutboxMessage, TimelineEvent, WorkItem
@@ -37,7 +37,7 @@ def test_every_action_from_every_state_is_allowed_exactly_per_the_table(
             transition(kind, state, action, "X-1")
 
 
-def test_an_incident_walks_the_whole_lifecycle_with_every_timestamp(services: Services,
+def test_an_incident_walks_the_whole_lifecycle_with_every_timestamp(services: Core,
                                                                      clock: FakeClock) -> None:
     items = services.workitems
     inc = items.declare(actor=COMMANDER, title="Checkout API returns 500", severity=Severity.SEV1,
@@ -59,7 +59,7 @@ def test_an_incident_walks_the_whole_lifecycle_with_every_timestamp(services: Se
                                                  "close"]
 
 
-def test_human_ids_count_per_kind(services: Services) -> None:
+def test_human_ids_count_per_kind(services: Core) -> None:
     items = services.workitems
     assert items.declare(actor=COMMANDER, title="a").ref == "INC-1"
     assert items.open_escalation(actor=STRANGER, title="b", tenants=["acme"]).ref == "ESC-1"
@@ -67,7 +67,7 @@ def test_human_ids_count_per_kind(services: Services) -> None:
     assert items.declare(actor=COMMANDER, title="d").ref == "INC-2"
 
 
-def test_an_illegal_transition_changes_nothing(services: Services) -> None:
+def test_an_illegal_transition_changes_nothing(services: Core) -> None:
     items = services.workitems
     items.declare(actor=COMMANDER, title="x")
     with services.db.transaction() as s:
@@ -80,21 +80,21 @@ def test_an_illegal_transition_changes_nothing(services: Services) -> None:
     assert before == after
 
 
-def test_unknown_and_malformed_ids_are_clear_errors(services: Services) -> None:
+def test_unknown_and_malformed_ids_are_clear_errors(services: Core) -> None:
     with pytest.raises(NotFound, match="no work item INC-9"):
         services.workitems.act(actor=COMMANDER, ref="INC-9", action="acknowledge")
     with pytest.raises(InvalidInput, match="not a work item id"):
         services.workitems.act(actor=COMMANDER, ref="BUG-1", action="acknowledge")
 
 
-def test_unknown_tenant_is_refused_and_nothing_is_stored(services: Services) -> None:
+def test_unknown_tenant_is_refused_and_nothing_is_stored(services: Core) -> None:
     with pytest.raises(NotFound, match="unknown tenant nope"):
         services.workitems.declare(actor=COMMANDER, title="x", tenants=["acme", "nope"])
     with services.db.transaction() as s:
         assert s.exec(select(WorkItem)).all() == []
 
 
-def test_a_refusal_is_an_error_and_an_audit_event(services: Services) -> None:
+def test_a_refusal_is_an_error_and_an_audit_event(services: Core) -> None:
     with pytest.raises(PermissionDenied, match="needs the role responder, commander or admin"):
         services.workitems.declare(actor=STRANGER, title="not mine to declare")
     inc = services.workitems.declare(actor=RESPONDER, title="ok")
@@ -110,7 +110,7 @@ def test_a_refusal_is_an_error_and_an_audit_event(services: Services) -> None:
 
 
 def test_exceptions_are_decided_by_approvers_and_lapse_after_their_window(
-    services: Services, clock: FakeClock
+    services: Core, clock: FakeClock
 ) -> None:
     from datetime import timedelta
     items = services.workitems
@@ -125,7 +125,7 @@ def test_exceptions_are_decided_by_approvers_and_lapse_after_their_window(
 
 
 def test_each_change_writes_item_timeline_audit_and_outbox_in_one_transaction(
-    services: Services,
+    services: Core,
 ) -> None:
     services.workitems.declare(actor=COMMANDER, title="x", tenants=["acme"])
     services.workitems.act(actor=COMMANDER, ref="INC-1", action="acknowledge", note="on it")
@@ -149,7 +149,7 @@ def test_each_change_writes_item_timeline_audit_and_outbox_in_one_transaction(
         assert {m.thread_key for m in later} >= {"card:INC-1"}
 
 
-def test_user_text_cannot_ping_the_channel(services: Services) -> None:
+def test_user_text_cannot_ping_the_channel(services: Core) -> None:
     services.workitems.declare(actor=COMMANDER, title="<!channel> db down & more")
     with services.db.transaction() as s:
         card = s.exec(select(OutboxMessage).where(OutboxMessage.key == "card:INC-1")).one()

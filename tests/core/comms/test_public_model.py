@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.bootstrap import Services
 from opsloop.comms.models import (
     PublicItem,
     PublicUpdate,
@@ -13,13 +12,14 @@ from opsloop.comms.models import (
     public_item_ids,
     public_updates,
 )
+from opsloop.core import Core
 from opsloop.types import Severity
 
 COMMANDER = "U0RESP1"
 
 
 def test_a_tenant_reads_the_updates_for_everyone_and_its_own_and_the_public_page_only_the_first(
-    services: Services,
+    services: Core,
 ) -> None:
     item = services.workitems.declare(actor=COMMANDER, title="Checkout down", severity=Severity.SEV2,
                                       tenants=["acme", "globex"])

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import SQLModel, col, select
 
-from bot.bootstrap import Services
 from opsloop.accounts import import_catalog
 from opsloop.comms.models import NoticeDraft
 from opsloop.compliance import export
 from opsloop.compliance.erasure import erase
 from opsloop.compliance.models import AuditPersonal
+from opsloop.core import Core
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.loops.models import FeedbackLoop
 from opsloop.models import Account, AuditEvent, OutboxMessage
@@ -34,7 +34,7 @@ class Deliver:
         return Delivered(external_id="1", external_target=message.target)
 
 
-def everything(services: Services) -> list[tuple[str, str]]:
+def everything(services: Core) -> list[tuple[str, str]]:
     """(table, row) of every row of every table, as text: a scan that does not trust the code under test."""
     rows = []
     with services.db.engine.connect() as connection:
@@ -44,18 +44,18 @@ def everything(services: Services) -> list[tuple[str, str]]:
     return rows
 
 
-def holding(services: Services, needle: str) -> list[tuple[str, str]]:
+def holding(services: Core, needle: str) -> list[tuple[str, str]]:
     return [(table, row[:200]) for table, row in everything(services) if needle.lower() in row.lower()]
 
 
-def send_draft(services: Services) -> None:
+def send_draft(services: Core) -> None:
     """The commander presses Send on the customer notice waiting in review."""
     with services.db.transaction() as session:
         [draft] = session.exec(select(NoticeDraft).where(NoticeDraft.status == "pending")).all()
     services.commands.press("notice.send", str(draft.id), actor=RESPONDER)
 
 
-def story(services: Services, clock: FakeClock) -> None:
+def story(services: Core, clock: FakeClock) -> None:
     """A sev1 at acme: the customer's contact is emailed, named in the title and a note, mails bounce."""
     handle = services.commands.handle
     handle("/incident", f'declare "Exports fail for {EMAIL.upper()} and others" sev1 tenant:acme', actor=RESPONDER)
@@ -71,7 +71,7 @@ def story(services: Services, clock: FakeClock) -> None:
                prepare=services.cards.prepare_outbound).drain()
 
 
-def test_after_erasing_a_contact_nothing_holds_it_and_the_chain_verifies(services: Services,
+def test_after_erasing_a_contact_nothing_holds_it_and_the_chain_verifies(services: Core,
                                                                          clock: FakeClock) -> None:
     story(services, clock)
     assert {table for table, _ in holding(services, EMAIL)} >= {
@@ -115,7 +115,7 @@ def test_after_erasing_a_contact_nothing_holds_it_and_the_chain_verifies(service
                               "or it comes back with the next import of that file (or a start on an empty catalog)"]
 
 
-def test_a_tenant_erasure_reaches_every_contact_the_account_has_held(services: Services, tmp_path: Path) -> None:
+def test_a_tenant_erasure_reaches_every_contact_the_account_has_held(services: Core, tmp_path: Path) -> None:
     services.commands.handle("/incident", 'declare "Login broken" sev1 tenant:acme', actor=RESPONDER)
     catalog = tmp_path / "accounts.yml"
     catalog.write_text((ROOT / "accounts.yml").read_text().replace(EMAIL, "new-ops@acme.example"))
@@ -134,7 +134,7 @@ def test_a_tenant_erasure_reaches_every_contact_the_account_has_held(services: S
     assert event.after["scope"] == "tenant" and len(cleared) == result.erased_values >= 3
 
 
-def test_erasure_refuses_what_is_not_a_person(services: Services) -> None:
+def test_erasure_refuses_what_is_not_a_person(services: Core) -> None:
     with pytest.raises(InvalidInput, match="not an email address"):
         erase(services.db, services.clock, actor="system:cli", contact="DROP TABLE accounts")
     with pytest.raises(NotFound, match="no account 'nope'"):
@@ -144,7 +144,7 @@ def test_erasure_refuses_what_is_not_a_person(services: Services) -> None:
     assert verdict(services.db).ok and verdict(services.db).checked == 3  # the catalog import only: nothing changed
 
 
-def test_an_unknown_contact_is_still_recorded_as_a_handled_request(services: Services) -> None:
+def test_an_unknown_contact_is_still_recorded_as_a_handled_request(services: Core) -> None:
     result = erase(services.db, services.clock, actor="system:cli", contact="nobody@nowhere.example")
     assert (result.erased_values, dict(result.rows), result.cancelled, result.sources) == (0, {}, 0, [])
     with services.db.transaction() as session:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
 from opsloop.compliance.models import ComplianceRun
 from opsloop.compliance.retention import EXPIRED, RetentionJob
+from opsloop.core import Core
 from opsloop.db import Database
 from opsloop.errors import ConfigError
 from opsloop.health.models import HealthSignal
@@ -27,22 +27,22 @@ class Deliver:
         return Delivered(external_id="1", external_target=message.target)
 
 
-def deliver_all(services: Services) -> None:
+def deliver_all(services: Core) -> None:
     Dispatcher(services.db, {t: Deliver() for t in ("chat", "email", "webhook")}, services.clock,
                prepare=services.cards.prepare_outbound).drain()
 
 
-def table(services: Services, model: type) -> list:  # type: ignore[type-arg]
+def table(services: Core, model: type) -> list:  # type: ignore[type-arg]
     with services.db.transaction() as session:
         return list(session.exec(select(model)))
 
 
-def test_the_sample_policy_keeps_outbox_90d_signals_400d_timeline_text_730d(services: Services) -> None:
+def test_the_sample_policy_keeps_outbox_90d_signals_400d_timeline_text_730d(services: Core) -> None:
     rules = services.policy.retention
     assert [r.days if r else None for r in (rules.outbox, rules.signals, rules.timeline_text)] == [90, 400, 730]
 
 
-def test_old_messages_signals_and_timeline_words_go_and_named_rows_stay(services: Services, clock: FakeClock) -> None:
+def test_old_messages_signals_and_timeline_words_go_and_named_rows_stay(services: Core, clock: FakeClock) -> None:
     services.commands.handle("/incident", 'declare "Checkout down" sev1 tenant:acme', actor=RESPONDER)
     deliver_all(services)
     with services.db.transaction() as session:
@@ -81,7 +81,7 @@ def test_old_messages_signals_and_timeline_words_go_and_named_rows_stay(services
     assert verdict(services.db).ok
 
 
-def test_retention_runs_once_a_day_and_pending_messages_are_never_removed(services: Services,
+def test_retention_runs_once_a_day_and_pending_messages_are_never_removed(services: Core,
                                                                          clock: FakeClock) -> None:
     services.commands.handle("/incident", 'declare "Checkout down" sev1 tenant:acme', actor=RESPONDER)
     pending = [m.key for m in table(services, OutboxMessage) if m.status == PENDING]

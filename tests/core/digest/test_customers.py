@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.bootstrap import Services
-from opsloop.digest import render
+from opsloop.core import Core
+from opsloop.present import digest as render
 from tests.support import FakeClock
 
 CSM = "U0CSM1"
 
 
-def test_nrr_arr_by_band_and_plays_in_the_digest(services: Services, clock: FakeClock) -> None:
+def test_nrr_arr_by_band_and_plays_in_the_digest(services: Core, clock: FakeClock) -> None:
     clock.current = datetime(2026, 11, 19, 10, 0, tzinfo=UTC)  # Thursday of the reported week
     services.health.recompute(["acme", "globex", "initech"], cause="test")  # all 100: healthy
     services.commands.handle("/health", "take initech", actor=CSM)  # PLAY-1

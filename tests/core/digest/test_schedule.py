@@ -1,39 +1,37 @@
-"""The daily digest posts once a day: at its time, after a restart that straddled it, across replicas.
-And /digest is for leaders."""
+"""The daily digest posts once a day: at its time, across replicas. And /digest is for leaders.
+After a restart that straddled its time (the real scheduler): tests/bot/test_digest_schedule.py."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.scheduler import DIGEST_JOB, build_scheduler, stop_scheduler
-from bot.settings import Settings
+from opsloop.core import Core
 from opsloop.digest.models import DigestRun
 from opsloop.errors import PermissionDenied
 from opsloop.messages import FILE, File, Message
 from opsloop.models import AuditEvent, OutboxMessage
+from opsloop.table import Sources, assemble
 from tests.support import ROOT, FakeClock, at_once
 
 LEADER, ADMIN, RESPONDER = "U0CEO", "U0ADMIN", "U0RESP1"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def outbox_rows(services: Services) -> list[OutboxMessage]:
+def outbox_rows(services: Core) -> list[OutboxMessage]:
     with services.db.transaction() as session:
         return list(session.exec(select(OutboxMessage).where(col(OutboxMessage.key).startswith("digest:"))
                                  .order_by(col(OutboxMessage.id))))
 
 
-def runs(services: Services) -> list[DigestRun]:
+def runs(services: Core) -> list[DigestRun]:
     with services.db.transaction() as session:
         return list(session.exec(select(DigestRun)))
 
 
-def test_not_before_its_time_nor_on_other_days_then_once(services: Services, clock: FakeClock) -> None:
+def test_not_before_its_time_nor_on_other_days_then_once(services: Core, clock: FakeClock) -> None:
     clock.current = datetime(2026, 11, 23, 6, 59, tzinfo=UTC)  # Mon 07:59 in Berlin
     assert services.digests.run_due() is False
     clock.current = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # a Saturday, past 08:00
@@ -53,36 +51,11 @@ def test_not_before_its_time_nor_on_other_days_then_once(services: Services, clo
     assert len(runs(services)) == 2
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_a_restart_that_straddled_the_time_catches_up_once(settings: Settings, clock: FakeClock) -> None:
-    clock.current = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)  # 07:30: the replica goes down before 08:00
-    first = bootstrap(settings, clock=clock)
-    assert first.digests.run_due() is False
-    first.db.dispose()
-    clock.current = datetime(2026, 11, 23, 9, 45, tzinfo=UTC)  # back at 10:45, past the time
-    for _ in range(2):  # started (and restarted) with the real scheduler: its start-up run catches up
-        services = bootstrap(settings, clock=clock)
-        scheduler = build_scheduler(services, interval=3600)
-        job = scheduler.get_job(DIGEST_JOB)
-        assert str(job.trigger) == "cron[day_of_week='0,1,2,3,4', hour='8', minute='0']"
-        scheduler.start()
-        try:
-            for _ in range(200):
-                if runs(services):
-                    break
-                threading.Event().wait(0.02)
-        finally:
-            stop_scheduler(scheduler)
-        assert len(runs(services)) == 1
-        assert [r.key for r in outbox_rows(services)] == ["digest:2026-11-23", "digest:2026-11-23:chart"]
-        services.db.dispose()
-
-
 @pytest.mark.postgres
 def test_two_replicas_firing_at_the_same_moment_post_one_digest(postgres_url: str) -> None:
-    settings = Settings(database_url=postgres_url, config=ROOT / "opsloop.yml", runbooks_dir=ROOT / "runbooks")
+    sources = Sources(database_url=postgres_url, config=ROOT / "opsloop.yml", runbooks_dir=ROOT / "runbooks")
     clock = FakeClock(datetime(2026, 11, 23, 7, 0, tzinfo=UTC))
-    replicas = [bootstrap(settings, clock=clock, migrate=False) for _ in range(2)]  # two engines
+    replicas = [assemble(sources, clock=clock, migrate=False) for _ in range(2)]  # two engines
     try:
         for day in range(3):  # Mon, Tue, Wed
             results = at_once([replica.digests.run_due for replica in replicas])
@@ -95,7 +68,7 @@ def test_two_replicas_firing_at_the_same_moment_post_one_digest(postgres_url: st
             replica.db.dispose()
 
 
-def test_digest_command_is_for_leaders_and_admins(services: Services) -> None:
+def test_digest_command_is_for_leaders_and_admins(services: Core) -> None:
     with pytest.raises(PermissionDenied, match="leader or admin"):
         services.commands.handle("/digest", "", actor=RESPONDER)
     assert outbox_rows(services) == []

@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 
 from sqlmodel import col, func, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
+from opsloop.core import Core
 from opsloop.health.models import HealthDaily, HealthDailyRun, HealthScore
+from opsloop.table import Sources, assemble
 from opsloop.timers.models import Timer
 from opsloop.types import Severity
 from tests.support import FakeClock
@@ -20,14 +20,14 @@ def signal(kind: str, value: float, at: datetime) -> dict[str, object]:
     return {"tenant": "globex", "kind": kind, "value": value, "at": at.isoformat()}
 
 
-def days(services: Services, tenant: str = "globex") -> list[tuple[date, int]]:
+def days(services: Core, tenant: str = "globex") -> list[tuple[date, int]]:
     with services.db.transaction() as session:
         return [(d, s) for d, s in session.exec(select(HealthDaily.day, HealthDaily.score)
                                                 .where(HealthDaily.tenant_id == tenant)
                                                 .order_by(col(HealthDaily.day)))]
 
 
-def test_a_burst_of_changes_within_one_day_is_one_point_the_last(services: Services, clock: FakeClock) -> None:
+def test_a_burst_of_changes_within_one_day_is_one_point_the_last(services: Core, clock: FakeClock) -> None:
     # the complaint: 100 -> 80 -> 66 -> 54 within a minute read as a trend; it is one day
     for value in (-0.2, -0.5, -0.8):
         services.health.ingest([signal("usage", value, clock.now())], source="health")
@@ -42,14 +42,14 @@ def test_a_burst_of_changes_within_one_day_is_one_point_the_last(services: Servi
     assert dict(reply.message.fields)["Trend"] == "no trend yet (fewer than two days scored)"
 
 
-def test_the_local_day_decides_which_point_a_score_belongs_to(services: Services, clock: FakeClock) -> None:
+def test_the_local_day_decides_which_point_a_score_belongs_to(services: Core, clock: FakeClock) -> None:
     # Europe/Berlin: 23:30 UTC on the 23rd is already the 24th there
     clock.current = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)
     services.health.ingest([signal("nps", 0, clock.now())], source="health")
     assert days(services) == [(date(2026, 11, 24), 90)]
 
 
-def test_trends_over_30_and_90_days_come_from_the_series(services: Services, clock: FakeClock) -> None:
+def test_trends_over_30_and_90_days_come_from_the_series(services: Core, clock: FakeClock) -> None:
     clock.current = datetime(2026, 8, 20, 9, 0, tzinfo=UTC)
     services.health.recompute(["globex"], cause="start")  # 100 on Aug 20
     clock.current = datetime(2026, 10, 30, 9, 0, tzinfo=UTC)
@@ -66,8 +66,8 @@ def test_trends_over_30_and_90_days_come_from_the_series(services: Services, clo
 
 
 def test_the_daily_recompute_runs_once_a_day_across_replicas(
-        settings: Settings, services: Services, clock: FakeClock) -> None:
-    other = bootstrap(settings, clock=clock)  # a second replica on the same database
+        sources: Sources, services: Core, clock: FakeClock) -> None:
+    other = assemble(sources, clock=clock)  # a second replica on the same database
     try:
         for replica in (services, other):
             replica.health.schedule_daily()

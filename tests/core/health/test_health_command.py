@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.errors import NotFound, PermissionDenied
 from opsloop.types import Severity
 from tests.support import FakeClock
@@ -12,7 +12,7 @@ from tests.support import FakeClock
 CSM, RESPONDER, LEADER, SALES = "U0CSM1", "U0RESP1", "U0CEO", "U0SALES2"
 
 
-def test_health_account_shows_score_factors_and_trend(services: Services, clock: FakeClock) -> None:
+def test_health_account_shows_score_factors_and_trend(services: Core, clock: FakeClock) -> None:
     services.health.ingest({"tenant": "globex", "kind": "nps", "value": 20, "at": "2026-11-23T08:00:00Z"},
                            source="health")  # -8: 92
     clock.advance(days=2)
@@ -33,7 +33,7 @@ def test_health_account_shows_score_factors_and_trend(services: Services, clock:
     assert services.commands.handle("/health", "GLOBEX", actor=LEADER).text == reply.text
 
 
-def test_health_mine_lists_the_callers_accounts_most_at_risk_first(services: Services) -> None:
+def test_health_mine_lists_the_callers_accounts_most_at_risk_first(services: Core) -> None:
     services.workitems.declare(actor=RESPONDER, title="Down", severity=Severity.SEV1, tenants=["acme"])
     services.workitems.declare(actor=RESPONDER, title="Slow", severity=Severity.SEV3, tenants=["initech"])
     reply = services.commands.handle("/health", "mine", actor=CSM)
@@ -47,7 +47,7 @@ def test_health_mine_lists_the_callers_accounts_most_at_risk_first(services: Ser
     assert "not the CSM of any account" in services.commands.handle("/health", "mine", actor=RESPONDER).text
 
 
-def test_who_may_look(services: Services) -> None:
+def test_who_may_look(services: Core) -> None:
     with pytest.raises(PermissionDenied, match="you may not see the health for Globex"):
         services.commands.handle("/health", "globex", actor=RESPONDER)
     # the account's own sales owner may
@@ -56,7 +56,7 @@ def test_who_may_look(services: Services) -> None:
         services.commands.handle("/health", "hooli", actor=CSM)
 
 
-def test_health_help_is_in_the_command_list(services: Services) -> None:
+def test_health_help_is_in_the_command_list(services: Core) -> None:
     text = services.commands.handle("/health", "help", actor=RESPONDER).text
     assert "/health ACCOUNT" in text and "/health mine" in text
     assert "/health" in services.commands.names

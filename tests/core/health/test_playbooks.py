@@ -1,25 +1,21 @@
-"""Playbooks as versioned files: validated strictly, suggested by reason, pinned by plays, checked like
-runbooks (`opsloop playbooks check`)."""
+"""Playbooks as versioned files: validated strictly, suggested by reason, pinned by plays. Checked like
+runbooks (`opsloop playbooks check`): tests/bot/test_playbooks_cli.py."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import bootstrap
-from bot.cli import main
-from bot.settings import Settings
 from opsloop.errors import ConfigError, InvalidInput
 from opsloop.health.models import HealthPlayStep
 from opsloop.health.playbooks import Playbooks, parse
+from opsloop.table import Sources, assemble
 from tests.support import ROOT, FakeClock
 
 SHIPPED = ROOT / "playbooks"
-needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
 
 def test_the_shipped_playbooks_load_and_follow_the_top_reason() -> None:
@@ -50,19 +46,19 @@ def test_a_bad_playbook_names_the_key(edit: tuple[str, str], problem: str) -> No
 
 def test_a_bad_playbook_stops_the_start(tmp_path: Path, db_url: str, clock: FakeClock) -> None:
     (tmp_path / "credit.yaml").write_text("schema_version: 1\nid: credit\n")
-    settings = Settings(database_url=db_url, config=ROOT / "opsloop.yml", runbooks_dir=ROOT / "runbooks",
-                        playbooks_dir=tmp_path)
+    sources = Sources(database_url=db_url, config=ROOT / "opsloop.yml", runbooks_dir=ROOT / "runbooks",
+                      playbooks_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"credit.yaml: version: required"):
-        bootstrap(settings, clock=clock)
+        assemble(sources, clock=clock)
 
 
 def test_a_running_play_keeps_its_steps_when_the_file_changes(
         tmp_path: Path, db_url: str, clock: FakeClock) -> None:
     folder = tmp_path / "playbooks"
     shutil.copytree(SHIPPED, folder)
-    settings = Settings(database_url=db_url, config=ROOT / "opsloop.yml", runbooks_dir=ROOT / "runbooks",
-                        playbooks_dir=folder)
-    services = bootstrap(settings, clock=clock)
+    sources = Sources(database_url=db_url, config=ROOT / "opsloop.yml", runbooks_dir=ROOT / "runbooks",
+                      playbooks_dir=folder)
+    services = assemble(sources, clock=clock)
     try:
         services.commands.handle("/health", "take globex playbook:credit", actor="U0CSM1")
         path = folder / "credit.yaml"
@@ -79,34 +75,6 @@ def test_a_running_play_keeps_its_steps_when_the_file_changes(
         services.db.dispose()
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com",
-                    "-c", "commit.gpgsign=false", *args], check=True, capture_output=True)
-
-
-@needs_git
-def test_check_refuses_an_edit_without_a_higher_version(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    repo = tmp_path / "ops"
-    shutil.copytree(SHIPPED, repo / "playbooks")
-    git(repo, "init", "-q")
-    git(repo, "add", ".")
-    git(repo, "commit", "-qm", "playbooks")
-    monkeypatch.setenv("OPSLOOP_PLAYBOOKS_DIR", str(repo / "playbooks"))
-    monkeypatch.setenv("OPSLOOP_DATABASE_URL", f"sqlite:///{tmp_path / 'none.db'}")
-    assert main(["playbooks", "check"]) == 0
-    assert "4 playbooks checked: all valid" in capsys.readouterr().out
-    path = repo / "playbooks" / "credit.yaml"
-    path.write_text(path.read_text().replace("due: 16h", "due: 24h"))
-    assert main(["playbooks", "check"]) == 1
-    assert ("FAIL credit: changed since the last commit but its version did not increase (committed 1.0.0, "
-            "now 1.0.0): raise `version`") in capsys.readouterr().err
-    path.write_text(path.read_text().replace("version: 1.0.0", "version: 1.0.1"))
-    assert main(["playbooks", "check"]) == 0
-    assert main(["playbooks", "list"]) == 0
-    assert "credit\t1.0.1\tactive\tU0CSM1\tService credit" in capsys.readouterr().out
-
-
 def test_a_retired_playbook_refuses_and_a_deprecated_one_warns(
         tmp_path: Path, db_url: str, clock: FakeClock) -> None:
     folder = tmp_path / "playbooks"
@@ -114,9 +82,9 @@ def test_a_retired_playbook_refuses_and_a_deprecated_one_warns(
     for name, status in (("credit", "retired"), ("service-review", "deprecated")):
         path = folder / f"{name}.yaml"
         path.write_text(path.read_text().replace("status: active", f"status: {status}"))
-    settings = Settings(database_url=db_url, config=ROOT / "opsloop.yml", runbooks_dir=ROOT / "runbooks",
-                        playbooks_dir=folder)
-    services = bootstrap(settings, clock=clock)
+    sources = Sources(database_url=db_url, config=ROOT / "opsloop.yml", runbooks_dir=ROOT / "runbooks",
+                      playbooks_dir=folder)
+    services = assemble(sources, clock=clock)
     try:
         with pytest.raises(InvalidInput, match="playbook credit is retired"):
             services.commands.handle("/health", "take globex playbook:credit", actor="U0CSM1")

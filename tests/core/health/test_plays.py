@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.errors import InvalidInput, PermissionDenied, UsageError
 from opsloop.health.models import HealthPlay, HealthPlayStep, HealthPrompt
 from opsloop.messages import Message
@@ -19,7 +19,7 @@ from tests.support import FakeClock
 CSM, RESPONDER, ADMIN, LEADER, SPONSOR = "U0CSM1", "U0RESP1", "U0ADMIN", "U0CEO", "U0EXEC1"
 
 
-def dms(services: Services, to: str, prefix: str = "health:play:") -> list[Message]:
+def dms(services: Core, to: str, prefix: str = "health:play:") -> list[Message]:
     with services.db.transaction() as session:
         rows = session.exec(select(OutboxMessage).where(OutboxMessage.target == to,
                                                         col(OutboxMessage.key).startswith(prefix))
@@ -27,13 +27,13 @@ def dms(services: Services, to: str, prefix: str = "health:play:") -> list[Messa
         return [Message.from_json(r.payload["message"]) for r in rows]
 
 
-def actions(services: Services) -> list[str]:
+def actions(services: Core) -> list[str]:
     with services.db.transaction() as session:
         return [a for a in session.exec(select(AuditEvent.action).order_by(col(AuditEvent.seq)))
                 if a.startswith("health.play")]
 
 
-def acme_at_risk(services: Services) -> HealthPrompt:
+def acme_at_risk(services: Core) -> HealthPrompt:
     """A sev1 on acme (enterprise, renewing in 69 days) fires the renewal rule: at risk at 75."""
     services.workitems.declare(actor=RESPONDER, title="EU primary down", severity=Severity.SEV1, tenants=["acme"])
     with services.db.transaction() as session:
@@ -44,7 +44,7 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def test_take_it_to_reminders_to_an_outcome(services: Services, clock: FakeClock) -> None:
+def test_take_it_to_reminders_to_an_outcome(services: Core, clock: FakeClock) -> None:
     prompt = acme_at_risk(services)  # Mon 23 Nov 2026, 10:00 in Berlin
     reply = services.commands.press("health.take", str(prompt.id), actor=CSM)
     assert reply.text == ("Opened PLAY-1 for Acme Corp: executive-outreach 1.0.0, 3 steps; "
@@ -112,7 +112,7 @@ def test_take_it_to_reminders_to_an_outcome(services: Services, clock: FakeClock
     assert "No open plays." in services.commands.handle("/health", "plays", actor=CSM).text
 
 
-def test_take_by_command_picks_the_playbook_and_refuses_a_second_play(services: Services) -> None:
+def test_take_by_command_picks_the_playbook_and_refuses_a_second_play(services: Core) -> None:
     reply = services.commands.handle("/health", "take globex playbook:service-review", actor=CSM)
     assert reply.text.startswith("Opened PLAY-1 for Globex: service-review 1.0.0, 3 steps")
     with pytest.raises(InvalidInput, match="Globex already has PLAY-1"):
@@ -123,7 +123,7 @@ def test_take_by_command_picks_the_playbook_and_refuses_a_second_play(services: 
         services.commands.handle("/health", "take initech playbook:nope", actor=CSM)
 
 
-def test_who_may_run_a_play(services: Services) -> None:
+def test_who_may_run_a_play(services: Core) -> None:
     with pytest.raises(PermissionDenied, match="answer prompts and run plays for Globex"):
         services.commands.handle("/health", "take globex", actor=RESPONDER)
     services.commands.handle("/health", "take globex", actor=CSM)
@@ -143,7 +143,7 @@ def test_who_may_run_a_play(services: Services) -> None:
 
 
 def test_a_high_risk_enterprise_account_escalates_to_its_sponsor_or_the_leaders(
-        services: Services, clock: FakeClock) -> None:
+        services: Core, clock: FakeClock) -> None:
     at = clock.now().isoformat()
     services.health.ingest([{"tenant": "acme", "kind": "usage", "value": -1, "at": at},
                             {"tenant": "acme", "kind": "nps", "value": -100, "at": at}], source="health")

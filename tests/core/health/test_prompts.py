@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.errors import InvalidInput, PermissionDenied
 from opsloop.health.models import HealthPrompt, HealthScore
 from opsloop.messages import Message
@@ -22,7 +22,7 @@ def signal(tenant: str, kind: str, value: float, at: str = "2026-11-23T08:00:00Z
     return {"tenant": tenant, "kind": kind, "value": value, "at": at}
 
 
-def prompt_dms(services: Services, to: str = CSM) -> list[Message]:
+def prompt_dms(services: Core, to: str = CSM) -> list[Message]:
     with services.db.transaction() as session:
         rows = session.exec(select(OutboxMessage).where(
             OutboxMessage.target == to, col(OutboxMessage.key).startswith("health:prompt:"))
@@ -30,18 +30,18 @@ def prompt_dms(services: Services, to: str = CSM) -> list[Message]:
         return [Message.from_json(row.payload["message"]) for row in rows]
 
 
-def prompts(services: Services) -> list[HealthPrompt]:
+def prompts(services: Core) -> list[HealthPrompt]:
     with services.db.transaction() as session:
         return list(session.exec(select(HealthPrompt).order_by(col(HealthPrompt.id))))
 
 
-def audit_actions(services: Services, prefix: str = "health.prompt") -> list[str]:
+def audit_actions(services: Core, prefix: str = "health.prompt") -> list[str]:
     with services.db.transaction() as session:
         return [a for a in session.exec(select(AuditEvent.action).order_by(col(AuditEvent.seq)))
                 if a.startswith(prefix)]
 
 
-def globex_at_risk(services: Services) -> None:
+def globex_at_risk(services: Core) -> None:
     """globex is mid-market (watch 75, at-risk below 55)."""
     # usage -0.5 -> 15, NPS -40 -> 20 x 140 / 200 = 14: 71, watch
     services.health.ingest([signal("globex", "usage", -0.5), signal("globex", "nps", -40)], source="health")
@@ -53,7 +53,7 @@ def globex_at_risk(services: Services) -> None:
                                        tenants=["globex"])  # -10: 49, at-risk
 
 
-def test_crossing_into_at_risk_prompts_the_csm_once_with_reasons_and_buttons(services: Services) -> None:
+def test_crossing_into_at_risk_prompts_the_csm_once_with_reasons_and_buttons(services: Core) -> None:
     globex_at_risk(services)
     [dm] = prompt_dms(services)
     assert dm.text == "⚠️ Globex is at risk: health 49/100"
@@ -77,7 +77,7 @@ def test_crossing_into_at_risk_prompts_the_csm_once_with_reasons_and_buttons(ser
     assert len(prompts(services)) == 1
 
 
-def test_a_moved_signal_says_by_how_much(services: Services) -> None:
+def test_a_moved_signal_says_by_how_much(services: Core) -> None:
     services.health.ingest([signal("globex", "usage", 0.1)], source="health")
     services.workitems.declare(actor=RESPONDER, title="Down", severity=Severity.SEV1, tenants=["globex"])
     services.workitems.declare(actor=RESPONDER, title="Slow", severity=Severity.SEV3, tenants=["globex"])
@@ -87,7 +87,7 @@ def test_a_moved_signal_says_by_how_much(services: Services) -> None:
     assert dm.body is not None and "usage trend -0.60 (was 0.1, moved -0.7)" in dm.body
 
 
-def test_a_healthy_account_never_prompts(services: Services, clock: FakeClock) -> None:
+def test_a_healthy_account_never_prompts(services: Core, clock: FakeClock) -> None:
     # initech is smb: a sev3 (-4) and NPS 60 (-4) leave it at 92
     services.health.ingest([signal("initech", "nps", 60)], source="health")
     services.workitems.declare(actor=RESPONDER, title="Slow page", severity=Severity.SEV3, tenants=["initech"])
@@ -99,7 +99,7 @@ def test_a_healthy_account_never_prompts(services: Services, clock: FakeClock) -
     assert prompt_dms(services) == [] and prompts(services) == []
 
 
-def test_the_renewal_rule_prompts_for_a_sev1_on_an_enterprise_account_renewing_soon(services: Services) -> None:
+def test_the_renewal_rule_prompts_for_a_sev1_on_an_enterprise_account_renewing_soon(services: Core) -> None:
     services.workitems.declare(actor=RESPONDER, title="EU primary down", severity=Severity.SEV1, tenants=["acme"])
     [dm] = prompt_dms(services)
     assert dm.text == "⚠️ Acme Corp is at risk: health 75/100"
@@ -109,7 +109,7 @@ def test_the_renewal_rule_prompts_for_a_sev1_on_an_enterprise_account_renewing_s
     assert "*Suggested playbook: executive-outreach*" in dm.body
 
 
-def test_snooze_silences_until_it_runs_out_then_prompts_again(services: Services, clock: FakeClock) -> None:
+def test_snooze_silences_until_it_runs_out_then_prompts_again(services: Core, clock: FakeClock) -> None:
     globex_at_risk(services)
     [first] = prompts(services)
     reply = services.commands.press("health.snooze", str(first.id), actor=CSM)
@@ -128,7 +128,7 @@ def test_snooze_silences_until_it_runs_out_then_prompts_again(services: Services
                                        "health.prompt.sent"]
 
 
-def test_take_suppresses_repeats_and_recovery_ends_the_episode(services: Services, clock: FakeClock) -> None:
+def test_take_suppresses_repeats_and_recovery_ends_the_episode(services: Core, clock: FakeClock) -> None:
     globex_at_risk(services)
     [prompt] = prompts(services)
     reply = services.commands.press("health.take", str(prompt.id), actor=CSM)
@@ -152,7 +152,7 @@ def test_take_suppresses_repeats_and_recovery_ends_the_episode(services: Service
     assert len(prompt_dms(services)) == 2
 
 
-def test_not_a_risk_is_recorded_and_suppresses_repeats(services: Services) -> None:
+def test_not_a_risk_is_recorded_and_suppresses_repeats(services: Core) -> None:
     globex_at_risk(services)
     [prompt] = prompts(services)
     services.commands.press("health.dismiss", str(prompt.id), actor=ADMIN)
@@ -164,7 +164,7 @@ def test_not_a_risk_is_recorded_and_suppresses_repeats(services: Services) -> No
     assert (prompt.status, prompt.answered_by) == ("dismissed", ADMIN)
 
 
-def test_only_the_csm_or_csm_and_admin_roles_may_answer(services: Services) -> None:
+def test_only_the_csm_or_csm_and_admin_roles_may_answer(services: Core) -> None:
     globex_at_risk(services)
     [prompt] = prompts(services)
     with pytest.raises(PermissionDenied, match="the account's CSM or the role csm or admin"):
@@ -174,7 +174,7 @@ def test_only_the_csm_or_csm_and_admin_roles_may_answer(services: Services) -> N
     assert prompt.status == "open"
 
 
-def test_scores_are_kept_as_history_only_when_they_change(services: Services) -> None:
+def test_scores_are_kept_as_history_only_when_they_change(services: Core) -> None:
     globex_at_risk(services)
     services.health.recompute(["globex"], cause="again")  # nothing changed: no new row
     with services.db.transaction() as session:
@@ -184,7 +184,7 @@ def test_scores_are_kept_as_history_only_when_they_change(services: Services) ->
                                         (49, "at-risk", "ESC-1 created")]
 
 
-def test_a_breached_sla_target_rescores_its_tenants(services: Services, clock: FakeClock) -> None:
+def test_a_breached_sla_target_rescores_its_tenants(services: Core, clock: FakeClock) -> None:
     services.workitems.open_escalation(actor=CSM, title="Globex export", tenants=["globex"])
     before = services.health.view(actor=CSM, account="globex").score.score
     clock.current = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # past the 4 business hours

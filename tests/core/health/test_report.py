@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.health.calibrate import NotEnoughData
 from opsloop.health.models import HealthDaily
 from opsloop.health.present import report_text
@@ -20,7 +20,7 @@ from tests.support import FakeClock
 LEADER = "U0CEO"
 
 
-def report(services: Services) -> HealthReport:
+def report(services: Core) -> HealthReport:
     return services.health.report(actor=LEADER)
 
 
@@ -29,7 +29,7 @@ def today(clock: FakeClock) -> None:
     clock.current = clock.current.replace(year=TODAY.year, month=TODAY.month, day=TODAY.day)
 
 
-def test_a_score_that_separates_perfectly_has_an_auc_of_1(services: Services, today: None) -> None:
+def test_a_score_that_separates_perfectly_has_an_auc_of_1(services: Core, today: None) -> None:
     separated(120, perfect=True).write(services.db)
     found = report(services)
     assert [(s.days, s.n, s.auc) for s in found.separation] == [(30, 120, 1.0), (60, 120, 1.0), (90, 120, 1.0)]
@@ -39,13 +39,13 @@ def test_a_score_that_separates_perfectly_has_an_auc_of_1(services: Services, to
     assert "• 30 days before: AUC 1.00 over 120 renewals" in report_text(found)
 
 
-def test_a_random_score_is_about_a_coin(services: Services, today: None) -> None:
+def test_a_random_score_is_about_a_coin(services: Core, today: None) -> None:
     separated(600, perfect=False, seed=5).write(services.db)
     for s in report(services).separation:
         assert s.auc is not None and abs(s.auc - 0.5) < 0.08, s
 
 
-def test_a_score_older_than_the_tolerance_does_not_stand_for_the_day(services: Services, today: None) -> None:
+def test_a_score_older_than_the_tolerance_does_not_stand_for_the_day(services: Core, today: None) -> None:
     history = History()
     history.account("t1")
     history.renewal("t1", TODAY - timedelta(days=5), "churned", scores={36: 20})  # 6 days older than day -30: used
@@ -59,7 +59,7 @@ def test_a_score_older_than_the_tolerance_does_not_stand_for_the_day(services: S
     assert "Below 10 outcomes (health.min_outcomes) a figure says not enough data; 2 renewal" in report_text(found)
 
 
-def test_intervention_success_per_playbook(services: Services, today: None) -> None:
+def test_intervention_success_per_playbook(services: Core, today: None) -> None:
     history = History()
     rng = random.Random(3)
     for i in range(24):  # deep-dive: 12 taken (as plays), 10 kept; 12 dismissed or snoozed, 3 kept
@@ -111,7 +111,7 @@ def _logistic_history(n: int, seed: int) -> tuple[History, dict[str, float]]:
     return history, truth
 
 
-def test_calibrate_recovers_the_sign_and_order_of_known_weights(services: Services, today: None) -> None:
+def test_calibrate_recovers_the_sign_and_order_of_known_weights(services: Core, today: None) -> None:
     history, truth = _logistic_history(2000, seed=11)
     history.write(services.db)
     found = services.health.calibrate(days=90)
@@ -129,7 +129,7 @@ def test_calibrate_recovers_the_sign_and_order_of_known_weights(services: Servic
     assert services.health.config.weights.usage == 30
 
 
-def test_calibrate_needs_outcomes_of_both_kinds(services: Services, today: None) -> None:
+def test_calibrate_needs_outcomes_of_both_kinds(services: Core, today: None) -> None:
     separated(15, perfect=True).write(services.db)
     with pytest.raises(NotEnoughData, match="calibration needs at least 10 of each"):
         services.health.calibrate(days=90)

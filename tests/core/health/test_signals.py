@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.health.models import HealthSignal
 from opsloop.health.signals import SignalError, UnknownTenant, parse
 
@@ -46,27 +46,27 @@ def test_a_bad_signal_names_its_field(raw: object, field: str, reason: str) -> N
     assert reason in error.value.reason
 
 
-def stored(services: Services) -> list[tuple[str, str, float]]:
+def stored(services: Core) -> list[tuple[str, str, float]]:
     with services.db.transaction() as session:
         return [(r.tenant_id, r.kind, r.value) for r in session.exec(
             select(HealthSignal).order_by(col(HealthSignal.tenant_id), col(HealthSignal.kind)))]
 
 
-def test_an_unknown_tenant_stores_nothing_of_the_request(services: Services) -> None:
+def test_an_unknown_tenant_stores_nothing_of_the_request(services: Core) -> None:
     with pytest.raises(UnknownTenant) as error:
         services.health.ingest([GOOD, {**GOOD, "tenant": "hooli"}], source="health")
     assert error.value.field == "[1].tenant" and "unknown tenant 'hooli'" in str(error.value)
     assert stored(services) == []
 
 
-def test_a_retried_signal_replaces_its_value(services: Services) -> None:
+def test_a_retried_signal_replaces_its_value(services: Core) -> None:
     services.health.ingest([GOOD, {**GOOD, "tenant": "globex", "kind": "tickets", "value": 4}], source="health")
     result = services.health.ingest({**GOOD, "value": -0.1}, source="health")
     assert (result.stored, result.tenants) == (1, ["acme"])
     assert stored(services) == [("acme", "usage", -0.1), ("globex", "tickets", 4.0)]
 
 
-def test_ticket_volume_compares_recent_days_with_the_rest_of_the_window(services: Services) -> None:
+def test_ticket_volume_compares_recent_days_with_the_rest_of_the_window(services: Core) -> None:
     days = [(f"2026-11-{d:02d}T12:00:00Z", 2) for d in range(1, 11)]  # 2 a day before the last week
     days += [(f"2026-11-{d:02d}T12:00:00Z", 6) for d in range(17, 23)]  # 6 a day in the last 7 days
     services.health.ingest([{"tenant": "initech", "kind": "tickets", "value": v, "at": at} for at, v in days],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,12 +12,12 @@ import pytest
 import yaml
 from sqlmodel import col, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
+from opsloop.core import Core
 from opsloop.errors import NotFound
 from opsloop.heartbeats.models import HeartbeatState
 from opsloop.intake.payloads import AlertmanagerWebhook, parse
 from opsloop.models import OutboxMessage, WorkItem
+from opsloop.table import Sources, assemble
 from opsloop.timers.models import Timer
 from tests.support import ROOT, FakeClock
 
@@ -39,12 +40,12 @@ def policy_with_heartbeats(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def build(settings: Settings, tmp_path: Path) -> Iterator[Callable[[FakeClock], Services]]:
-    built: list[Services] = []
+def build(sources: Sources, tmp_path: Path) -> Iterator[Callable[[FakeClock], Core]]:
+    built: list[Core] = []
     config = policy_with_heartbeats(tmp_path)
 
-    def make(clock: FakeClock) -> Services:
-        services = bootstrap(settings.model_copy(update={"config": config}), clock=clock)
+    def make(clock: FakeClock) -> Core:
+        services = assemble(replace(sources, config=config), clock=clock)
         built.append(services)
         return services
 
@@ -53,24 +54,24 @@ def build(settings: Settings, tmp_path: Path) -> Iterator[Callable[[FakeClock], 
         services.db.dispose()
 
 
-def incidents(services: Services, heartbeat: str | None = None) -> list[WorkItem]:
+def incidents(services: Core, heartbeat: str | None = None) -> list[WorkItem]:
     """The incidents of missed heartbeats (of one, when named)."""
     with services.db.transaction() as s:
         found = s.exec(select(WorkItem).order_by(col(WorkItem.id)))
         return [i for i in found if "heartbeat" in i.labels and heartbeat in (None, i.labels["heartbeat"])]
 
 
-def state(services: Services, name: str) -> HeartbeatState:
+def state(services: Core, name: str) -> HeartbeatState:
     return next(row for row in services.heartbeats.states() if row.name == name)
 
 
-def pending(services: Services) -> int:
+def pending(services: Core) -> int:
     with services.db.transaction() as s:
         return len(s.exec(select(Timer.id).where(Timer.kind == "heartbeat.due",
                                                  col(Timer.fired_at).is_(None))).all())
 
 
-def test_armed_at_start_once_however_often_it_is_armed(build: Callable[[FakeClock], Services]) -> None:
+def test_armed_at_start_once_however_often_it_is_armed(build: Callable[[FakeClock], Core]) -> None:
     services = build(FakeClock(START))
     services.heartbeats.arm()
     services.heartbeats.arm()  # a second replica starting
@@ -82,7 +83,7 @@ def test_armed_at_start_once_however_often_it_is_armed(build: Callable[[FakeCloc
 
 
 def test_a_check_in_moves_the_deadline_and_leaves_no_timer_behind(
-        build: Callable[[FakeClock], Services]) -> None:
+        build: Callable[[FakeClock], Core]) -> None:
     clock = FakeClock(START)
     services = build(clock)
     services.heartbeats.arm()
@@ -98,8 +99,8 @@ def test_a_check_in_moves_the_deadline_and_leaves_no_timer_behind(
     assert state(services, "queue-worker").checkins == 10
 
 
-def missed_once(build: Callable[[FakeClock], Services]) -> tuple[Services, FakeClock]:
-    """Services whose queue-worker checked in at START and then fell silent past every + grace, swept."""
+def missed_once(build: Callable[[FakeClock], Core]) -> tuple[Core, FakeClock]:
+    """Core whose queue-worker checked in at START and then fell silent past every + grace, swept."""
     clock = FakeClock(START)
     services = build(clock)
     services.heartbeats.arm()
@@ -110,7 +111,7 @@ def missed_once(build: Callable[[FakeClock], Services]) -> tuple[Services, FakeC
 
 
 def test_one_missed_check_in_is_one_incident_and_the_next_check_in_resolves_it(
-        build: Callable[[FakeClock], Services]) -> None:
+        build: Callable[[FakeClock], Core]) -> None:
     services, clock = missed_once(build)
     clock.advance(hours=3)
     services.sweeper.sweep()  # silent for hours: still one incident
@@ -132,7 +133,7 @@ def test_one_missed_check_in_is_one_incident_and_the_next_check_in_resolves_it(
 
 
 def test_a_missed_heartbeat_s_review_is_owned_by_nobody_yet_and_those_who_may_assign_it_hear(
-        build: Callable[[FakeClock], Services]) -> None:
+        build: Callable[[FakeClock], Core]) -> None:
     services, _ = missed_once(build)
     services.heartbeats.check_in("queue-worker", actor="system:beats")  # no person ever touched it
     [item] = incidents(services, "queue-worker")
@@ -153,7 +154,7 @@ def test_a_missed_heartbeat_s_review_is_owned_by_nobody_yet_and_those_who_may_as
 
 
 def test_an_always_firing_alert_named_as_a_heartbeat_checks_it_in_and_opens_nothing(
-        build: Callable[[FakeClock], Services]) -> None:
+        build: Callable[[FakeClock], Core]) -> None:
     clock = FakeClock(START)
     services = build(clock)
     services.heartbeats.arm()
@@ -172,7 +173,7 @@ def test_an_always_firing_alert_named_as_a_heartbeat_checks_it_in_and_opens_noth
 
 
 def test_a_deadline_that_passed_while_nothing_ran_is_armed_again_not_paged(
-        build: Callable[[FakeClock], Services]) -> None:
+        build: Callable[[FakeClock], Core]) -> None:
     clock = FakeClock(START)
     build(clock).heartbeats.arm()
     clock.advance(hours=2)  # opsloop was down: nobody swept, nobody could check in
@@ -183,14 +184,14 @@ def test_a_deadline_that_passed_while_nothing_ran_is_armed_again_not_paged(
     assert incidents(restarted) == []
 
 
-def test_an_unknown_heartbeat_is_refused(build: Callable[[FakeClock], Services]) -> None:
+def test_an_unknown_heartbeat_is_refused(build: Callable[[FakeClock], Core]) -> None:
     services = build(FakeClock(START))
     with pytest.raises(NotFound, match="no heartbeat 'nope'"):
         services.heartbeats.check_in("nope", actor="system:beats")
 
 
 @pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
-def test_two_replicas_one_missed_check_in_one_incident(build: Callable[[FakeClock], Services]) -> None:
+def test_two_replicas_one_missed_check_in_one_incident(build: Callable[[FakeClock], Core]) -> None:
     clock = FakeClock(START)
     replicas = [build(clock), build(clock)]
     arming = [threading.Thread(target=r.heartbeats.arm) for r in replicas]
@@ -203,7 +204,7 @@ def test_two_replicas_one_missed_check_in_one_incident(build: Callable[[FakeCloc
     barrier = threading.Barrier(2)
     fired: list[int] = []
 
-    def sweep(services: Services) -> None:
+    def sweep(services: Core) -> None:
         barrier.wait()
         fired.append(services.sweeper.sweep())
 
@@ -225,7 +226,7 @@ def test_two_replicas_one_missed_check_in_one_incident(build: Callable[[FakeCloc
     (None, "U0RESP1", "U0RESP1", False),            # the person who resolved it: sees it in the thread
 ])
 def test_a_missed_heartbeat_s_review_is_owned_by_the_person_who_worked_it(
-        build: Callable[[FakeClock], Services], acknowledger: str | None, resolver: str, owner: str,
+        build: Callable[[FakeClock], Core], acknowledger: str | None, resolver: str, owner: str,
         dm: bool) -> None:
     services, _ = missed_once(build)
     [item] = incidents(services, "queue-worker")

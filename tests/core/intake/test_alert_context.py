@@ -6,7 +6,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.intake.payloads import AlertmanagerWebhook, ChangeEvent, parse, parse_v2
 from tests.support import FakeClock
 
@@ -33,7 +33,7 @@ def crashloop(*pods: str, status: str = "firing") -> AlertmanagerWebhook:
     })
 
 
-def test_the_card_shows_the_group_not_the_first_pod(services: Services) -> None:
+def test_the_card_shows_the_group_not_the_first_pod(services: Core) -> None:
     services.intake.ingest([("prometheus", crashloop("checkout-7f9"))])
     services.intake.ingest([("prometheus", crashloop("checkout-7f9", "checkout-a01", "checkout-b22"))])
     card = services.cards.of("INC-1")
@@ -54,7 +54,7 @@ def test_the_card_shows_the_group_not_the_first_pod(services: Services) -> None:
     assert "<@system:" not in card.plain() and "opened by prometheus" in card.plain()
 
 
-def test_a_runbook_url_that_is_not_a_web_address_gets_no_button(services: Services) -> None:
+def test_a_runbook_url_that_is_not_a_web_address_gets_no_button(services: Core) -> None:
     hook = crashloop("p1").model_dump()
     hook["commonAnnotations"]["runbook_url"] = "javascript:alert(document.cookie)"
     for alert in hook["alerts"]:
@@ -71,7 +71,7 @@ def change(summary: str, at: str, service: str = "checkout-api", **extra: Any) -
 
 
 def test_recent_changes_on_the_same_service_show_on_the_card_status_and_record(
-        services: Services, clock: FakeClock) -> None:
+        services: Core, clock: FakeClock) -> None:
     # the incident starts at 09:00 (the fake clock)
     services.changes.record("monitors", change("deploy v1.4.2", "2026-11-23T08:48:00Z",
                                                links=[{"href": "https://ci.example/run/9", "text": "run"}]))
@@ -91,7 +91,7 @@ def test_recent_changes_on_the_same_service_show_on_the_card_status_and_record(
     assert "rollback to v1.4.1 by ci, 4 min after; " in body
 
 
-def test_an_incident_without_a_service_shows_no_changes(services: Services) -> None:
+def test_an_incident_without_a_service_shows_no_changes(services: Core) -> None:
     services.changes.record("monitors", change("deploy v2", "2026-11-23T08:59:00Z"))
     services.intake.ingest([("monitors", parse_v2({"routing_key": "rk", "event_action": "trigger",
                                                    "payload": {"summary": "s", "source": "x",

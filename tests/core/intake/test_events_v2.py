@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,11 @@ import pytest
 import yaml
 from sqlmodel import col, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
+from opsloop.core import Core
 from opsloop.intake.models import Alert
 from opsloop.intake.payloads import PayloadError, parse_v2
 from opsloop.models import WorkItem
+from opsloop.table import Sources, assemble
 from tests.support import ROOT, FakeClock
 
 
@@ -29,17 +30,17 @@ def act(action: str, key: str) -> dict[str, Any]:
     return {"routing_key": "rk", "event_action": action, "dedup_key": key}
 
 
-def send(services: Services, *bodies: dict[str, Any], integration: str = "monitors") -> list[Any]:
+def send(services: Core, *bodies: dict[str, Any], integration: str = "monitors") -> list[Any]:
     return services.intake.ingest([(integration, parse_v2(body)) for body in bodies])
 
 
-def items(services: Services) -> list[WorkItem]:
+def items(services: Core) -> list[WorkItem]:
     with services.db.transaction() as s:
         return list(s.exec(select(WorkItem).order_by(col(WorkItem.id))))
 
 
 @pytest.fixture
-def mapped(settings: Settings, clock: FakeClock, tmp_path: Path) -> Iterator[Services]:
+def mapped(sources: Sources, clock: FakeClock, tmp_path: Path) -> Iterator[Core]:
     """The sample policy with a second events_v2 integration that maps its own labels."""
     policy = yaml.safe_load((ROOT / "opsloop.yml").read_text())
     policy["accounts"] = str(ROOT / "accounts.yml")
@@ -48,12 +49,12 @@ def mapped(settings: Settings, clock: FakeClock, tmp_path: Path) -> Iterator[Ser
                                                  "tenant": "custom_details.customer"}})
     path = tmp_path / "opsloop.yml"
     path.write_text(yaml.safe_dump(policy))
-    built = bootstrap(settings.model_copy(update={"config": path}), clock=clock)
+    built = assemble(replace(sources, config=path), clock=clock)
     yield built
     built.db.dispose()
 
 
-def test_a_trigger_for_an_open_key_is_deduplicated_until_it_is_resolved(services: Services) -> None:
+def test_a_trigger_for_an_open_key_is_deduplicated_until_it_is_resolved(services: Core) -> None:
     [first] = send(services, trigger("pay-1"))
     assert first.created == ["INC-1"] and first.dedup_key == "pay-1"
     [again] = send(services, trigger("pay-1"))
@@ -69,7 +70,7 @@ def test_a_trigger_for_an_open_key_is_deduplicated_until_it_is_resolved(services
     assert [i.state for i in items(services)] == ["resolved", "triggered"]
 
 
-def test_a_machine_acknowledgement_is_recorded_but_makes_nobody_the_owner(services: Services) -> None:
+def test_a_machine_acknowledgement_is_recorded_but_makes_nobody_the_owner(services: Core) -> None:
     send(services, trigger("k"), act("acknowledge", "k"))
     [item] = items(services)
     assert (item.state, item.owner) == ("acknowledged", None)
@@ -80,7 +81,7 @@ def test_a_machine_acknowledgement_is_recorded_but_makes_nobody_the_owner(servic
     assert any(line.text.startswith("monitors acknowledged INC-1") for line in timeline)
 
 
-def test_trigger_and_resolve_in_one_batch_leave_one_resolved_incident(services: Services) -> None:
+def test_trigger_and_resolve_in_one_batch_leave_one_resolved_incident(services: Core) -> None:
     outcomes = send(services, trigger("same-batch"), act("resolve", "same-batch"))
     assert [o.created for o in outcomes] == [["INC-1"], []]
     assert [i.state for i in items(services)] == ["resolved"]
@@ -88,7 +89,7 @@ def test_trigger_and_resolve_in_one_batch_leave_one_resolved_incident(services: 
         assert [(a.status, a.active) for a in s.exec(select(Alert))] == [("resolved", False)]
 
 
-def test_custom_details_map_to_labels_so_tenants_and_routing_work(services: Services) -> None:
+def test_custom_details_map_to_labels_so_tenants_and_routing_work(services: Core) -> None:
     send(services, trigger("db", custom_details={"tenant": "acme", "service": "db-eu-1", "build": 42},
                            component="postgres", group="eu", **{"class": "disk"}))
     [item] = items(services)
@@ -100,7 +101,7 @@ def test_custom_details_map_to_labels_so_tenants_and_routing_work(services: Serv
     assert run.runbook_id == "db-failover"  # routed on the mapped service label (db-.*)
 
 
-def test_an_integrations_label_map_adds_to_and_replaces_the_defaults(mapped: Services) -> None:
+def test_an_integrations_label_map_adds_to_and_replaces_the_defaults(mapped: Core) -> None:
     send(mapped, trigger("x", component="checkout-api",
                          custom_details={"customer": "globex", "owner": {"team": "payments"}, "tenant": "acme"}),
          integration="datadog")
@@ -110,7 +111,7 @@ def test_an_integrations_label_map_adds_to_and_replaces_the_defaults(mapped: Ser
     assert mapped.workitems.get("INC-1").tenants == ["globex"]
 
 
-def test_links_and_images_are_kept_and_unsafe_addresses_dropped(services: Services) -> None:
+def test_links_and_images_are_kept_and_unsafe_addresses_dropped(services: Core) -> None:
     body = {**trigger("l"), "client": "Grafana", "client_url": "https://grafana.example/alerting/1",
             "links": [{"href": "https://grafana.example/d/abc", "text": "Dashboard"},
                       {"href": "javascript:alert(1)", "text": "evil"},

@@ -7,8 +7,8 @@ from collections import Counter
 
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
 from opsloop.comms.models import NoticeDraft
+from opsloop.core import Core
 from opsloop.models import OutboxMessage
 from opsloop.types import Severity
 from tests.support import FakeClock
@@ -29,19 +29,19 @@ INTERNAL_POSTS = {
 }
 
 
-def outbox(services: Services) -> list[OutboxMessage]:
+def outbox(services: Core) -> list[OutboxMessage]:
     with services.db.transaction() as s:
         return list(s.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))))
 
 
-def send_pending(services: Services) -> None:
+def send_pending(services: Core) -> None:
     with services.db.transaction() as s:
         [draft] = s.exec(select(NoticeDraft).where(NoticeDraft.status == "pending")).all()
     services.commands.press("notice.send", str(draft.id), actor=COMMANDER)
 
 
 def test_one_sev1_with_two_tenants_from_declare_to_resolve_posts_a_bounded_number_of_messages(
-    services: Services, clock: FakeClock
+    services: Core, clock: FakeClock
 ) -> None:
     services.workitems.declare(actor=COMMANDER, title="EU database primary down", severity=Severity.SEV1,
                                tenants=["acme", "globex"])
@@ -67,14 +67,14 @@ def test_one_sev1_with_two_tenants_from_declare_to_resolve_posts_a_bounded_numbe
     assert customers == {"ops@acme.example": 3, "it@globex.example": 3}  # start, update, resolution
 
 
-def test_an_item_without_tenants_posts_nothing_to_product(services: Services) -> None:
+def test_an_item_without_tenants_posts_nothing_to_product(services: Core) -> None:
     services.workitems.declare(actor=COMMANDER, title="Build farm down", severity=Severity.SEV1)
     texts = [str(m.payload) for m in outbox(services)]
     assert not any(m.target == "C0PRODUCT" for m in outbox(services))
     assert not any("0 tenant(s)" in text for text in texts)
 
 
-def test_an_escalation_tells_the_sales_owner_by_dm_and_not_sales_again(services: Services) -> None:
+def test_an_escalation_tells_the_sales_owner_by_dm_and_not_sales_again(services: Core) -> None:
     services.workitems.open_escalation(actor="U0CSM1", title="Acme cannot export invoices",
                                        severity=Severity.SEV2, tenants=["acme"])
     targets = [m.target for m in outbox(services)]
@@ -83,7 +83,7 @@ def test_an_escalation_tells_the_sales_owner_by_dm_and_not_sales_again(services:
     assert [m.target for m in outbox(services)].count("C0SALES") == 1  # nobody else to tell: #sales hears
 
 
-def test_the_product_packet_says_keeps_hurting_only_once_a_theme_came_back(services: Services) -> None:
+def test_the_product_packet_says_keeps_hurting_only_once_a_theme_came_back(services: Core) -> None:
     services.workitems.open_escalation(actor="U0CSM1", title="exports fail", labels={"theme": "exports"},
                                        tenants=["acme", "globex", "initech"])
     [first] = [m for m in outbox(services) if m.key.startswith("priority:")]

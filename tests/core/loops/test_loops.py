@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
 from opsloop.comms.models import NoticeDraft
+from opsloop.core import Core
 from opsloop.models import OutboxMessage
 from opsloop.outbox import Delivered, Dispatcher
 from opsloop.types import Severity
@@ -28,19 +28,19 @@ class Collect:
         return Delivered(external_id=str(len(self.sent)))
 
 
-def deliver(services: Services) -> dict[str, Collect]:
+def deliver(services: Core) -> dict[str, Collect]:
     senders = {"chat": Collect(), "email": Collect(), "webhook": Collect()}
     Dispatcher(services.db, senders, services.clock, prepare=services.cards.prepare_outbound).drain()
     return senders
 
 
-def notices(services: Services, audience_prefix: str = "loop:") -> list[OutboxMessage]:
+def notices(services: Core, audience_prefix: str = "loop:") -> list[OutboxMessage]:
     with services.db.transaction() as s:
         return list(s.exec(select(OutboxMessage).where(col(OutboxMessage.key).startswith(audience_prefix))
                            .order_by(col(OutboxMessage.id))))
 
 
-def send_customer_draft(services: Services, clock: FakeClock | None = None) -> None:
+def send_customer_draft(services: Core, clock: FakeClock | None = None) -> None:
     """The hold ends (when a clock is given) and a commander presses Send on the pending draft."""
     if clock is not None:
         clock.advance(minutes=5)
@@ -50,7 +50,7 @@ def send_customer_draft(services: Services, clock: FakeClock | None = None) -> N
     services.commands.press("notice.send", str(draft.id), actor=COMMANDER)
 
 
-def test_a_sev1_touching_two_tenants_tells_each_audience_once(services: Services, clock: FakeClock) -> None:
+def test_a_sev1_touching_two_tenants_tells_each_audience_once(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="EU database primary down", severity=Severity.SEV1,
                                tenants=["acme", "globex"])
     internal = {(m.transport, m.target) for m in notices(services)}  # internal audiences: at once
@@ -69,7 +69,7 @@ def test_a_sev1_touching_two_tenants_tells_each_audience_once(services: Services
 
 
 def test_resolution_closes_loops_once_delivered_and_status_shows_open_ones(
-    services: Services, clock: FakeClock
+    services: Core, clock: FakeClock
 ) -> None:
     services.workitems.declare(actor=COMMANDER, title="Checkout down", severity=Severity.SEV1,
                                tenants=["acme"])
@@ -90,7 +90,7 @@ def test_resolution_closes_loops_once_delivered_and_status_shows_open_ones(
     assert ("Loops", "0 of 4 open") in services.cards.of("INC-1").fields
 
 
-def test_cadence_notices_go_out_while_open_and_stop_at_resolution(services: Services, clock: FakeClock) -> None:
+def test_cadence_notices_go_out_while_open_and_stop_at_resolution(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="Slow API", severity=Severity.SEV2, tenants=["acme"])
     send_customer_draft(services, clock)
     clock.advance(minutes=54)
@@ -108,7 +108,7 @@ def test_cadence_notices_go_out_while_open_and_stop_at_resolution(services: Serv
     assert services.loops.sweep() == 0
 
 
-def test_adding_a_tenant_opens_its_loops_and_unknown_ones_are_refused(services: Services,
+def test_adding_a_tenant_opens_its_loops_and_unknown_ones_are_refused(services: Core,
                                                                      clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="Export broken", severity=Severity.SEV2, tenants=["acme"])
     reply = services.commands.handle("/incident", "tenants INC-1 add globex", actor=COMMANDER)
@@ -120,7 +120,7 @@ def test_adding_a_tenant_opens_its_loops_and_unknown_ones_are_refused(services: 
         services.commands.handle("/incident", "tenants INC-1 add nobody", actor=COMMANDER)
 
 
-def test_loops_left_open_are_reported_to_the_comms_owner_once(services: Services, clock: FakeClock) -> None:
+def test_loops_left_open_are_reported_to_the_comms_owner_once(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="Checkout down", severity=Severity.SEV1, tenants=["acme"])
     services.workitems.assign(actor=COMMANDER, ref="INC-1", comms_owner="U0COMMS")
     services.workitems.act(actor=COMMANDER, ref="INC-1", action="resolve")  # notices queued, never delivered
@@ -136,7 +136,7 @@ def test_loops_left_open_are_reported_to_the_comms_owner_once(services: Services
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_product_priority_fires_at_its_threshold_and_not_before(services: Services,
+def test_product_priority_fires_at_its_threshold_and_not_before(services: Core,
                                                                  tmp_path: Any) -> None:
     from opsloop.accounts import import_catalog
     catalog = tmp_path / "more.yml"
@@ -159,7 +159,7 @@ def test_product_priority_fires_at_its_threshold_and_not_before(services: Servic
     assert len(notices(services, "priority:")) == 1  # once per theme per window
 
 
-def test_priority_by_arr_alone(services: Services) -> None:
+def test_priority_by_arr_alone(services: Core) -> None:
     services.workitems.open_escalation(actor="U0CSM1", title="SSO login loops", tenants=["acme"],
                                        labels={"theme": "sso"})
     assert notices(services, "priority:") == []  # 480k < 500k

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
 from opsloop.comms.models import NoticeDraft, PublicUpdate, is_public, public_updates
+from opsloop.core import Core
 from opsloop.errors import InvalidInput, PermissionDenied
 from opsloop.intake.payloads import AlertmanagerWebhook, parse
 from opsloop.loops.models import FeedbackLoop
@@ -18,7 +18,7 @@ from tests.support import FakeClock
 COMMANDER, RESPONDER, ADMIN = "U0RESP1", "U0RESP2", "U0ADMIN"
 
 
-def outbox(services: Services, transport: str | None = None, prefix: str = "") -> list[OutboxMessage]:
+def outbox(services: Core, transport: str | None = None, prefix: str = "") -> list[OutboxMessage]:
     with services.db.transaction() as s:
         query = select(OutboxMessage).where(col(OutboxMessage.key).startswith(prefix))
         if transport:
@@ -26,25 +26,25 @@ def outbox(services: Services, transport: str | None = None, prefix: str = "") -
         return list(s.exec(query.order_by(col(OutboxMessage.id))))
 
 
-def emails(services: Services) -> list[OutboxMessage]:
+def emails(services: Core) -> list[OutboxMessage]:
     return outbox(services, "email")
 
 
-def drafts(services: Services) -> list[NoticeDraft]:
+def drafts(services: Core) -> list[NoticeDraft]:
     with services.db.transaction() as s:
         return list(s.exec(select(NoticeDraft).order_by(col(NoticeDraft.id))))
 
 
-def pending(services: Services) -> NoticeDraft:
+def pending(services: Core) -> NoticeDraft:
     [draft] = [d for d in drafts(services) if d.status == "pending"]
     return draft
 
 
-def press(services: Services, verb: str, draft: NoticeDraft, actor: str = COMMANDER) -> str:
+def press(services: Core, verb: str, draft: NoticeDraft, actor: str = COMMANDER) -> str:
     return services.commands.press(f"notice.{verb}", str(draft.id), actor=actor).text
 
 
-def after_hold(services: Services, clock: FakeClock) -> None:
+def after_hold(services: Core, clock: FakeClock) -> None:
     clock.advance(minutes=5)
     services.sweeper.sweep()
 
@@ -60,7 +60,7 @@ def alert(tenant: str) -> AlertmanagerWebhook:
 
 
 def test_the_alert_then_tenants_add_example_emails_nobody_until_send_then_the_state_of_then(
-    services: Services, clock: FakeClock
+    services: Core, clock: FakeClock
 ) -> None:
     services.intake.ingest([("prometheus", alert("acme"))])
     assert emails(services) == []  # within seconds of the alert: nothing
@@ -95,7 +95,7 @@ def test_the_alert_then_tenants_add_example_emails_nobody_until_send_then_the_st
         assert audited.after["text"].startswith("hmac-sha256:")  # the text, sealed like every free text
 
 
-def test_only_people_allowed_notice_approve_or_the_comms_owner_send(services: Services, clock: FakeClock) -> None:
+def test_only_people_allowed_notice_approve_or_the_comms_owner_send(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="Checkout down", severity=Severity.SEV1, tenants=["acme"])
     after_hold(services, clock)
     draft = pending(services)
@@ -112,7 +112,7 @@ def test_only_people_allowed_notice_approve_or_the_comms_owner_send(services: Se
     assert len(emails(services)) == 1
 
 
-def test_with_a_comms_owner_only_they_get_the_draft(services: Services, clock: FakeClock) -> None:
+def test_with_a_comms_owner_only_they_get_the_draft(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="Checkout down", severity=Severity.SEV1, tenants=["acme"])
     services.workitems.assign(actor=COMMANDER, ref="INC-1", comms_owner="U0CSM1")
     after_hold(services, clock)
@@ -121,7 +121,7 @@ def test_with_a_comms_owner_only_they_get_the_draft(services: Services, clock: F
 
 
 def test_resolved_within_the_hold_no_customer_hears_but_internal_audiences_did_at_once(
-    services: Services, clock: FakeClock
+    services: Core, clock: FakeClock
 ) -> None:
     services.workitems.declare(actor=COMMANDER, title="Blip", severity=Severity.SEV1, tenants=["acme"])
     assert [m.target for m in outbox(services, prefix="loop:") if m.target == "U0SALES1"] == ["U0SALES1"]
@@ -138,7 +138,7 @@ def test_resolved_within_the_hold_no_customer_hears_but_internal_audiences_did_a
 
 
 def test_mitigated_before_anyone_sent_the_start_supersedes_it_with_the_state_of_now(
-    services: Services, clock: FakeClock
+    services: Core, clock: FakeClock
 ) -> None:
     services.workitems.declare(actor=COMMANDER, title="Checkout down", severity=Severity.SEV2, tenants=["acme"])
     after_hold(services, clock)
@@ -156,7 +156,7 @@ def test_mitigated_before_anyone_sent_the_start_supersedes_it_with_the_state_of_
     assert "monitoring the results" in email.payload["body"]
 
 
-def test_customers_already_told_hear_of_mitigation_in_one_update(services: Services, clock: FakeClock) -> None:
+def test_customers_already_told_hear_of_mitigation_in_one_update(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="Checkout down", severity=Severity.SEV1,
                                tenants=["acme", "globex"])
     after_hold(services, clock)
@@ -169,7 +169,7 @@ def test_customers_already_told_hear_of_mitigation_in_one_update(services: Servi
     assert subjects.count("Update on the problem affecting your service") == 2 and len(subjects) == 4
 
 
-def test_a_public_update_is_drafted_checked_edited_and_sent(services: Services, clock: FakeClock) -> None:
+def test_a_public_update_is_drafted_checked_edited_and_sent(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="Exports slow", severity=Severity.SEV2,
                                tenants=["acme", "globex"])
     with pytest.raises(InvalidInput, match=r"contains the name of the tenant globex.*must name no customer"):
@@ -203,7 +203,7 @@ def test_a_public_update_is_drafted_checked_edited_and_sent(services: Services, 
     assert [d.status for d in drafts(services)] == ["sent"]
 
 
-def test_the_card_opens_the_public_update_form(services: Services) -> None:
+def test_the_card_opens_the_public_update_form(services: Core) -> None:
     services.workitems.declare(actor=COMMANDER, title="Exports slow", severity=Severity.SEV2, tenants=["acme"])
     button = next(b for b in services.cards.of("INC-1").buttons if b.action == "notice.compose")
     form = services.commands.press(button.action, button.value, actor=COMMANDER).form
@@ -212,7 +212,7 @@ def test_the_card_opens_the_public_update_form(services: Services) -> None:
     assert "drafted for review" in reply.text and pending(services).text == "We found the cause."
 
 
-def test_cadence_updates_are_drafts_carrying_the_last_public_update(services: Services, clock: FakeClock) -> None:
+def test_cadence_updates_are_drafts_carrying_the_last_public_update(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="Slow API", severity=Severity.SEV2, tenants=["acme"])
     after_hold(services, clock)
     press(services, "send", pending(services))
@@ -228,7 +228,7 @@ def test_cadence_updates_are_drafts_carrying_the_last_public_update(services: Se
     assert len(emails(services)) == sent  # in review, like every customer notice
 
 
-def test_skipping_the_resolution_closes_the_customer_loops(services: Services, clock: FakeClock) -> None:
+def test_skipping_the_resolution_closes_the_customer_loops(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="Checkout down", severity=Severity.SEV1, tenants=["acme"])
     after_hold(services, clock)
     press(services, "send", pending(services))
@@ -242,7 +242,7 @@ def test_skipping_the_resolution_closes_the_customer_loops(services: Services, c
         assert skipped.actor == COMMANDER
 
 
-def test_marking_an_item_public_is_for_the_comms_owner_and_notice_approvers(services: Services) -> None:
+def test_marking_an_item_public_is_for_the_comms_owner_and_notice_approvers(services: Core) -> None:
     services.workitems.declare(actor=COMMANDER, title="Checkout down", severity=Severity.SEV1, tenants=["acme"])
     with pytest.raises(PermissionDenied, match="mark incidents public"):
         services.commands.handle("/incident", "public INC-1 on", actor=RESPONDER)

@@ -4,6 +4,7 @@ pages once; clocks pause and resume; heartbeats wait; who may do what."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,14 @@ import pytest
 import yaml
 from sqlmodel import col, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
 from opsloop.audit import verify
+from opsloop.core import Core
 from opsloop.errors import IllegalTransition, InvalidInput, PermissionDenied
 from opsloop.intake.models import Alert
 from opsloop.maintenance.models import MaintenanceWindow
 from opsloop.models import AuditEvent, OutboxMessage, WorkItem
 from opsloop.sla.models import SlaClock
+from opsloop.table import Sources, assemble
 from opsloop.types import Severity
 from tests.core.test_intake import am, v2
 from tests.support import ROOT, FakeClock
@@ -26,41 +27,41 @@ from tests.support import ROOT, FakeClock
 ADMIN, COMMANDER, RESPONDER = "U0ADMIN", "U0RESP1", "U0RESP2"
 
 
-def incidents(services: Services) -> list[WorkItem]:
+def incidents(services: Core) -> list[WorkItem]:
     with services.db.transaction() as s:
         return list(s.exec(select(WorkItem).where(WorkItem.kind == "incident").order_by(col(WorkItem.id))))
 
 
-def pages(services: Services) -> list[OutboxMessage]:
+def pages(services: Core) -> list[OutboxMessage]:
     """Escalation pages: a DM per person per level."""
     with services.db.transaction() as s:
         return list(s.exec(select(OutboxMessage).where(col(OutboxMessage.key).startswith("page:"))))
 
 
-def held(services: Services, ref: str) -> list[Alert]:
+def held(services: Core, ref: str) -> list[Alert]:
     with services.db.transaction() as s:
         item = s.exec(select(WorkItem).where(WorkItem.ref == ref)).one()
         return list(s.exec(select(Alert).where(Alert.work_item_id == item.id).order_by(col(Alert.id))))
 
 
-def item(services: Services, ref: str) -> WorkItem:
+def item(services: Core, ref: str) -> WorkItem:
     return services.workitems.get(ref).item
 
 
-def sweep(services: Services) -> None:
+def sweep(services: Core) -> None:
     """Fire what is due (twice: a timer's handler may queue a timer due now, e.g. a first page)."""
     services.sweeper.sweep()
     services.sweeper.sweep()
 
 
-def schedule(services: Services, *matchers: str, actor: str = COMMANDER, starts: str | None = "now",
+def schedule(services: Core, *matchers: str, actor: str = COMMANDER, starts: str | None = "now",
              until: str = "+1h", tenants: tuple[str, ...] = ()) -> WorkItem:
     return services.maintenance.schedule(actor=actor, what="Checkout DB upgrade", matchers=list(matchers),
                                          starts=starts, until=until, tenants=tenants).item
 
 
 def test_alerts_during_a_window_page_no_one_and_one_still_firing_at_its_end_pages_once(
-        services: Services, clock: FakeClock) -> None:
+        services: Core, clock: FakeClock) -> None:
     window = schedule(services, "service=checkout", "alertname!~Watchdog|Heartbeat.*", tenants=("acme",))
     assert item(services, window.ref).state == "active"
     clock.advance(minutes=5)
@@ -120,7 +121,7 @@ def test_alerts_during_a_window_page_no_one_and_one_still_firing_at_its_end_page
         "maintenance.alert_held", "maintenance.alert_held", "maintenance.end", "maintenance.ended"]
 
 
-def test_events_v2_held_then_resolved_opens_nothing_at_the_end(services: Services, clock: FakeClock) -> None:
+def test_events_v2_held_then_resolved_opens_nothing_at_the_end(services: Core, clock: FakeClock) -> None:
     window = schedule(services, "source=db-1")
     services.intake.ingest([("monitors", v2("trigger", "k1"))])
     services.intake.ingest([("monitors", v2("trigger", "k1"))])  # deduplicated on the window
@@ -133,7 +134,7 @@ def test_events_v2_held_then_resolved_opens_nothing_at_the_end(services: Service
     assert len(incidents(services)) == 1
 
 
-def test_a_window_ended_early_releases_what_still_fires(services: Services, clock: FakeClock) -> None:
+def test_a_window_ended_early_releases_what_still_fires(services: Core, clock: FakeClock) -> None:
     window = schedule(services, "source=db-1", until="+4h")
     services.intake.ingest([("monitors", v2("trigger", "k1", severity="critical"))])
     with pytest.raises(PermissionDenied, match="having scheduled it or the role commander or admin"):
@@ -152,7 +153,7 @@ def test_a_window_ended_early_releases_what_still_fires(services: Services, cloc
     assert len(incidents(services)) == 1 and item(services, window.ref).state == "ended"
 
 
-def test_a_window_later_today_holds_nothing_until_it_starts(services: Services, clock: FakeClock) -> None:
+def test_a_window_later_today_holds_nothing_until_it_starts(services: Core, clock: FakeClock) -> None:
     window = schedule(services, "source=db-1", starts="+1h", until="+30m")
     assert item(services, window.ref).state == "scheduled"
     services.intake.ingest([("monitors", v2("trigger", "before"))])
@@ -168,7 +169,7 @@ def test_a_window_later_today_holds_nothing_until_it_starts(services: Services, 
 
 
 def test_clocks_of_matching_items_pause_for_the_window_and_resume_after(
-        services: Services, clock: FakeClock) -> None:
+        services: Core, clock: FakeClock) -> None:
     before = services.workitems.declare(actor=COMMANDER, title="Checkout slow", labels={"service": "checkout"},
                                         severity=Severity.SEV2)
     other = services.workitems.declare(actor=COMMANDER, title="Search slow", labels={"service": "search"},
@@ -196,13 +197,13 @@ def test_clocks_of_matching_items_pause_for_the_window_and_resume_after(
     assert all(c.paused_seconds == 7200 for c in clocks if c.target != "update" and c.state == "running")
 
 
-def test_permissions_and_approval(settings: Settings, tmp_path: Path, clock: FakeClock) -> None:
+def test_permissions_and_approval(sources: Sources, tmp_path: Path, clock: FakeClock) -> None:
     policy = yaml.safe_load((ROOT / "opsloop.yml").read_text())
     policy["accounts"] = str(ROOT / "accounts.yml")
     policy["maintenance"] = {"require_approval": True}
     path = tmp_path / "opsloop.yml"
     path.write_text(yaml.safe_dump(policy))
-    services = bootstrap(settings.model_copy(update={"config": path}), clock=clock)
+    services = assemble(replace(sources, config=path), clock=clock)
     try:
         with pytest.raises(PermissionDenied, match="you may not schedule maintenance windows: that needs the "
                                                    "role commander or admin"):
@@ -233,7 +234,7 @@ def test_permissions_and_approval(settings: Settings, tmp_path: Path, clock: Fak
     ("now", "+8d", "longer than maintenance.max_length"),
     ("now", "soon", "cannot read the time 'soon'"),
 ])
-def test_bad_times_are_refused_and_change_nothing(services: Services, starts: str, until: str,
+def test_bad_times_are_refused_and_change_nothing(services: Core, starts: str, until: str,
                                                   reason: str) -> None:
     with pytest.raises(InvalidInput, match=reason):
         schedule(services, "service=x", starts=starts, until=until)
@@ -245,19 +246,19 @@ HEARTBEATS: dict[str, Any] = {"queue-worker": {"every": "5m", "grace": "1m", "la
 
 
 @pytest.fixture
-def with_heartbeats(settings: Settings, tmp_path: Path, clock: FakeClock) -> Iterator[Services]:
+def with_heartbeats(sources: Sources, tmp_path: Path, clock: FakeClock) -> Iterator[Core]:
     policy = yaml.safe_load((ROOT / "opsloop.yml").read_text())
     policy["accounts"] = str(ROOT / "accounts.yml")
     policy["heartbeats"] = HEARTBEATS
     path = tmp_path / "opsloop.yml"
     path.write_text(yaml.safe_dump(policy))
-    services = bootstrap(settings.model_copy(update={"config": path}), clock=clock)
+    services = assemble(replace(sources, config=path), clock=clock)
     yield services
     services.db.dispose()
 
 
 def test_a_heartbeat_missed_during_a_matching_window_opens_nothing(
-        with_heartbeats: Services, clock: FakeClock) -> None:
+        with_heartbeats: Core, clock: FakeClock) -> None:
     services = with_heartbeats
     services.heartbeats.arm()
     schedule(services, "service=queue", until="+30m")
@@ -274,7 +275,7 @@ def test_a_heartbeat_missed_during_a_matching_window_opens_nothing(
 
 
 
-def test_the_command_reads_matchers_times_and_tenants(services: Services) -> None:
+def test_the_command_reads_matchers_times_and_tenants(services: Core) -> None:
     reply = services.commands.handle(
         "/maintenance", 'schedule "DB upgrade" service=db env=~"prod|staging" from now until +2h tenant:acme',
         actor=COMMANDER)

@@ -1,4 +1,4 @@
-"""Services with the remediation executor pointed at respx, a fake resolver and a known secret."""
+"""Core with the remediation executor pointed at respx, a fake resolver and a known secret."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import respx
 import yaml
 from sqlmodel import col, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
+from opsloop.core import Core
 from opsloop.remediation.models import RemediationCall
 from opsloop.runbooks.models import RunbookRun, RunbookStepRun
+from opsloop.table import Sources, assemble
 from tests.support import ROOT, FakeClock
 
 SECRET = "s3cr3t-Tok3n-value-7731"
@@ -142,27 +142,27 @@ def rem_dir(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def rem(db_url: str, rem_dir: tuple[Path, Path], clock: FakeClock, resolver: FakeResolver,
-        sleeps: list[float], api: respx.MockRouter) -> Iterator[Services]:
-    settings = Settings(database_url=db_url, config=rem_dir[1], runbooks_dir=rem_dir[0])
-    built = bootstrap(settings, clock=clock, http_client=httpx.Client(), resolver=resolver,
-                      environ={"OPS_API_TOKEN": SECRET}, sleep=sleeps.append)
+        sleeps: list[float], api: respx.MockRouter) -> Iterator[Core]:
+    sources = Sources(database_url=db_url, config=rem_dir[1], runbooks_dir=rem_dir[0])
+    built = assemble(sources, clock=clock, http_client=httpx.Client(), resolver=resolver,
+                     environ={"OPS_API_TOKEN": SECRET}, sleep=sleeps.append)
     yield built
     built.db.dispose()
 
 
-def start(services: Services, runbook: str = "remedy", actor: str = STARTER, **inputs: str) -> str:
+def start(services: Core, runbook: str = "remedy", actor: str = STARTER, **inputs: str) -> str:
     ref = services.workitems.declare(actor=STARTER, title="API errors").ref
     words = " ".join(f"{k}={v}" for k, v in (inputs or {"service": "web"}).items())
     services.commands.handle("/runbook", f"run {runbook} {ref} {words}", actor=actor)
     return ref
 
 
-def approve_twice(services: Services, ref: str = "INC-1") -> None:
+def approve_twice(services: Core, ref: str = "INC-1") -> None:
     for who in (APPROVER1, APPROVER2):
         services.commands.handle("/runbook", f"approve {ref} gate", actor=who)
 
 
-def steps(services: Services, runbook: str = "remedy") -> dict[str, str]:
+def steps(services: Core, runbook: str = "remedy") -> dict[str, str]:
     with services.db.transaction() as s:
         run = s.exec(select(RunbookRun).where(RunbookRun.runbook_id == runbook)
                      .order_by(col(RunbookRun.id).desc())).first()
@@ -171,7 +171,7 @@ def steps(services: Services, runbook: str = "remedy") -> dict[str, str]:
                                                    .where(RunbookStepRun.run_id == run.id))}
 
 
-def call(services: Services, step: str = "restart") -> RemediationCall:
+def call(services: Core, step: str = "restart") -> RemediationCall:
     with services.db.transaction() as s:
         found = s.exec(select(RemediationCall).where(RemediationCall.step_id == step)
                        .order_by(col(RemediationCall.id).desc())).first()

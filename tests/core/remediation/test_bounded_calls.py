@@ -21,8 +21,8 @@ import pytest
 import respx
 import yaml
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
+from opsloop.core import Core
+from opsloop.table import Sources, assemble
 from tests.core.remediation.conftest import SECRET, STARTER, FakeResolver, call
 from tests.support import PATIENCE, FakeClock, QuietHandler, local_server, wait_until
 
@@ -69,17 +69,17 @@ def loose_dir(rem_dir: tuple[Path, Path], allow_loopback: bool) -> tuple[Path, P
 
 @pytest.fixture
 def bounded(db_url: str, loose_dir: tuple[Path, Path], clock: FakeClock,
-            resolver: FakeResolver) -> Iterator[Services]:
-    """Services as `opsloop serve` builds them (its own HTTP client), on a resolver the test controls."""
+            resolver: FakeResolver) -> Iterator[Core]:
+    """Core as `opsloop serve` builds them (its own HTTP client), on a resolver the test controls."""
     resolver.names.update({"nat64.internal": ["64:ff9b::a9fe:a9fe"], "compat.internal": ["::7f00:1"],
                            "6to4.internal": ["2002:a9fe:a9fe::1"], "drip.internal": ["127.0.0.1"]})
-    settings = Settings(database_url=db_url, config=loose_dir[1], runbooks_dir=loose_dir[0])
-    built = bootstrap(settings, clock=clock, resolver=resolver, environ={"OPS_API_TOKEN": SECRET})
+    sources = Sources(database_url=db_url, config=loose_dir[1], runbooks_dir=loose_dir[0])
+    built = assemble(sources, clock=clock, resolver=resolver, environ={"OPS_API_TOKEN": SECRET})
     yield built
     built.db.dispose()
 
 
-def run_loose(services: Services, target: str, header: str = "plain") -> str:
+def run_loose(services: Core, target: str, header: str = "plain") -> str:
     ref = services.workitems.declare(actor=STARTER, title="Probe").ref
     words = f"run loose {ref} {shlex.quote('target=' + target)} {shlex.quote('header=' + header)}"
     services.commands.handle("/runbook", words, actor=STARTER)
@@ -102,7 +102,7 @@ def run_loose(services: Services, target: str, header: str = "plain") -> str:
     ("6to4.internal/x", "carries the IPv4 address 169.254.169.254"),
 ])
 def test_an_impossible_or_disguised_url_fails_its_step_with_the_reason(
-        bounded: Services, target: str, why: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        bounded: Core, target: str, why: str, monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[Any] = []
     monkeypatch.setattr(bounded.remediation.executor.client, "send", lambda *a, **k: sent.append(a))
     run_loose(bounded, target)
@@ -113,7 +113,7 @@ def test_an_impossible_or_disguised_url_fails_its_step_with_the_reason(
     assert sent == []
 
 
-def test_a_header_that_is_not_text_fails_its_step_with_the_reason(bounded: Services) -> None:
+def test_a_header_that_is_not_text_fails_its_step_with_the_reason(bounded: Core) -> None:
     with respx.mock(assert_all_mocked=True) as api:
         run_loose(bounded, "ops-api.internal/x", header="caf\u00e9 \u27e6")
         bounded.remediation.work()
@@ -161,7 +161,7 @@ class Drip:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
-def test_an_answer_dripped_a_byte_at_a_time_is_cut_at_the_timeout(bounded: Services, headers_too: bool) -> None:
+def test_an_answer_dripped_a_byte_at_a_time_is_cut_at_the_timeout(bounded: Core, headers_too: bool) -> None:
     drip = Drip(headers_too=headers_too)
     try:
         run_loose(bounded, f"drip.internal:{drip.port}/drip")
@@ -173,7 +173,7 @@ def test_an_answer_dripped_a_byte_at_a_time_is_cut_at_the_timeout(bounded: Servi
         drip.stop()
 
 
-def test_an_answer_larger_than_max_response_fails_the_step_saying_so(bounded: Services) -> None:
+def test_an_answer_larger_than_max_response_fails_the_step_saying_so(bounded: Core) -> None:
     with respx.mock(assert_all_mocked=True) as api:
         api.post("http://10.20.30.40/x").mock(return_value=httpx.Response(200, content=b"{" * (2 * 1024 * 1024)))
         run_loose(bounded, "ops-api.internal/x")
@@ -182,7 +182,7 @@ def test_an_answer_larger_than_max_response_fails_the_step_saying_so(bounded: Se
     assert failed.state == "failed" and "larger than 1048576 bytes (actions.max_response)" in (failed.error or "")
 
 
-def test_one_slow_call_does_not_hold_up_another_work_items_call(bounded: Services) -> None:
+def test_one_slow_call_does_not_hold_up_another_work_items_call(bounded: Core) -> None:
     release, slow_returned = threading.Event(), threading.Event()
 
     def slow(request: httpx.Request) -> httpx.Response:

@@ -10,16 +10,16 @@ from pathlib import Path
 import httpx
 import respx
 
-from bot.bootstrap import Services
 from opsloop.compliance import bundle, bundle_check
 from opsloop.compliance.checkpoints import Checkpoints
 from opsloop.compliance.signing import Signer, generate
+from opsloop.core import Core
 from tests.core.remediation.conftest import API, APPROVER1, APPROVER2, SECRET, STARTER, approve_twice, start
 from tests.support import FakeClock
 
 
 def test_the_bundle_shows_what_ran_who_approved_it_and_what_was_called(
-        rem: Services, api: respx.MockRouter, clock: FakeClock, tmp_path: Path) -> None:
+        rem: Core, api: respx.MockRouter, clock: FakeClock, tmp_path: Path) -> None:
     api.post(f"https://{API}/services/web/restart").mock(return_value=httpx.Response(202, json={"job": {"id": 9}}))
     api.get(f"https://{API}/jobs/9").mock(return_value=httpx.Response(200))
     signer = Signer.load(generate(tmp_path / "keys")[0])

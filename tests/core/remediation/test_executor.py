@@ -10,7 +10,7 @@ import pytest
 import respx
 from sqlmodel import select
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.errors import IllegalTransition
 from opsloop.models import AuditEvent
 from opsloop.remediation.service import Remediation
@@ -21,12 +21,12 @@ from tests.support import FakeClock
 RESTART = f"https://{API}/services/web/restart"
 
 
-def run_probe(rem: Services, host: str) -> None:
+def run_probe(rem: Core, host: str) -> None:
     start(rem, "probe", host=host)
     rem.remediation.work()
 
 
-def test_503_then_200_is_retried_with_one_idempotency_key(rem: Services, api: respx.MockRouter,
+def test_503_then_200_is_retried_with_one_idempotency_key(rem: Core, api: respx.MockRouter,
                                                           sleeps: list[float]) -> None:
     route = api.post(RESTART).mock(side_effect=[httpx.Response(503), httpx.Response(200, json={"job": {"id": 7}})])
     api.get(f"https://{API}/jobs/7").mock(return_value=httpx.Response(200))
@@ -45,7 +45,7 @@ def test_503_then_200_is_retried_with_one_idempotency_key(rem: Services, api: re
     assert steps(rem)["restart"] == "done"
 
 
-def test_retry_after_is_honoured_and_capped(rem: Services, api: respx.MockRouter, sleeps: list[float]) -> None:
+def test_retry_after_is_honoured_and_capped(rem: Core, api: respx.MockRouter, sleeps: list[float]) -> None:
     api.post(RESTART).mock(side_effect=[httpx.Response(429, headers={"Retry-After": "7"}),
                                         httpx.Response(503, headers={"Retry-After": "3600"}),
                                         httpx.Response(202, json={"job": {"id": 1}})])
@@ -57,7 +57,7 @@ def test_retry_after_is_honoured_and_capped(rem: Services, api: respx.MockRouter
     assert call(rem).attempts == 3 and call(rem).state == "succeeded"
 
 
-def test_statuses_not_listed_are_not_retried(rem: Services, api: respx.MockRouter) -> None:
+def test_statuses_not_listed_are_not_retried(rem: Core, api: respx.MockRouter) -> None:
     route = api.post(RESTART).mock(return_value=httpx.Response(500, text="boom"))
     start(rem)
     approve_twice(rem)
@@ -69,7 +69,7 @@ def test_statuses_not_listed_are_not_retried(rem: Services, api: respx.MockRoute
 
 
 def test_a_read_timeout_leaves_the_outcome_unknown_a_connect_timeout_fails(
-        rem: Services, api: respx.MockRouter) -> None:
+        rem: Core, api: respx.MockRouter) -> None:
     route = api.post(RESTART).mock(side_effect=httpx.ReadTimeout("slow"))
     start(rem)
     approve_twice(rem)
@@ -91,7 +91,7 @@ def test_a_read_timeout_leaves_the_outcome_unknown_a_connect_timeout_fails(
     ("metadata.google.internal", "metadata.google.internal is a cloud metadata service"),
     ("nowhere.internal", "nowhere.internal is not in actions.allow_hosts"),
 ])
-def test_refused_destinations_never_see_a_request(rem: Services, api: respx.MockRouter, host: str,
+def test_refused_destinations_never_see_a_request(rem: Core, api: respx.MockRouter, host: str,
                                                   why: str) -> None:
     run_probe(rem, host)
     refused = call(rem, "call")
@@ -103,7 +103,7 @@ def test_refused_destinations_never_see_a_request(rem: Services, api: respx.Mock
 
 
 def test_a_redirect_is_a_failure_naming_where_it_pointed_and_is_not_followed(
-        rem: Services, api: respx.MockRouter) -> None:
+        rem: Core, api: respx.MockRouter) -> None:
     api.post("https://10.9.9.9/probe").mock(
         return_value=httpx.Response(302, headers={"Location": "https://evil.example.com/steal"}))
     evil = api.route(host="evil.example.com").mock(return_value=httpx.Response(200))
@@ -115,7 +115,7 @@ def test_a_redirect_is_a_failure_naming_where_it_pointed_and_is_not_followed(
 
 
 def test_a_crash_while_sending_becomes_unknown_and_is_never_resent(
-        rem: Services, api: respx.MockRouter, clock: FakeClock) -> None:
+        rem: Core, api: respx.MockRouter, clock: FakeClock) -> None:
     class Crash(BaseException):
         """The process dies mid-call (not an error anything may catch)."""
 
@@ -149,7 +149,7 @@ def test_a_crash_while_sending_becomes_unknown_and_is_never_resent(
     assert steps(rem)["restart"] == "done"
 
 
-def test_an_unknown_outcome_is_settled_by_a_person(rem: Services, api: respx.MockRouter) -> None:
+def test_an_unknown_outcome_is_settled_by_a_person(rem: Core, api: respx.MockRouter) -> None:
     api.post(RESTART).mock(side_effect=httpx.RemoteProtocolError("dropped"))
     start(rem)
     approve_twice(rem)
@@ -165,7 +165,7 @@ def test_an_unknown_outcome_is_settled_by_a_person(rem: Services, api: respx.Moc
     assert steps(rem)["follow"] == "done"
 
 
-def test_two_workers_never_both_call_one_step_run(rem: Services, api: respx.MockRouter) -> None:
+def test_two_workers_never_both_call_one_step_run(rem: Core, api: respx.MockRouter) -> None:
     barrier = threading.Barrier(2)
     route = api.post(RESTART).mock(return_value=httpx.Response(202, json={"job": {"id": 9}}))
     api.get(f"https://{API}/jobs/9").mock(return_value=httpx.Response(200))
@@ -191,7 +191,7 @@ def test_two_workers_never_both_call_one_step_run(rem: Services, api: respx.Mock
         assert [e.after["step"] for e in sending].count("restart") == 1
 
 
-def test_a_dry_run_renders_and_checks_everything_and_calls_nothing(rem: Services, api: respx.MockRouter) -> None:
+def test_a_dry_run_renders_and_checks_everything_and_calls_nothing(rem: Core, api: respx.MockRouter) -> None:
     ref = rem.workitems.declare(actor=STARTER, title="API errors").ref
     text = rem.commands.handle("/runbook", f"run remedy {ref} service=web --dry-run", actor=STARTER).text
     assert "nothing started, nothing called" in text
@@ -205,12 +205,12 @@ def test_a_dry_run_renders_and_checks_everything_and_calls_nothing(rem: Services
     assert "remedy" not in steps_of_any(rem)
 
 
-def steps_of_any(rem: Services) -> set[str]:
+def steps_of_any(rem: Core) -> set[str]:
     with rem.db.transaction() as s:
         return {r.runbook_id for r in s.exec(select(RunbookRun))}
 
 
-def test_typed_inputs_keep_their_types_in_the_json_body(rem: Services, api: respx.MockRouter) -> None:
+def test_typed_inputs_keep_their_types_in_the_json_body(rem: Core, api: respx.MockRouter) -> None:
     """An `integer` input is a JSON number, a `boolean` one true/false; text stays text."""
     route = api.post(f"https://{API}/scale").mock(return_value=httpx.Response(200))
     start(rem, "scale", replicas="5", drain="yes")
@@ -222,7 +222,7 @@ def test_typed_inputs_keep_their_types_in_the_json_body(rem: Services, api: resp
 
 
 def test_pressing_retry_while_its_retry_is_still_queued_starts_no_other_attempt(
-        rem: Services, api: respx.MockRouter) -> None:
+        rem: Core, api: respx.MockRouter) -> None:
     """Issue 15: a double click (or a second person) on Retry before the executor has run the first
     retry, and `/runbook retry` typed meanwhile, queue nothing more: one retry, one more call."""
     route = api.post(RESTART).mock(return_value=httpx.Response(500, text="boom"))

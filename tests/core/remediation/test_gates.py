@@ -7,7 +7,7 @@ import pytest
 import respx
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.errors import InvalidInput, PermissionDenied
 from opsloop.messages import Message
 from opsloop.models import AuditEvent, OutboxMessage
@@ -27,14 +27,14 @@ from tests.support import FakeClock
 RESTART = f"https://{API}/services/web/restart"
 
 
-def requests_posted(services: Services) -> list[Message]:
+def requests_posted(services: Core) -> list[Message]:
     with services.db.transaction() as s:
         rows = s.exec(select(OutboxMessage).where(col(OutboxMessage.key).like("gate-round:%"))
                       .order_by(col(OutboxMessage.id))).all()
         return [Message.from_json(r.payload["message"]) for r in rows]
 
 
-def test_the_request_shows_what_will_be_called_and_who_may_approve(rem: Services) -> None:
+def test_the_request_shows_what_will_be_called_and_who_may_approve(rem: Core) -> None:
     start(rem)
     [request] = requests_posted(rem)
     assert request.text.startswith("🔐 Approval needed on INC-1: `gate`")
@@ -49,7 +49,7 @@ def test_the_request_shows_what_will_be_called_and_who_may_approve(rem: Services
 
 
 def test_the_starter_never_counts_and_two_distinct_approvers_are_needed(
-        rem: Services, api: respx.MockRouter) -> None:
+        rem: Core, api: respx.MockRouter) -> None:
     route = api.post(RESTART).mock(return_value=httpx.Response(202, json={"job": {"id": "j-1"}}))
     api.get(f"https://{API}/jobs/j-1").mock(return_value=httpx.Response(200))
     start(rem, actor=APPROVER1)  # an approver starts it: their approval must not count
@@ -73,7 +73,7 @@ def test_the_starter_never_counts_and_two_distinct_approvers_are_needed(
         assert [e.actor for e in denied] == [APPROVER1, STARTER]
 
 
-def test_one_reject_ends_the_gate_and_nothing_is_called(rem: Services, api: respx.MockRouter) -> None:
+def test_one_reject_ends_the_gate_and_nothing_is_called(rem: Core, api: respx.MockRouter) -> None:
     route = api.post(RESTART).mock(return_value=httpx.Response(202))
     start(rem)
     rem.commands.handle("/runbook", "approve INC-1 gate", actor=APPROVER1)
@@ -85,7 +85,7 @@ def test_one_reject_ends_the_gate_and_nothing_is_called(rem: Services, api: resp
         assert s.exec(select(ApprovalRound)).one().outcome == "rejected"
 
 
-def test_an_unanswered_request_expires_and_asks_again(rem: Services, clock: FakeClock) -> None:
+def test_an_unanswered_request_expires_and_asks_again(rem: Core, clock: FakeClock) -> None:
     start(rem)
     rem.commands.handle("/runbook", "approve INC-1 gate", actor=APPROVER1)
     clock.advance(minutes=31)
@@ -101,7 +101,7 @@ def test_an_unanswered_request_expires_and_asks_again(rem: Services, clock: Fake
         assert len(gate_row_approvals) == 1
 
 
-def test_an_approval_not_used_in_time_lapses(rem: Services, clock: FakeClock, api: respx.MockRouter) -> None:
+def test_an_approval_not_used_in_time_lapses(rem: Core, clock: FakeClock, api: respx.MockRouter) -> None:
     route = api.post(RESTART).mock(return_value=httpx.Response(202))
     start(rem)
     approve_twice(rem)
@@ -112,7 +112,7 @@ def test_an_approval_not_used_in_time_lapses(rem: Services, clock: FakeClock, ap
     assert "lapsed" in (requests_posted(rem)[-1].body or "")
 
 
-def test_a_changed_request_invalidates_the_approval(rem: Services, api: respx.MockRouter) -> None:
+def test_a_changed_request_invalidates_the_approval(rem: Core, api: respx.MockRouter) -> None:
     route = api.post(RESTART).mock(return_value=httpx.Response(202, json={"job": {"id": "j-1"}}))
     start(rem)
     approve_twice(rem)
@@ -130,7 +130,7 @@ def test_a_changed_request_invalidates_the_approval(rem: Services, api: respx.Mo
     assert b'"tenants": "acme"' in route.calls.last.request.content
 
 
-def test_an_old_request_message_cannot_approve_a_changed_request(rem: Services) -> None:
+def test_an_old_request_message_cannot_approve_a_changed_request(rem: Core) -> None:
     start(rem)
     [request] = requests_posted(rem)
     rem.commands.handle("/incident", "tenants INC-1 add acme", actor=STARTER)
@@ -140,12 +140,12 @@ def test_an_old_request_message_cannot_approve_a_changed_request(rem: Services) 
     assert '"tenants": "acme"' in (requests_posted(rem)[-1].body or "")
 
 
-def copies(services: Services, prefix: str) -> dict[str, OutboxMessage]:
+def copies(services: Core, prefix: str) -> dict[str, OutboxMessage]:
     with services.db.transaction() as s:
         return {r.key: r for r in s.exec(select(OutboxMessage).where(col(OutboxMessage.key).startswith(prefix)))}
 
 
-def test_each_approver_is_asked_by_dm_and_every_copy_shows_the_decision(rem: Services) -> None:
+def test_each_approver_is_asked_by_dm_and_every_copy_shows_the_decision(rem: Core) -> None:
     start(rem)
     [round_] = copies(rem, "gate-round:").values()
     round_id = round_.key.removeprefix("gate-round:")
@@ -169,7 +169,7 @@ def test_each_approver_is_asked_by_dm_and_every_copy_shows_the_decision(rem: Ser
                                                                              (APPROVER1, APPROVER2, ADMIN)}
 
 
-def test_a_rejection_and_a_lapsed_request_settle_their_copies(rem: Services, clock: FakeClock) -> None:
+def test_a_rejection_and_a_lapsed_request_settle_their_copies(rem: Core, clock: FakeClock) -> None:
     start(rem)
     clock.advance(minutes=31)  # the round expires unanswered: asked again
     rem.sweeper.sweep()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import respx
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from tests.core.remediation.conftest import API, SECRET, STARTER, call, steps
 
 RELAY = """schema_version: 1
@@ -66,11 +66,11 @@ def rem_dir(rem_dir: tuple[Path, Path]) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def relay(rem: Services) -> Services:
+def relay(rem: Core) -> Core:
     return rem
 
 
-def run_relay(services: Services, note: str, title: str) -> None:
+def run_relay(services: Core, note: str, title: str) -> None:
     ref = services.workitems.declare(actor=STARTER, title=title, labels={"region": note}).ref
     reply = services.commands.handle("/runbook", f"run relay {ref} {shlex.quote('note=' + note)}", actor=STARTER)
     assert "relay" in reply.text, reply.text
@@ -79,7 +79,7 @@ def run_relay(services: Services, note: str, title: str) -> None:
 
 @pytest.mark.parametrize("lookalike", LOOKALIKES)
 def test_data_that_looks_like_a_secret_reference_is_sent_as_text(
-        relay: Services, api: respx.MockRouter, lookalike: str) -> None:
+        relay: Core, api: respx.MockRouter, lookalike: str) -> None:
     # the API echoes what it got; a scrubbed echo must stay text in the next step too
     first = api.post(f"https://{API}/notes").mock(
         side_effect=lambda request: httpx.Response(200, json={"echo": json.loads(request.content)["note"]}))
@@ -94,7 +94,7 @@ def test_data_that_looks_like_a_secret_reference_is_sent_as_text(
 
 
 def test_an_api_that_echoes_the_secret_cannot_make_a_later_step_send_it(
-        relay: Services, api: respx.MockRouter) -> None:
+        relay: Core, api: respx.MockRouter) -> None:
     api.post(f"https://{API}/notes").mock(return_value=httpx.Response(200, json={"echo": f"got {SECRET}"}))
     second = api.post(f"https://{API}/relay").mock(return_value=httpx.Response(200))
     run_relay(relay, "hello", title="Echo")
@@ -104,7 +104,7 @@ def test_an_api_that_echoes_the_secret_cannot_make_a_later_step_send_it(
 
 @pytest.mark.parametrize("cut", [0, 3, 8, 12, len(SECRET) - 1])
 def test_a_secret_cut_by_the_excerpt_is_scrubbed_before_and_after_the_cut(
-        relay: Services, api: respx.MockRouter, cut: int) -> None:
+        relay: Core, api: respx.MockRouter, cut: int) -> None:
     # an error excerpt keeps the first 300 characters of the answer: put the secret across that edge
     text = "x" * (300 - cut) + SECRET + " and more"
     api.post(f"https://{API}/notes").mock(return_value=httpx.Response(500, text=text))
@@ -115,7 +115,7 @@ def test_a_secret_cut_by_the_excerpt_is_scrubbed_before_and_after_the_cut(
 
 
 def test_a_long_output_cut_across_the_secret_leaves_no_prefix_of_it(
-        relay: Services, api: respx.MockRouter) -> None:
+        relay: Core, api: respx.MockRouter) -> None:
     echo = "y" * 990 + SECRET  # outputs keep 1000 characters: the cut leaves 10 of the secret
     api.post(f"https://{API}/notes").mock(return_value=httpx.Response(200, json={"echo": echo}))
     second = api.post(f"https://{API}/relay").mock(return_value=httpx.Response(200))

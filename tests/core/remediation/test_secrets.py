@@ -10,11 +10,11 @@ import respx
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from tests.core.remediation.conftest import API, SECRET, approve_twice, call, start
 
 
-def everything_stored(rem: Services) -> str:
+def everything_stored(rem: Core) -> str:
     dump = []
     with rem.db.engine.connect() as connection:
         for table in SQLModel.metadata.sorted_tables:
@@ -23,7 +23,7 @@ def everything_stored(rem: Services) -> str:
     return "\n".join(dump)
 
 
-def test_the_secret_appears_only_in_the_outgoing_request(rem: Services, api: respx.MockRouter,
+def test_the_secret_appears_only_in_the_outgoing_request(rem: Core, api: respx.MockRouter,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     # the API echoes the token back: in a captured output, and in an error body

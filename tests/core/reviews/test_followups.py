@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.errors import DomainError, NotFound, PermissionDenied, UsageError
 from opsloop.messages import Message
 from opsloop.models import AuditEvent, OutboxMessage, TimelineEvent
@@ -26,7 +26,7 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def dms(services: Services, to: str) -> list[Message]:
+def dms(services: Core, to: str) -> list[Message]:
     with services.db.transaction() as session:
         rows = session.exec(select(OutboxMessage).where(OutboxMessage.target == to,
                                                         col(OutboxMessage.key).startswith("followup:"))
@@ -34,16 +34,16 @@ def dms(services: Services, to: str) -> list[Message]:
         return [Message.from_json(r.payload["message"]) for r in rows]
 
 
-def run(services: Services, text: str, actor: str = RESP1, command: str = "/incident") -> str:
+def run(services: Core, text: str, actor: str = RESP1, command: str = "/incident") -> str:
     return services.commands.handle(command, text, actor=actor).text
 
 
-def declare(services: Services, **labels: str) -> str:
+def declare(services: Core, **labels: str) -> str:
     return services.workitems.declare(actor=RESP1, title="EU primary down", severity=Severity.SEV2,
                                       tenants=["acme"], labels=labels).ref
 
 
-def test_working_days_count_to_the_close_of_business_skipping_weekends_and_holidays(services: Services) -> None:
+def test_working_days_count_to_the_close_of_business_skipping_weekends_and_holidays(services: Core) -> None:
     business = working_time(services.policy, "business")  # mon-fri 09:00-17:00 Berlin, 25+26 Dec off
     monday = utc(2026, 11, 23, 9, 0)  # 10:00 in Berlin
     assert due(business, monday, timedelta(days=2)) == utc(2026, 11, 25, 16, 0)  # Wed 17:00 Berlin
@@ -54,7 +54,7 @@ def test_working_days_count_to_the_close_of_business_skipping_weekends_and_holid
     assert due(AlwaysOn(), monday, timedelta(days=2)) == monday + timedelta(days=2)
 
 
-def test_a_followup_is_made_reminded_overdue_and_closed(services: Services, clock: FakeClock) -> None:
+def test_a_followup_is_made_reminded_overdue_and_closed(services: Core, clock: FakeClock) -> None:
     ref = declare(services, service="db-eu")
     reply = run(services, f'followup {ref} "Add a replica lag alert" @{RESP2} due:2d '
                           'link:https://tracker.example/T-9')
@@ -111,7 +111,7 @@ def test_a_followup_is_made_reminded_overdue_and_closed(services: Services, cloc
     assert closed == f"✅ <@{RESP2}> closed ACT-1 (Add a replica lag alert): alert added, see the PR"
 
 
-def test_defaults_owner_and_due_and_the_close_form(services: Services, clock: FakeClock) -> None:
+def test_defaults_owner_and_due_and_the_close_form(services: Core, clock: FakeClock) -> None:
     ref = declare(services)
     run(services, f'followup {ref} "Write the failover runbook"')
     view = services.followups.show("ACT-1")
@@ -132,7 +132,7 @@ def test_defaults_owner_and_due_and_the_close_form(services: Services, clock: Fa
     ('followup ESC-1 "x"', "ESC-1 is an escalation"),
     ('followup INC-9 "x"', "no work item INC-9"),
 ])
-def test_bad_followups_are_refused_and_change_nothing(services: Services, text: str, refused: str) -> None:
+def test_bad_followups_are_refused_and_change_nothing(services: Core, text: str, refused: str) -> None:
     declare(services)
     with pytest.raises((UsageError, DomainError), match=refused):
         run(services, text)
@@ -140,7 +140,7 @@ def test_bad_followups_are_refused_and_change_nothing(services: Services, text: 
         assert session.exec(select(FollowUp)).all() == []
 
 
-def test_who_may_make_them_and_unknown_ids(services: Services) -> None:
+def test_who_may_make_them_and_unknown_ids(services: Core) -> None:
     ref = declare(services)
     with pytest.raises(PermissionDenied, match="make follow-ups"):
         run(services, f'followup {ref} "x"', actor=CSM)

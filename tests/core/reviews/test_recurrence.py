@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from sqlmodel import select
 
-from bot.bootstrap import Services
-from opsloop.digest import render
+from opsloop.core import Core
 from opsloop.models import OutboxMessage
+from opsloop.present import digest as render
 from opsloop.reviews.models import ItemTheme
 from opsloop.types import Severity
 from tests.support import FakeClock
@@ -20,13 +20,13 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def declare(services: Services, title: str, tenants: tuple[str, ...] = ("acme",), **labels: str) -> str:
+def declare(services: Core, title: str, tenants: tuple[str, ...] = ("acme",), **labels: str) -> str:
     return services.workitems.declare(actor=RESP1, title=title, severity=Severity.SEV2, tenants=tenants,
                                       labels=labels).ref
 
 
 def test_an_incident_on_a_theme_whose_followups_were_all_closed_recurred(
-        services: Services, clock: FakeClock) -> None:
+        services: Core, clock: FakeClock) -> None:
     first = declare(services, "EU primary down", service="db-eu")
     services.commands.handle("/incident", f'followup {first} "Alert on replica lag" @{RESP2} due:3d', actor=RESP1)
     services.commands.handle("/incident", f'followup {first} "Automate failover" due:5d', actor=RESP1)
@@ -63,7 +63,7 @@ def test_an_incident_on_a_theme_whose_followups_were_all_closed_recurred(
     assert f"review of {first} overdue" in text  # drafted 23 Nov, due after five working days
 
 
-def test_the_digest_lists_overdue_followups(services: Services, clock: FakeClock) -> None:
+def test_the_digest_lists_overdue_followups(services: Core, clock: FakeClock) -> None:
     ref = declare(services, "Checkout slow", service="checkout")
     services.commands.handle("/incident", f'followup {ref} "Cache the price lookup" @{RESP2} due:1d', actor=RESP1)
     digest = services.digests.build(now=utc(2026, 11, 26, 7, 0))

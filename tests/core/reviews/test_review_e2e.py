@@ -17,14 +17,14 @@ import respx
 import yaml
 from sqlmodel import col, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
 from opsloop.comms.models import NoticeDraft
+from opsloop.core import Core
 from opsloop.errors import DomainError, PermissionDenied
 from opsloop.models import AuditEvent, OutboxMessage
 from opsloop.outbox import CHAT, Dispatcher
 from opsloop.reviews.models import ReviewVersion
 from opsloop.reviews.service import canonical
+from opsloop.table import Sources, assemble
 from opsloop.types import Severity
 from tests.core.remediation.conftest import API, SECRET, FakeResolver
 from tests.support import ROOT, FakeClock, RecordingSender
@@ -62,19 +62,19 @@ def utc(*args: int) -> datetime:
 
 
 @pytest.fixture
-def drill(db_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Services]:
+def drill(db_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Core]:
     yield from build(db_url, tmp_path, clock)
 
 
 @pytest.fixture
-def paging_drill(db_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Services]:
+def paging_drill(db_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Core]:
     """A policy where declaring is not responding: the sev1's chain pages, as it does when the person
     declaring is not the one who will work it (`sla.declared_meets_response: false`)."""
     yield from build(db_url, tmp_path, clock, declared_meets_response=False)
 
 
 def build(db_url: str, tmp_path: Path, clock: FakeClock, *,
-          declared_meets_response: bool = True) -> Iterator[Services]:
+          declared_meets_response: bool = True) -> Iterator[Core]:
     runbooks = tmp_path / "runbooks"
     shutil.copytree(ROOT / "runbooks", runbooks)
     (runbooks / "drill.yaml").write_text(DRILL)
@@ -86,21 +86,21 @@ def build(db_url: str, tmp_path: Path, clock: FakeClock, *,
     config.write_text(yaml.safe_dump(policy))
     with respx.mock(assert_all_mocked=True, assert_all_called=False) as api:
         api.post(f"https://{API}/services/db/failover").mock(return_value=httpx.Response(202))
-        built = bootstrap(Settings(database_url=db_url, config=config, runbooks_dir=runbooks), clock=clock,
-                          http_client=httpx.Client(), resolver=FakeResolver(),
-                          environ={"OPS_API_TOKEN": SECRET}, sleep=lambda _: None)
+        built = assemble(Sources(database_url=db_url, config=config, runbooks_dir=runbooks), clock=clock,
+                         http_client=httpx.Client(), resolver=FakeResolver(),
+                         environ={"OPS_API_TOKEN": SECRET}, sleep=lambda _: None)
         yield built
         built.db.dispose()
 
 
-def send_pending(services: Services, actor: str = RESP1) -> None:
+def send_pending(services: Core, actor: str = RESP1) -> None:
     """A person allowed `notice.approve` presses Send on the one customer draft in review."""
     with services.db.transaction() as session:
         [draft] = session.exec(select(NoticeDraft).where(NoticeDraft.status == "pending")).all()
     services.commands.press("notice.send", str(draft.id), actor=actor)
 
 
-def customers_told(services: Services, clock: FakeClock) -> None:
+def customers_told(services: Core, clock: FakeClock) -> None:
     """The item outlives the hold and its customers are sent their first notice (an item resolved
     within the hold never reaches its customers: there would be nobody to send its account to)."""
     clock.advance(minutes=5)
@@ -108,12 +108,12 @@ def customers_told(services: Services, clock: FakeClock) -> None:
     send_pending(services)
 
 
-def deliver(services: Services, clock: FakeClock) -> None:
+def deliver(services: Core, clock: FakeClock) -> None:
     senders = {t: RecordingSender() for t in (CHAT, "email", "webhook")}
     Dispatcher(services.db, senders, clock).drain()
 
 
-def test_a_sev1_from_declaration_to_its_drafted_review(paging_drill: Services, clock: FakeClock) -> None:
+def test_a_sev1_from_declaration_to_its_drafted_review(paging_drill: Core, clock: FakeClock) -> None:
     s = paging_drill
     s.commands.handle("/incident", 'declare "EU primary down" sev1 tenant:acme tenant:globex runbook:drill',
                       actor=RESP1)                                  # 09:00, pages at once
@@ -185,7 +185,7 @@ def test_a_sev1_from_declaration_to_its_drafted_review(paging_drill: Services, c
     assert "— @U0RESP2 acknowledged INC-1" in markdown
 
 
-def test_versions_owner_lifecycle_and_a_published_review_is_immutable(drill: Services, clock: FakeClock) -> None:
+def test_versions_owner_lifecycle_and_a_published_review_is_immutable(drill: Core, clock: FakeClock) -> None:
     s = drill
     s.workitems.declare(actor=RESP1, title="Checkout slow", tenants=["acme"])  # sev3: no review by itself
     s.workitems.act(actor=RESP1, ref="INC-1", action="resolve")
@@ -222,7 +222,7 @@ def test_versions_owner_lifecycle_and_a_published_review_is_immutable(drill: Ser
     assert json.loads(json.dumps(view.doc)) == view.doc
 
 
-def test_the_customer_account_goes_to_each_customer_naming_only_itself(drill: Services, clock: FakeClock) -> None:
+def test_the_customer_account_goes_to_each_customer_naming_only_itself(drill: Core, clock: FakeClock) -> None:
     s = drill
     s.workitems.declare(actor=RESP1, title="Acme and Globex exports fail", severity=Severity.SEV2,
                         tenants=["acme", "globex"])
@@ -272,7 +272,7 @@ def test_the_customer_account_goes_to_each_customer_naming_only_itself(drill: Se
     assert "We added disk alerts and doubled the space." in acme["body"]
 
 
-def published_with(s: Services, clock: FakeClock, tenants: list[str], happened: str) -> None:
+def published_with(s: Core, clock: FakeClock, tenants: list[str], happened: str) -> None:
     """INC-1 on `tenants`, its customers told, resolved, and its review published saying `happened`."""
     s.workitems.declare(actor=RESP1, title="Exports fail", severity=Severity.SEV2, tenants=tenants)
     customers_told(s, clock)
@@ -285,7 +285,7 @@ def published_with(s: Services, clock: FakeClock, tenants: list[str], happened: 
 
 
 def test_a_customer_account_naming_another_customer_is_refused_and_nothing_is_sent(
-    drill: Services, clock: FakeClock
+    drill: Core, clock: FakeClock
 ) -> None:
     s = drill
     published_with(s, clock, ["acme", "globex"], "Globex's bulk export filled the disk.")
@@ -296,7 +296,7 @@ def test_a_customer_account_naming_another_customer_is_refused_and_nothing_is_se
         assert session.exec(select(NoticeDraft).where(NoticeDraft.event == "review")).all() == []  # nor drafted
 
 
-def test_a_customer_account_naming_its_own_customer_is_refused_too(drill: Services, clock: FakeClock) -> None:
+def test_a_customer_account_naming_its_own_customer_is_refused_too(drill: Core, clock: FakeClock) -> None:
     """The shared words go to every customer of the item and onto the status pages: they name nobody
     (each notice greets its customer by name already)."""
     s = drill
@@ -307,7 +307,7 @@ def test_a_customer_account_naming_its_own_customer_is_refused_too(drill: Servic
         assert session.exec(select(NoticeDraft).where(NoticeDraft.event == "review")).all() == []
 
 
-def test_an_item_resolved_within_the_hold_has_nobody_to_send_its_account_to(drill: Services) -> None:
+def test_an_item_resolved_within_the_hold_has_nobody_to_send_its_account_to(drill: Core) -> None:
     s = drill
     s.workitems.declare(actor=RESP1, title="Exports fail", severity=Severity.SEV2, tenants=["acme"])
     s.workitems.act(actor=RESP1, ref="INC-1", action="resolve")  # within the hold: no customer heard of it

@@ -16,9 +16,9 @@ import respx
 import yaml
 from sqlmodel import col, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
+from opsloop.core import Core
 from opsloop.rollouts.models import Rollout, RolloutTarget
+from opsloop.table import Sources, assemble
 from tests.core.remediation.conftest import API, SECRET, FakeResolver
 from tests.support import ROOT, FakeClock
 
@@ -110,30 +110,30 @@ def fleet_dir(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def fleet(db_url: str, fleet_dir: tuple[Path, Path], clock: FakeClock, target: Target) -> Iterator[Services]:
-    settings = Settings(database_url=db_url, config=fleet_dir[1], runbooks_dir=fleet_dir[0])
+def fleet(db_url: str, fleet_dir: tuple[Path, Path], clock: FakeClock, target: Target) -> Iterator[Core]:
+    sources = Sources(database_url=db_url, config=fleet_dir[1], runbooks_dir=fleet_dir[0])
     with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
         router.post(url__regex=rf"https://{API}/tenants/[a-z0-9-]+/(patch|unpatch)").mock(side_effect=target)
-        built = bootstrap(settings, clock=clock, http_client=httpx.Client(), resolver=FakeResolver(),
-                          environ={"OPS_API_TOKEN": SECRET}, sleep=lambda _: None)
+        built = assemble(sources, clock=clock, http_client=httpx.Client(), resolver=FakeResolver(),
+                         environ={"OPS_API_TOKEN": SECRET}, sleep=lambda _: None)
         yield built
         built.db.dispose()
 
 
-def start(services: Services, runbook: str = "fleet-patch", actor: str = STARTER, **inputs: str) -> str:
+def start(services: Core, runbook: str = "fleet-patch", actor: str = STARTER, **inputs: str) -> str:
     ref = services.workitems.declare(actor=STARTER, title="CVE-2026-1 hot patch").ref
     words = " ".join(f"{k}={v}" for k, v in (inputs or {"release": "4.2.1"}).items())
     services.commands.handle("/runbook", f"run {runbook} {ref} {words}", actor=actor)
     return ref
 
 
-def rollout(services: Services) -> Rollout:
+def rollout(services: Core) -> Rollout:
     with services.db.transaction() as s:
         found = s.exec(select(Rollout).order_by(col(Rollout.id).desc())).first()
         assert found is not None
         return found
 
 
-def states(services: Services) -> dict[str, str]:
+def states(services: Core) -> dict[str, str]:
     with services.db.transaction() as s:
         return {t.tenant_id: t.state for t in s.exec(select(RolloutTarget).order_by(col(RolloutTarget.position)))}

@@ -3,25 +3,21 @@ error budget halts it and pages the owners, Resume continues, Roll back undoes o
 
 from __future__ import annotations
 
-import argparse
-import csv
-import io
 import itertools
 
 import httpx
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.runbooks_cli import cmd_rollout
-from bot.settings import Settings
 from opsloop.comms.models import NoticeDraft
-from opsloop.errors import PermissionDenied, UsageError
+from opsloop.core import Core
+from opsloop.errors import PermissionDenied
 from opsloop.messages import Message
 from opsloop.models import Account, AuditEvent, OutboxMessage
 from opsloop.rollouts import models as M
 from opsloop.runbooks.models import RunbookRun, RunbookStepRun
 from opsloop.sla.models import SlaClock
+from opsloop.table import Sources, assemble
 from tests.core.remediation.conftest import SECRET, FakeResolver
 from tests.core.rollouts.conftest import (
     APPROVER1,
@@ -38,19 +34,19 @@ from tests.support import FakeClock, at_once
 WAVES = [tenant_ids()[:1], tenant_ids()[1:6], tenant_ids()[6:26], tenant_ids()[26:]]  # 1, 10%, 40%, rest
 
 
-def step_state(services: Services, step: str) -> str:
+def step_state(services: Core, step: str) -> str:
     with services.db.transaction() as s:
         return s.exec(select(RunbookStepRun.state).join(RunbookRun, col(RunbookRun.id) == col(RunbookStepRun.run_id))
                       .where(RunbookStepRun.step_id == step, RunbookRun.runbook_id == "fleet-patch")).one()
 
 
-def outbox_texts(services: Services, target: str) -> list[str]:
+def outbox_texts(services: Core, target: str) -> list[str]:
     with services.db.transaction() as s:
         rows = s.exec(select(OutboxMessage).where(OutboxMessage.target == target).order_by(col(OutboxMessage.id)))
         return [Message.from_json(r.payload["message"]).plain() for r in rows if "message" in r.payload]
 
 
-def test_every_tenant_is_called_once_wave_after_wave(fleet: Services, target: Target) -> None:
+def test_every_tenant_is_called_once_wave_after_wave(fleet: Core, target: Target) -> None:
     start(fleet)
     fleet.rollout_worker.work()
     called = target.called()
@@ -75,7 +71,7 @@ def test_every_tenant_is_called_once_wave_after_wave(fleet: Services, target: Ta
     assert "verify" in reply.text
 
 
-def test_the_budget_halts_it_pages_the_owners_and_resume_goes_on(fleet: Services, target: Target) -> None:
+def test_the_budget_halts_it_pages_the_owners_and_resume_goes_on(fleet: Core, target: Target) -> None:
     target.fail = {"t08", "t10"}  # both in the third wave; max_errors 1 tolerates one
     start(fleet)
     fleet.rollout_worker.work()
@@ -99,7 +95,7 @@ def test_the_budget_halts_it_pages_the_owners_and_resume_goes_on(fleet: Services
     assert "rollout.halted" in actions and "rollout.resume" in actions and "rollout.completed" in actions
 
 
-def test_roll_back_calls_rollback_only_for_tenants_done(fleet: Services, target: Target) -> None:
+def test_roll_back_calls_rollback_only_for_tenants_done(fleet: Core, target: Target) -> None:
     target.fail = {"t08", "t09"}
     start(fleet)
     fleet.rollout_worker.work()
@@ -116,7 +112,7 @@ def test_roll_back_calls_rollback_only_for_tenants_done(fleet: Services, target:
     assert step_state(fleet, "patch") == "blocked" and step_state(fleet, "verify") == "blocked"
 
 
-def test_abort_and_rollback_need_the_right_role(fleet: Services, target: Target) -> None:
+def test_abort_and_rollback_need_the_right_role(fleet: Core, target: Target) -> None:
     target.fail = {"t01"}  # the canary fails: one error is within the budget, the rollout goes on
     start(fleet)
     fleet.rollout_worker.work()
@@ -125,7 +121,7 @@ def test_abort_and_rollback_need_the_right_role(fleet: Services, target: Target)
     assert "failed (1): t01" in reply.text
 
 
-def test_a_wave_waits_for_approval_bound_to_its_requests(fleet: Services, target: Target,
+def test_a_wave_waits_for_approval_bound_to_its_requests(fleet: Core, target: Target,
                                                           fleet_dir: tuple, clock: FakeClock) -> None:
     runbooks, _ = fleet_dir
     text = (runbooks / "fleet-patch.yaml").read_text().replace(
@@ -149,7 +145,7 @@ def test_a_wave_waits_for_approval_bound_to_its_requests(fleet: Services, target
     assert asked.after["tenants"] == WAVES[1] and approved.actor == APPROVER2
 
 
-def test_targets_are_chosen_when_the_run_starts_and_pinned(fleet: Services, target: Target,
+def test_targets_are_chosen_when_the_run_starts_and_pinned(fleet: Core, target: Target,
                                                            fleet_dir: tuple, clock: FakeClock) -> None:
     runbooks, _ = fleet_dir
     text = (runbooks / "fleet-patch.yaml").read_text()
@@ -175,7 +171,7 @@ def test_targets_are_chosen_when_the_run_starts_and_pinned(fleet: Services, targ
     assert in_order == sorted(in_order, key=lambda t: (tiers[in_order.index(t)] == "enterprise", t))
 
 
-def send_drafts(services: Services) -> None:
+def send_drafts(services: Core) -> None:
     """A commander (allowed notice.approve) presses Send on every customer draft in review."""
     with services.db.transaction() as s:
         drafts = s.exec(select(NoticeDraft).where(NoticeDraft.status == "pending").order_by(col(NoticeDraft.id)))
@@ -184,7 +180,7 @@ def send_drafts(services: Services) -> None:
         services.commands.press("notice.send", str(draft_id), actor="U0RESP1")
 
 
-def test_each_tenants_customers_hear_when_its_wave_starts_and_is_done(fleet: Services, target: Target) -> None:
+def test_each_tenants_customers_hear_when_its_wave_starts_and_is_done(fleet: Core, target: Target) -> None:
     target.fail = {"t03"}
     start(fleet)
     send_drafts(fleet)  # the canary's start: sent before its wave runs
@@ -206,12 +202,12 @@ def test_each_tenants_customers_hear_when_its_wave_starts_and_is_done(fleet: Ser
     assert by_tenant["t04"] == ["Maintenance on your service is done"]  # its start was stale by the Send
 
 
-def test_two_replicas_call_each_tenant_once(fleet: Services, target: Target, db_url: str,
+def test_two_replicas_call_each_tenant_once(fleet: Core, target: Target, db_url: str,
                                             fleet_dir: tuple, clock: FakeClock) -> None:
     runbooks, config = fleet_dir
-    other = bootstrap(Settings(database_url=db_url, config=config, runbooks_dir=runbooks), clock=clock,
-                      http_client=httpx.Client(), resolver=FakeResolver(), environ={"OPS_API_TOKEN": SECRET},
-                      sleep=lambda _: None, load_feeds=False)
+    other = assemble(Sources(database_url=db_url, config=config, runbooks_dir=runbooks), clock=clock,
+                     http_client=httpx.Client(), resolver=FakeResolver(), environ={"OPS_API_TOKEN": SECRET},
+                     sleep=lambda _: None, load_feeds=False)
     try:
         start(fleet)
         at_once([fleet.rollout_worker.work, other.rollout_worker.work])
@@ -220,20 +216,3 @@ def test_two_replicas_call_each_tenant_once(fleet: Services, target: Target, db_
         other.db.dispose()
     assert sorted(target.called()) == tenant_ids()  # 50 tenants, 50 calls, whichever replica made them
     assert rollout(fleet).state == M.COMPLETED
-
-
-def test_the_cli_exports_every_tenants_outcome_as_csv(fleet: Services, target: Target, db_url: str,
-                                                      fleet_dir: tuple, capsys: pytest.CaptureFixture[str]) -> None:
-    target.fail = {"t05"}
-    start(fleet)
-    fleet.rollout_worker.work()
-    settings = Settings(database_url=db_url, config=fleet_dir[1], runbooks_dir=fleet_dir[0])
-    assert cmd_rollout(argparse.Namespace(run="INC-1", csv=True), settings) == 0
-    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert [r["tenant"] for r in rows] == tenant_ids()
-    failed = next(r for r in rows if r["tenant"] == "t05")
-    assert (failed["state"], failed["status"], failed["wave_name"]) == ("failed", "500", "wave 2")
-    assert failed["idempotency_key"] == "opsloop-ro1-t05-g1" and "patch failed on t05" in failed["error"]
-    assert {r["state"] for r in rows if r["tenant"] != "t05"} == {"succeeded"}
-    with pytest.raises(UsageError, match="has no rollout"):
-        cmd_rollout(argparse.Namespace(run="999", csv=False), settings)

@@ -12,11 +12,11 @@ import pytest
 import respx
 from sqlmodel import col, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
 from opsloop.comms.models import NoticeDraft
+from opsloop.core import Core
 from opsloop.errors import DomainError, PermissionDenied
 from opsloop.models import OutboxMessage
+from opsloop.table import Sources, assemble
 from tests.core.remediation.conftest import API, SECRET, FakeResolver
 from tests.core.rollouts.conftest import FLEET, Target, start
 from tests.support import FakeClock
@@ -29,19 +29,19 @@ PACED = FLEET.replace("select: {exclude: [acme, globex, initech]}", "select: {id
 
 
 @pytest.fixture
-def paced(db_url: str, fleet_dir: tuple[Path, Path], clock: FakeClock, target: Target) -> Iterator[Services]:
+def paced(db_url: str, fleet_dir: tuple[Path, Path], clock: FakeClock, target: Target) -> Iterator[Core]:
     runbooks, config = fleet_dir
     (runbooks / "fleet-patch.yaml").write_text(PACED)
-    settings = Settings(database_url=db_url, config=config, runbooks_dir=runbooks)
+    sources = Sources(database_url=db_url, config=config, runbooks_dir=runbooks)
     with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
         router.post(url__regex=rf"https://{API}/tenants/[a-z0-9-]+/(patch|unpatch)").mock(side_effect=target)
-        built = bootstrap(settings, clock=clock, http_client=httpx.Client(), resolver=FakeResolver(),
-                          environ={"OPS_API_TOKEN": SECRET}, sleep=lambda _: None)
+        built = assemble(sources, clock=clock, http_client=httpx.Client(), resolver=FakeResolver(),
+                         environ={"OPS_API_TOKEN": SECRET}, sleep=lambda _: None)
         yield built
         built.db.dispose()
 
 
-def mails(services: Services) -> dict[str, list[str]]:
+def mails(services: Core) -> dict[str, list[str]]:
     """Each tenant's customer emails (subjects), checking each names its own tenant and nobody else."""
     with services.db.transaction() as s:
         rows = s.exec(select(OutboxMessage).where(OutboxMessage.transport == "email")
@@ -57,12 +57,12 @@ def mails(services: Services) -> dict[str, list[str]]:
     return out
 
 
-def pending(services: Services) -> list[NoticeDraft]:
+def pending(services: Core) -> list[NoticeDraft]:
     with services.db.transaction() as s:
         return list(s.exec(select(NoticeDraft).where(NoticeDraft.status == "pending").order_by(col(NoticeDraft.id))))
 
 
-def send_all(services: Services) -> None:
+def send_all(services: Core) -> None:
     for draft in pending(services):
         services.commands.press("notice.send", str(draft.id), actor=COMMANDER)
 
@@ -70,7 +70,7 @@ def send_all(services: Services) -> None:
 STARTS, DONE = "Maintenance on your service is starting", "Maintenance on your service is done"
 
 
-def test_no_customer_hears_of_a_wave_before_a_person_sends_it(paced: Services, clock: FakeClock,
+def test_no_customer_hears_of_a_wave_before_a_person_sends_it(paced: Core, clock: FakeClock,
                                                               target: Target) -> None:
     target.fail = {"t03"}
     start(paced)                                             # the canary wave (t01) starts
@@ -105,7 +105,7 @@ def test_no_customer_hears_of_a_wave_before_a_person_sends_it(paced: Services, c
     assert mails(paced) == {"t01": [STARTS, DONE], "t02": [DONE], "t03": [STARTS], "t04": [DONE]}
 
 
-def test_a_draft_of_a_wave_cannot_be_edited_only_sent_or_skipped(paced: Services) -> None:
+def test_a_draft_of_a_wave_cannot_be_edited_only_sent_or_skipped(paced: Core) -> None:
     start(paced)
     [canary] = pending(paced)
     with pytest.raises(DomainError, match="Send it or Skip it"):

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
 from opsloop.accounts import import_catalog
+from opsloop.core import Core
 from opsloop.db import Database
 from opsloop.errors import ConfigError
 from opsloop.messages import Message
@@ -55,7 +55,7 @@ def fleet_dir(fleet_dir: tuple[Path, Path], windows: str | None) -> tuple[Path, 
     return directory, config
 
 
-def test_a_closed_window_is_waited_for_then_called_once(fleet: Services, target: Target, clock: FakeClock) -> None:
+def test_a_closed_window_is_waited_for_then_called_once(fleet: Core, target: Target, clock: FakeClock) -> None:
     start(fleet)
     fleet.rollout_worker.work()
     assert target.called() == ["t01", "t03"]  # no window, and an open one: called at once
@@ -85,7 +85,7 @@ def test_a_closed_window_is_waited_for_then_called_once(fleet: Services, target:
 
 
 @pytest.mark.parametrize("windows", [None, "ignore"], indirect=True)
-def test_ignore_calls_every_tenant_at_once(fleet: Services, target: Target) -> None:
+def test_ignore_calls_every_tenant_at_once(fleet: Core, target: Target) -> None:
     start(fleet)
     fleet.rollout_worker.work()
     assert sorted(target.called()) == ["t01", "t02", "t03", "t04"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.models import AuditEvent
 from opsloop.rollouts import models as M
 from opsloop.rollouts import requests as rollout_requests
@@ -24,7 +24,7 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rollout_requests, "RENDER_CHUNK", 3)  # smaller than every wave after the canary
 
 
-def test_waves_rendered_in_chunks_call_every_tenant_once_in_order(fleet: Services, target: Target) -> None:
+def test_waves_rendered_in_chunks_call_every_tenant_once_in_order(fleet: Core, target: Target) -> None:
     start(fleet)
     fleet.rollout_worker.work()
     called = target.called()
@@ -37,7 +37,7 @@ def test_waves_rendered_in_chunks_call_every_tenant_once_in_order(fleet: Service
     assert rollout(fleet).state == M.COMPLETED and set(states(fleet).values()) == {M.SUCCEEDED}
 
 
-def test_an_approval_is_bound_to_every_chunk_of_its_wave(fleet: Services, target: Target,
+def test_an_approval_is_bound_to_every_chunk_of_its_wave(fleet: Core, target: Target,
                                                           fleet_dir: tuple[Path, Path]) -> None:
     runbooks, _ = fleet_dir
     text = (runbooks / "fleet-patch.yaml").read_text().replace(

@@ -1,4 +1,4 @@
-"""Services over a copy of the shipped runbooks plus a small drill runbook the tests may edit."""
+"""Core over a copy of the shipped runbooks plus a small drill runbook the tests may edit."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
+from opsloop.core import Core
 from opsloop.runbooks.runs import Runbooks
+from opsloop.table import Sources, assemble
 from tests.support import ROOT, FakeClock
 
 DRILL = """schema_version: 1
@@ -54,14 +54,14 @@ def runbooks_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def rb_services(db_url: str, runbooks_dir: Path, clock: FakeClock) -> Iterator[Services]:
-    settings = Settings(database_url=db_url, config=ROOT / "opsloop.yml", runbooks_dir=runbooks_dir)
-    built = bootstrap(settings, clock=clock)
+def rb_services(db_url: str, runbooks_dir: Path, clock: FakeClock) -> Iterator[Core]:
+    sources = Sources(database_url=db_url, config=ROOT / "opsloop.yml", runbooks_dir=runbooks_dir)
+    built = assemble(sources, clock=clock)
     yield built
     built.db.dispose()
 
 
 @pytest.fixture
-def runbooks(rb_services: Services) -> Runbooks:
+def runbooks(rb_services: Core) -> Runbooks:
     assert rb_services.runbooks is not None
     return rb_services.runbooks

@@ -7,29 +7,29 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
+from opsloop.core import Core
 from opsloop.errors import ConfigError
 from opsloop.messages import Message
 from opsloop.models import AuditEvent, OutboxMessage
+from opsloop.table import Sources, assemble
 from tests.support import ROOT, FakeClock
 
 STARTER, RESPONDER = "U0RESP2", "U0RESP1"
 
 
-def notices(services: Services) -> list[OutboxMessage]:
+def notices(services: Core) -> list[OutboxMessage]:
     with services.db.transaction() as s:
         return list(s.exec(select(OutboxMessage).where(col(OutboxMessage.key).startswith("redesign:"))
                            .order_by(col(OutboxMessage.id))))
 
 
-def bypass(services: Services, n: int, verb: str = "skip") -> None:
+def bypass(services: Core, n: int, verb: str = "skip") -> None:
     ref = services.workitems.declare(actor=STARTER, title=f"drill {n}").ref
     services.commands.handle("/runbook", f"run drill {ref} service=web", actor=STARTER)
     services.commands.handle("/runbook", f'{verb} {ref} check "dashboards were down ({n})"', actor=RESPONDER)
 
 
-def test_fires_exactly_once_at_the_crossing_with_the_evidence(rb_services: Services,
+def test_fires_exactly_once_at_the_crossing_with_the_evidence(rb_services: Core,
                                                               clock: FakeClock) -> None:
     rule = rb_services.policy.runbooks.redesign
     assert rule is not None and rule.threshold == 3 and rule.channel is None  # the sample policy
@@ -53,7 +53,7 @@ def test_fires_exactly_once_at_the_crossing_with_the_evidence(rb_services: Servi
         assert [(e.subject, (e.after or {})["count"]) for e in events] == [("runbook:drill", 4)]
 
 
-def test_bypasses_outside_the_window_do_not_count(rb_services: Services, clock: FakeClock) -> None:
+def test_bypasses_outside_the_window_do_not_count(rb_services: Core, clock: FakeClock) -> None:
     for n in range(1, 5):
         bypass(rb_services, n)
         clock.advance(days=11)  # never more than 3 within 30 days
@@ -66,14 +66,14 @@ def test_a_channel_in_the_policy_and_unknown_names_are_refused_at_start(
     policy = tmp_path / "opsloop.yml"
     policy.write_text(text.replace("redesign: {threshold: 3, window: 30d}",
                                    "redesign: {threshold: 3, window: 30d, channel: nowhere}"))
-    settings = Settings(database_url=db_url, config=policy, runbooks_dir=runbooks_dir)
+    sources = Sources(database_url=db_url, config=policy, runbooks_dir=runbooks_dir)
     with pytest.raises(ConfigError, match=r"runbooks\.redesign\.channel: unknown channel 'nowhere'"):
-        bootstrap(settings, clock=clock)
+        assemble(sources, clock=clock)
     policy.write_text(text.replace("runbook: db-failover", "runbook: db-failover-v2"))
     with pytest.raises(ConfigError, match=r"routing\[1\].runbook: no runbook 'db-failover-v2'"):
-        bootstrap(settings, clock=clock)
+        assemble(sources, clock=clock)
     policy.write_text(text)
     (runbooks_dir / "drill.yaml").write_text((runbooks_dir / "drill.yaml").read_text()
                                              .replace("channel: ops", "channel: war-room"))
     with pytest.raises(ConfigError, match=r"drill.yaml: steps\[3\] \(tell\).channel: unknown channel"):
-        bootstrap(settings, clock=clock)
+        assemble(sources, clock=clock)

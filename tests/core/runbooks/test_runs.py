@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
 from opsloop import audit
+from opsloop.core import Core
 from opsloop.errors import DomainError, IllegalTransition, InvalidInput, NotFound, PermissionDenied
 from opsloop.messages import Message
 from opsloop.models import AuditEvent, OutboxMessage
@@ -18,11 +18,11 @@ from opsloop.runbooks.runs import Runbooks
 STARTER, RESPONDER, APPROVER1, APPROVER2, STRANGER = "U0RESP2", "U0RESP1", "U0SRE1", "U0SRE2", "U0NOBODY"
 
 
-def declare(services: Services, title: str = "API errors", **labels: str) -> str:
+def declare(services: Core, title: str = "API errors", **labels: str) -> str:
     return services.workitems.declare(actor=STARTER, title=title, labels=labels or None).ref
 
 
-def states(services: Services, ref: str = "INC-1", runbook: str = "drill") -> dict[str, str]:
+def states(services: Core, ref: str = "INC-1", runbook: str = "drill") -> dict[str, str]:
     with services.db.transaction() as s:
         run = s.exec(select(RunbookRun).where(RunbookRun.runbook_id == runbook)
                      .order_by(col(RunbookRun.id).desc())).first()
@@ -31,7 +31,7 @@ def states(services: Services, ref: str = "INC-1", runbook: str = "drill") -> di
         return {r.step_id: r.state for r in rows}
 
 
-def run_id(services: Services, runbook: str = "drill") -> int:
+def run_id(services: Core, runbook: str = "drill") -> int:
     with services.db.transaction() as s:
         run = s.exec(select(RunbookRun).where(RunbookRun.runbook_id == runbook)
                      .order_by(col(RunbookRun.id).desc())).first()
@@ -39,7 +39,7 @@ def run_id(services: Services, runbook: str = "drill") -> int:
         return run.id
 
 
-def checklist(services: Services, rid: int) -> Message:
+def checklist(services: Core, rid: int) -> Message:
     with services.db.transaction() as s:
         rows = s.exec(select(OutboxMessage).where(
             (OutboxMessage.key == f"runbook-run:{rid}") | (OutboxMessage.update_key == f"runbook-run:{rid}"))
@@ -47,13 +47,13 @@ def checklist(services: Services, rid: int) -> Message:
     return Message.from_json(rows[-1].payload["message"])
 
 
-def card_fields(services: Services, ref: str = "INC-1") -> dict[str, str]:
+def card_fields(services: Core, ref: str = "INC-1") -> dict[str, str]:
     """The card's fields; of several runs, the newest one's line."""
     return dict(reversed(services.cards.of(ref).fields))
 
 
 def test_a_run_starts_from_the_file_and_shows_a_checklist_under_the_card(
-        rb_services: Services, runbooks: Runbooks) -> None:
+        rb_services: Core, runbooks: Runbooks) -> None:
     ref = declare(rb_services)
     reply = rb_services.commands.handle("/runbook", f"run drill {ref} service=web", actor=STARTER)
     assert "Started runbook drill on INC-1" in reply.text
@@ -71,7 +71,7 @@ def test_a_run_starts_from_the_file_and_shows_a_checklist_under_the_card(
     assert card_fields(rb_services)["Runbook"].startswith("drill 1.0.0 · 1/5 steps")
 
 
-def test_inputs_are_checked_before_anything_starts(rb_services: Services) -> None:
+def test_inputs_are_checked_before_anything_starts(rb_services: Core) -> None:
     ref = declare(rb_services)
     for text, error in [(f"run drill {ref}", "missing input service=… matching"),
                         (f"run drill {ref} service=Web!", "service: 'Web!' does not match"),
@@ -85,7 +85,7 @@ def test_inputs_are_checked_before_anything_starts(rb_services: Services) -> Non
     assert reply.text.startswith("dry run: inputs are valid")
 
 
-def test_checklist_buttons_advance_steps_role_checked_and_audited(rb_services: Services) -> None:
+def test_checklist_buttons_advance_steps_role_checked_and_audited(rb_services: Core) -> None:
     ref = declare(rb_services)
     rb_services.commands.handle("/runbook", f"run drill {ref} service=web", actor=STARTER)
     rid = run_id(rb_services)
@@ -112,7 +112,7 @@ def test_checklist_buttons_advance_steps_role_checked_and_audited(rb_services: S
         assert audit.verify(s).ok
 
 
-def test_approvals_need_distinct_allowed_people_and_never_the_starter(rb_services: Services) -> None:
+def test_approvals_need_distinct_allowed_people_and_never_the_starter(rb_services: Core) -> None:
     ref = declare(rb_services)
     rb_services.commands.handle("/runbook", f"run drill {ref} service=web", actor=STARTER)
     rid = run_id(rb_services)
@@ -143,7 +143,7 @@ def test_approvals_need_distinct_allowed_people_and_never_the_starter(rb_service
     assert "waiting for the remediation executor" in body
 
 
-def test_one_reject_ends_the_gate_and_blocks_what_depends_on_it(rb_services: Services) -> None:
+def test_one_reject_ends_the_gate_and_blocks_what_depends_on_it(rb_services: Core) -> None:
     ref = declare(rb_services)
     rb_services.commands.handle("/runbook", f"run drill {ref} service=web", actor=STARTER)
     rid = run_id(rb_services)
@@ -159,7 +159,7 @@ def test_one_reject_ends_the_gate_and_blocks_what_depends_on_it(rb_services: Ser
     assert "stopped" in card_fields(rb_services)["Runbook"]
 
 
-def test_skip_needs_a_reason_and_the_form_or_typed_command_records_it(rb_services: Services) -> None:
+def test_skip_needs_a_reason_and_the_form_or_typed_command_records_it(rb_services: Core) -> None:
     ref = declare(rb_services)
     rb_services.commands.handle("/runbook", f"run drill {ref} service=web", actor=STARTER)
     rid = run_id(rb_services)
@@ -180,7 +180,7 @@ def test_skip_needs_a_reason_and_the_form_or_typed_command_records_it(rb_service
 
 
 def test_a_run_keeps_its_pinned_version_after_the_file_changes_or_goes(
-        rb_services: Services, runbooks_dir: Path) -> None:
+        rb_services: Core, runbooks_dir: Path) -> None:
     ref = declare(rb_services)
     rb_services.commands.handle("/runbook", f"run drill {ref} service=web", actor=STARTER)
     rid = run_id(rb_services)
@@ -204,7 +204,7 @@ def test_a_run_keeps_its_pinned_version_after_the_file_changes_or_goes(
         rb_services.commands.handle("/runbook", f"run drill {ref2} service=web", actor=STARTER)
 
 
-def test_an_edit_without_a_bump_is_pinned_separately_and_warned(rb_services: Services,
+def test_an_edit_without_a_bump_is_pinned_separately_and_warned(rb_services: Core,
                                                                 runbooks_dir: Path) -> None:
     rb_services.commands.handle("/runbook", f"run drill {declare(rb_services)} service=web", actor=STARTER)
     path = runbooks_dir / "drill.yaml"
@@ -217,7 +217,7 @@ def test_an_edit_without_a_bump_is_pinned_separately_and_warned(rb_services: Ser
         assert [p.version for p in pins] == ["1.0.0", "1.0.0"] and pins[0].sha256 != pins[1].sha256
 
 
-def test_retired_refuses_and_deprecated_warns(rb_services: Services, runbooks_dir: Path) -> None:
+def test_retired_refuses_and_deprecated_warns(rb_services: Core, runbooks_dir: Path) -> None:
     path = runbooks_dir / "drill.yaml"
     text = path.read_text()
     path.write_text(text.replace("status: active", "status: retired"))
@@ -232,7 +232,7 @@ def test_retired_refuses_and_deprecated_warns(rb_services: Services, runbooks_di
     assert states(rb_services)["check"] == "open"
 
 
-def test_routing_picks_the_runbook_and_runbook_option_overrides(rb_services: Services) -> None:
+def test_routing_picks_the_runbook_and_runbook_option_overrides(rb_services: Core) -> None:
     rb_services.commands.handle("/incident", 'declare "Checkout slow" sev2', actor=STARTER)
     assert states(rb_services, runbook="generic-incident")["command"] == "open"
     assert card_fields(rb_services, "INC-1")["Runbook"].startswith("generic-incident 1.0.0 · 0/7")
@@ -250,7 +250,7 @@ def test_routing_picks_the_runbook_and_runbook_option_overrides(rb_services: Ser
 
 
 def test_a_routed_runbook_that_needs_inputs_waits_for_them_on_its_pinned_snapshot(
-        rb_services: Services, runbooks_dir: Path) -> None:
+        rb_services: Core, runbooks_dir: Path) -> None:
     rb_services.commands.handle("/incident", 'declare "db?" runbook:db-failover', actor=STARTER)
     assert card_fields(rb_services)["Runbook"].endswith("needs inputs")
     path = runbooks_dir / "db-failover.yaml"

@@ -12,13 +12,13 @@ import pytest
 import yaml
 from sqlmodel import col, select
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
+from opsloop.core import Core
 from opsloop.errors import ConfigError
 from opsloop.models import AuditEvent, WorkItem
 from opsloop.runbooks.models import RunbookRun
 from opsloop.schedules.models import ScheduleState
 from opsloop.schedules.service import TICK
+from opsloop.table import Sources, assemble
 from opsloop.timers.models import Timer
 from tests.support import ROOT, FakeClock, at_once
 
@@ -58,13 +58,13 @@ def files(tmp_path: Path) -> Callable[[str], tuple[Path, Path]]:
 
 
 @pytest.fixture
-def replica(db_url: str, files: Callable[[str], tuple[Path, Path]]) -> Iterator[Callable[..., Services]]:
-    built: list[Services] = []
+def replica(db_url: str, files: Callable[[str], tuple[Path, Path]]) -> Iterator[Callable[..., Core]]:
+    built: list[Core] = []
 
-    def make(clock: FakeClock, catch_up: str = "latest") -> Services:
+    def make(clock: FakeClock, catch_up: str = "latest") -> Core:
         runbooks, config = files(catch_up)
-        services = bootstrap(Settings(database_url=db_url, config=config, runbooks_dir=runbooks), clock=clock,
-                             load_feeds=False)
+        services = assemble(Sources(database_url=db_url, config=config, runbooks_dir=runbooks), clock=clock,
+                            load_feeds=False)
         built.append(services)
         return services
     yield make
@@ -72,17 +72,17 @@ def replica(db_url: str, files: Callable[[str], tuple[Path, Path]]) -> Iterator[
         services.db.dispose()
 
 
-def tasks(services: Services) -> list[WorkItem]:
+def tasks(services: Core) -> list[WorkItem]:
     with services.db.transaction() as s:
         return list(s.exec(select(WorkItem).where(WorkItem.kind == "task").order_by(col(WorkItem.id))))
 
 
-def pending_ticks(services: Services) -> list[datetime]:
+def pending_ticks(services: Core) -> list[datetime]:
     with services.db.transaction() as s:
         return list(s.exec(select(Timer.due_at).where(Timer.kind == TICK, col(Timer.fired_at).is_(None))))
 
 
-def test_each_tick_opens_one_task_with_two_replicas(replica: Callable[..., Services]) -> None:
+def test_each_tick_opens_one_task_with_two_replicas(replica: Callable[..., Core]) -> None:
     clocks = [FakeClock(MONDAY_9), FakeClock(MONDAY_9)]
     one, two = replica(clocks[0]), replica(clocks[1])
     at_once([one.schedules.arm, two.schedules.arm])  # both start together: one pending tick
@@ -104,7 +104,7 @@ def test_each_tick_opens_one_task_with_two_replicas(replica: Callable[..., Servi
     assert one.workitems.get("TSK-1").item.state == "resolved"
 
 
-def test_a_tick_missed_while_down_runs_once_at_the_next_start(replica: Callable[..., Services]) -> None:
+def test_a_tick_missed_while_down_runs_once_at_the_next_start(replica: Callable[..., Core]) -> None:
     clock = FakeClock(MONDAY_9)
     replica(clock).schedules.arm()
     clock.current = NEXT_TICK + timedelta(weeks=3, hours=2)  # down for three ticks
@@ -119,7 +119,7 @@ def test_a_tick_missed_while_down_runs_once_at_the_next_start(replica: Callable[
     assert ticked.after["late_seconds"] == 3 * 7 * 86400 + 7200
 
 
-def test_catch_up_skip_records_the_missed_tick_and_runs_nothing(replica: Callable[..., Services]) -> None:
+def test_catch_up_skip_records_the_missed_tick_and_runs_nothing(replica: Callable[..., Core]) -> None:
     clock = FakeClock(MONDAY_9)
     replica(clock, "skip").schedules.arm()
     clock.current = NEXT_TICK + timedelta(days=1)
@@ -141,4 +141,4 @@ def test_a_schedule_naming_a_runbook_that_is_not_there_refuses_to_start(
     runbooks, config = files("latest")
     (runbooks / "weekly-check.yaml").unlink()
     with pytest.raises(ConfigError, match=r"schedules\.weekly\.runbook: no runbook 'weekly-check'"):
-        bootstrap(Settings(database_url=db_url, config=config, runbooks_dir=runbooks), load_feeds=False)
+        assemble(Sources(database_url=db_url, config=config, runbooks_dir=runbooks), load_feeds=False)

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.settings import Settings
+from opsloop.table import Sources
 from tests.support import ROOT
 
 
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
+def sources(db_url: str, tmp_path: Path) -> Sources:
     policy = yaml.safe_load((ROOT / "opsloop.yml").read_text())
     policy["accounts"] = str(ROOT / "accounts.yml")
     policy["sla"]["declared_meets_response"] = False
     path = tmp_path / "opsloop.yml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
-    return Settings(database_url=db_url, config=path, runbooks_dir=ROOT / "runbooks",
-                    playbooks_dir=ROOT / "playbooks")
+    return Sources(database_url=db_url, config=path, runbooks_dir=ROOT / "runbooks",
+                   playbooks_dir=ROOT / "playbooks")

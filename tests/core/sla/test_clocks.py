@@ -6,24 +6,24 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.bootstrap import Services, bootstrap
-from bot.settings import Settings
+from opsloop.core import Core
 from opsloop.errors import InvalidInput, PermissionDenied
 from opsloop.sla.attainment import attainment
+from opsloop.table import Sources, assemble
 from opsloop.types import Severity
 from tests.core.sla.support import COMMANDER, RESPONDER, STRANGER, audit_actions, clocks, pending, thread
 from tests.support import FakeClock
 
 
-def sla_lines(services: Services, ref: str = "INC-1") -> list[str]:
+def sla_lines(services: Core, ref: str = "INC-1") -> list[str]:
     return [line for line in thread(services, ref) if line[:1] in ("⏳", "🚨")]
 
 
-def card_fields(services: Services, ref: str = "INC-1") -> dict[str, str]:
+def card_fields(services: Core, ref: str = "INC-1") -> dict[str, str]:
     return dict(services.cards.of(ref).fields)
 
 
-def test_a_sev1_gets_its_policy_clocks_on_the_card(services: Services) -> None:
+def test_a_sev1_gets_its_policy_clocks_on_the_card(services: Core) -> None:
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     fields = card_fields(services)
     assert (fields["Response"], fields["Update"], fields["Resolution"]) == ("5m left", "30m left", "1h left")
@@ -31,13 +31,13 @@ def test_a_sev1_gets_its_policy_clocks_on_the_card(services: Services) -> None:
         "response": 300, "update": 1800, "resolution": 3600}
 
 
-def test_an_item_no_policy_matches_has_no_clocks(services: Services) -> None:
+def test_an_item_no_policy_matches_has_no_clocks(services: Core) -> None:
     services.workitems.declare(actor=COMMANDER, title="minor", severity=Severity.SEV3)
     assert clocks(services) == {}
     assert "Response" not in card_fields(services)
 
 
-def test_warning_then_breach_in_order_each_once(services: Services, clock: FakeClock) -> None:
+def test_warning_then_breach_in_order_each_once(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     services.sweeper.sweep()
     assert sla_lines(services) == []
@@ -58,7 +58,7 @@ def test_warning_then_breach_in_order_each_once(services: Services, clock: FakeC
     assert audit_actions(services, "sla.") == ["sla.started", "sla.warning", "sla.breached"]
 
 
-def test_timers_due_together_fire_warning_first(services: Services, clock: FakeClock) -> None:
+def test_timers_due_together_fire_warning_first(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     clock.advance(minutes=4, seconds=59)
     services.sweeper.sweep()
@@ -67,7 +67,7 @@ def test_timers_due_together_fire_warning_first(services: Services, clock: FakeC
     assert [line[:1] for line in sla_lines(services)] == ["⏳", "🚨"]
 
 
-def test_acknowledging_meets_the_response_clock_and_stops_the_chain(services: Services,
+def test_acknowledging_meets_the_response_clock_and_stops_the_chain(services: Core,
                                                                      clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     services.sweeper.sweep()  # pages level 1
@@ -85,7 +85,7 @@ def test_acknowledging_meets_the_response_clock_and_stops_the_chain(services: Se
     assert card_fields(services)["Response"] == "met in 2m"
 
 
-def test_a_late_acknowledgement_is_a_breach_even_before_the_sweep(services: Services,
+def test_a_late_acknowledgement_is_a_breach_even_before_the_sweep(services: Core,
                                                                   clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     clock.advance(minutes=7)  # no sweep ran: the breach timer is still pending
@@ -96,7 +96,7 @@ def test_a_late_acknowledgement_is_a_breach_even_before_the_sweep(services: Serv
     assert card_fields(services)["Response"] == "missed by 2m"
 
 
-def test_resolving_without_acknowledging_stops_response_and_resolution(services: Services,
+def test_resolving_without_acknowledging_stops_response_and_resolution(services: Core,
                                                                         clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     clock.advance(minutes=1)
@@ -107,7 +107,7 @@ def test_resolving_without_acknowledging_stops_response_and_resolution(services:
     assert {t.kind for t in pending(services)} <= {"review.remind"}
 
 
-def test_pause_shifts_due_times_and_paused_time_does_not_count(services: Services,
+def test_pause_shifts_due_times_and_paused_time_does_not_count(services: Core,
                                                                 clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     services.workitems.act(actor=RESPONDER, ref="INC-1", action="acknowledge")
@@ -135,7 +135,7 @@ def test_pause_shifts_due_times_and_paused_time_does_not_count(services: Service
     assert "<@U0RESP2> paused the clocks of INC-1: waiting on the customer" in thread(services, "INC-1")
 
 
-def test_a_warning_passed_before_a_pause_is_not_repeated(services: Services, clock: FakeClock) -> None:
+def test_a_warning_passed_before_a_pause_is_not_repeated(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     services.workitems.act(actor=RESPONDER, ref="INC-1", action="acknowledge")
     clock.advance(minutes=50)
@@ -147,7 +147,7 @@ def test_a_warning_passed_before_a_pause_is_not_repeated(services: Services, clo
     assert [t.kind for t in pending(services) if t.clock_id == resolution] == ["breach"]
 
 
-def test_pause_and_resume_refuse_what_makes_no_sense_and_change_nothing(services: Services) -> None:
+def test_pause_and_resume_refuse_what_makes_no_sense_and_change_nothing(services: Core) -> None:
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     with pytest.raises(InvalidInput, match="no paused clock"):
         services.sla.resume(actor=RESPONDER, ref="INC-1")
@@ -161,7 +161,7 @@ def test_pause_and_resume_refuse_what_makes_no_sense_and_change_nothing(services
     assert audit_actions(services, "sla.paused") == ["sla.paused"]
 
 
-def test_an_update_meets_the_cadence_and_starts_the_next_cycle(services: Services, clock: FakeClock) -> None:
+def test_an_update_meets_the_cadence_and_starts_the_next_cycle(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     services.workitems.act(actor=RESPONDER, ref="INC-1", action="acknowledge")
     clock.advance(minutes=25)
@@ -181,7 +181,7 @@ def test_an_update_meets_the_cadence_and_starts_the_next_cycle(services: Service
     assert [(b.ref, b.target) for b in outcome.breaches] == [("INC-1", "update")]
 
 
-def test_reopening_starts_fresh_clocks_and_a_new_chain(services: Services, clock: FakeClock) -> None:
+def test_reopening_starts_fresh_clocks_and_a_new_chain(services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     services.workitems.act(actor=COMMANDER, ref="INC-1", action="resolve")
     clock.advance(minutes=10)
@@ -198,7 +198,7 @@ def test_reopening_starts_fresh_clocks_and_a_new_chain(services: Services, clock
     assert outcome.targets["resolution"].met == 2
 
 
-def test_business_hours_escalation_counts_only_working_time(services: Services, clock: FakeClock) -> None:
+def test_business_hours_escalation_counts_only_working_time(services: Core, clock: FakeClock) -> None:
     clock.current = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)  # Friday 16:30 in Berlin
     services.workitems.open_escalation(actor=STRANGER, title="exports fail", tenants=["acme", "initech"])
     response = clocks(services)["response"]
@@ -208,12 +208,12 @@ def test_business_hours_escalation_counts_only_working_time(services: Services, 
     assert card_fields(services, "ESC-1")["Response"] == "30m left (outside business hours)"
 
 
-def test_overdue_timers_fire_on_the_first_sweep_after_a_restart(settings: Settings, clock: FakeClock) -> None:
-    first = bootstrap(settings, clock=clock)
+def test_overdue_timers_fire_on_the_first_sweep_after_a_restart(sources: Sources, clock: FakeClock) -> None:
+    first = assemble(sources, clock=clock)
     first.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     first.db.dispose()  # the bot goes down before any sweep
     clock.advance(minutes=20)
-    second = bootstrap(settings, clock=clock)
+    second = assemble(sources, clock=clock)
     try:
         assert second.sweeper.sweep() > 0
         lines = sla_lines(second)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
 from opsloop.authz import StaticDirectory
+from opsloop.core import Core
 from opsloop.models import AuditEvent, OutboxMessage
 from opsloop.types import Severity
 from tests.core.sla.support import COMMANDER, RESPONDER, dms, pending, thread
 from tests.support import FakeClock
 
 
-def run_minutes(services: Services, clock: FakeClock, minutes: int) -> list[tuple[int, str]]:
+def run_minutes(services: Core, clock: FakeClock, minutes: int) -> list[tuple[int, str]]:
     """Sweep once a minute; return (minute, user) for every page sent."""
     start = clock.now()
     seen = len(dms(services))  # pages sent before are not this run's
@@ -27,7 +27,7 @@ def run_minutes(services: Services, clock: FakeClock, minutes: int) -> list[tupl
     return pages
 
 
-def test_levels_and_repeats_page_in_order_then_give_up(services: Services, clock: FakeClock) -> None:
+def test_levels_and_repeats_page_in_order_then_give_up(services: Core, clock: FakeClock) -> None:
     on_call = services.oncall.now_and_next("sre")[0].user
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     pages = run_minutes(services, clock, 60)
@@ -44,7 +44,7 @@ def test_levels_and_repeats_page_in_order_then_give_up(services: Services, clock
     assert [(e.after or {})["level"] for e in events] == [1, 2, 1, 2, 1, 2]
 
 
-def test_a_page_is_a_dm_with_an_acknowledge_button_that_stops_the_chain(services: Services,
+def test_a_page_is_a_dm_with_an_acknowledge_button_that_stops_the_chain(services: Core,
                                                                        clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     services.sweeper.sweep()
@@ -59,7 +59,7 @@ def test_a_page_is_a_dm_with_an_acknowledge_button_that_stops_the_chain(services
     assert services.workitems.get("INC-1").item.state == "acknowledged"
 
 
-def test_escalate_on_breach_pages_only_after_the_response_target(services: Services,
+def test_escalate_on_breach_pages_only_after_the_response_target(services: Core,
                                                                  clock: FakeClock) -> None:
     policy = services.policy
     sev1 = policy.sla.policies[0].model_copy(update={"escalate_on": "breach"})
@@ -70,14 +70,14 @@ def test_escalate_on_breach_pages_only_after_the_response_target(services: Servi
     assert [minute for minute, _ in pages] == [5]
 
 
-def test_user_groups_are_paged_member_by_member(services: Services, clock: FakeClock) -> None:
+def test_user_groups_are_paged_member_by_member(services: Core, clock: FakeClock) -> None:
     services.authz.directory = StaticDirectory({"S0DBA": frozenset({"U0DBA2", "U0DBA1"})})
     users = services.sla.escalations.resolve
     with services.db.transaction() as s:
         assert users(s, ["S0DBA", "role:commander", "U0DBA1"], clock.now()) == ["U0DBA1", "U0DBA2", COMMANDER]
 
 
-def test_once_acknowledged_every_page_says_who_took_it_and_loses_its_button(services: Services,
+def test_once_acknowledged_every_page_says_who_took_it_and_loses_its_button(services: Core,
                                                                              clock: FakeClock) -> None:
     services.workitems.declare(actor=COMMANDER, title="db down", severity=Severity.SEV1)
     run_minutes(services, clock, 6)  # level 1, then level 2: two people paged

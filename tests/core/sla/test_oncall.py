@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.errors import InvalidInput, PermissionDenied, UsageError
 from opsloop.oncall import parse_moment, rotation_shift
 from opsloop.policy import Rotation
@@ -66,7 +66,7 @@ def test_times_people_type() -> None:
             parse_moment(bad, now, BERLIN)
 
 
-def test_an_override_wins_then_the_rotation_resumes(services: Services, clock: FakeClock) -> None:
+def test_an_override_wins_then_the_rotation_resumes(services: Core, clock: FakeClock) -> None:
     before = services.oncall.now_and_next("sre")[0]
     reply = services.commands.handle("/oncall", "override <@U0SRE1|sre1> until +4h", actor=COMMANDER)
     assert reply.text.startswith("<@U0SRE1> is on call for sre from ")
@@ -78,7 +78,7 @@ def test_an_override_wins_then_the_rotation_resumes(services: Services, clock: F
     assert audit_actions(services, "oncall.") == ["oncall.override"]
 
 
-def test_a_future_override_cuts_the_current_shift_short(services: Services, clock: FakeClock) -> None:
+def test_a_future_override_cuts_the_current_shift_short(services: Core, clock: FakeClock) -> None:
     current = services.oncall.now_and_next("sre")[0]
     services.oncall.override(actor=COMMANDER, team="sre", who="U0SUB", since="+1h", until="+3h")
     now, following = services.oncall.now_and_next("sre")
@@ -86,13 +86,13 @@ def test_a_future_override_cuts_the_current_shift_short(services: Services, cloc
     assert (following.user, following.override) == ("U0SUB", True)
 
 
-def test_escalation_pages_whoever_the_override_puts_on_call(services: Services, clock: FakeClock) -> None:
+def test_escalation_pages_whoever_the_override_puts_on_call(services: Core, clock: FakeClock) -> None:
     services.oncall.override(actor=COMMANDER, team="sre", who="U0SUB", until="+1h")
     with services.db.transaction() as s:
         assert services.sla.escalations.resolve(s, ["oncall:sre"], clock.now()) == ["U0SUB"]
 
 
-def test_only_commanders_and_admins_override(services: Services) -> None:
+def test_only_commanders_and_admins_override(services: Core) -> None:
     with pytest.raises(PermissionDenied, match="commander or admin"):
         services.commands.handle("/oncall", "override @U0SRE1 until 18:00", actor=RESPONDER)
     assert audit_actions(services, "permission.denied") == ["permission.denied"]
@@ -103,7 +103,7 @@ def test_only_commanders_and_admins_override(services: Services) -> None:
     assert services.oncall.now_and_next("sre")[0].override is False
 
 
-def test_oncall_says_who_is_on_now_and_next(services: Services, clock: FakeClock) -> None:
+def test_oncall_says_who_is_on_now_and_next(services: Core, clock: FakeClock) -> None:
     # the sample rotation: U0RESP1, U0RESP2 weekly from mon 09:00 Berlin, anchored 2024-01-01
     clock.current = berlin(2026, 11, 23, 10)
     weeks = (clock.current - berlin(2024, 1, 1, 9)) // timedelta(weeks=1)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.status.availability import Span, availability, shown, weighted_downtime
 from opsloop.status.config import StatusPolicy
 from opsloop.types import Severity
@@ -48,7 +48,7 @@ def test_anything_else_is_refused_saying_what_to_write(bad: object) -> None:
         StatusPolicy.model_validate({"contract": {"enterprise": bad}})
 
 
-def test_a_tenants_incidents_against_its_contract(services: Services, clock: FakeClock) -> None:
+def test_a_tenants_incidents_against_its_contract(services: Core, clock: FakeClock) -> None:
     clock.current = T0
     wi = services.workitems
     wi.declare(actor=R, title="Checkout down", severity=Severity.SEV1, tenants=["acme", "globex"])
@@ -81,7 +81,7 @@ def test_a_tenants_incidents_against_its_contract(services: Services, clock: Fak
 
 
 def test_an_open_outage_counts_until_now_and_a_past_day_is_counted_as_it_stood(
-        services: Services, clock: FakeClock) -> None:
+        services: Core, clock: FakeClock) -> None:
     clock.current = T0
     services.workitems.declare(actor=R, title="Down", severity=Severity.SEV1, tenants=["initech"])
     clock.advance(hours=2)
@@ -91,7 +91,7 @@ def test_an_open_outage_counts_until_now_and_a_past_day_is_counted_as_it_stood(
     assert now.downtime == timedelta(hours=2) and then.downtime == minutes(30)
 
 
-def test_a_tier_without_a_contract_says_so(services: Services) -> None:
+def test_a_tier_without_a_contract_says_so(services: Core) -> None:
     policy = StatusPolicy.model_validate({"contract": {"enterprise": "99.99%"}})
     with services.db.snapshot() as s:
         found = availability(s, ["initech"], until=T0, policy=policy)["initech"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.types import Severity
 from tests.support import FakeClock
 
@@ -10,7 +10,7 @@ CSM = "U0CSM1"
 
 
 def test_health_of_an_at_risk_account_shows_its_availability_against_the_contract(
-        services: Services, clock: FakeClock) -> None:
+        services: Core, clock: FakeClock) -> None:
     services.workitems.declare(actor="U0RESP1", title="Checkout down", severity=Severity.SEV1, tenants=["acme"])
     clock.advance(minutes=30)
     services.workitems.act(actor="U0RESP1", ref="INC-1", action="resolve")

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.bootstrap import Services
 from opsloop.comms.models import PublicItem, PublicUpdate
+from opsloop.core import Core
 from opsloop.models import Account
 from opsloop.present import status_pages as present
 from opsloop.types import Severity
@@ -37,7 +37,7 @@ def traces(account: Account) -> list[str]:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(accounts=tenants, data=st.data())
 def test_each_tenants_page_and_feed_show_only_that_tenant(
-        services: Services, clock: FakeClock, accounts: list[Account], data: st.DataObject) -> None:
+        services: Core, clock: FakeClock, accounts: list[Account], data: st.DataObject) -> None:
     with services.db.transaction() as session:  # merged: hypothesis replays examples on the same database
         for account in accounts:
             session.merge(Account.model_validate(account.model_dump()))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlmodel import col, select
 
-from bot.bootstrap import Services
+from opsloop.core import Core
 from opsloop.errors import NotFound
 from opsloop.models import AuditEvent
 from opsloop.status.links import StatusLinks
 from opsloop.status.models import StatusKey
 
 
-def test_a_link_opens_its_tenants_page_until_revoked_and_a_new_one_follows(services: Services) -> None:
+def test_a_link_opens_its_tenants_page_until_revoked_and_a_new_one_follows(services: Core) -> None:
     links = services.status_links
     token = links.link("acme", actor="system:cli")
     assert links.link("acme", actor="system:cli") == token  # printing it again hands out the same link
@@ -31,7 +31,7 @@ def test_a_link_opens_its_tenants_page_until_revoked_and_a_new_one_follows(servi
                        ("status.link.created", "system:cli", "tenant:acme")]
 
 
-def test_links_of_two_tenants_open_only_their_own_pages(services: Services) -> None:
+def test_links_of_two_tenants_open_only_their_own_pages(services: Core) -> None:
     acme, globex = (services.status_links.link(t, actor="system:cli") for t in ("acme", "globex"))
     services.status_links.revoke("acme", actor="system:cli")
     assert services.status_links.tenant_of(globex) == "globex"  # revoking one leaves the other
@@ -41,12 +41,12 @@ def test_links_of_two_tenants_open_only_their_own_pages(services: Services) -> N
 @pytest.mark.parametrize("bad", ["", "x", "a" * 500, "not-a-token", "../../etc/passwd", "abc.def",
                                  "AAAAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBB", "é" * 30 + "." + "é" * 30,
                                  "\x00" * 40])
-def test_anything_but_a_live_token_opens_nothing(services: Services, bad: str) -> None:
+def test_anything_but_a_live_token_opens_nothing(services: Core, bad: str) -> None:
     services.status_links.link("acme", actor="system:cli")
     assert services.status_links.tenant_of(bad) is None
 
 
-def test_a_tampered_token_opens_nothing(services: Services) -> None:
+def test_a_tampered_token_opens_nothing(services: Core) -> None:
     token = services.status_links.link("acme", actor="system:cli")
     nonce, _, signature = token.partition(".")
     flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
@@ -54,14 +54,14 @@ def test_a_tampered_token_opens_nothing(services: Services) -> None:
     assert services.status_links.tenant_of(f"{nonce}x.{signature}") is None
 
 
-def test_unknown_tenants_are_refused(services: Services) -> None:
+def test_unknown_tenants_are_refused(services: Core) -> None:
     with pytest.raises(NotFound, match="unknown tenant 'nobody'"):
         services.status_links.link("nobody", actor="system:cli")
     with pytest.raises(NotFound):
         services.status_links.revoke("nobody", actor="system:cli")
 
 
-def test_the_key_comes_from_the_environment_or_is_made_once_and_kept(services: Services) -> None:
+def test_the_key_comes_from_the_environment_or_is_made_once_and_kept(services: Core) -> None:
     token = services.status_links.link("acme", actor="system:cli")
     with services.db.transaction() as s:
         kept = s.exec(select(StatusKey)).all()
@@ -76,6 +76,6 @@ def test_the_key_comes_from_the_environment_or_is_made_once_and_kept(services: S
     assert given.tenant_of(fresh) == "globex" and other.tenant_of(fresh) is None
 
 
-def test_the_url_starts_with_the_policys_base(services: Services) -> None:
+def test_the_url_starts_with_the_policys_base(services: Core) -> None:
     token = services.status_links.link("acme", actor="system:cli")
     assert services.status_links.url(token) == f"https://opsloop.example.com/status/t/{token}"

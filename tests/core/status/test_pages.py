@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from xml.etree import ElementTree
 
-from bot.bootstrap import Services
 from opsloop.comms.models import PublicItem, PublicUpdate
+from opsloop.core import Core
 from opsloop.models import Account
 from opsloop.present import status_pages as present
 from opsloop.types import Severity
@@ -54,7 +54,7 @@ class Outline(HTMLParser):
         return " ".join(" ".join(self.text).split())
 
 
-def story(services: Services, clock: FakeClock) -> None:
+def story(services: Core, clock: FakeClock) -> None:
     """Acme and Globex share an outage that is resolved; Acme alone has a partial outage open now."""
     clock.current = T0
     wi = services.workitems
@@ -70,7 +70,7 @@ def story(services: Services, clock: FakeClock) -> None:
 
 
 def test_a_tenants_page_shows_its_incidents_and_availability_and_nothing_internal(
-        services: Services, clock: FakeClock) -> None:
+        services: Core, clock: FakeClock) -> None:
     story(services, clock)
     page = services.status_pages.tenant(services.status_links.link("acme", actor="system:cli"))
     assert page is not None
@@ -93,7 +93,7 @@ def test_a_tenants_page_shows_its_incidents_and_availability_and_nothing_interna
     assert ("html", {"lang": "en"}) in outline.attrs
 
 
-def test_the_inline_style_is_the_one_the_policy_allows_and_nothing_else_is(services: Services) -> None:
+def test_the_inline_style_is_the_one_the_policy_allows_and_nothing_else_is(services: Core) -> None:
     html = present.public_html(services.status_pages.public(), feed_url="status/feed.atom")
     style = re.search(r"<style>(.*?)</style>", html, re.S)
     assert style is not None
@@ -105,7 +105,7 @@ def test_the_inline_style_is_the_one_the_policy_allows_and_nothing_else_is(servi
 
 
 def test_a_name_full_of_markup_is_text_and_control_characters_are_dropped(
-        services: Services, clock: FakeClock) -> None:
+        services: Core, clock: FakeClock) -> None:
     with services.db.transaction() as s:
         s.add(Account(id="evil", name='<script>alert(1)</script> & "Co"\x08\x1b', tier="smb"))
     services.workitems.declare(actor=R, title="x", severity=Severity.SEV1, tenants=["evil"])
@@ -120,7 +120,7 @@ def test_a_name_full_of_markup_is_text_and_control_characters_are_dropped(
     assert root.findtext(f"{ATOM}title") == 'Service status for <script>alert(1)</script> & "Co"'
 
 
-def test_the_atom_feed_has_an_entry_per_incident_newest_change_first(services: Services, clock: FakeClock) -> None:
+def test_the_atom_feed_has_an_entry_per_incident_newest_change_first(services: Core, clock: FakeClock) -> None:
     story(services, clock)
     page = services.status_pages.tenant(services.status_links.link("acme", actor="system:cli"))
     assert page is not None
@@ -148,7 +148,7 @@ def test_the_not_found_page_is_a_page() -> None:
     assert "Page not found" in outline.words and outline.open == []
 
 
-def approve(services: Services, ref: str, text: str, *, tenant: str | None = None, state: str = "triggered",
+def approve(services: Core, ref: str, text: str, *, tenant: str | None = None, state: str = "triggered",
             minutes: int = 1) -> None:
     """An update a person approved (what the review flow stores when someone presses Send)."""
     with services.db.transaction() as s:
@@ -158,7 +158,7 @@ def approve(services: Services, ref: str, text: str, *, tenant: str | None = Non
                            approved_by=R, approved_at=services.clock.now() + timedelta(minutes=minutes)))
 
 
-def mark_public(services: Services, ref: str) -> None:
+def mark_public(services: Core, ref: str) -> None:
     with services.db.transaction() as s:
         item = services.workitems.find(s, ref)
         assert item.id is not None
@@ -166,7 +166,7 @@ def mark_public(services: Services, ref: str) -> None:
 
 
 def test_pages_show_the_approved_updates_meant_for_them_and_only_those(
-        services: Services, clock: FakeClock) -> None:
+        services: Core, clock: FakeClock) -> None:
     story(services, clock)  # INC-1 (acme, globex) resolved, INC-2 (acme) open
     approve(services, "INC-1", "Payments were failing; we moved traffic to another region.", state="mitigated")
     approve(services, "INC-1", "Your nightly export will be re-run at 02:00.", tenant="globex", minutes=2)
@@ -192,7 +192,7 @@ def test_pages_show_the_approved_updates_meant_for_them_and_only_those(
 
 
 def test_the_public_page_shows_items_marked_public_with_updates_for_everyone_and_no_tenant(
-        services: Services, clock: FakeClock) -> None:
+        services: Core, clock: FakeClock) -> None:
     story(services, clock)
     approve(services, "INC-1", "Payments were failing; we moved traffic to another region.")
     approve(services, "INC-1", "Your nightly export will be re-run at 02:00.", tenant="globex", minutes=2)
