@@ -1,7 +1,7 @@
 """Fleet rollouts: a `foreach: tenants` step's targets pinned when its run starts, then called wave by
 wave within an error budget; people Resume, Abort or Roll back a halted one.
 
-Handlers (in the table in bot/bootstrap.py): `pin` on RunAttached / RunStarted (the targets of every
+Handlers (in the table in opsloop/table.py): `pin` on RunAttached / RunStarted (the targets of every
 foreach step of the run are chosen and pinned), `on_opened` on StepOpened (the step's rollout starts:
 its first wave, its deadline clock), `refuse_busy` on StepCompleted (a rollout in progress is not
 done or skipped by hand: Abort it). The calls themselves are made by `opsloop.rollouts.calls`.

@@ -73,7 +73,7 @@ class Sweeper:
         self.stats = SweepStats()
 
     def use(self, handlers: Mapping[str, TimerHandler]) -> None:
-        """Install the handler of each timer kind; once (bot/bootstrap.py builds the one registry)."""
+        """Install the handler of each timer kind; once (opsloop/table.py holds the one registry)."""
         if self._installed:
             raise RuntimeError("the sweeper already has its timer handlers")
         self.handlers, self._installed = MappingProxyType(dict(handlers)), True
