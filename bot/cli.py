@@ -25,10 +25,10 @@ from bot.settings import Settings
 from opsloop.accounts import import_catalog
 from opsloop.clock import ShiftedClock
 from opsloop.db import Database
-from opsloop.digest import render
 from opsloop.errors import ConfigError, OpsloopError
 from opsloop.health import outcomes, present
 from opsloop.health.calibrate import NotEnoughData
+from opsloop.present import digest as digest_words
 from opsloop.types import OPSLOOP
 
 OK, CHECK_FAILED, BAD_INPUT = 0, 1, 2
@@ -255,7 +255,7 @@ def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
         digest = services.digests.build(day=args.date)
         if args.chart:
             write_file(args.chart, services.digests.chart(digest))
-        print(render.text(digest, chart=str(args.chart) if args.chart else None))
+        print(digest_words.text(digest, chart=str(args.chart) if args.chart else None))
         return OK
     # whoever can run the command line holds the database already: posted (and audited) as the operator
     channel = services.digests.post(actor=CLI_ACTOR)

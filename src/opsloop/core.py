@@ -41,6 +41,7 @@ from opsloop.maintenance.service import Maintenance
 from opsloop.maintenance.silences import Silences
 from opsloop.oncall import OnCall
 from opsloop.policy import Policy
+from opsloop.present.digest import message as digest_message
 from opsloop.present.dryrun import DryRun
 from opsloop.present.followups import FollowUpWords
 from opsloop.present.items import Cards
@@ -143,7 +144,7 @@ def build_core(
     rollouts = Rollouts(db, policy, clock, authz, runbooks, bus)
     health = Health(db, policy, clock, authz, playbooks=playbooks)
     plays = Plays(health)
-    digests = Digests(db, policy, clock, authz)
+    digests = Digests(db, policy, clock, authz, digest_message)
     changes = Changes(db, policy, clock)
     maintenance = Maintenance(db, policy, clock, authz, workitems, intake, sla,
                               Silences(policy, executor.client))

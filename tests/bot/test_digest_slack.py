@@ -12,7 +12,7 @@ from bot.bootstrap import Services
 from bot.cli import main
 from bot.slack.blocks import MAX_BLOCKS, MAX_SECTION_TEXT, render
 from bot.slack.wiring import wire_slack
-from opsloop.digest import render as digest_render
+from opsloop.present import digest as digest_render
 from tests.bot.mock_slack import Answer, MockSlack
 from tests.bot.test_slack_sender import pump, rows
 from tests.core.digest.dataset import seed

@@ -9,9 +9,9 @@ import pytest
 
 from bot.bootstrap import Services
 from bot.cli import main
-from opsloop.digest import render
 from opsloop.history.formats import CSV_COLUMNS
 from opsloop.models import WorkItem
+from opsloop.present import digest as render
 from tests.bot.test_digest_slack import use
 from tests.support import FakeClock
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -28,13 +30,13 @@ from opsloop import audit, outbox
 from opsloop.authz import Authorizer
 from opsloop.clock import Clock
 from opsloop.db import Database
-from opsloop.digest import figures, render
+from opsloop.digest import figures
 from opsloop.digest.chart import mttr_chart
-from opsloop.digest.control import individuals
+from opsloop.digest.control import Control, Point, individuals
+from opsloop.digest.figures import Figures
 from opsloop.digest.models import DigestRun
-from opsloop.digest.render import Digest
 from opsloop.errors import InvalidInput
-from opsloop.messages import File
+from opsloop.messages import File, Message
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy
 from opsloop.scheduled import safely
@@ -44,6 +46,22 @@ log = logging.getLogger(__name__)
 
 TRAILING_WEEKS = 4  # the XmR limits come from these weeks before this week
 ACTION = "digest.post"
+
+
+@dataclass(frozen=True)
+class Digest:
+    """The day's digest as data: the figures, the control chart's judgement and the series it draws
+    (`opsloop.present.digest` words it)."""
+
+    day: date  # the reported local day
+    built_at: datetime
+    zone: str
+    figures: Figures
+    control: Control
+    by_severity: dict[str, list[Point]]  # daily incident MTTR per severity over the charted weeks
+    targets: dict[str, float]  # each severity's incident resolution target (SLA policy), seconds
+    first_day: date  # the chart's first day (the trailing weeks start here)
+    as_of: datetime  # what is "open" or "at risk" is as of this moment (the day's end, for a past day)
 
 
 def resolution_targets(policy: Policy) -> dict[str, float]:
@@ -63,8 +81,10 @@ def resolution_targets(policy: Policy) -> dict[str, float]:
 
 
 class Digests:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer) -> None:
+    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer,
+                 message: Callable[[Digest], Message]) -> None:
         self.db = db
+        self.message = message  # the digest as it is posted (opsloop.present.digest.message)
         self.policy = policy
         self.config = policy.digest
         self.clock = clock
@@ -177,7 +197,7 @@ class Digests:
         channel = self._channel()
         now = self.clock.now()
         outbox.enqueue(session, transport=CHAT, target=channel, now=now, key=key,
-                       payload={"message": render.message(digest).to_json()})
+                       payload={"message": self.message(digest).to_json()})
         # the PNG travels in the payload (base64, ~40 kB): the thread shows the chart of exactly the
         # figures posted, however late the upload happens, and the sender needs no database
         chart = File(filename=f"mttr-{digest.day.isoformat()}.png",

@@ -8,13 +8,12 @@ import pytest
 
 from opsloop.authz import Authorizer
 from opsloop.db import Database
-from opsloop.digest import render
 from opsloop.digest.control import Point, individuals
 from opsloop.digest.figures import DAY, WEEK, Speed
-from opsloop.digest.render import Digest
-from opsloop.digest.service import Digests
+from opsloop.digest.service import Digest, Digests
 from opsloop.errors import InvalidInput
 from opsloop.policy_loader import load_policy
+from opsloop.present import digest as render
 from opsloop.sla.attainment import Outcomes
 from tests.core.digest.dataset import seed
 from tests.support import ROOT, FakeClock
@@ -24,7 +23,7 @@ H = 3600.0
 
 def digests(db: Database, clock: FakeClock) -> Digests:
     policy = load_policy(ROOT / "opsloop.yml")
-    return Digests(db, policy, clock, Authorizer(policy, db, clock))
+    return Digests(db, policy, clock, Authorizer(policy, db, clock), render.message)
 
 
 def test_every_figure_of_the_hand_built_week(db: Database, clock: FakeClock) -> None:

@@ -1,4 +1,5 @@
-"""The digest as a neutral `Message` (Slack renders it as Block Kit) and as plain text.
+"""The leadership digest (`opsloop.digest`'s data) as a neutral `Message` (Slack renders it as Block Kit)
+and as plain text.
 
 One screen: a headline that says whether resolution times are in control, ten
 short fields (yesterday first, the week after it), then at most five short
@@ -9,34 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from opsloop.digest.control import Control, Point
 from opsloop.digest.figures import DAY, WEEK, Figures, Speed
+from opsloop.digest.service import Digest
 from opsloop.health.leadership import CustomerFigures
 from opsloop.health.score import BANDS
-from opsloop.messages import Message, escape
+from opsloop.messages import Message, escape, user
 from opsloop.sla.attainment import Outcomes
 
 KINDS = (("incident", "inc"), ("escalation", "esc"), ("exception", "exc"))
 TARGETS = ("response", "update", "resolution")
-
-
-@dataclass(frozen=True)
-class Digest:
-    day: date  # the reported local day
-    built_at: datetime
-    zone: str
-    figures: Figures
-    control: Control
-    by_severity: dict[str, list[Point]]  # daily incident MTTR per severity over the charted weeks
-    targets: dict[str, float]  # each severity's incident resolution target (SLA policy), seconds
-    first_day: date  # the chart's first day (the trailing weeks start here)
-    as_of: datetime  # what is "open" or "at risk" is as of this moment (the day's end, for a past day)
-
-    @property
-    def title(self) -> str:
-        return f"Operations digest for {self.day.strftime('%a %d %b %Y')}"
 
 
 @dataclass(frozen=True)
@@ -46,8 +31,12 @@ class Style:
     user: Callable[[str], str]  # a person, by user id
 
 
-MRKDWN = Style(bold=lambda s: f"*{s}*", text=escape, user=lambda u: f"<@{u}>")
+MRKDWN = Style(bold=lambda s: f"*{s}*", text=escape, user=user)  # mentions as everywhere: messages.user
 PLAIN = Style(bold=lambda s: s, text=lambda s: s, user=lambda u: f"@{u}")
+
+
+def title(d: Digest) -> str:
+    return f"Operations digest for {d.day.strftime('%a %d %b %Y')}"
 
 
 def span(seconds: float | None) -> str:
@@ -80,7 +69,7 @@ def headline(d: Digest) -> str:
                  else "🟢 resolution times out of control (faster)")
     else:
         state = "resolution times in control"
-    return f"📊 {d.title} · {state}"
+    return f"📊 {title(d)} · {state}"
 
 
 def _kinds(counts: dict[tuple[str, str], int]) -> tuple[int, str]:
