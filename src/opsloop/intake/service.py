@@ -93,6 +93,7 @@ class Intake:
                 with self.db.transaction() as session:
                     audit.lock_chain(session)  # the lock order every writer keeps
                     batch = Batch(session, self.clock.now())
+                    batch.read_ahead(*_named(signals, generated))
                     outcomes = [
                         self._alertmanager(batch, name, payload)
                         if isinstance(payload, AlertmanagerWebhook)
@@ -169,10 +170,8 @@ class Intake:
     def _alertmanager(self, batch: Batch, name: str, hook: AlertmanagerWebhook) -> Outcome:
         outcome = Outcome()
         s, now = batch.session, batch.now
-        group_hash = hashlib.sha256(hook.groupKey.encode()).hexdigest()
-        group = s.exec(select(AlertGroup).where(
-            AlertGroup.integration == name, AlertGroup.group_hash == group_hash,
-            col(AlertGroup.active))).first()
+        group_hash = _group_hash(hook)
+        group = batch.group(name, group_hash)
         if group is not None:
             _remember_group(group, hook)
         known = batch.find(name, [a.key() for a in hook.alerts])
@@ -209,7 +208,7 @@ class Intake:
                 group = AlertGroup(integration=name, group_hash=group_hash, group_key=hook.groupKey,
                                    work_item_id=item.id, created_at=now)
                 _remember_group(group, hook)
-                s.add(group)
+                batch.add_group(group)
             new = NewAlert(integration=name, key=key, work_item_id=group.work_item_id,
                            summary=_summary(am, hook), labels=am.labels, first_seen_at=now,
                            last_seen_at=now, context=_am_context(am))
@@ -233,7 +232,7 @@ class Intake:
         """A work item the batch touches, row-locked once."""
         item = batch.touched.get(item_id)
         if item is None:
-            item = batch.session.exec(
+            item = batch.locked.get(item_id) or batch.session.exec(
                 select(WorkItem).where(WorkItem.id == item_id).with_for_update()).one()
             batch.touched[item_id] = item
         return item
@@ -261,14 +260,18 @@ class Intake:
         s = batch.session
         batch.insert_new()
         s.flush()
+        counted = [i for i, item in batch.touched.items() if item.kind != Kind.MAINTENANCE.value
+                   and item.state in _OPEN]
+        firing_of = dict(s.exec(select(Alert.work_item_id, func.count()).where(
+            col(Alert.work_item_id).in_(counted), Alert.status == "firing")
+            .group_by(col(Alert.work_item_id))).all()) if counted else {}
         for item_id, item in batch.touched.items():
             if item.kind == Kind.MAINTENANCE.value:  # a window holding alerts: its card counts them
                 self.bus.publish(s, AlertsUpdated(at=batch.now, item=item, debounce=self.debounce))
                 continue
             if item.state not in _OPEN:
                 continue
-            firing = s.exec(select(func.count()).select_from(Alert).where(
-                Alert.work_item_id == item_id, Alert.status == "firing")).one()
+            firing = firing_of.get(item_id, 0)
             actor = f"{SYSTEM_PREFIX}{item.created_by.removeprefix(SYSTEM_PREFIX)}"
             if item_id in batch.quiet and item.labels.get("flapping") != "yes":
                 item.labels = {**item.labels, "flapping": "yes"}
@@ -295,6 +298,24 @@ def open_routed(session: Session, policy: Policy, items: WorkItems, *, actor: st
                            tenants=_known_tenants(session, labels),
                            labels={k: str(v) for k, v in labels.items()}, owner=None,
                            channel=decision.channel)
+
+
+def _named(signals: Sequence[Signal], generated: dict[int, str]) -> tuple[list[tuple[str, str]],
+                                                                           list[tuple[str, str]]]:
+    """The (integration, alert key) and (integration, group hash) pairs a batch of signals names."""
+    keys: list[tuple[str, str]] = []
+    groups: list[tuple[str, str]] = []
+    for i, (name, payload) in enumerate(signals):
+        if isinstance(payload, AlertmanagerWebhook):
+            groups.append((name, _group_hash(payload)))
+            keys += [(name, a.key()) for a in payload.alerts]
+        elif payload.dedup_key is not None or i in generated:
+            keys.append((name, payload.dedup_key or generated[i]))
+    return keys, groups
+
+
+def _group_hash(hook: AlertmanagerWebhook) -> str:
+    return hashlib.sha256(hook.groupKey.encode()).hexdigest()
 
 
 def _known_tenants(session: Session, labels: dict[str, str]) -> list[str]:
