@@ -75,7 +75,7 @@ class FeedbackLoops:
         window: that it is planned, in advance; one waiting for approval once it is approved)."""
         if event.item.kind == Kind.MAINTENANCE.value and event.item.state == State.REQUESTED.value:
             return
-        self._start(session, event.item, list(event.tenants), event.at)
+        self._start(session, event.item, list(event.tenants), event.at, every_tenant=True)
 
     def follow(self, session: Session, event: ItemChanged) -> None:
         """Drafts of a past phase are superseded; new tenants' audiences are told (the current state);
@@ -138,12 +138,17 @@ class FeedbackLoops:
             self.review.publish(session, item, audience=CUSTOMERS, event=phase, tenants=tenants, text=text,
                                 now=event.at)
 
-    def _start(self, session: Session, item: WorkItem, tenants: list[str], now: datetime) -> None:
+    def _start(self, session: Session, item: WorkItem, tenants: list[str], now: datetime, *,
+               every_tenant: bool = False) -> None:
+        """Open the loops of the audiences `tenants` concern and announce them. `every_tenant`: the
+        tenants are all the item's (at creation), so the announcements need not read them again."""
         accounts = self._accounts(session, tenants)
+        told = accounts if every_tenant else None
         planned = item.kind == Kind.MAINTENANCE.value  # planned work: told in advance, no hold
         fresh: dict[str, list[FeedbackLoop]] = defaultdict(list)
+        open_now = {_identity(loop) for loop in self._loops(session, item)}
         for recipient in recipients(self.policy, item, accounts):
-            loop = self._open(session, item, recipient, now)
+            loop = self._open(session, item, recipient, now, open_now)
             if loop is not None:
                 fresh[recipient.audience].append(loop)
         for name, loops in fresh.items():
@@ -155,11 +160,11 @@ class FeedbackLoops:
             if planned:
                 event = "maintenance"
             if name != CUSTOMERS or planned:
-                self._announce(session, item, name, loops, event, now)
+                self._announce(session, item, name, loops, event, now, accounts=told)
             elif self._holding(item, now):
                 self._hold(session, item, now)
             else:  # a tenant named later hears of the state the item is in now
-                self._announce(session, item, name, loops, event, now)
+                self._announce(session, item, name, loops, event, now, accounts=told)
         if not planned:  # planned work is no recurring problem
             self.priority.observe(session, item, accounts, now)
 
@@ -364,12 +369,10 @@ class FeedbackLoops:
             query = query.where(FeedbackLoop.audience == audience)
         return list(session.exec(query.order_by(col(FeedbackLoop.id))))
 
-    def _open(self, session: Session, item: WorkItem, r: Recipient, now: datetime) -> FeedbackLoop | None:
-        existing = session.exec(select(FeedbackLoop).where(
-            FeedbackLoop.work_item_id == item.id, FeedbackLoop.audience == r.audience,
-            FeedbackLoop.tenant_id == r.tenant_id, FeedbackLoop.transport == r.transport,
-            FeedbackLoop.target == r.target)).first()
-        if existing is not None:
+    def _open(self, session: Session, item: WorkItem, r: Recipient, now: datetime,
+              open_now: set[tuple[str, str, str, str]]) -> FeedbackLoop | None:
+        """A new loop for this recipient (None: the item has one; `open_now` is what it has)."""
+        if (r.audience, r.tenant_id, r.transport, r.target) in open_now:
             return None
         assert item.id is not None
         cadence = self._audience(r).cadence if "cadence" in self._audience(r).events else None
@@ -378,4 +381,10 @@ class FeedbackLoops:
                             next_notice_at=now + cadence if cadence else None)
         session.add(loop)
         session.flush()
+        open_now.add(_identity(loop))
         return loop
+
+
+def _identity(loop: FeedbackLoop) -> tuple[str, str, str, str]:
+    """What makes a loop one recipient's: its audience, tenant, transport and target."""
+    return loop.audience, loop.tenant_id, loop.transport, loop.target
