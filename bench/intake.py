@@ -15,10 +15,15 @@ storage path, clustering off), and opsloop's rate is printed as a ratio to
 its rate.
 
     .venv/bin/python bench/intake.py [-n 4000] [-g 40] [-s 8] [--per-request 10] [--database URL]
+                                     [--replicas 2]
+
+With `--database URL --replicas 2` the storm is then sent again (to a fresh
+database) to two `opsloop serve` replicas on that one PostgreSQL database,
+each taking half the senders, and their rate is printed against one replica's.
 
 Goals (issue 21): opsloop >= 1.0x Alertmanager on SQLite (floor 0.3x), >= 0.5x on
-PostgreSQL (floor 0.15x); zero duplicate incidents; at most 2 Slack posts per group;
-under 250 MB resident.
+PostgreSQL (floor 0.15x); two replicas >= 1.6x one; zero duplicate incidents; at most 2 Slack
+posts per group; under 250 MB resident.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -98,8 +104,10 @@ def payload(group: int, alerts: range) -> bytes:
     }).encode()
 
 
-async def storm(url: str, bodies: list[bytes], senders: int, headers: dict[str, str]) -> tuple[float, int]:
-    """Send `bodies` from `senders` concurrent clients; (seconds, requests not answered 2xx)."""
+async def storm(urls: list[str], bodies: list[bytes], senders: int,
+                headers: dict[str, str]) -> tuple[float, int]:
+    """Send `bodies` from `senders` concurrent clients, sender i to `urls[i % len(urls)]` (replicas
+    each take their share of the senders); (seconds, requests not answered 2xx)."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
@@ -107,7 +115,7 @@ async def storm(url: str, bodies: list[bytes], senders: int, headers: dict[str, 
     headers = {"Content-Type": "application/json", **headers}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=senders),
                                      timeout=aiohttp.ClientTimeout(total=120)) as client:
-        async def sender() -> None:
+        async def sender(url: str) -> None:
             nonlocal failures
             while not queue.empty():
                 body = queue.get_nowait()
@@ -116,8 +124,62 @@ async def storm(url: str, bodies: list[bytes], senders: int, headers: dict[str, 
                     failures += not 200 <= answer.status < 300
 
         started = time.perf_counter()
-        await asyncio.gather(*(sender() for _ in range(senders)))
+        await asyncio.gather(*(sender(urls[i % len(urls)]) for i in range(senders)))
         return time.perf_counter() - started, failures
+
+
+@dataclass
+class Run:
+    """One storm against opsloop: its rate and what it stored."""
+
+    rate: float
+    elapsed: float
+    failures: int
+    memory: str
+    alerts: int
+    titles: list[str]
+    cards: int
+    chat: int
+    kinds: list[str]
+    edits: int
+
+
+def run_opsloop(args: argparse.Namespace, folder: Path, storm_of: list[tuple[int, range]],
+                replicas: int) -> Run:
+    """`replicas` servers of `opsloop serve` on one database (fresh), the storm split across them."""
+    mock = MockSlack().start()
+    database = (reset_postgres(args.database) if args.database
+                else f"sqlite:///{folder / f'bench-{replicas}.db'}")
+    servers = []
+    try:
+        for _ in range(replicas):
+            port = free_port()
+            servers.append((port, start_opsloop(port, folder, slack_api_url=mock.api_url, database=database,
+                                                extra_env={"SLACK_SIGNING_SECRET": "bench",
+                                                           "OPSLOOP_TOKEN_PROMETHEUS": TOKEN})))
+        elapsed, failures = asyncio.run(storm(
+            [f"http://127.0.0.1:{port}/hooks/alertmanager" for port, _ in servers],
+            [payload(g, a) for g, a in storm_of], args.senders, {"Authorization": f"Bearer {TOKEN}"}))
+        memory = memory_line(servers[0][1].pid, "after the storm")
+    finally:
+        for _, server in servers:
+            server.terminate()
+        for _, server in servers:
+            server.wait(timeout=60)
+        mock.stop()
+    engine = create_engine(database.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as db:
+        alerts = db.execute(text("SELECT count(*) FROM alerts")).scalar_one()
+        titles = [row[0] for row in db.execute(text("SELECT title FROM work_items"))]
+        cards = db.execute(text("SELECT count(*) FROM outbox WHERE key LIKE 'card:%'")).scalar_one()
+        chat = db.execute(text("SELECT count(*) FROM outbox WHERE transport = 'chat' AND "
+                               "update_key IS NULL")).scalar_one()
+        kinds = [row[0] for row in db.execute(text("SELECT key FROM outbox WHERE transport = 'chat' AND "
+                                                    "update_key IS NULL"))]
+        edits = db.execute(text("SELECT count(*) FROM outbox WHERE update_key IS NOT NULL "
+                                "AND status != 'superseded'")).scalar_one()
+    engine.dispose()
+    return Run(args.alerts / elapsed, elapsed, failures, memory, alerts, titles, cards, chat, kinds, edits)
 
 
 def main() -> None:
@@ -126,10 +188,15 @@ def main() -> None:
     parser.add_argument("-g", "--groups", type=int, default=40)
     parser.add_argument("-s", "--senders", type=int, default=8)
     parser.add_argument("--per-request", type=int, default=10)
+    parser.add_argument("--replicas", type=int, choices=(1, 2), default=1,
+                        help="2: also run two `opsloop serve` replicas on the --database (PostgreSQL), "
+                             "each taking half the senders, and print their rate against one replica's")
     parser.add_argument("--database", help="a SQLAlchemy URL of a scratch PostgreSQL database, its public "
                                            "schema dropped first (default: SQLite in a temporary folder)")
     args = parser.parse_args()
     store = "PostgreSQL" if args.database else "SQLite"
+    if args.replicas == 2 and not args.database:
+        parser.error("--replicas 2 needs --database (replicas share a PostgreSQL database)")
     storm_of = batches(args.alerts, args.groups, args.per_request)
     print(f"storm: {args.alerts} alerts in {args.groups} groups, {args.senders} senders, "
           f"{args.per_request} alerts per request; opsloop on {store}")
@@ -142,7 +209,7 @@ def main() -> None:
             am, am_port = start_alertmanager(Path(folder))
             try:
                 elapsed, failures = asyncio.run(storm(
-                    f"http://127.0.0.1:{am_port}/api/v2/alerts", [postable(g, a) for g, a in storm_of],
+                    [f"http://127.0.0.1:{am_port}/api/v2/alerts"], [postable(g, a) for g, a in storm_of],
                     args.senders, {}))
             finally:
                 am.terminate()
@@ -150,51 +217,32 @@ def main() -> None:
             peer_rate = args.alerts / elapsed
             print(f"Alertmanager ({ALERTMANAGER}) POST /api/v2/alerts: {peer_rate:,.0f} alerts/s over "
                   f"{elapsed:.2f} s ({failures} requests not answered 2xx)")
-        mock = MockSlack().start()
-        database = (reset_postgres(args.database) if args.database
-                    else f"sqlite:///{Path(folder) / 'bench.db'}")
-        port = free_port()
-        server = start_opsloop(port, Path(folder), slack_api_url=mock.api_url, database=database,
-                               extra_env={"SLACK_SIGNING_SECRET": "bench",
-                                          "OPSLOOP_TOKEN_PROMETHEUS": TOKEN})
-        try:
-            elapsed, failures = asyncio.run(storm(
-                f"http://127.0.0.1:{port}/hooks/alertmanager", [payload(g, a) for g, a in storm_of],
-                args.senders, {"Authorization": f"Bearer {TOKEN}"}))
-            memory = memory_line(server.pid, "after the storm")
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
-            mock.stop()
-        engine = create_engine(database.replace("postgresql://", "postgresql+psycopg://"))
-        with engine.connect() as db:
-            alerts = db.execute(text("SELECT count(*) FROM alerts")).scalar_one()
-            titles = [row[0] for row in db.execute(text("SELECT title FROM work_items"))]
-            cards = db.execute(text("SELECT count(*) FROM outbox WHERE key LIKE 'card:%'")).scalar_one()
-            chat = db.execute(text("SELECT count(*) FROM outbox WHERE transport = 'chat' AND "
-                                   "update_key IS NULL")).scalar_one()
-            kinds = db.execute(text("SELECT key FROM outbox WHERE transport = 'chat' AND "
-                                    "update_key IS NULL")).all()
-            edits = db.execute(text("SELECT count(*) FROM outbox WHERE update_key IS NOT NULL "
-                                    "AND status != 'superseded'")).scalar_one()
-        engine.dispose()
-    rate = args.alerts / elapsed
-    duplicates = sum(n - 1 for n in Counter(titles).values() if n > 1)
-    print(f"opsloop POST /hooks/alertmanager: {rate:,.0f} alerts/s over {elapsed:.2f} s "
-          f"({failures} requests not answered 200)")
-    print(f"stored: {alerts} alerts, {len(titles)} incidents, {duplicates} duplicate incidents "
-          f"(must be 0): {'met' if duplicates == 0 and alerts == args.alerts else 'NOT met'}")
-    posts = chat / args.groups
-    print(f"Slack: {cards} cards, {chat} new messages in all ({posts:.2f} per group; goal <= 2: "
-          f"{'met' if posts <= 2 else 'NOT met'}), {edits} card edits kept after coalescing")
-    print("  new messages by kind: " + ", ".join(
-        f"{k} {v}" for k, v in Counter(row[0].split(":")[0] for row in kinds).most_common()))
-    print(memory)
+        one = run_opsloop(args, Path(folder), storm_of, 1)
+        two = run_opsloop(args, Path(folder), storm_of, 2) if args.replicas == 2 else None
+    report(args, one, "")
     if peer_rate is not None:
-        ratio = rate / peer_rate
+        ratio = one.rate / peer_rate
         print(f"ratio opsloop / Alertmanager: {ratio:.2f}x; goal >= {GOAL[store]}x on {store}: "
               f"{'met' if ratio >= GOAL[store] else 'NOT met'}; floor {FLOOR[store]}x: "
               f"{'met' if ratio >= FLOOR[store] else 'NOT met'}")
+    if two is not None:
+        report(args, two, " (two replicas, each taking half the senders)")
+        scale = two.rate / one.rate
+        print(f"two replicas / one: {scale:.2f}x (goal >= 1.6x): {'met' if scale >= 1.6 else 'NOT met'}")
+
+
+def report(args: argparse.Namespace, run: Run, what: str) -> None:
+    duplicates = sum(n - 1 for n in Counter(run.titles).values() if n > 1)
+    print(f"opsloop POST /hooks/alertmanager{what}: {run.rate:,.0f} alerts/s over {run.elapsed:.2f} s "
+          f"({run.failures} requests not answered 200)")
+    print(f"stored: {run.alerts} alerts, {len(run.titles)} incidents, {duplicates} duplicate incidents "
+          f"(must be 0): {'met' if duplicates == 0 and run.alerts == args.alerts else 'NOT met'}")
+    posts = run.chat / args.groups
+    print(f"Slack: {run.cards} cards, {run.chat} new messages in all ({posts:.2f} per group; goal <= 2: "
+          f"{'met' if posts <= 2 else 'NOT met'}), {run.edits} card edits kept after coalescing")
+    print("  new messages by kind: " + ", ".join(
+        f"{k} {v}" for k, v in Counter(key.split(":")[0] for key in run.kinds).most_common()))
+    print(run.memory)
 
 
 if __name__ == "__main__":
