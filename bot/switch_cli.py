@@ -23,6 +23,7 @@ from opsloop.feeds.people import read_users
 from opsloop.history.service import import_history
 from opsloop.importers import grafana, pagerduty
 from opsloop.importers.fragment import LookupEmail, People, check
+from opsloop.present.imports import fragment_yaml, report_markdown
 
 OK, CHECK_FAILED = 0, 1
 CLI_ACTOR = "system:cli"
@@ -68,8 +69,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                       f"{name}: the fragment's replaces yours when pasted; rename one of them")
     args.out.mkdir(parents=True, exist_ok=True)
     policy_file, report_file = args.out / f"{args.vendor}-policy.yml", args.out / f"{args.vendor}-report.md"
-    write_file(policy_file, fragment.yaml(args.dir, datetime.now(UTC)).encode())
-    write_file(report_file, fragment.markdown(people).encode())
+    write_file(policy_file, fragment_yaml(fragment, args.dir, datetime.now(UTC)).encode())
+    write_file(report_file, report_markdown(fragment, people).encode())
     counts = (f"{len(fragment.oncall)} on-call teams, {len(fragment.escalation)} chains, "
               f"{len(fragment.integrations)} integrations, {len(fragment.routing)} routes")
     notes = sum(len(n) for n in fragment.report.values()) + len(people.unmapped)

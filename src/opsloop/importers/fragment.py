@@ -3,7 +3,8 @@
 The fragment holds `oncall`, `escalation`, `integrations` and `routing` (hints)
 and nothing else; the report lists everything that could not be mapped, and
 why, so that a person reviews both before copying the fragment into the
-policy file. Nothing is applied by the import itself.
+policy file (`opsloop.present.imports` writes both). Nothing is applied by the
+import itself.
 
 `merged` lays a fragment over a policy the way a person would paste it: teams
 and chains are added (a name the policy already has is a collision, reported),
@@ -17,11 +18,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from opsloop.policy import Policy
@@ -86,34 +85,12 @@ class Fragment:
     integrations: list[dict[str, Any]] = field(default_factory=list)
     routing: list[dict[str, Any]] = field(default_factory=list)
     report: dict[str, list[str]] = field(default_factory=dict)  # section -> lines to review
-    steps: list[str] = field(default_factory=list)  # what to do next, in order
 
     def note(self, section: str, line: str) -> None:
         self.report.setdefault(section, []).append(line)
 
     def policy(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in SECTIONS if getattr(self, name)}
-
-    def yaml(self, source: Path, now: datetime) -> str:
-        head = (f"# Policy fragment from `opsloop import {self.vendor} {source}` "
-                f"({now:%Y-%m-%d %H:%M} UTC).\n"
-                f"# Review it with {self.vendor}-report.md (what could not be mapped), then copy the\n"
-                "# sections into opsloop.yml: teams and chains are new names; put the routes before yours.\n")
-        return head + yaml.safe_dump(self.policy(), sort_keys=False, allow_unicode=True, width=110)
-
-    def markdown(self, people: People) -> str:
-        lines = [f"# What `opsloop import {self.vendor}` could not map", "",
-                 f"People: {len(people.mapped)} mapped to Slack, {len(people.unmapped)} not."]
-        if people.unmapped:
-            lines += ["", "## People not mapped to Slack",
-                      "Add them to users.csv (`email,slack_id`) and import again; until then they are left",
-                      "out of rotations and chains:"]
-            lines += [f"- {who} ({vendor_id})" for vendor_id, who in sorted(people.unmapped.items())]
-        for section, notes in self.report.items():
-            lines += ["", f"## {section}", *[f"- {n}" for n in notes]]
-        if self.steps:
-            lines += ["", "## Next", *[f"{i}. {s}" for i, s in enumerate(self.steps, 1)]]
-        return "\n".join(lines) + "\n"
 
 
 def merged(policy: dict[str, Any], fragment: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

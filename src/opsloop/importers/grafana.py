@@ -75,13 +75,6 @@ def convert(folder: Path, people: People, *, now: datetime) -> Fragment:
         if name:
             names[chain_id] = name
     _integrations(objects["integrations"], objects["routes"], names, fragment)
-    fragment.steps += [
-        "Add the people listed above to users.csv and run the import again, until none are left.",
-        "Review and copy the fragment's sections into opsloop.yml.",
-        "Download each iCal feed named above, then `opsloop oncall refresh --users users.csv`.",
-        "Set each integration's token variable and point Alertmanager or Grafana at `/hooks/alertmanager`.",
-        "Import past alert groups: `opsloop history import alert_groups.json`.",
-    ]
     return fragment
 
 

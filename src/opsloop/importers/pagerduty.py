@@ -86,14 +86,6 @@ def convert(folder: Path, people: People, *, now: datetime) -> Fragment:
     names: set[str] = set()
     for service in objects["service"].values():
         _service(service, chains, fragment, names)
-    fragment.steps += [
-        "Add the people listed above to users.csv and run the import again, until none are left.",
-        "Review and copy the fragment's sections into opsloop.yml.",
-        "Download each iCal feed named above, then `opsloop oncall refresh --users users.csv`.",
-        "Set each integration's token variable, and point the senders at opsloop "
-        "(`/hooks/events/v2`, `/hooks/alertmanager`).",
-        "Import past incidents: `opsloop history import incidents.json` (the JSON of `GET /incidents`).",
-    ]
     return fragment
 
 

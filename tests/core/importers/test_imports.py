@@ -15,6 +15,7 @@ from opsloop.importers import grafana, pagerduty
 from opsloop.importers.fragment import People, check, duration, merged, slug
 from opsloop.oncall import rotation_shift
 from opsloop.policy_loader import load_policy, load_yaml
+from opsloop.present.imports import report_markdown
 from tests.support import ROOT
 
 HERE = Path(__file__).parent
@@ -61,7 +62,7 @@ def test_a_pagerduty_export_becomes_a_fragment_the_policy_loader_accepts(tmp_pat
     rotation = policy.oncall["sre-primary"]  # type: ignore[attr-defined]
     assert rotation_shift(rotation, BERLIN, datetime(2026, 11, 23, 8, 59, tzinfo=BERLIN)).user == "U0BOB"
     assert rotation_shift(rotation, BERLIN, datetime(2026, 11, 23, 9, 0, tzinfo=BERLIN)).user == "U0ALICE"
-    report = fragment.markdown(people)
+    report = report_markdown(fragment, people)
     assert "- Carol Diaz <carol@example.com> (PUSER3)" in report
     assert ("Database follow-the-sun (PSCHED2) → `oncall.database-follow-the-sun` follows an iCal feed, because "
             "of 2 current layers: save https://acme.pagerduty.com/private/0123abcd/feed/PSCHED2 as "
@@ -88,7 +89,7 @@ def test_a_grafana_oncall_export_becomes_a_fragment_the_policy_loader_accepts(tm
                                       "token_env": "OPSLOOP_TOKEN_GRAFANA_BLUSH"}]
     assert fragment.routing == [{"match": {"service": "grafana-blush"}, "escalation": "default"}]
     accepted(fragment.policy(), tmp_path)
-    report = fragment.markdown(people)
+    report = report_markdown(fragment, people)
     assert "- carol <carol@example.com> (UCAROL9X)" in report  # alice came with her Slack id
     assert "Default: 1 person(s) not mapped to Slack; left out" in report
     assert "Default: the step `trigger_webhook` has no counterpart here; left out" in report
