@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -105,13 +105,16 @@ def _time(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
+@dataclass(eq=False)
 class OnCall:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer) -> None:
-        self.db = db
-        self.policy = policy
-        self.clock = clock
-        self.authz = authz
-        self.feeds = Feeds(db, policy, clock)
+    db: Database
+    policy: Policy
+    clock: Clock
+    authz: Authorizer
+    feeds: Feeds = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.feeds = Feeds(self.db, self.policy, self.clock)
 
     @property
     def teams(self) -> list[str]:

@@ -35,6 +35,7 @@ from opsloop.errors import InvalidInput, NotFound
 from opsloop.events import ClockBreached, ItemChanged, ItemCreated
 from opsloop.health import daily, prompts, report, signals
 from opsloop.health.calibrate import Calibration, calibrate
+from opsloop.health.config import HealthPolicy
 from opsloop.health.inputs import gather
 from opsloop.health.models import HealthPrompt, HealthScore, ScoreRow
 from opsloop.health.playbooks import Playbooks
@@ -71,16 +72,19 @@ class AccountHealth:
     prompt: HealthPrompt | None
 
 
+@dataclass(eq=False)
 class Health:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer, *,
-                 playbooks: Playbooks) -> None:
-        self.db = db
-        self.playbooks = playbooks
-        self.policy = policy
-        self.config = policy.health
-        self.clock = clock
-        self.authz = authz
-        self.zone = ZoneInfo(policy.timezone)
+    db: Database
+    policy: Policy
+    clock: Clock
+    authz: Authorizer
+    playbooks: Playbooks = field(kw_only=True)
+    config: HealthPolicy = field(init=False)
+    zone: ZoneInfo = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.config = self.policy.health
+        self.zone = ZoneInfo(self.policy.timezone)
 
     # ------------------------------------------------------------------ recomputing
 

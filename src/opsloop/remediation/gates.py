@@ -32,7 +32,6 @@ from opsloop.models import WorkItem
 from opsloop.policy import Policy
 from opsloop.remediation.models import APPROVED, PENDING, ApprovalRound, RemediationCall
 from opsloop.runbooks import states as S
-from opsloop.runbooks.engine import Engine
 from opsloop.runbooks.models import RunbookRun, RunbookStepRun
 from opsloop.runbooks.pinning import runbook_of, snapshot_of
 from opsloop.runbooks.render import Context, RenderError, render_request
@@ -109,23 +108,22 @@ class RunView:
         return binding(self.sha256, step.id, self.request(step))
 
 
+@dataclass(eq=False)
 class Gates:
-    def __init__(self, policy: Policy, clock: Clock, runbooks: Runbooks, bus: Bus) -> None:
-        self.policy = policy
-        self.clock = clock
-        self.runbooks = runbooks
-        self.bus = bus
-        self.engine: Engine = runbooks.engine
+    policy: Policy
+    clock: Clock
+    runbooks: Runbooks
+    bus: Bus
 
     def view(self, session: Session, run: RunbookRun) -> RunView:
         snapshot = snapshot_of(session, run)
         item = session.get(WorkItem, run.work_item_id)
         assert item is not None
         runbook = runbook_of(snapshot)
-        rows = self.engine.steps(session, run)
-        tenants = self.engine.tenants(session, item)
+        rows = self.runbooks.engine.steps(session, run)
+        tenants = self.runbooks.engine.tenants(session, item)
         return RunView(run, runbook, snapshot.sha256, item, tenants, {r.step_id: r for r in rows},
-                       self.engine.context(runbook, run, rows, item, tenants))
+                       self.runbooks.engine.context(runbook, run, rows, item, tenants))
 
     def current(self, session: Session, row: RunbookStepRun) -> ApprovalRound | None:
         return session.exec(select(ApprovalRound).where(ApprovalRound.step_run_id == row.id)

@@ -12,6 +12,7 @@ Every change is audited (`followup.created|reminded|closed`) and published (`Fol
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -28,7 +29,6 @@ from opsloop.events import FollowUpClosed, FollowUpCreated, FollowUpReminded
 from opsloop.messages import user
 from opsloop.models import Counter, WorkItem
 from opsloop.policy import Policy
-from opsloop.reviews.config import ReviewsPolicy
 from opsloop.reviews.models import FOLLOWUP_COUNTER, FollowUp
 from opsloop.reviews.themes import theme_of
 from opsloop.reviews.views import FollowUpView
@@ -48,20 +48,18 @@ _REF = re.compile(r"^ACT-([0-9]{1,9})$", re.IGNORECASE)
 Which = Literal["all", "mine", "overdue"]
 
 
+@dataclass(eq=False)
 class FollowUps:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer, workitems: WorkItems,
-                 bus: Bus) -> None:
-        self.db = db
-        self.policy = policy
-        self.clock = clock
-        self.authz = authz
-        self.items = workitems
-        self.bus = bus
-        self.config: ReviewsPolicy = policy.reviews
+    db: Database
+    policy: Policy
+    clock: Clock
+    authz: Authorizer
+    items: WorkItems
+    bus: Bus
 
     @property
     def calendar(self) -> WorkingTime:
-        return working_time(self.policy, self.config.calendar)
+        return working_time(self.policy, self.policy.reviews.calendar)
 
     # ------------------------------------------------------------------ making and closing
 
@@ -96,7 +94,7 @@ class FollowUps:
             found = FollowUp(ref=f"ACT-{number}", number=number, work_item_id=item.id, what=what,
                              owner=owner or actor, link=link, themes=[theme] if theme else [],
                              created_by=actor, created_at=now,
-                             due_at=due(self.calendar, now, due_in or self.config.followup_due))
+                             due_at=due(self.calendar, now, due_in or self.policy.reviews.followup_due))
             session.add(found)
             session.flush()
             self._arm(session, found, now)
@@ -108,7 +106,7 @@ class FollowUps:
         return view
 
     def _arm(self, session: Session, found: FollowUp, now: datetime) -> None:
-        soon = found.due_at - self.config.remind_before
+        soon = found.due_at - self.policy.reviews.remind_before
         if soon > now:
             session.add(Timer(kind=REMIND, due_at=soon, created_at=now, work_item_id=found.work_item_id,
                               payload={"followup": found.id, "stage": "soon"}))
@@ -196,7 +194,7 @@ class FollowUps:
         item = session.get(WorkItem, found.work_item_id)
         assert item is not None
         stage = count_reminder(session, found, timer, key="followup", calendar=self.calendar,
-                               every=self.config.remind_every, now=now)
+                               every=self.policy.reviews.remind_every, now=now)
         audit.record(session, at=now, actor=OPSLOOP, action="followup.reminded", subject=found.ref,
                      after={"stage": stage, "n": found.reminders, "owner": found.owner})
         self.bus.publish(session, FollowUpReminded(at=now, item=item, followup=found, stage=stage,

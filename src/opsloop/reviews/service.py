@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -66,31 +67,20 @@ class Changed(NamedTuple):
 Change = Callable[[Session, Review, WorkItem, Doc, datetime], Changed]
 
 
+@dataclass(eq=False)
 class Reviews:
-    def __init__(
-        self,
-        db: Database,
-        policy: Policy,
-        clock: Clock,
-        authz: Authorizer,
-        workitems: WorkItems,
-        followups: FollowUps,
-        loops: FeedbackLoops,
-        bus: Bus,
-    ) -> None:
-        self.loops = loops
-        self.db = db
-        self.policy = policy
-        self.clock = clock
-        self.authz = authz
-        self.items = workitems
-        self.followups = followups
-        self.bus = bus
-        self.config = policy.reviews
+    db: Database
+    policy: Policy
+    clock: Clock
+    authz: Authorizer
+    items: WorkItems
+    followups: FollowUps
+    loops: FeedbackLoops
+    bus: Bus
 
     @property
     def calendar(self) -> WorkingTime:
-        return working_time(self.policy, self.config.calendar)
+        return working_time(self.policy, self.policy.reviews.calendar)
 
     # ------------------------------------------------------------------ drafting
 
@@ -134,7 +124,7 @@ class Reviews:
             owner=owner,
             drafted_at=now,
             drafted_by=actor,
-            due_at=due(self.calendar, now, self.config.due),
+            due_at=due(self.calendar, now, self.policy.reviews.due),
         )
         session.add(review)
         session.flush()
@@ -142,7 +132,7 @@ class Reviews:
         session.add(
             ReviewVersion(review_id=review.id or 0, version=1, saved_at=now, saved_by=actor, content=doc)
         )
-        arm(session, review, remind_before=self.config.remind_before, now=now)
+        arm(session, review, remind_before=self.policy.reviews.remind_before, now=now)
         audit.record(session, at=now, actor=actor, action="review.drafted", subject=item.ref,
                      after={"owner": owner, "due_at": review.due_at, "version": 1})
         self.announce(session, review, item, actor, "drafted", now, by=by or "")
@@ -162,7 +152,7 @@ class Reviews:
         if (
             event.action != "resolve"
             or item.kind not in (Kind.INCIDENT, Kind.ESCALATION)
-            or item.severity not in self.config.required_for
+            or item.severity not in self.policy.reviews.required_for
             or self._of(session, item) is not None
         ):
             return
@@ -328,7 +318,7 @@ class Reviews:
         item = session.get(WorkItem, review.work_item_id)
         assert item is not None
         stage = count_reminder(session, review, timer, key="review", calendar=self.calendar,
-                               every=self.config.remind_every, now=now)
+                               every=self.policy.reviews.remind_every, now=now)
         self._remind(session, review, item, stage, now)
         audit.record(session, at=now, actor=OPSLOOP, action="review.reminded", subject=item.ref,
                      after={"stage": stage, "n": review.reminders, "owner": review.owner})

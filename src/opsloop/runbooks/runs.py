@@ -9,7 +9,7 @@ A run renders only from its pinned snapshot, never from the file as it is now.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -69,16 +69,18 @@ class Plan:
     run: RunbookRun | None  # the run routing attached, if it waits for these inputs
 
 
+@dataclass(eq=False)
 class Runbooks:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer, library: Library,
-                 bus: Bus) -> None:
-        self.db = db
-        self.policy = policy
-        self.clock = clock
-        self.authz = authz
-        self.library = library
-        self.bus = bus
-        self.engine = Engine(policy, bus)
+    db: Database
+    policy: Policy
+    clock: Clock
+    authz: Authorizer
+    library: Library
+    bus: Bus
+    engine: Engine = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.engine = Engine(self.policy, self.bus)
 
     # ------------------------------------------------------------------ attaching (an ItemCreated handler)
 

@@ -14,6 +14,7 @@ now. A task whose run completes is resolved by opsloop; one whose run stops wait
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +27,6 @@ from opsloop.db import Database
 from opsloop.events import RunFinished
 from opsloop.lifecycle import OPEN_STATES
 from opsloop.policy import Policy
-from opsloop.schedules.config import Schedule
 from opsloop.schedules.models import ScheduleState
 from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind
@@ -37,24 +37,23 @@ LATE = timedelta(minutes=1)  # a tick fired later than this was missed (nobody w
 _OPEN = {s.value for s in OPEN_STATES[Kind.TASK]}
 
 
+@dataclass(eq=False)
 class Schedules:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, workitems: WorkItems) -> None:
-        self.db = db
-        self.policy = policy
-        self.clock = clock
-        self.items = workitems
-        self.config: dict[str, Schedule] = dict(policy.schedules)
+    db: Database
+    policy: Policy
+    clock: Clock
+    items: WorkItems
 
     # ------------------------------------------------------------------ arming
 
     def arm(self) -> None:
         """At start: every schedule has its row and its pending tick (idempotent across replicas)."""
-        if not self.config:
+        if not self.policy.schedules:
             return
         now = self.clock.now()
         with self.db.transaction() as session:
             audit.lock_chain(session)
-            for name, schedule in self.config.items():
+            for name, schedule in self.policy.schedules.items():
                 row = session.get(ScheduleState, name)
                 if row is None:
                     row = ScheduleState(name=name, fingerprint=schedule.fingerprint())
@@ -80,7 +79,7 @@ class Schedules:
     def on_tick(self, session: Session, timer: Timer, now: datetime) -> str:
         """The `schedule.tick` timer: open the task (its runbook attached) and schedule the next tick."""
         name = str(timer.payload.get("schedule", ""))
-        schedule = self.config.get(name)
+        schedule = self.policy.schedules.get(name)
         row = session.get(ScheduleState, name, with_for_update=True)
         if schedule is None or row is None:
             return "skipped: no longer in the policy"
