@@ -56,15 +56,14 @@ def family(event: str) -> str:
     return REVIEW if event == REVIEW else "rollout" if event in ROLLOUT else "notice"
 
 
+@dataclass(eq=False)
 class Review:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer,
-                 notices: Notices, bus: Bus) -> None:
-        self.db = db
-        self.bus = bus
-        self.policy = policy
-        self.clock = clock
-        self.authz = authz
-        self.notices = notices
+    db: Database
+    policy: Policy
+    clock: Clock
+    authz: Authorizer
+    notices: Notices
+    bus: Bus
 
     # ------------------------------------------------------------------ drafting (caller's transaction)
 

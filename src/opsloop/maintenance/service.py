@@ -57,18 +57,20 @@ class Outcome:
     problems: list[str] = field(default_factory=list)  # those that could not
 
 
+@dataclass(eq=False)
 class Maintenance:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer, workitems: WorkItems,
-                 intake: Intake, sla: Sla, silences: Silences) -> None:
-        self.db = db
-        self.policy = policy
-        self.clock = clock
-        self.authz = authz
-        self.items = workitems
-        self.intake = intake
-        self.sla = sla
-        self.silences = silences
-        self.zone = ZoneInfo(policy.timezone)
+    db: Database
+    policy: Policy
+    clock: Clock
+    authz: Authorizer
+    items: WorkItems
+    intake: Intake
+    sla: Sla
+    silences: Silences
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.policy.timezone)  # ZoneInfo keeps one instance per key
 
     # ------------------------------------------------------------------ commands
 

@@ -8,6 +8,7 @@ thread is also a line of the item's timeline, unless a change is `quiet`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -153,19 +154,18 @@ def change_line(event: ItemChanged) -> str:
     return f"{actor} {verb} {item.ref}{about}"
 
 
+@dataclass(eq=False)
 class Cards:
     """Handlers that show work items, and the building blocks other presenters share."""
 
-    def __init__(self, clock: Clock, policy: Policy, workitems: WorkItems, sla: Sla, runbooks: Runbooks,
-                 intake: Intake, loops: FeedbackLoops, changes: Changes) -> None:
-        self.clock = clock
-        self.policy = policy
-        self.items = workitems
-        self.sla = sla
-        self.runbooks = runbooks
-        self.intake = intake
-        self.loops = loops
-        self.changes = changes
+    clock: Clock
+    policy: Policy
+    items: WorkItems
+    sla: Sla
+    runbooks: Runbooks
+    intake: Intake
+    loops: FeedbackLoops
+    changes: Changes
 
     # ------------------------------------------------------------------ handlers
 
