@@ -9,23 +9,16 @@ settings themselves, the background workers, the thread pool).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import httpx
+from typing import Protocol, Unpack
 
 from bot.core_pool import CorePool
 from bot.settings import Settings
-from opsloop.authz import Directory
-from opsloop.clock import Clock
 from opsloop.compliance.startup import fingerprint, record_start
 from opsloop.core import Core
 from opsloop.errors import ConfigError
-from opsloop.remediation.safety import Resolver
 from opsloop.runbooks.loader import Library
-from opsloop.table import assemble
+from opsloop.table import Options, assemble
 
 
 class Worker(Protocol):
@@ -46,29 +39,15 @@ class Services(Core):
     pool: CorePool = field(default_factory=CorePool)
 
 
-def bootstrap(
-    settings: Settings,
-    *,
-    clock: Clock | None = None,
-    directory: Directory | None = None,
-    migrate: bool | None = None,
-    load_accounts: bool = True,
-    load_feeds: bool = True,
-    http_client: httpx.Client | None = None,
-    resolver: Resolver | None = None,
-    environ: Mapping[str, str] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Services:
-    """Build every service from settings, with THE table (`opsloop.table`; `migrate` is as there)."""
+def bootstrap(settings: Settings, **options: Unpack[Options]) -> Services:
+    """Build every service from settings, with THE table (`opsloop.table`; `options` are as there)."""
     if not settings.config.is_file():  # e.g. run outside the folder that holds opsloop.yml
         raise ConfigError(f"no policy file at {settings.config.absolute()}: run opsloop in the folder that "
                           "holds opsloop.yml, or point at one with OPSLOOP_CONFIG=/path/to/opsloop.yml (and "
                           "OPSLOOP_RUNBOOKS_DIR, OPSLOOP_DATABASE_URL if they are not beside it)")
-    return assemble(settings.sources, clock=clock, directory=directory, migrate=migrate,
-                    load_accounts=load_accounts, load_feeds=load_feeds, http_client=http_client,
-                    resolver=resolver, environ=environ, sleep=sleep, signing_key=settings.audit_signing_key,
+    return assemble(settings.sources, signing_key=settings.audit_signing_key,
                     status_key=settings.status_key.get_secret_value() if settings.status_key else None,
-                    cls=Services, settings=settings)
+                    cls=Services, extra={"settings": settings}, **options)
 
 
 def record_started(services: Services, *, mode: str) -> None:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import httpx
 
@@ -208,30 +208,37 @@ class Sources:
         return self.playbooks_dir if self.playbooks_dir is not None else self.config.parent / "playbooks"
 
 
+class Options(TypedDict, total=False):
+    """What a caller of `assemble` (or `bot.bootstrap.bootstrap`) may set; each left out takes its default.
+
+    `migrate` (default None) upgrades an embedded SQLite database on start (so
+    the README's one command works) and leaves PostgreSQL to `opsloop db
+    upgrade`, refusing to start while it is behind; True always upgrades.
+    """
+
+    clock: Clock | None  # default: the system clock
+    directory: Directory | None
+    migrate: bool | None
+    load_accounts: bool  # default True: the policy's accounts file seeds an empty catalog
+    load_feeds: bool  # default True: on-call iCal feeds are read on start
+    http_client: httpx.Client | None  # default: a deadline client (runbook http steps)
+    resolver: Resolver | None  # default: the system's DNS
+    environ: Mapping[str, str] | None  # default: os.environ
+    sleep: Callable[[float], None]  # default: time.sleep
+
+
 def assemble(
     sources: Sources,
     *,
-    clock: Clock | None = None,
-    directory: Directory | None = None,
-    migrate: bool | None = None,
-    load_accounts: bool = True,
-    load_feeds: bool = True,
-    http_client: httpx.Client | None = None,
-    resolver: Resolver | None = None,
-    environ: Mapping[str, str] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
     signing_key: Path | None = None,
     status_key: str | None = None,
     cls: type[C] = Core,  # type: ignore[assignment]
-    **extra: Any,
+    extra: Mapping[str, Any] | None = None,
+    **options: Unpack[Options],
 ) -> C:
     """Every service of the product built from `sources`, with THE table; `cls` (a subclass of Core)
-    may carry `extra` fields (bot/bootstrap.py adds its adapters' so).
-
-    `migrate=None` upgrades an embedded SQLite database on start (so the
-    README's one command works) and leaves PostgreSQL to `opsloop db upgrade`,
-    refusing to start while it is behind.
-    """
+    may carry `extra` fields (bot/bootstrap.py adds its adapters' so)."""
+    migrate, environ = options.get("migrate"), options.get("environ")
     policy = load_policy(sources.config)
     library = Library(sources.runbooks_dir)
     playbooks = Playbooks(sources.playbooks)
@@ -243,19 +250,21 @@ def assemble(
         db.upgrade()
     elif not db.migrations_current():
         raise ConfigError("the database schema is not current: run `opsloop db upgrade`")
-    clock = clock or SystemClock()
+    clock = options.get("clock") or SystemClock()
     # runbook http steps: a total deadline per attempt; never follow redirects, whatever the client's defaults
-    client = http_client or deadline_client()
-    executor = HttpExecutor(client, policy.actions, resolver or SystemResolver(),
-                            os.environ if environ is None else environ, sleep=sleep, now=clock.now)
+    client = options.get("http_client") or deadline_client()
+    executor = HttpExecutor(client, policy.actions, options.get("resolver") or SystemResolver(),
+                            os.environ if environ is None else environ,
+                            sleep=options.get("sleep", time.sleep), now=clock.now)
     # the key that signs audit checkpoints comes from the environment, never from the database
     signer = Signer.load(signing_key) if signing_key else None
     core = build_core(policy=policy, library=library, playbooks=playbooks, db=db, clock=clock,
-                      executor=executor, handlers=handler_table, timers=timer_table, directory=directory,
-                      signer=signer, status_key=status_key, cls=cls, **extra)
-    if load_accounts and policy.accounts_path is not None:
+                      executor=executor, handlers=handler_table, timers=timer_table,
+                      directory=options.get("directory"), signer=signer, status_key=status_key, cls=cls,
+                      **(extra or {}))
+    if options.get("load_accounts", True) and policy.accounts_path is not None:
         _seed_accounts(db, clock, policy.accounts_path)
-    if load_feeds:  # on-call teams fed by iCal files: read what changed since the last load
+    if options.get("load_feeds", True):  # on-call teams fed by iCal files: read what changed since last load
         core.oncall.feeds.load_on_start(actor=OPSLOOP)
     return core
 
