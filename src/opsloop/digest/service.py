@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -80,16 +80,17 @@ def resolution_targets(policy: Policy) -> dict[str, float]:
     return targets
 
 
+@dataclass(eq=False)
 class Digests:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer,
-                 message: Callable[[Digest], Message]) -> None:
-        self.db = db
-        self.message = message  # the digest as it is posted (opsloop.present.digest.message)
-        self.policy = policy
-        self.config = policy.digest
-        self.clock = clock
-        self.authz = authz
-        self.zone = ZoneInfo(policy.timezone)
+    db: Database
+    policy: Policy
+    clock: Clock
+    authz: Authorizer
+    message: Callable[[Digest], Message]  # the digest as it is posted (opsloop.present.digest.message)
+    zone: ZoneInfo = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.zone = ZoneInfo(self.policy.timezone)
 
     # ------------------------------------------------------------------ building
 
@@ -151,14 +152,15 @@ class Digests:
 
     def run_due(self, now: datetime | None = None) -> bool:
         """Post today's scheduled digest if its time has come and no one posted it yet."""
-        if self.config is None:
+        config = self.policy.digest
+        if config is None:
             return False
         now = now or self.clock.now()
         local = now.astimezone(self.zone)
         today = local.date()
-        if today.weekday() not in self.config.days:
+        if today.weekday() not in config.days:
             return False
-        if local < datetime.combine(today, self.config.at, self.zone):
+        if local < datetime.combine(today, config.at, self.zone):
             return False
         if self._claimed(today):  # cheap, before building anything
             return False
@@ -188,9 +190,10 @@ class Digests:
             return session.get(DigestRun, day) is not None
 
     def _channel(self) -> str:
-        if self.config is None:
+        config = self.policy.digest
+        if config is None:
             raise InvalidInput("no digest is configured: add `digest: {at, days, channel}` to the policy")
-        return self.policy.channel(self.config.channel)
+        return self.policy.channel(config.channel)
 
     def _enqueue(self, session: Session, digest: Digest, png: bytes, *, key: str, actor: str,
                  scheduled: bool) -> None:
