@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
@@ -43,25 +44,21 @@ LOOK_EVERY = 1.0  # seconds between looks for other claimable rollouts while rec
 GATHER_AT_MOST = 0.05  # seconds a finished call may wait for others to be recorded with it
 
 
+def _threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="opsloop-rollout")
+
+
+@dataclass(eq=False)
 class RolloutWorker:
-    def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        rollouts: Rollouts,
-        executor: HttpExecutor,
-        *,
-        worker: str | None = None,
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.rollouts = rollouts
-        self.executor = executor
-        self.worker = worker or worker_name()
-        self._pool = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="opsloop-rollout")
-        self._known: dict[int, tuple[HttpStep, str]] = {}
-        self._said: dict[int, float] = {}
-        self._looked = float("-inf")  # when other rollouts were last looked for after recording
+    db: Database
+    clock: Clock
+    rollouts: Rollouts
+    executor: HttpExecutor
+    worker: str = field(default_factory=worker_name, kw_only=True)
+    _pool: ThreadPoolExecutor = field(default_factory=_threads, init=False)
+    _known: dict[int, tuple[HttpStep, str]] = field(default_factory=dict, init=False)  # rollout -> step, item
+    _said: dict[int, float] = field(default_factory=dict, init=False)
+    _looked: float = field(default=float("-inf"), init=False)  # when other rollouts were last looked for
 
     # ------------------------------------------------------------------ the loop
 

@@ -12,6 +12,7 @@ keeps), so replicas serialise on one rollout and never deadlock.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,18 +67,18 @@ def audit_rollout(session: Session, subject: str, rollout: Rollout, action: str,
                  after={"rollout": rollout.id, **after})
 
 
+@dataclass(eq=False)
 class Rollouts:
-    def __init__(
-        self, db: Database, policy: Policy, clock: Clock, authz: Authorizer, runbooks: Runbooks, bus: Bus
-    ) -> None:
-        self.db = db
-        self.policy = policy
-        self.clock = clock
-        self.authz = authz
-        self.runbooks = runbooks
-        self.engine = runbooks.engine
-        self.bus = bus
-        self.book = ClockBook(policy)
+    db: Database
+    policy: Policy
+    clock: Clock
+    authz: Authorizer
+    runbooks: Runbooks
+    bus: Bus
+    book: ClockBook = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.book = ClockBook(self.policy)
 
     # ------------------------------------------------------------------ handlers
 
@@ -304,14 +305,14 @@ class Rollouts:
             row.outputs, row.reason = outputs or {}, why
             row.actor, row.finished_at, row.updated_at = actor, now, now
             session.add(row)
-            self.engine.advance(
-                session, view.run, view.runbook, view.item, self.engine.tenants(session, view.item), now
-            )
+            engine = self.runbooks.engine
+            engine.advance(session, view.run, view.runbook, view.item, engine.tenants(session, view.item),
+                           now)
 
     # ------------------------------------------------------------------ reading
 
     def view(self, session: Session, rollout: Rollout) -> RunView:
-        return view_of(session, rollout, self.engine, self.clock.now())
+        return view_of(session, rollout, self.runbooks.engine, self.clock.now())
 
     def report(self, session: Session, rollout: Rollout) -> RolloutReport:
         view = self.view(session, rollout)
@@ -330,7 +331,7 @@ class Rollouts:
         with self.db.transaction() as session:
             item = self.runbooks.find_item(session, ref)
             found = []
-            for run in self.engine.runs(session, item):
+            for run in self.runbooks.engine.runs(session, item):
                 for rollout in session.exec(
                     select(Rollout).where(Rollout.run_id == run.id).order_by(col(Rollout.id))
                 ):
@@ -351,7 +352,7 @@ class Rollouts:
         """The rollout of step `step_id` on `ref`'s newest run that has one."""
         with self.db.transaction() as session:
             item = self.runbooks.find_item(session, ref)
-            for run in self.engine.runs(session, item):
+            for run in self.runbooks.engine.runs(session, item):
                 found = of_step(session, run, step_id)
                 if found is not None and found.id is not None:
                     return found.id
