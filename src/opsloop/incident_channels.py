@@ -35,12 +35,12 @@ from opsloop import audit, outbox
 from opsloop.bus import Bus
 from opsloop.clock import Clock
 from opsloop.db import Database
-from opsloop.errors import NotFound
 from opsloop.events import ChannelSettled, ItemChanged, ItemCreated
 from opsloop.models import OutboxMessage, WorkItem
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy
 from opsloop.types import OPSLOOP, Kind
+from opsloop.workitems import find
 
 PENDING = "pending:"
 CREATE_CHANNEL = "channel.create"
@@ -114,7 +114,7 @@ class DedicatedChannels:
         if not is_pending(target):
             return target
         with self.db.transaction() as session:
-            channel = self._item(session, target[len(PENDING):]).channel
+            channel = find(session, target[len(PENDING):]).channel
         return None if is_pending(channel) else channel
 
     def created(self, ref: str, channel: str) -> None:
@@ -129,7 +129,7 @@ class DedicatedChannels:
         now = self.clock.now()
         with self.db.transaction() as session:
             audit.lock_chain(session)
-            item = self._item(session, ref, lock=True)
+            item = find(session, ref, lock=True)
             if not is_pending(item.channel):
                 return  # settled by an earlier attempt
             before = item.channel
@@ -143,14 +143,6 @@ class DedicatedChannels:
     def channel_of(self, ref: str) -> str | None:
         """The item's channel if it is settled (a retried operation must not create a second one)."""
         with self.db.transaction() as session:
-            channel = self._item(session, ref).channel
+            channel = find(session, ref).channel
         return None if is_pending(channel) else channel
 
-    def _item(self, session: Session, ref: str, *, lock: bool = False) -> WorkItem:
-        query = select(WorkItem).where(WorkItem.ref == ref)
-        if lock:
-            query = query.with_for_update()
-        item = session.exec(query).first()
-        if item is None:
-            raise NotFound(f"no work item {ref}")
-        return item

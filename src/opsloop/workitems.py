@@ -343,7 +343,7 @@ class WorkItems:
 
     def view(self, session: Session, ref: str) -> ItemView:
         """The item, its tenants and its timeline."""
-        item = self.find(session, ref)
+        item = find(session, ref)
         assert item.id is not None
         timeline = list(session.exec(
             select(TimelineEvent).where(TimelineEvent.work_item_id == item.id).order_by(col(TimelineEvent.id))
@@ -357,25 +357,27 @@ class WorkItems:
 
     # ------------------------------------------------------------------ helpers
 
-    def find(self, session: Session, ref: str, *, lock: bool = False) -> WorkItem:
-        kind_of(ref)
-        query = select(WorkItem).where(WorkItem.ref == ref.upper())
-        if lock:
-            query = query.with_for_update()
-        item = session.exec(query).first()
-        if item is None:
-            raise NotFound(f"no work item {ref.upper()}")
-        return item
-
     def lock(self, session: Session, ref: str) -> WorkItem:
         """The item, row-locked for the rest of the caller's transaction."""
-        return self.find(session, ref, lock=True)
+        return find(session, ref, lock=True)
 
     def tenants(self, session: Session, item_id: int) -> list[str]:
         return list(session.exec(
             select(WorkItemTenant.tenant_id).where(WorkItemTenant.work_item_id == item_id)
             .order_by(col(WorkItemTenant.tenant_id))
         ))
+
+
+def find(session: Session, ref: str, *, lock: bool = False) -> WorkItem:
+    """The work item `ref` names (any case; `lock`: row-locked for the rest of the caller's transaction)."""
+    kind_of(ref)
+    query = select(WorkItem).where(WorkItem.ref == ref.upper())
+    if lock:
+        query = query.with_for_update()
+    item = session.exec(query).first()
+    if item is None:
+        raise NotFound(f"no work item {ref.upper()}")
+    return item
 
 
 def kind_of(ref: str) -> Kind:

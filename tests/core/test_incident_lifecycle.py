@@ -16,6 +16,7 @@ from opsloop.loops.models import FeedbackLoop
 from opsloop.models import AuditEvent, OutboxMessage, TimelineEvent, WorkItem
 from opsloop.table import Sources
 from opsloop.timers.models import Timer
+from opsloop.workitems import find
 from tests.support import ROOT, FakeClock
 
 COMMANDER, RESPONDER, CSM = "U0RESP1", "U0RESP2", "U0CSM1"
@@ -46,7 +47,7 @@ def audit_of(services: Core, ref: str, action: str) -> list[AuditEvent]:
 
 def clocks(services: Core, ref: str) -> dict[str, tuple[str, int, object]]:
     with services.db.transaction() as s:
-        item = services.workitems.find(s, ref)
+        item = find(s, ref)
         return {c.target: (c.state, c.target_seconds, c.due_at) for c in services.sla.clocks(s, item)}
 
 
@@ -206,7 +207,7 @@ def test_close_goes_through_once_every_step_is_settled(services: Core) -> None:
     run(services, 'declare "x" sev2')
     run(services, "resolve INC-1")
     with services.db.transaction() as s:
-        left = services.runbooks.open_steps(s, services.workitems.find(s, "INC-1"))
+        left = services.runbooks.open_steps(s, find(s, "INC-1"))
     assert len(left) == 7
     for step in left[:-1]:  # in order: each opens the next; the notify step posts by itself
         if step != "tell_support":

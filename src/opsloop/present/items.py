@@ -35,7 +35,7 @@ from opsloop.reviews import recurrence
 from opsloop.runbooks.runs import Runbooks
 from opsloop.sla.service import Sla
 from opsloop.types import OPSLOOP, Kind, State
-from opsloop.workitems import ItemView, WorkItems
+from opsloop.workitems import ItemView, WorkItems, find
 
 CARD_OF = "card_of"  # an outbox payload naming a card to render when it is sent
 _LABELS = {
@@ -257,7 +257,7 @@ class Cards:
         ref = message.payload.get(CARD_OF)
         if ref is None:
             return
-        item = self.items.find(session, ref)
+        item = find(session, ref)
         assert item.id is not None
         now = self.card(session, item, self.items.tenants(session, item.id))
         message.payload = {"message": now.to_json()}  # stored: the record of what was sent

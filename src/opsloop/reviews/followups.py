@@ -36,7 +36,7 @@ from opsloop.reviews.workdays import count_reminder, due
 from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind
-from opsloop.workitems import WorkItems, kind_of
+from opsloop.workitems import WorkItems, find, kind_of
 
 REMIND = "followup.remind"  # the timer kind: payload {followup: id, stage: soon | overdue}
 MAX_WHAT = 500
@@ -78,7 +78,7 @@ class FollowUps:
         if link is not None and not _LINK.fullmatch(link):
             raise InvalidInput(f"link: {link[:80]!r} is no http(s) address")
         with self.db.transaction() as session:
-            item = self.items.find(session, ref)
+            item = find(session, ref)
         self.authz.require(actor, "followup.create", subject=item.ref, owners=(item.owner,),
                            owner_is="owning the item")
         now = self.clock.now()

@@ -48,7 +48,7 @@ from opsloop.reviews.workdays import count_reminder, due
 from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind
-from opsloop.workitems import WorkItems, kind_of
+from opsloop.workitems import WorkItems, find, kind_of
 
 PEOPLE_SECTIONS = tuple(key for key, _ in SECTIONS)
 
@@ -89,7 +89,7 @@ class Reviews:
         if kind_of(ref) not in (Kind.INCIDENT, Kind.ESCALATION):
             raise InvalidInput(f"{ref.upper()}: reviews are of incidents and escalations")
         with self.db.transaction() as session:
-            item = self.items.find(session, ref)
+            item = find(session, ref)
             existing = self._of(session, item)
             if existing is not None:
                 return self._view(session, existing, item), False
@@ -215,7 +215,7 @@ class Reviews:
         """Make `change` to the review of `ref` in a transaction of its own, audited as `review.WHAT`
         and announced (`ReviewChanged`); a published review no longer changes."""
         with self.db.transaction() as session:
-            item = self.items.find(session, ref)
+            item = find(session, ref)
             review = self._of(session, item)
             if review is None:
                 raise NotFound(f"{item.ref} has no review yet: `/incident review {item.ref}` drafts it")
@@ -245,7 +245,7 @@ class Reviews:
 
     def get(self, ref: str) -> ReviewView:
         with self.db.transaction() as session:
-            item = self.items.find(session, ref)
+            item = find(session, ref)
             review = self._of(session, item)
             if review is None:
                 raise NotFound(f"{item.ref} has no review yet: `/incident review {item.ref}` drafts it")

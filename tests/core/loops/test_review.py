@@ -13,6 +13,7 @@ from opsloop.loops.models import FeedbackLoop
 from opsloop.models import AuditEvent, OutboxMessage
 from opsloop.timers.models import Timer
 from opsloop.types import Severity
+from opsloop.workitems import find
 from tests.support import FakeClock
 
 COMMANDER, RESPONDER, ADMIN = "U0RESP1", "U0RESP2", "U0ADMIN"
@@ -197,7 +198,7 @@ def test_a_public_update_is_drafted_checked_edited_and_sent(services: Core, cloc
     assert all("Exports are queued. None are lost." in body for body in bodies.values())
     assert "Globex" not in bodies["ops@acme.example"]
     with services.db.transaction() as s:
-        item = services.workitems.find(s, "INC-1")
+        item = find(s, "INC-1")
         assert [u.text for u in public_updates(s, item.id or 0)] == ["Exports are queued. None are lost."]
     after_hold(services, clock)  # the hold's start notice: these tenants were told already
     assert [d.status for d in drafts(services)] == ["sent"]
@@ -235,7 +236,7 @@ def test_skipping_the_resolution_closes_the_customer_loops(services: Core, clock
     services.workitems.act(actor=COMMANDER, ref="INC-1", action="resolve")
     assert "Skipped" in press(services, "skip", pending(services))
     with services.db.transaction() as s:
-        item = services.workitems.find(s, "INC-1")
+        item = find(s, "INC-1")
         assert [loop.audience for loop in services.loops.open_loops(s, item)] != []  # internal: not delivered
         assert "customers" not in [loop.audience for loop in services.loops.open_loops(s, item)]
         skipped = s.exec(select(AuditEvent).where(AuditEvent.action == "notice.skipped")).one()
@@ -251,9 +252,9 @@ def test_marking_an_item_public_is_for_the_comms_owner_and_notice_approvers(serv
     with pytest.raises(InvalidInput, match="already public"):
         services.commands.handle("/incident", "public INC-1 on", actor=ADMIN)
     with services.db.transaction() as s:
-        assert is_public(s, services.workitems.find(s, "INC-1").id or 0)
+        assert is_public(s, find(s, "INC-1").id or 0)
     services.commands.handle("/incident", "public INC-1 off", actor=ADMIN)
     with services.db.transaction() as s:
-        assert not is_public(s, services.workitems.find(s, "INC-1").id or 0)
+        assert not is_public(s, find(s, "INC-1").id or 0)
         actions = [e.action for e in s.exec(select(AuditEvent).where(AuditEvent.subject == "INC-1"))]
     assert actions.count("status.public") == 2

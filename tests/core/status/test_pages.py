@@ -14,6 +14,7 @@ from opsloop.core import Core
 from opsloop.models import Account
 from opsloop.present import status_pages as present
 from opsloop.types import Severity
+from opsloop.workitems import find
 from tests.support import FakeClock
 
 R = "U0RESP1"
@@ -152,7 +153,7 @@ def approve(services: Core, ref: str, text: str, *, tenant: str | None = None, s
             minutes: int = 1) -> None:
     """An update a person approved (what the review flow stores when someone presses Send)."""
     with services.db.transaction() as s:
-        item = services.workitems.find(s, ref)
+        item = find(s, ref)
         assert item.id is not None
         s.add(PublicUpdate(work_item_id=item.id, tenant_id=tenant, state=state, event="update", text=text,
                            approved_by=R, approved_at=services.clock.now() + timedelta(minutes=minutes)))
@@ -160,7 +161,7 @@ def approve(services: Core, ref: str, text: str, *, tenant: str | None = None, s
 
 def mark_public(services: Core, ref: str) -> None:
     with services.db.transaction() as s:
-        item = services.workitems.find(s, ref)
+        item = find(s, ref)
         assert item.id is not None
         s.add(PublicItem(work_item_id=item.id, set_by=R, set_at=services.clock.now()))
 
