@@ -8,7 +8,8 @@ the same transaction: the change and everything it causes land together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -158,12 +159,8 @@ class WorkItems:
             ) -> WorkItem:
         """Apply a lifecycle action (acknowledge, mitigate, resolve, close, reopen, approve, ...);
         `forced` overrides what a handler would refuse (a close with runbook steps open), for `note`."""
-        kind = kind_of(ref)
-        attempted = f"{kind.value}.{action}"
-        self.authz.require(actor, attempted, subject=ref.upper())
-        with self.db.transaction() as session:
-            audit.lock_chain(session)
-            item = self.lock(session, ref)
+        attempted = self._authorize(actor, ref, action)
+        with self._locked(ref) as (session, item):
             why = refusal(item, actor, action)  # beyond roles: e.g. nobody approves their own exception
             if why is None:
                 return self.act_in(session, item, actor=actor, action=action, note=note, forced=forced)
@@ -201,12 +198,9 @@ class WorkItems:
                         ) -> WorkItem:
         """A new severity: its handlers re-evaluate the SLA policy (time used is kept), the escalation
         chain, the audiences and the dedicated channel, in the same transaction."""
-        kind = kind_of(ref)
-        self.authz.require(actor, f"{kind.value}.severity", subject=ref.upper())
+        self._authorize(actor, ref, "severity")
         now = self.clock.now()
-        with self.db.transaction() as session:
-            audit.lock_chain(session)
-            item = self.lock(session, ref)
+        with self._locked(ref) as (session, item):
             if item.severity == severity.value:
                 raise InvalidInput(f"{item.ref} is already {severity.value}")
             if State(item.state) in FINAL:
@@ -238,14 +232,11 @@ class WorkItems:
         self, *, actor: str, ref: str, owner: str | None = None, comms_owner: str | None = None
     ) -> WorkItem:
         """Set the owner and/or the comms owner."""
-        kind = kind_of(ref)
-        self.authz.require(actor, f"{kind.value}.assign", subject=ref.upper())
+        self._authorize(actor, ref, "assign")
         if owner is None and comms_owner is None:
             raise InvalidInput("name an owner or a comms owner")
         now = self.clock.now()
-        with self.db.transaction() as session:
-            audit.lock_chain(session)
-            item = self.lock(session, ref)
+        with self._locked(ref) as (session, item):
             old = _snapshot(item)
             if owner is not None:
                 item.owner = owner
@@ -260,15 +251,12 @@ class WorkItems:
 
     def add_tenants(self, *, actor: str, ref: str, tenants: Iterable[str]) -> WorkItem:
         """Name more affected accounts; their audiences are told from now on."""
-        kind = kind_of(ref)
-        self.authz.require(actor, f"{kind.value}.tenants", subject=ref.upper())
+        self._authorize(actor, ref, "tenants")
         wanted = sorted(set(tenants))
         if not wanted:
             raise InvalidInput("name at least one tenant id")
         now = self.clock.now()
-        with self.db.transaction() as session:
-            audit.lock_chain(session)
-            item = self.lock(session, ref)
+        with self._locked(ref) as (session, item):
             assert item.id is not None
             self._check_tenants(session, wanted)
             known = set(self.tenants(session, item.id))
@@ -293,12 +281,9 @@ class WorkItems:
         an audit event and `ItemChanged` (whose handlers may refuse with a DomainError,
         undoing it all), in one transaction.
         """
-        kind = kind_of(ref)
-        self.authz.require(actor, f"{kind.value}.{permission or action}", subject=ref.upper())
+        self._authorize(actor, ref, permission or action)
         now = self.clock.now()
-        with self.db.transaction() as session:
-            audit.lock_chain(session)
-            item = self.lock(session, ref)
+        with self._locked(ref) as (session, item):
             old = _snapshot(item)
             item.updated_at = now
             session.add(item)
@@ -356,6 +341,19 @@ class WorkItems:
             return search(session, query, self.clock.now(), role_items=roles_held)
 
     # ------------------------------------------------------------------ helpers
+
+    def _authorize(self, actor: str, ref: str, permission: str) -> str:
+        """`actor` may `<kind>.<permission>` the item `ref` names (else PermissionDenied); returns which."""
+        attempted = f"{kind_of(ref).value}.{permission}"
+        self.authz.require(actor, attempted, subject=ref.upper())
+        return attempted
+
+    @contextmanager
+    def _locked(self, ref: str) -> Iterator[tuple[Session, WorkItem]]:
+        """A change's transaction: the audit chain locked first, then the item row-locked."""
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            yield session, self.lock(session, ref)
 
     def lock(self, session: Session, ref: str) -> WorkItem:
         """The item, row-locked for the rest of the caller's transaction."""
