@@ -4,9 +4,10 @@ Starts `opsloop serve` in a subprocess (SQLite in a temporary folder, or
 `--database URL`; the sample policy; a local mock of the Slack Web API),
 sends Alertmanager webhooks (each carrying `--per-request` alerts of one
 group, as Alertmanager batches a group) from `--senders` concurrent
-clients, then prints alerts accepted per second, incidents created (and any
-group that got more than one: duplicates), the Slack messages queued and
-the server's resident memory after the storm.
+clients, then prints alerts accepted (answered: stored) per second, how long
+until all were processed into incidents, incidents created (and any group
+that got more than one: duplicates), the Slack messages queued and the
+server's resident memory after the storm.
 
 When `prometheus-alertmanager` is installed (`.ci/run` installs it), the
 same storm (the same alerts, groups, batches and senders) is first sent to
@@ -47,7 +48,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from bench.serving import free_port, memory_line, reset_postgres, start_opsloop  # noqa: E402 - after the path is set
+from bench.serving import free_port, memory_line, reset_postgres, settle, start_opsloop  # noqa: E402 - after the path is set
 from tests.bot.mock_slack import MockSlack  # noqa: E402
 
 TOKEN = "bench-alertmanager-token"
@@ -142,6 +143,7 @@ class Run:
     chat: int
     kinds: list[str]
     edits: int
+    processed: float  # seconds from the storm's start until every accepted webhook was processed
 
 
 def run_opsloop(args: argparse.Namespace, folder: Path, storm_of: list[tuple[int, range]],
@@ -157,9 +159,13 @@ def run_opsloop(args: argparse.Namespace, folder: Path, storm_of: list[tuple[int
             servers.append((port, start_opsloop(port, folder, slack_api_url=mock.api_url, database=database,
                                                 extra_env={"SLACK_SIGNING_SECRET": "bench",
                                                            "OPSLOOP_TOKEN_PROMETHEUS": TOKEN})))
+        for _, server in servers:  # the start-up's own work (a due digest ...) is not the storm's
+            settle(server.pid)
+        started = time.perf_counter()
         elapsed, failures = asyncio.run(storm(
             [f"http://127.0.0.1:{port}/hooks/alertmanager" for port, _ in servers],
             [payload(g, a) for g, a in storm_of], args.senders, {"Authorization": f"Bearer {TOKEN}"}))
+        processed = processed_after(database, started)
         memory = memory_line(servers[0][1].pid, "after the storm")
     finally:
         for _, server in servers:
@@ -179,7 +185,23 @@ def run_opsloop(args: argparse.Namespace, folder: Path, storm_of: list[tuple[int
         edits = db.execute(text("SELECT count(*) FROM outbox WHERE update_key IS NOT NULL "
                                 "AND status != 'superseded'")).scalar_one()
     engine.dispose()
-    return Run(args.alerts / elapsed, elapsed, failures, memory, alerts, titles, cards, chat, kinds, edits)
+    return Run(args.alerts / elapsed, elapsed, failures, memory, alerts, titles, cards, chat, kinds, edits,
+               processed)
+
+
+def processed_after(database: str, started: float, timeout: float = 300) -> float:
+    """Seconds from the storm's start until the servers had processed every accepted webhook
+    (answers mean "stored"; the inbox worker turns them into incidents right after)."""
+    engine = create_engine(database.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        while time.perf_counter() - started < timeout:
+            with engine.connect() as db:
+                if db.execute(text("SELECT count(*) FROM intake_inbox")).scalar_one() == 0:
+                    return time.perf_counter() - started
+            time.sleep(0.02)
+        raise SystemExit(f"the accepted webhooks were not processed within {timeout:.0f} s")
+    finally:
+        engine.dispose()
 
 
 def main() -> None:
@@ -235,6 +257,8 @@ def report(args: argparse.Namespace, run: Run, what: str) -> None:
     duplicates = sum(n - 1 for n in Counter(run.titles).values() if n > 1)
     print(f"opsloop POST /hooks/alertmanager{what}: {run.rate:,.0f} alerts/s over {run.elapsed:.2f} s "
           f"({run.failures} requests not answered 200)")
+    print(f"  processed (incidents opened, every alert stored) {run.processed:.2f} s after the storm began: "
+          f"{args.alerts / run.processed:,.0f} alerts/s end to end")
     print(f"stored: {run.alerts} alerts, {len(run.titles)} incidents, {duplicates} duplicate incidents "
           f"(must be 0): {'met' if duplicates == 0 and run.alerts == args.alerts else 'NOT met'}")
     posts = run.chat / args.groups

@@ -55,6 +55,25 @@ def start_opsloop(port: int, folder: Path, *, slack_api_url: str, database: str 
     raise SystemExit("opsloop serve did not start within 30 s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pid: int, *, window: float = 0.25, idle: float = 0.1, timeout: float = 20.0) -> float:
+    """Wait until a freshly started server has done its start-up work (a due digest rendered and
+    posted, timers swept): until it uses under `idle` of a core over `window` seconds. Returns
+    the seconds waited, so a benchmark measures the work it sends, not the start-up's."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = cpu_seconds(pid)
+        time.sleep(window)
+        if cpu_seconds(pid) - before < idle * window:
+            break
+    return time.monotonic() - started
+
+
 MEMORY_GOAL_MB = 250
 
 
