@@ -11,17 +11,26 @@ Refusals change nothing: a missing or wrong token is 401, a body over 1 MiB
 is 413, malformed JSON is 400, and a payload of the wrong shape is 422
 (Alertmanager) or 400 (Events v2, as PagerDuty answers) with the list of
 fields at fault (bodies too deep, numbers too large, text with NUL or lone surrogates:
-400 naming the field, `bot.edge.parse_json`). Accepted payloads are stored by `Batcher`: requests arriving
-together are committed in one transaction (group commit), and each request
-is answered only after its batch committed, so an answer means "stored".
+400 naming the field, `bot.edge.parse_json`). Accepted payloads are stored in the intake's inbox
+(`opsloop.intake.inbox`) by `Batcher`: requests arriving together are committed in one transaction
+(group commit), and each request is answered only after its batch committed, so an answer means
+"stored" (Alertmanager: 200 `{"status": "ok", "accepted": <alerts>}`; Events v2: 202 with the
+dedup key). `InboxWorker` then turns them into incidents, in the order they were accepted, exactly
+once, letting webhooks waiting to be stored go first: a storm is not slowed by what it opens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import os
+import threading
+import time
+import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter
@@ -32,8 +41,9 @@ from starlette.routing import Route
 from bot.bootstrap import Services
 from bot.core_pool import CorePool
 from bot.edge import BadJSON, BodyIncomplete, BodyTooLarge, Tokens, bearer, parse_json, read_body, refuse
+from opsloop.intake import inbox as kinds
+from opsloop.intake.inbox import Accepted, Inbox
 from opsloop.intake.payloads import AlertmanagerWebhook, ChangeEvent, PayloadError, parse, parse_v2
-from opsloop.intake.service import Outcome, Signal
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,70 +54,157 @@ HOOK_ROUTES = ("/hooks/alertmanager", *EVENTS_V2, CHANGES)
 
 
 class Batcher:
-    """Group commit: payloads that arrive within `window` share one transaction."""
+    """Group commit: webhooks that arrive while a batch is being stored (or within `window` of the
+    first) are stored together in the next transaction, and each request is answered once its batch
+    committed."""
 
-    def __init__(self, ingest: Callable[[Sequence[Signal]], list[Outcome]], pool: CorePool, *,
-                 window: float = 0.005, max_batch: int = 500) -> None:
-        self.ingest = ingest
+    def __init__(self, store: Callable[[Sequence[Accepted]], None], pool: CorePool, *,
+                 window: float = 0.0, max_batch: int = 500,
+                 stored: Callable[[], None] = lambda: None) -> None:
+        self.store = store
         self.pool = pool
         self.window = window
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[Signal, asyncio.Future[Outcome]]] | None = None
+        self.stored = stored  # after each commit (wakes the inbox worker)
+        self._queue: asyncio.Queue[tuple[Accepted, asyncio.Future[None]]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._storing = 0
+        self._last = -math.inf  # when a webhook last came in
+        self.quiet = 0.05  # seconds without a webhook after which a storm is over
 
-    async def submit(self, signal: Signal) -> Outcome:
+    @property
+    def busy(self) -> bool:
+        """Webhooks are being stored, or were a moment ago (`quiet`): a storm is under way, and the
+        inbox worker lets it go first."""
+        return (self._storing > 0 or (self._queue is not None and not self._queue.empty())
+                or time.monotonic() - self._last < self.quiet)
+
+    async def submit(self, entry: Accepted) -> None:
+        self._last = time.monotonic()
         if self._queue is None or self._task is None or self._task.done():
             self._queue = asyncio.Queue()
             self._task = asyncio.create_task(self._run(self._queue))
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        await self._queue.put((signal, future))
-        return await future
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((entry, future))
+        await future
 
-    async def _run(self, queue: asyncio.Queue[tuple[Signal, asyncio.Future[Outcome]]]) -> None:
+    async def _run(self, queue: asyncio.Queue[tuple[Accepted, asyncio.Future[None]]]) -> None:
         while True:
             batch = [await queue.get()]
-            await asyncio.sleep(self.window)  # let the requests arriving together join
-            while not queue.empty() and len(batch) < self.max_batch:
-                batch.append(queue.get_nowait())
-            await self._store(batch)
+            self._storing += 1
+            try:
+                await asyncio.sleep(self.window)  # let the requests arriving together join
+                while not queue.empty() and len(batch) < self.max_batch:
+                    batch.append(queue.get_nowait())
+                await self._store(batch)
+            finally:
+                self._storing -= 1
+            self.stored()
 
-    async def _store(self, batch: list[tuple[Signal, asyncio.Future[Outcome]]]) -> None:
+    async def _store(self, batch: list[tuple[Accepted, asyncio.Future[None]]]) -> None:
         try:
-            outcomes = await self.pool.run(self.ingest, [signal for signal, _ in batch])
+            await self.pool.run(self.store, [entry for entry, _ in batch])
         except Exception:
-            if len(batch) == 1:
-                log.exception("storing a signal failed")
-                _settle(batch[0][1], error=True)
-                return
-            # one bad apple must not fail its neighbours: store them one by one
-            for item in batch:
-                await self._store([item])
+            log.exception("storing %d accepted webhooks failed", len(batch))
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(RuntimeError("the webhook could not be stored"))
             return
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            _settle(future, outcome)
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
 
 
-def _settle(future: asyncio.Future[Outcome], outcome: Outcome | None = None, *, error: bool = False) -> None:
-    if future.done():
-        return
-    if error:
-        future.set_exception(RuntimeError("the signal could not be stored"))
-    else:
-        assert outcome is not None
-        future.set_result(outcome)
+class InboxWorker:
+    """Processes the inbox (`opsloop.intake.inbox`) on a thread of its own: woken after each commit
+    of accepted webhooks, and every `idle` seconds (what another replica accepted, what a crash
+    left). While webhooks wait to be stored it lets them go first, for at most `patience` seconds,
+    so a storm is accepted at full speed and turned into incidents right after. Stopping processes
+    what is left, for at most `drain` seconds (the rest waits for the next start)."""
+
+    def __init__(self, inbox: Inbox, *, busy: Callable[[], bool] = lambda: False, idle: float = 1.0,
+                 patience: float = 0.5, drain: float = 30.0) -> None:
+        self.inbox = inbox
+        self.busy = busy
+        self.idle = idle
+        self.patience = patience
+        self.drain = drain
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="opsloop-inbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.drain + 5)
+            self._thread = None
+        deadline = time.monotonic() + self.drain
+        while time.monotonic() < deadline and self._process_safely():
+            pass
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.idle)
+            self._wake.clear()
+            waited_since = time.monotonic()
+            while not self._stop.is_set():
+                if self.busy() and time.monotonic() - waited_since < self.patience:
+                    time.sleep(0.002)  # webhooks are being stored: they go first
+                    continue
+                if not self._process_safely():
+                    break
+                waited_since = time.monotonic()
+
+    def _process_safely(self) -> int:
+        try:
+            return self.inbox.process()
+        except Exception:
+            log.exception("processing the intake inbox failed; trying again")
+            self._stop.wait(self.idle)
+            return 0
 
 
-def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[Route], Batcher]:
+@dataclass
+class Hooks:
+    """The webhook routes, the group commit that stores what they accept, and the worker that
+    processes it (started and stopped with the server)."""
+
+    routes: list[Route]
+    batcher: Batcher
+    worker: InboxWorker
+
+    def start(self) -> None:
+        self.worker.start()  # what a previous run accepted and did not process goes first
+
+    async def stop(self) -> None:
+        await self.batcher.close()
+        await asyncio.to_thread(self.worker.stop)
+
+
+def hook_routes(services: Services, registry: CollectorRegistry) -> Hooks:
     alertmanager_tokens = Tokens.of(services.policy, "alertmanager", os.environ)
     events_tokens = Tokens.of(services.policy, "events_v2", os.environ)
-    batcher = Batcher(services.intake.ingest, services.pool)
     received = Counter("opsloop_intake_signals", "Webhook payloads by integration kind and outcome",
                        ["kind", "outcome"], registry=registry)
     created = Counter("opsloop_intake_incidents_created", "Incidents opened by intake", registry=registry)
+    inbox = Inbox(services.db, services.intake, services.clock,
+                  processed=lambda outcomes: created.inc(sum(len(o.created) for o in outcomes)))
+    batcher = Batcher(inbox.put, services.pool)
+    worker = InboxWorker(inbox, busy=lambda: batcher.busy)
+    batcher.stored = worker.wake
 
     async def alertmanager(request: Request) -> Response:
         name = alertmanager_tokens.identify(bearer(request.headers.get("authorization")))
@@ -116,19 +213,17 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[R
             return refuse(401, {"error": "missing or wrong bearer token"}, unread=True,
                           headers={"WWW-Authenticate": "Bearer"})
         try:
-            raw = parse_json(await read_body(request))
-            hook = parse(AlertmanagerWebhook, raw)
+            body = await read_body(request)
+            hook = parse(AlertmanagerWebhook, parse_json(body))
         except (BodyTooLarge, BodyIncomplete) as error:
             return _unread(received, "alertmanager", error)
         except BadJSON as error:
             return _refused(received, "alertmanager", 400, [str(error)])
         except PayloadError as error:
             return _refused(received, "alertmanager", 422, error.errors)
-        outcome = await batcher.submit((name, hook))
+        await batcher.submit(Accepted(name, kinds.ALERTMANAGER, body.decode()))  # UTF-8: parse_json checked
         received.labels("alertmanager", "accepted").inc()
-        created.inc(len(outcome.created))
-        return JSONResponse({"status": "ok", "created": outcome.created,
-                             "updated": sorted(set(outcome.touched))})
+        return JSONResponse({"status": "ok", "accepted": len(hook.alerts)})
 
     async def v2_event(request: Request, kind: str, read: Callable[[Any], T]) -> tuple[str, T] | Response:
         """The integration a PagerDuty-style body names by its `routing_key`, and the body as `read`
@@ -152,14 +247,15 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[R
             return _refused(received, kind, 400, error.errors, pagerduty=True)
 
     async def events_v2(request: Request) -> Response:
-        found = await v2_event(request, "events_v2", parse_v2)
+        found = await v2_event(request, "events_v2", lambda raw: (raw, parse_v2(raw)))
         if isinstance(found, Response):
             return found
-        outcome = await batcher.submit(found)
+        name, (raw, event) = found
+        key = event.dedup_key or uuid.uuid4().hex  # PagerDuty's answer names the key it will use
+        await batcher.submit(Accepted(name, kinds.EVENTS_V2, json.dumps(raw), dedup_key=key))
         received.labels("events_v2", "accepted").inc()
-        created.inc(len(outcome.created))
-        return JSONResponse({"status": "success", "message": "Event processed",
-                             "dedup_key": outcome.dedup_key}, status_code=202)
+        return JSONResponse({"status": "success", "message": "Event processed", "dedup_key": key},
+                            status_code=202)
 
     async def change_event(request: Request) -> Response:
         found = await v2_event(request, "change", lambda raw: parse(ChangeEvent, raw))
@@ -172,7 +268,7 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> tuple[list[R
     routes = [Route("/hooks/alertmanager", alertmanager, methods=["POST"]),
               *(Route(path, events_v2, methods=["POST"]) for path in EVENTS_V2),
               Route(CHANGES, change_event, methods=["POST"])]
-    return routes, batcher
+    return Hooks(routes, batcher, worker)
 
 
 def _refused(counter: Counter, kind: str, status: int, errors: list[str], *,

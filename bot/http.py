@@ -68,7 +68,7 @@ def create_http_app(
                         buckets=(.005, .01, .015, .02, .025, .03, .04, .05, .06, .07, .08, .09, .1,
                                  .125, .15, .2, .25, .5, 1, 2.5, 5))
 
-    hooks, batcher = hook_routes(services, registry)
+    hooks = hook_routes(services, registry)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -97,9 +97,10 @@ def create_http_app(
             for worker in services.background:
                 worker.start()
                 started.append(worker)
+            hooks.start()
             yield
         finally:
-            await batcher.close()
+            await hooks.stop()  # what was accepted is processed, its messages queued, before workers stop
             await finish_owed(services.pool)  # before the workers stop: its messages still go out
             for worker in reversed(started):
                 worker.stop()
@@ -111,7 +112,7 @@ def create_http_app(
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/readyz", readyz, methods=["GET"]),
                 Route("/metrics", metrics, methods=["GET"]),
-                Route("/openapi.json", openapi_json, methods=["GET"]), *hooks, signals_route(services),
+                Route("/openapi.json", openapi_json, methods=["GET"]), *hooks.routes, signals_route(services),
                 heartbeat_route(services), *status_routes(services)],
         lifespan=lifespan,
         exception_handlers={404: not_found_handler},  # every wrong path: the status pages' 404 page

@@ -45,8 +45,8 @@ def _object(required: list[str], **properties: Any) -> dict[str, Any]:
 
 ANSWERS: dict[str, dict[str, Any]] = {
     # Alertmanager and the health routes refuse in opsloop's words; Events v2 routes as PagerDuty does
-    "AlertmanagerAccepted": _object(["status", "created", "updated"], status={"const": "ok"},
-                                    created=_strings(), updated=_strings()),
+    "AlertmanagerAccepted": _object(["status", "accepted"], status={"const": "ok"},
+                                    accepted={"type": "integer", "minimum": 0}),
     "EventAccepted": _object(["status", "message"], status={"const": "success"}, message={"type": "string"},
                              dedup_key={"type": ["string", "null"]}),
     "SignalsStored": _object(["stored", "tenants", "prompts"], stored={"type": "integer"},

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import select
+from prometheus_client import CollectorRegistry
+from sqlmodel import col, select
 
 from bot.bootstrap import Services
+from bot.hooks import hook_routes
 from bot.http import create_http_app
 from bot.settings import Settings
 from bot.slack.wiring import wire_slack
-from opsloop.intake.models import Alert
+from opsloop.intake.inbox import ALERTMANAGER, Accepted, Inbox
+from opsloop.intake.models import Alert, InboxEntry
 from opsloop.models import WorkItem
+from tests.bot.e2e import wait_for
 from tests.bot.live_server import LiveServer
 from tests.support import FakeClock
 
@@ -59,17 +64,28 @@ def post_v2(live: LiveServer, body: Any) -> httpx.Response:
     return live.client.post("/hooks/events/v2", json=body)
 
 
+def inbox(services: Services) -> int:
+    """Accepted webhooks not yet processed (set-aside ones included)."""
+    with services.db.transaction() as s:
+        return len(s.exec(select(InboxEntry)).all())
+
+
 def stored(services: Services) -> tuple[int, int]:
+    """(incidents, alerts) once everything accepted has been processed."""
+    wait_for(lambda: inbox(services) == 0, what="the inbox to be processed")
     with services.db.transaction() as s:
         return len(s.exec(select(WorkItem)).all()), len(s.exec(select(Alert)).all())
 
 
 def test_alertmanager_groups_and_dedups_repeat_sends(hooks: LiveServer, slack_services: Services) -> None:
     first = post_am(hooks, am_payload("HighLatency", "fp1", "fp2"))
-    assert first.status_code == 200 and first.json()["created"] == ["INC-1"]
+    assert first.status_code == 200 and first.json() == {"status": "ok", "accepted": 2}
+    assert stored(slack_services) == (1, 2)
     again = post_am(hooks, am_payload("HighLatency", "fp1", "fp2", "fp3"))  # repeat_interval, plus one
-    assert again.json() == {"status": "ok", "created": [], "updated": ["INC-1"]}
+    assert again.json() == {"status": "ok", "accepted": 3}
     assert stored(slack_services) == (1, 3)
+    with slack_services.db.transaction() as s:
+        assert [a.seen for a in s.exec(select(Alert).order_by(col(Alert.id)))] == [2, 2, 1]
     with slack_services.db.transaction() as s:
         assert s.exec(select(WorkItem)).one().severity == "sev1"  # severity=critical
 
@@ -115,6 +131,7 @@ def test_events_v2_answers_like_pagerduty(hooks: LiveServer, slack_services: Ser
     assert post_v2(hooks, {"routing_key": V2_KEY, "event_action": "resolve", "dedup_key": key}).status_code == 202
     reborn = post_v2(hooks, {**trigger, "dedup_key": key})
     assert reborn.status_code == 202
+    assert stored(slack_services) == (2, 2)  # processed in the order accepted
     with slack_services.db.transaction() as s:
         states = [i.state for i in s.exec(select(WorkItem).order_by(WorkItem.id))]
     assert states == ["resolved", "triggered"]  # resolve resolves; then the same key opens a new incident
@@ -141,3 +158,43 @@ def test_a_burst_of_concurrent_senders_is_stored_whole(hooks: LiveServer, slack_
         statuses = list(pool.map(send, range(200)))
     assert statuses == [200] * 200
     assert stored(slack_services) == (5, 200)
+
+
+def test_an_answer_waits_for_storage_not_for_processing(
+        monkeypatch: pytest.MonkeyPatch, hooks: LiveServer, slack_services: Services) -> None:
+    processing = threading.Event()
+    release = threading.Event()
+    ingest_taken = slack_services.intake.ingest_taken
+
+    def slow(take: Any) -> Any:  # the worker is held inside processing until the test lets it go
+        processing.set()
+        release.wait(timeout=60)
+        return ingest_taken(take)
+
+    monkeypatch.setattr(slack_services.intake, "ingest_taken", slow)
+    first = post_am(hooks, am_payload("Slow", "s1"))
+    assert first.status_code == 200
+    assert processing.wait(timeout=30)
+    # the worker is busy with the first webhook: the second is still answered, and stored
+    second = post_am(hooks, am_payload("Slow", "s2"))
+    assert second.json() == {"status": "ok", "accepted": 1}
+    assert inbox(slack_services) >= 1
+    release.set()
+    assert stored(slack_services) == (1, 2)
+
+
+def test_what_a_previous_run_accepted_is_processed_at_start_and_a_stop_processes_what_is_left(
+        slack_services: Services) -> None:
+    registry = CollectorRegistry()
+    first = hook_routes(slack_services, registry)
+    inbox_ = Inbox(slack_services.db, slack_services.intake, slack_services.clock)
+    inbox_.put([Accepted("prometheus", ALERTMANAGER, json.dumps(am_payload("Left", "l1")))])
+    first.worker.stop()  # never started (a stop right after a crash-restart): it processes what is left
+    assert stored(slack_services) == (1, 1)
+    inbox_.put([Accepted("prometheus", ALERTMANAGER, json.dumps(am_payload("Later", "l2")))])
+    second = hook_routes(slack_services, CollectorRegistry())
+    second.start()  # a new run: what was accepted before goes first
+    try:
+        assert stored(slack_services) == (2, 2)
+    finally:
+        second.worker.stop()

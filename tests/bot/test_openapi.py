@@ -34,12 +34,12 @@ from bot.bootstrap import Services
 from bot.settings import Settings
 from opsloop.changes.models import ChangeEvent
 from opsloop.health.models import HealthSignal
-from opsloop.intake.models import Alert
+from opsloop.intake.models import Alert, InboxEntry
 from opsloop.models import WorkItem
 from tests.bot.e2e import serve, slack_policy, write_policy
 from tests.bot.live_server import LiveServer
 from tests.bot.test_hooks import am_payload
-from tests.support import FakeClock
+from tests.support import FakeClock, wait_until
 
 TOKENS = {"OPSLOOP_TOKEN_PROMETHEUS": "am-token-0123456789", "OPSLOOP_ROUTING_KEY_MONITORS": "v2-key-0123456789",
           "OPSLOOP_TOKEN_SIGNALS": "signals-token-0123456789", "OPSLOOP_TOKEN_BEATS": "beats-token-0123456789"}
@@ -61,6 +61,13 @@ def webhooks(monkeypatch: pytest.MonkeyPatch, slack_settings: Settings, clock: F
 
 
 def stored(services: Services) -> tuple[int, ...]:
+    """What the webhooks stored, once every accepted one has been processed (the intake answers
+    when a webhook is stored in its inbox and turns it into incidents right after)."""
+    def waiting() -> int:
+        with services.db.transaction() as session:
+            return int(session.exec(select(func.count()).select_from(InboxEntry)).one())
+
+    wait_until(lambda: waiting() == 0, what="the accepted webhooks to be processed")
     with services.db.transaction() as session:
         return tuple(session.exec(select(func.count()).select_from(table)).one()
                      for table in (WorkItem, Alert, ChangeEvent, HealthSignal))

@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 from bot.cli import main
 from tests.bot.mock_slack import MockSlack
-from tests.support import ROOT
+from tests.support import ROOT, wait_until
 
 pytestmark = pytest.mark.slow
 KEY = "pd-routing-key-0123456789abcdef"
@@ -37,8 +37,16 @@ class Served:
     database: str
 
     def rows(self, query: str) -> list[tuple[object, ...]]:
+        """What `query` finds once every accepted event has been processed (the server answers when
+        an event is stored, and turns it into incidents right after)."""
         engine = create_engine(self.database)
+
+        def waiting() -> int:
+            with engine.connect() as connection:
+                return int(connection.execute(text("SELECT count(*) FROM intake_inbox")).scalar_one())
+
         try:
+            wait_until(lambda: waiting() == 0, what="the accepted events to be processed")
             with engine.connect() as connection:
                 return [tuple(row) for row in connection.execute(text(query))]
         finally:

@@ -63,3 +63,23 @@ class AlertGroup(SQLModel, table=True):
     created_at: datetime = utc_column(nullable=False)
     # the newest webhook's group labels, common labels and annotations, and Alertmanager's URL
     context: dict[str, Any] = json_column(dict)
+
+
+class InboxEntry(SQLModel, table=True):
+    """A webhook accepted and not yet turned into incidents: `opsloop.intake.inbox`.
+
+    The HTTP intake answers once its request is stored here (a group commit), so a storm is
+    accepted at the speed of an insert; the inbox worker then processes the entries in `id` order,
+    each batch in the transaction that deletes them, so every entry is processed exactly once.
+    An entry that cannot be processed even alone is kept with `failed_at` and its error."""
+
+    __tablename__ = "intake_inbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    integration: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # alertmanager | events_v2
+    body: str = Field(sa_column=Column(Text, nullable=False))  # the payload as received (valid JSON)
+    dedup_key: str | None = Field(default=None, max_length=255)  # Events v2: the key answered
+    received_at: datetime = utc_column(nullable=False)
+    failed_at: datetime | None = utc_column()
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

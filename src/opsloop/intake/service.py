@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -86,12 +86,20 @@ class Intake:
 
     def ingest(self, signals: Sequence[Signal]) -> list[Outcome]:
         """Store a batch of signals in one transaction (retried whole on a lost race)."""
-        generated = {i: uuid.uuid4().hex for i, (_, p) in enumerate(signals)
-                     if isinstance(p, V2Event) and p.dedup_key is None}
+        return self.ingest_taken(lambda _session: signals)
+
+    def ingest_taken(self, take: Callable[[Session], Sequence[Signal]]) -> list[Outcome]:
+        """Like `ingest`, for the signals `take` reads in the transaction (after the chain's head is
+        locked), e.g. the oldest entries of the inbox, which it deletes there: processed exactly once."""
+        generated: dict[int, str] = {}  # an Events v2 key made up once: the same on every retry
         for attempt in range(self.max_retries):
             try:
                 with self.db.transaction() as session:
                     audit.lock_chain(session)  # the lock order every writer keeps
+                    signals = take(session)
+                    for i, (_, payload) in enumerate(signals):
+                        if isinstance(payload, V2Event) and payload.dedup_key is None:
+                            generated.setdefault(i, uuid.uuid4().hex)
                     batch = Batch(session, self.clock.now())
                     batch.read_ahead(*_named(signals, generated))
                     outcomes = [
