@@ -19,12 +19,13 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import audit_cli, playbooks_cli, review_cli, runbooks_cli, status_cli, switch_cli
-from bot.bootstrap import bootstrap, record_started
+from bot.bootstrap import Services, bootstrap, record_started
 from bot.files import write_file
 from bot.settings import Settings
 from opsloop.accounts import import_catalog
 from opsloop.clock import ShiftedClock
 from opsloop.db import Database
+from opsloop.digest.chart import drawn_apart
 from opsloop.errors import ConfigError, OpsloopError
 from opsloop.health import outcomes, present
 from opsloop.health.calibrate import NotEnoughData
@@ -152,6 +153,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     certfile, keyfile = _tls_files(args)
     services = bootstrap(settings)
+    long_running(services)
     record_started(services, mode="serve")
     dispatcher = wire_slack(services, extra_senders=outbound_senders(settings))
     services.background.append(SchedulerWorker(services))
@@ -177,6 +179,12 @@ def _tls_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
     return str(args.ssl_certfile), str(args.ssl_keyfile)
 
 
+def long_running(services: Services) -> None:
+    """What a server does differently from a one-off command: it draws the digest's chart in a child
+    process, so matplotlib never settles in its heap (opsloop.digest.chart.drawn_apart)."""
+    services.digests.draw = drawn_apart
+
+
 def freeze_startup_heap() -> None:
     """Move everything built at start-up (modules, models, the app) out of the cyclic GC's reach.
 
@@ -197,6 +205,7 @@ def cmd_socket(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack.wiring import wire_slack
 
     services = bootstrap(settings)
+    long_running(services)
     record_started(services, mode="socket")
     wire_slack(services, extra_senders=outbound_senders(settings))
     services.background.append(SchedulerWorker(services))

@@ -87,6 +87,8 @@ class Digests:
     clock: Clock
     authz: Authorizer
     message: Callable[[Digest], Message]  # the digest as it is posted (opsloop.present.digest.message)
+    # draws the chart (a server draws it in a child process: opsloop.digest.chart.drawn_apart)
+    draw: Callable[..., bytes] = mttr_chart
     zone: ZoneInfo = field(init=False)
 
     def __post_init__(self) -> None:
@@ -133,8 +135,8 @@ class Digests:
                       targets=resolution_targets(self.policy), first_day=first)
 
     def chart(self, digest: Digest) -> bytes:
-        return mttr_chart(digest.control, digest.by_severity, targets=digest.targets, first=digest.first_day,
-                          last=digest.day)
+        return self.draw(digest.control, digest.by_severity, targets=digest.targets, first=digest.first_day,
+                         last=digest.day)
 
     # ------------------------------------------------------------------ posting
 
