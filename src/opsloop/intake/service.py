@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -63,24 +64,23 @@ _LABEL_SEVERITY = {
 _OPEN = (State.TRIGGERED.value, State.ACKNOWLEDGED.value, State.MITIGATED.value)
 
 
+@dataclass(eq=False)
 class Intake:
-    def __init__(
-        self, db: Database, policy: Policy, clock: Clock, workitems: WorkItems, bus: Bus, *,
-        flap_window: timedelta = timedelta(minutes=10), flap_threshold: int = 3,
-        debounce: timedelta = timedelta(seconds=3), max_retries: int = 5,
-        heartbeats: HeartbeatCheckIns | None = None,
-    ) -> None:
-        self.db = db
-        self.policy = policy
-        self.clock = clock
-        self.items = workitems
-        self.bus = bus
-        self.flap_window = flap_window
-        self.flap_threshold = flap_threshold
-        self.debounce = debounce
-        self.max_retries = max_retries
-        self.events_v2 = EventsV2(self, policy)
-        self.heartbeats = heartbeats
+    db: Database
+    policy: Policy
+    clock: Clock
+    items: WorkItems
+    bus: Bus
+    _: KW_ONLY
+    flap_window: timedelta = timedelta(minutes=10)  # resolved, then firing again within it: a flap
+    flap_threshold: int = 3  # flaps after which the thread stops hearing of each
+    debounce: timedelta = timedelta(seconds=3)  # at most one card edit per incident this often
+    max_retries: int = 5  # a batch that lost a race is retried whole this many times
+    heartbeats: HeartbeatCheckIns | None = None
+    events_v2: EventsV2 = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events_v2 = EventsV2(self, self.policy)
 
     # ------------------------------------------------------------------ entry points
 
