@@ -41,6 +41,7 @@ from bot.slack.replies import finish_owed
 from bot.slack.verify import ReplayKeeper, SlackVerifier, slack_endpoint
 from bot.status_routes import not_found_handler, status_routes
 from opsloop import outbox
+from opsloop.intake.inbox import inbox_depth
 from opsloop.outbox import Dispatcher
 from opsloop.replays import Replays
 
@@ -139,13 +140,18 @@ class _OutboxCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         try:
-            with self.services.db.transaction() as session:
+            with self.services.db.snapshot() as session:
                 depth = outbox.depth(session)
+                waiting, set_aside = inbox_depth(session)
         except Exception:
-            log.warning("metrics: cannot read the outbox depth", exc_info=True)
-            depth = -1
+            log.warning("metrics: cannot read the outbox's and the inbox's depth", exc_info=True)
+            depth = waiting = set_aside = -1
         yield GaugeMetricFamily("opsloop_outbox_depth", "Messages waiting to be delivered (-1: unknown)",
                                 value=depth)
+        yield GaugeMetricFamily("opsloop_intake_inbox_waiting", "Accepted webhooks waiting to be turned into "
+                                "incidents (-1: unknown)", value=waiting)
+        yield GaugeMetricFamily("opsloop_intake_inbox_set_aside", "Accepted webhooks that could not be "
+                                "processed, kept with their error (-1: unknown)", value=set_aside)
         yield GaugeMetricFamily("opsloop_core_pending", "Core calls (commands, presses, intake) "
                                 "running or queued behind the core threads", value=self.services.pool.pending)
         if self.dispatcher is None:

@@ -65,9 +65,9 @@ def post_v2(live: LiveServer, body: Any) -> httpx.Response:
 
 
 def inbox(services: Services) -> int:
-    """Accepted webhooks not yet processed (set-aside ones included)."""
+    """Accepted webhooks waiting to be processed."""
     with services.db.transaction() as s:
-        return len(s.exec(select(InboxEntry)).all())
+        return len(s.exec(select(InboxEntry).where(col(InboxEntry.failed_at).is_(None))).all())
 
 
 def stored(services: Services) -> tuple[int, int]:
@@ -198,3 +198,18 @@ def test_what_a_previous_run_accepted_is_processed_at_start_and_a_stop_processes
         assert stored(slack_services) == (2, 2)
     finally:
         second.worker.stop()
+
+
+def test_metrics_show_what_waits_in_the_inbox_and_what_was_set_aside(
+        hooks: LiveServer, slack_services: Services) -> None:
+    inbox_ = Inbox(slack_services.db, slack_services.intake, slack_services.clock)
+    inbox_.put([Accepted("prometheus", ALERTMANAGER, json.dumps({"version": "4", "alerts": "not a list"}))])
+    assert post_am(hooks, am_payload("Fine", "f1")).status_code == 200  # wakes the worker
+    wait_for(lambda: {"opsloop_intake_inbox_set_aside 1.0", "opsloop_intake_inbox_waiting 0.0"}
+             <= set(metrics(hooks).splitlines()), what="the inbox worked off, one entry set aside")
+    assert stored(slack_services) == (1, 1)  # the good webhook was processed all the same
+
+
+def metrics(live: LiveServer) -> str:
+    assert live.client is not None
+    return live.client.get("/metrics").text

@@ -118,3 +118,10 @@ def signal(entry: InboxEntry | Accepted) -> Signal:
     if event.dedup_key is None and entry.dedup_key is not None:
         event = event.model_copy(update={"dedup_key": entry.dedup_key})
     return entry.integration, event
+
+
+def inbox_depth(session: Session) -> tuple[int, int]:
+    """(entries waiting to be processed, entries set aside) in the inbox."""
+    counts = dict(session.exec(select(col(InboxEntry.failed_at).is_(None), func.count())
+                               .group_by(col(InboxEntry.failed_at).is_(None))).all())
+    return int(counts.get(True, 0)), int(counts.get(False, 0))
