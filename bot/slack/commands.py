@@ -35,6 +35,11 @@ def register(app: AsyncApp, services: Services) -> list[str]:
     async def on_command(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
         user, channel = command["user_id"], command.get("channel_id")
         answer_to = command.get("response_url")
+        helped = services.commands.help_for(command["command"], command.get("text") or "")
+        if helped is not None:  # the grammar alone answers it: never queued behind the core's work
+            await ack(text=fallback_text(Message(text=helped.text)), blocks=reply_blocks(helped),
+                      response_type="ephemeral")
+            return
         in_time = services.pool.expected_wait() <= INLINE_ANSWER  # else waiting only delays the ack
         work = services.pool.run(services.commands.handle, command["command"], command.get("text") or "",
                                  actor=user, channel=channel)

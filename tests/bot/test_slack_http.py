@@ -263,11 +263,11 @@ def test_health_readiness_and_metrics(server: LiveServer, mock_slack: MockSlack,
 def test_a_command_that_would_queue_is_acknowledged_at_once_and_answered_when_its_turn_comes(
     server: LiveServer, mock_slack: MockSlack, slack_services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    release = held_commands(slack_services, monkeypatch, when=lambda words: words == "help")
+    release = held_commands(slack_services, monkeypatch, when=lambda words: words == "list")
     monkeypatch.setattr(slack_commands, "INLINE_ANSWER", 1.0)
     try:
         for _ in range(slack_services.pool.threads):  # every core thread busy
-            assert server.post(command_body("/incident", "help", user=COMMANDER,
+            assert server.post(command_body("/incident", "list", user=COMMANDER,
                                             respond_to=mock_slack.url)).text == ""
         # the pool predicts the declare cannot be done in time, so the ack must not wait for it
         assert slack_services.pool.expected_wait() > slack_commands.INLINE_ANSWER
@@ -283,6 +283,25 @@ def test_a_command_that_would_queue_is_acknowledged_at_once_and_answered_when_it
     wait_for(lambda: len(responses(mock_slack)) == 3)
     assert "Declared INC-1: Queue backlog (sev3)" in responses(mock_slack)
     assert counts(slack_services)[0] == 1
+    wait_for(lambda: slack_services.pool.pending == 0)
+
+
+@SQLITE_ONLY
+def test_help_is_answered_in_the_acknowledgement_however_busy_the_core_is(
+    server: LiveServer, mock_slack: MockSlack, slack_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = held_commands(slack_services, monkeypatch)
+    try:
+        for _ in range(slack_services.pool.threads):  # every core thread busy, for as long as the test
+            server.post(command_body("/incident", "list", user=COMMANDER, respond_to=mock_slack.url))
+        for command, text in (("/incident", "help"), ("/escalate", "HELP"), ("/runbook", "")):
+            answer = server.post(command_body(command, text, user=STRANGER, respond_to=mock_slack.url))
+            assert answer.status_code == 200
+            assert slack_services.commands.help_for(command, text) is not None
+            assert answer.json()["text"].startswith(f"*{command}*"), answer.text  # the help, in the ack
+        assert slack_services.pool.pending == slack_services.pool.threads  # none of it queued
+    finally:
+        release.set()
     wait_for(lambda: slack_services.pool.pending == 0)
 
 
@@ -316,7 +335,7 @@ def test_a_submission_behind_busy_threads_closes_the_modal_and_its_outcome_follo
     release = held_commands(slack_services, monkeypatch)
     try:
         for _ in range(slack_services.pool.threads):  # every core thread busy for long
-            server.post(command_body("/incident", "help", user=COMMANDER, respond_to=mock_slack.url))
+            server.post(command_body("/incident", "list", user=COMMANDER, respond_to=mock_slack.url))
         time.sleep(0.3)  # long enough that the pool expects more than Slack's patience
         monkeypatch.setattr(views, "SUBMIT_WAIT", 0.25)
         for title in ("Search is slow", "  "):

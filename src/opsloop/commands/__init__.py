@@ -119,6 +119,12 @@ class Commands:
             raise UsageError(f"unknown command {command} (try: {', '.join(self.commands)})")
         return found.run(text, Context(command, actor, channel, self.people))
 
+    def help_for(self, command: str, text: str) -> Reply | None:
+        """The command's help when `text` asks for it (else None): no database, no directory, so an
+        adapter can answer it at once, however busy the core is."""
+        found = self.commands.get(command)
+        return Reply(found.help()) if found is not None and found.asks_for_help(text) else None
+
     def press(self, action: str, value: str, *, actor: str) -> Reply:
         """Run a button press (`workitem.acknowledge` with value `INC-1`) as `actor`."""
         family, _, verb = action.partition(".")

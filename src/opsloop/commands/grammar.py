@@ -134,14 +134,23 @@ class Command:
             return verb.bare(args)
         return verb.run(args)
 
+    def asks_for_help(self, text: str) -> bool:
+        """`text` asks for this command's help (nothing, where no verb runs by default, or `help`):
+        answered from the grammar alone, with nothing to read or write."""
+        try:
+            words = tokens(text)
+        except UsageError:
+            return False  # an unclosed quote ...: the command itself says what is wrong
+        if not words:
+            return self.default is None
+        return not words[0].quoted and words[0].text.lower() == "help"
+
     def parse(self, text: str, ctx: Context) -> tuple[Verb | None, Args]:
         """The verb and its values (None: help was asked for), or UsageError."""
+        if self.asks_for_help(text):
+            return None, Args({}, ctx)
         words = tokens(text)
-        if not words and self.default is None:
-            return None, Args({}, ctx)
         first = words[0] if words else None
-        if first is not None and not first.quoted and first.text.lower() == "help":
-            return None, Args({}, ctx)
         verb = self.verb(first.text) if first is not None and not first.quoted else None
         if verb is not None and verb.bare is not None and len(words) == 1:
             return verb, Args({}, ctx, bare=True)
