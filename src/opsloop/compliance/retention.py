@@ -6,7 +6,9 @@
   cut-off are deleted with their attempts. A message that others still name
   (a card that later edits update, a thread's parent, a feedback loop's
   resolution notice) keeps its row, emptied of its body and errors, so those
-  references still resolve.
+  references still resolve. Webhooks the intake set aside (`intake_inbox`
+  entries that could not be processed) before the cut-off go too: the same
+  kind of thing coming in.
 - `signals`: customer-health signals measured before the cut-off are deleted.
 - `timeline_text`: the words of timeline lines older than the cut-off become
   `[expired]`; the line itself (when, who, what kind) stays.
@@ -36,6 +38,7 @@ from opsloop.compliance.models import ComplianceRun
 from opsloop.db import Database
 from opsloop.durations import format_duration
 from opsloop.health.models import HealthSignal
+from opsloop.intake.models import InboxEntry
 from opsloop.loops.models import FeedbackLoop
 from opsloop.models import OutboxMessage, TimelineEvent
 from opsloop.outbox import CANCELLED, FAILED, SENT, SUPERSEDED
@@ -94,7 +97,8 @@ class RetentionJob:
         if self.rules.outbox is not None:
             deleted, emptied = self._outbox(now - self.rules.outbox)
             outcome["outbox"] = {"older_than": format_duration(self.rules.outbox), "deleted": deleted,
-                                 "emptied": emptied}
+                                 "emptied": emptied,
+                                 "inbox_set_aside_deleted": self._set_aside(now - self.rules.outbox)}
         if self.rules.signals is not None:
             outcome["signals"] = {"older_than": format_duration(self.rules.signals),
                                   "deleted": self._signals(now - self.rules.signals)}
@@ -143,6 +147,17 @@ class RetentionJob:
         named.update(k for k in session.exec(select(FeedbackLoop.resolution_key).where(
             col(FeedbackLoop.resolution_key).is_not(None)).distinct()) if k)
         return named
+
+    def _set_aside(self, cutoff: datetime) -> int:
+        total = 0
+        while True:
+            with self.db.transaction() as session:
+                ids = list(session.exec(select(InboxEntry.id).where(col(InboxEntry.failed_at) < cutoff)
+                                        .order_by(col(InboxEntry.id)).limit(BATCH)))
+                if not ids:
+                    return total
+                session.exec(delete(InboxEntry).where(col(InboxEntry.id).in_(ids)))  # type: ignore[call-overload]
+                total += len(ids)
 
     def _signals(self, cutoff: datetime) -> int:
         total = 0

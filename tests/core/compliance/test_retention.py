@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,8 @@ from opsloop.core import Core
 from opsloop.db import Database
 from opsloop.errors import ConfigError
 from opsloop.health.models import HealthSignal
+from opsloop.intake.inbox import ALERTMANAGER, Accepted, Inbox
+from opsloop.intake.models import InboxEntry
 from opsloop.models import AuditEvent, OutboxAttempt, OutboxMessage, TimelineEvent
 from opsloop.outbox import PENDING, Delivered, Dispatcher
 from opsloop.policy_loader import load_policy
@@ -128,3 +132,17 @@ def test_two_replicas_apply_retention_once_a_day(postgres_url: str) -> None:
     finally:
         for db in databases:
             db.dispose()
+
+
+def test_webhooks_the_intake_set_aside_go_after_the_outbox_period(services: Core, clock: FakeClock) -> None:
+    inbox = Inbox(services.db, services.intake, services.clock)
+    inbox.put([Accepted("prometheus", ALERTMANAGER, json.dumps({"version": "4", "alerts": "not a list"}))])
+    assert inbox.process() == 1  # set aside, with its error
+    clock.advance(days=89)
+    inbox.put([Accepted("prometheus", ALERTMANAGER, json.dumps({"alerts": None}))])
+    assert inbox.process() == 1
+    clock.advance(days=2)  # the first is 91 days old, the second 2
+    outcome = RetentionJob(services.db, services.policy, clock).run_due()
+    assert outcome is not None and outcome["outbox"]["inbox_set_aside_deleted"] == 1
+    [kept] = table(services, InboxEntry)
+    assert kept.failed_at is not None and clock.now() - kept.failed_at < timedelta(days=3)
