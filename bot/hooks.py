@@ -66,7 +66,7 @@ class Batcher:
         self.window = window
         self.max_batch = max_batch
         self.stored = stored  # after each commit (wakes the inbox worker)
-        self._queue: asyncio.Queue[tuple[Accepted, asyncio.Future[None]]] | None = None
+        self._queue: asyncio.Queue[tuple[Accepted, asyncio.Future[bool]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._storing = 0
         self._last = -math.inf  # when a webhook last came in
@@ -79,16 +79,18 @@ class Batcher:
         return (self._storing > 0 or (self._queue is not None and not self._queue.empty())
                 or time.monotonic() - self._last < self.quiet)
 
-    async def submit(self, entry: Accepted) -> None:
+    async def submit(self, entry: Accepted) -> bool:
+        """Store `entry` with the webhooks arriving with it; False: it could not be stored (the
+        database is away), and nothing was."""
         self._last = time.monotonic()
         if self._queue is None or self._task is None or self._task.done():
             self._queue = asyncio.Queue()
             self._task = asyncio.create_task(self._run(self._queue))
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         await self._queue.put((entry, future))
-        await future
+        return await future
 
-    async def _run(self, queue: asyncio.Queue[tuple[Accepted, asyncio.Future[None]]]) -> None:
+    async def _run(self, queue: asyncio.Queue[tuple[Accepted, asyncio.Future[bool]]]) -> None:
         while True:
             batch = [await queue.get()]
             self._storing += 1
@@ -101,18 +103,17 @@ class Batcher:
                 self._storing -= 1
             self.stored()
 
-    async def _store(self, batch: list[tuple[Accepted, asyncio.Future[None]]]) -> None:
+    async def _store(self, batch: list[tuple[Accepted, asyncio.Future[bool]]]) -> None:
         try:
             await self.pool.run(self.store, [entry for entry, _ in batch])
         except Exception:
             log.exception("storing %d accepted webhooks failed", len(batch))
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(RuntimeError("the webhook could not be stored"))
-            return
+            stored = False
+        else:
+            stored = True
         for _, future in batch:
             if not future.done():
-                future.set_result(None)
+                future.set_result(stored)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -221,7 +222,9 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> Hooks:
             return _refused(received, "alertmanager", 400, [str(error)])
         except PayloadError as error:
             return _refused(received, "alertmanager", 422, error.errors)
-        await batcher.submit(Accepted(name, kinds.ALERTMANAGER, body.decode()))  # UTF-8: parse_json checked
+        stored = await batcher.submit(Accepted(name, kinds.ALERTMANAGER, body.decode()))  # UTF-8: checked
+        if not stored:
+            return _unavailable(received, "alertmanager")
         received.labels("alertmanager", "accepted").inc()
         return JSONResponse({"status": "ok", "accepted": len(hook.alerts)})
 
@@ -252,7 +255,8 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> Hooks:
             return found
         name, (raw, event) = found
         key = event.dedup_key or uuid.uuid4().hex  # PagerDuty's answer names the key it will use
-        await batcher.submit(Accepted(name, kinds.EVENTS_V2, json.dumps(raw), dedup_key=key))
+        if not await batcher.submit(Accepted(name, kinds.EVENTS_V2, json.dumps(raw), dedup_key=key)):
+            return _unavailable(received, "events_v2", pagerduty=True)
         received.labels("events_v2", "accepted").inc()
         return JSONResponse({"status": "success", "message": "Event processed", "dedup_key": key},
                             status_code=202)
@@ -277,6 +281,16 @@ def _refused(counter: Counter, kind: str, status: int, errors: list[str], *,
     body: dict[str, Any] = {"status": "invalid event", "message": "Event object is invalid",
                             "errors": errors} if pagerduty else {"error": "invalid payload", "errors": errors}
     return refuse(status, body, unread=unread)
+
+
+def _unavailable(counter: Counter, kind: str, *, pagerduty: bool = False) -> JSONResponse:
+    """503 when the webhook could not be stored (nothing was): the sender retries, as Alertmanager and
+    PagerDuty's clients do on 5xx, after `Retry-After`."""
+    counter.labels(kind, "unavailable").inc()
+    message = "could not be stored now; nothing was: send it again"
+    body: dict[str, Any] = ({"status": "unavailable", "message": message, "errors": []} if pagerduty
+                            else {"error": message})
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
 
 def _unread(counter: Counter, kind: str, error: BodyTooLarge | BodyIncomplete, *,

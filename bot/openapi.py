@@ -67,7 +67,9 @@ def _refusals(schema: str, *statuses: int) -> dict[str, Any]:
     words = {400: "not JSON opsloop can hold, or (Events v2) an invalid event; names the field",
              401: "no or a wrong token (nothing is read or stored)", 404: "no heartbeat of that name",
              413: "the body is over 1 MiB (reading stops there)",
-             422: "a payload of the wrong shape; names the field; nothing is stored"}
+             422: "a payload of the wrong shape; names the field; nothing is stored",
+             503: "it could not be stored now (the database is away) and nothing was: send it again "
+                  "after Retry-After"}
     return {str(status): _json(_ref(schema), words[status]) for status in statuses}
 
 
@@ -112,7 +114,7 @@ def document() -> dict[str, Any]:
     _, defs = models_json_schema([(model, "validation") for model in MODELS], ref_template=REF)
     schemas = {**defs.get("$defs", {}), **ANSWERS}
     events = _post("An Events API v2 event (PagerDuty-compatible); the body's routing_key names the "
-                   "integration", _ref("V2Event"), (202, "EventAccepted"), "EventRefusal", 400, 401, 413,
+                   "integration", _ref("V2Event"), (202, "EventAccepted"), "EventRefusal", 400, 401, 413, 503,
                    secured=False)
     signals = {"oneOf": [_ref("SignalIn"), {"type": "array", "items": _ref("SignalIn"), "minItems": 1}]}
     return {
@@ -123,7 +125,7 @@ def document() -> dict[str, Any]:
         "paths": {
             "/hooks/alertmanager": _post(
                 "Prometheus Alertmanager's webhook (payload version 4)", _ref("AlertmanagerWebhook"),
-                (200, "AlertmanagerAccepted"), "Refusal", 400, 401, 413, 422),
+                (200, "AlertmanagerAccepted"), "Refusal", 400, 401, 413, 422, 503),
             "/hooks/events/v2": events,
             "/hooks/events/v2/enqueue": events,
             "/hooks/events/v2/change/enqueue": _post(

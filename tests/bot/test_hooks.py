@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
 from bot.bootstrap import Services
@@ -17,6 +18,7 @@ from bot.hooks import hook_routes
 from bot.http import create_http_app
 from bot.settings import Settings
 from bot.slack.wiring import wire_slack
+from opsloop.intake import inbox as inbox_module
 from opsloop.intake.inbox import ALERTMANAGER, Accepted, Inbox
 from opsloop.intake.models import Alert, InboxEntry
 from opsloop.models import WorkItem
@@ -213,3 +215,21 @@ def test_metrics_show_what_waits_in_the_inbox_and_what_was_set_aside(
 def metrics(live: LiveServer) -> str:
     assert live.client is not None
     return live.client.get("/metrics").text
+
+
+def test_a_webhook_that_cannot_be_stored_gets_503_and_nothing_is_half_stored(
+        monkeypatch: pytest.MonkeyPatch, hooks: LiveServer, slack_services: Services) -> None:
+    def database_away(*_args: Any) -> None:
+        raise OperationalError("INSERT INTO intake_inbox", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(inbox_module, "insert", database_away)  # the inbox's INSERT fails, as with no database
+    refused = post_am(hooks, am_payload("Lost", "l1"))
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+    assert "send it again" in refused.json()["error"]
+    event = post_v2(hooks, {"routing_key": V2_KEY, "event_action": "trigger",
+                            "payload": {"summary": "Disk full", "source": "db-1", "severity": "critical"}})
+    assert event.status_code == 503 and event.json()["status"] == "unavailable"
+    monkeypatch.undo()
+    assert stored(slack_services) == (0, 0) and inbox(slack_services) == 0
+    assert post_am(hooks, am_payload("Lost", "l1")).status_code == 200  # the sender's retry lands
+    assert stored(slack_services) == (1, 1)
