@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -39,7 +40,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.bootstrap import Services
-from bot.core_pool import CorePool
 from bot.edge import BadJSON, BodyIncomplete, BodyTooLarge, Tokens, bearer, parse_json, read_body, refuse
 from opsloop.intake import inbox as kinds
 from opsloop.intake.inbox import Accepted, Inbox
@@ -58,11 +58,12 @@ class Batcher:
     first) are stored together in the next transaction, and each request is answered once its batch
     committed."""
 
-    def __init__(self, store: Callable[[Sequence[Accepted]], None], pool: CorePool, *,
+    def __init__(self, store: Callable[[Sequence[Accepted]], None], *,
                  window: float = 0.0, max_batch: int = 500,
                  stored: Callable[[], None] = lambda: None) -> None:
         self.store = store
-        self.pool = pool
+        # a thread of its own: a backlog of commands on the core's threads never delays a webhook
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsloop-intake")
         self.window = window
         self.max_batch = max_batch
         self.stored = stored  # after each commit (wakes the inbox worker)
@@ -105,7 +106,8 @@ class Batcher:
 
     async def _store(self, batch: list[tuple[Accepted, asyncio.Future[bool]]]) -> None:
         try:
-            await self.pool.run(self.store, [entry for entry, _ in batch])
+            await asyncio.get_running_loop().run_in_executor(self._thread, self.store,
+                                                             [entry for entry, _ in batch])
         except Exception:
             log.exception("storing %d accepted webhooks failed", len(batch))
             stored = False
@@ -118,6 +120,7 @@ class Batcher:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        await asyncio.to_thread(self._thread.shutdown, wait=True)  # a batch being stored is finished
 
 
 class InboxWorker:
@@ -203,7 +206,7 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> Hooks:
     created = Counter("opsloop_intake_incidents_created", "Incidents opened by intake", registry=registry)
     inbox = Inbox(services.db, services.intake, services.clock,
                   processed=lambda outcomes: created.inc(sum(len(o.created) for o in outcomes)))
-    batcher = Batcher(inbox.put, services.pool)
+    batcher = Batcher(inbox.put)
     worker = InboxWorker(inbox, busy=lambda: batcher.busy)
     batcher.stored = worker.wake
 

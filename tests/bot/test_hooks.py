@@ -233,3 +233,16 @@ def test_a_webhook_that_cannot_be_stored_gets_503_and_nothing_is_half_stored(
     assert stored(slack_services) == (0, 0) and inbox(slack_services) == 0
     assert post_am(hooks, am_payload("Lost", "l1")).status_code == 200  # the sender's retry lands
     assert stored(slack_services) == (1, 1)
+
+
+def test_webhooks_are_stored_while_every_core_thread_is_busy(hooks: LiveServer, slack_services: Services) -> None:
+    release = threading.Event()
+    # every core thread taken, as a burst of declares takes them (straight on its executor: no event loop here)
+    busy = [slack_services.pool._executor.submit(release.wait, 30) for _ in range(slack_services.pool.threads)]
+    try:
+        answer = post_am(hooks, am_payload("WhileBusy", "w1"))
+        assert answer.status_code == 200 and answer.json()["accepted"] == 1
+        assert all(not b.done() for b in busy)  # the core is still busy: the webhook did not wait for it
+    finally:
+        release.set()
+    assert stored(slack_services) == (1, 1)
