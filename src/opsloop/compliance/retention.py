@@ -149,25 +149,21 @@ class RetentionJob:
         return named
 
     def _set_aside(self, cutoff: datetime) -> int:
-        total = 0
-        while True:
-            with self.db.transaction() as session:
-                ids = list(session.exec(select(InboxEntry.id).where(col(InboxEntry.failed_at) < cutoff)
-                                        .order_by(col(InboxEntry.id)).limit(BATCH)))
-                if not ids:
-                    return total
-                session.exec(delete(InboxEntry).where(col(InboxEntry.id).in_(ids)))  # type: ignore[call-overload]
-                total += len(ids)
+        return self._delete_before(InboxEntry, InboxEntry.failed_at, cutoff)
 
     def _signals(self, cutoff: datetime) -> int:
+        return self._delete_before(HealthSignal, HealthSignal.at, cutoff)
+
+    def _delete_before(self, model: type[InboxEntry | HealthSignal], when: Any, cutoff: datetime) -> int:
+        """Delete the rows of `model` whose `when` is before `cutoff`, a batch per transaction."""
         total = 0
         while True:
             with self.db.transaction() as session:
-                ids = list(session.exec(select(HealthSignal.id).where(col(HealthSignal.at) < cutoff)
-                                        .order_by(col(HealthSignal.id)).limit(BATCH)))
+                ids = list(session.exec(select(model.id).where(col(when) < cutoff)
+                                        .order_by(col(model.id)).limit(BATCH)))
                 if not ids:
                     return total
-                session.exec(delete(HealthSignal).where(col(HealthSignal.id).in_(ids)))  # type: ignore[call-overload]
+                session.exec(delete(model).where(col(model.id).in_(ids)))  # type: ignore[call-overload]
                 total += len(ids)
 
     def _timeline(self, cutoff: datetime) -> int:
