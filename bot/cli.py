@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import audit_cli, playbooks_cli, review_cli, runbooks_cli, status_cli, switch_cli
+from bot import audit_cli, intake_cli, playbooks_cli, review_cli, runbooks_cli, status_cli, switch_cli
 from bot.bootstrap import Services, bootstrap, record_started
 from bot.files import write_file
 from bot.settings import Settings
@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     playbooks_cli.register(sub, _Parser)
     switch_cli.register(sub, _Parser)
     status_cli.register(sub, _Parser)
+    intake_cli.register(sub, _Parser)
     return parser
 
 

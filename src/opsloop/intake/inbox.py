@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col, select
 
+from opsloop import audit
 from opsloop.clock import Clock
 from opsloop.db import Database
 from opsloop.intake.batch import Outcome
@@ -91,6 +92,31 @@ class Inbox:
         """How many accepted webhooks wait to be processed."""
         return int(session.exec(select(func.count()).select_from(InboxEntry)
                                 .where(col(InboxEntry.failed_at).is_(None))).one())
+
+    def set_aside(self) -> list[InboxEntry]:
+        """The entries that could not be processed, oldest first, each with its error."""
+        with self.db.snapshot() as session:
+            return list(session.exec(select(InboxEntry).where(col(InboxEntry.failed_at).is_not(None))
+                                     .order_by(col(InboxEntry.id))))
+
+    def retry(self, ids: Sequence[int] | None, *, actor: str) -> list[int]:
+        """Put set-aside entries (`ids`, or all of them) back in line, oldest first, as the worker takes
+        every entry (audited: `intake.retried`); returns the ids put back. Unknown ids, and ids of
+        entries not set aside, change nothing (the caller says which)."""
+        with self.db.transaction() as session:
+            audit.lock_chain(session)
+            query = select(InboxEntry).where(col(InboxEntry.failed_at).is_not(None))
+            if ids is not None:
+                query = query.where(col(InboxEntry.id).in_(list(ids)))
+            rows = list(session.exec(query.order_by(col(InboxEntry.id))))
+            for row in rows:
+                row.failed_at, row.error = None, None
+                session.add(row)
+            back = [row.id for row in rows if row.id is not None]
+            if back:
+                audit.record(session, at=self.clock.now(), actor=actor, action="intake.retried",
+                             subject="intake:inbox", after={"entries": back})
+        return back
 
     def _take(self, session: Session, limit: int) -> list[Signal]:
         rows = list(session.exec(select(InboxEntry).where(col(InboxEntry.failed_at).is_(None))
