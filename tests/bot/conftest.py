@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from bot.bootstrap import Services, bootstrap
+from bot.cli import main
 from bot.http import create_http_app
 from bot.settings import Settings
 from bot.slack.wiring import wire_slack
@@ -17,6 +18,26 @@ from tests.bot.mock_slack import MockSlack
 from tests.support import ROOT, FakeClock
 
 SIGNING_SECRET = "test-signing-secret"
+Run = Callable[..., tuple[int, str, str]]  # `opsloop ARGS...` -> (exit code, stdout, stderr)
+
+
+@pytest.fixture
+def run_cli(db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
+    """`opsloop ARGS...` in this process, on the test's database and the sample policy, with no signing
+    or status key set; no traceback ever reaches its output."""
+    monkeypatch.setenv("OPSLOOP_DATABASE_URL", db_url)
+    monkeypatch.setenv("OPSLOOP_CONFIG", str(ROOT / "opsloop.yml"))
+    monkeypatch.setenv("OPSLOOP_RUNBOOKS_DIR", str(ROOT / "runbooks"))
+    for name in ("OPSLOOP_AUDIT_SIGNING_KEY", "OPSLOOP_STATUS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        return code, out, err
+
+    return run
 
 
 @pytest.fixture

@@ -20,27 +20,15 @@ from sqlalchemy import text
 
 from bot.cli import main
 from opsloop.db import Database
+from tests.bot.conftest import Run
 from tests.core.compliance.chain import append, corrupt, cut_tail, restore_schema, rewrite_from
 from tests.support import ROOT, FakeClock
 
-Run = Callable[..., tuple[int, str, str]]
-
 
 @pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Run]:
-    monkeypatch.setenv("OPSLOOP_DATABASE_URL", db_url)
-    monkeypatch.setenv("OPSLOOP_CONFIG", str(ROOT / "opsloop.yml"))
-    monkeypatch.setenv("OPSLOOP_RUNBOOKS_DIR", str(ROOT / "runbooks"))
-    monkeypatch.delenv("OPSLOOP_AUDIT_SIGNING_KEY", raising=False)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
-
-    yield run
-    restore_schema(db_url)
+def cli(run_cli: Run, db_url: str) -> Iterator[Run]:
+    yield run_cli
+    restore_schema(db_url)  # some tests rewrite the chain's tables
 
 
 @pytest.fixture

@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from sqlmodel import col, select
 
 from bot.bootstrap import Services
-from bot.cli import main
 from opsloop.intake.inbox import ALERTMANAGER, Accepted, Inbox
 from opsloop.models import AuditEvent, WorkItem
-from tests.support import ROOT
-
-Run = Callable[..., tuple[int, str, str]]
+from tests.bot.conftest import Run
 
 
 @pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Run]:
-    monkeypatch.setenv("OPSLOOP_DATABASE_URL", db_url)
-    monkeypatch.setenv("OPSLOOP_CONFIG", str(ROOT / "opsloop.yml"))
-    monkeypatch.setenv("OPSLOOP_RUNBOOKS_DIR", str(ROOT / "runbooks"))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
-
-    yield run
+def cli(run_cli: Run) -> Run:
+    return run_cli
 
 
 def webhook(group: str) -> Accepted:

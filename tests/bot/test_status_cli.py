@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
+from tests.bot.conftest import Run
 from tests.support import ROOT
-
-Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
-    monkeypatch.setenv("OPSLOOP_DATABASE_URL", db_url)
-    monkeypatch.setenv("OPSLOOP_CONFIG", str(ROOT / "opsloop.yml"))
-    monkeypatch.setenv("OPSLOOP_RUNBOOKS_DIR", str(ROOT / "runbooks"))
-    monkeypatch.delenv("OPSLOOP_STATUS_KEY", raising=False)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
-
-    return run
+def cli(run_cli: Run) -> Run:
+    return run_cli
 
 
 def test_link_prints_the_full_url_again_and_again_until_revoked(cli: Run) -> None:
