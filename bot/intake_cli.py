@@ -33,7 +33,8 @@ def register(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     intake_sub = intake.add_subparsers(dest="intake_command", required=True, parser_class=parser_class)
     intake_sub.add_parser("inbox", help="what waits to be processed, and what was set aside with its error") \
         .set_defaults(run=cmd_inbox)
-    retry = intake_sub.add_parser("retry", help="put set-aside webhooks back in line (audited)")
+    retry = intake_sub.add_parser("retry", help="put set-aside webhooks back in line (audited); they are "
+                                  "processed before newer waiting ones, with the alerts they carried then")
     retry.add_argument("ids", metavar="ID", type=int, nargs="*", help="an entry's number (see inbox)")
     retry.add_argument("--all", action="store_true", help="every set-aside entry")
     retry.set_defaults(run=cmd_retry)
