@@ -7,6 +7,7 @@ import json
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,8 +110,9 @@ def fleet_dir(tmp_path: Path) -> tuple[Path, Path]:
     return directory, config
 
 
-@pytest.fixture
-def fleet(db_url: str, fleet_dir: tuple[Path, Path], clock: FakeClock, target: Target) -> Iterator[Core]:
+@contextmanager
+def fleet_core(db_url: str, fleet_dir: tuple[Path, Path], clock: FakeClock, target: Target) -> Iterator[Core]:
+    """The core on the fleet's policy and runbooks, its tenants' API answered by `target`."""
     sources = Sources(database_url=db_url, config=fleet_dir[1], runbooks_dir=fleet_dir[0])
     with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
         router.post(url__regex=rf"https://{API}/tenants/[a-z0-9-]+/(patch|unpatch)").mock(side_effect=target)
@@ -118,6 +120,20 @@ def fleet(db_url: str, fleet_dir: tuple[Path, Path], clock: FakeClock, target: T
                          environ={"OPS_API_TOKEN": SECRET}, sleep=lambda _: None)
         yield built
         built.db.dispose()
+
+
+@pytest.fixture
+def fleet(db_url: str, fleet_dir: tuple[Path, Path], clock: FakeClock, target: Target) -> Iterator[Core]:
+    with fleet_core(db_url, fleet_dir, clock, target) as built:
+        yield built
+
+
+def require_approval(fleet_dir: tuple[Path, Path], wave: str) -> None:
+    """The fleet runbook's wave `wave` (as written, e.g. `{percent: 10}`) needs one approver's approval
+    (version 1.1.0)."""
+    path = fleet_dir[0] / "fleet-patch.yaml"
+    text = path.read_text().replace(wave, wave[:-1] + ", approval: {approvers: role:approver, min_approvals: 1}}")
+    path.write_text(text.replace("version: 1.0.0", "version: 1.1.0"))
 
 
 def start(services: Core, runbook: str = "fleet-patch", actor: str = STARTER, **inputs: str) -> str:

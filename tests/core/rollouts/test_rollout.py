@@ -24,6 +24,7 @@ from tests.core.rollouts.conftest import (
     APPROVER2,
     STARTER,
     Target,
+    require_approval,
     rollout,
     start,
     states,
@@ -123,10 +124,7 @@ def test_abort_and_rollback_need_the_right_role(fleet: Core, target: Target) -> 
 
 def test_a_wave_waits_for_approval_bound_to_its_requests(fleet: Core, target: Target,
                                                           fleet_dir: tuple, clock: FakeClock) -> None:
-    runbooks, _ = fleet_dir
-    text = (runbooks / "fleet-patch.yaml").read_text().replace(
-        "{percent: 10}", "{percent: 10, approval: {approvers: role:approver, min_approvals: 1}}")
-    (runbooks / "fleet-patch.yaml").write_text(text.replace("version: 1.0.0", "version: 1.1.0"))
+    require_approval(fleet_dir, "{percent: 10}")
     start(fleet, actor=APPROVER1)
     fleet.rollout_worker.work()
     assert target.called() == ["t01"]  # the canary, then the second wave waits

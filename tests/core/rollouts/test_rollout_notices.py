@@ -7,18 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import respx
 from sqlmodel import col, select
 
 from opsloop.comms.models import NoticeDraft
 from opsloop.core import Core
 from opsloop.errors import DomainError, PermissionDenied
 from opsloop.models import OutboxMessage
-from opsloop.table import Sources, assemble
-from tests.core.remediation.conftest import API, SECRET, FakeResolver
-from tests.core.rollouts.conftest import FLEET, Target, start
+from tests.core.rollouts.conftest import FLEET, Target, fleet_core, start
 from tests.support import FakeClock
 
 COMMANDER, RESPONDER = "U0RESP1", "U0RESP2"
@@ -30,15 +26,9 @@ PACED = FLEET.replace("select: {exclude: [acme, globex, initech]}", "select: {id
 
 @pytest.fixture
 def paced(db_url: str, fleet_dir: tuple[Path, Path], clock: FakeClock, target: Target) -> Iterator[Core]:
-    runbooks, config = fleet_dir
-    (runbooks / "fleet-patch.yaml").write_text(PACED)
-    sources = Sources(database_url=db_url, config=config, runbooks_dir=runbooks)
-    with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
-        router.post(url__regex=rf"https://{API}/tenants/[a-z0-9-]+/(patch|unpatch)").mock(side_effect=target)
-        built = assemble(sources, clock=clock, http_client=httpx.Client(), resolver=FakeResolver(),
-                         environ={"OPS_API_TOKEN": SECRET}, sleep=lambda _: None)
+    (fleet_dir[0] / "fleet-patch.yaml").write_text(PACED)
+    with fleet_core(db_url, fleet_dir, clock, target) as built:
         yield built
-        built.db.dispose()
 
 
 def mails(services: Core) -> dict[str, list[str]]:

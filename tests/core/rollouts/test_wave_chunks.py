@@ -14,7 +14,16 @@ from opsloop.core import Core
 from opsloop.models import AuditEvent
 from opsloop.rollouts import models as M
 from opsloop.rollouts import requests as rollout_requests
-from tests.core.rollouts.conftest import APPROVER1, APPROVER2, Target, rollout, start, states, tenant_ids
+from tests.core.rollouts.conftest import (
+    APPROVER1,
+    APPROVER2,
+    Target,
+    require_approval,
+    rollout,
+    start,
+    states,
+    tenant_ids,
+)
 
 WAVES = [tenant_ids()[:1], tenant_ids()[1:6], tenant_ids()[6:26], tenant_ids()[26:]]  # 1, 10%, 40%, rest
 
@@ -39,10 +48,7 @@ def test_waves_rendered_in_chunks_call_every_tenant_once_in_order(fleet: Core, t
 
 def test_an_approval_is_bound_to_every_chunk_of_its_wave(fleet: Core, target: Target,
                                                           fleet_dir: tuple[Path, Path]) -> None:
-    runbooks, _ = fleet_dir
-    text = (runbooks / "fleet-patch.yaml").read_text().replace(
-        "{percent: 40}", "{percent: 40, approval: {approvers: role:approver, min_approvals: 1}}")
-    (runbooks / "fleet-patch.yaml").write_text(text.replace("version: 1.0.0", "version: 1.1.0"))
+    require_approval(fleet_dir, "{percent: 40}")
     start(fleet, actor=APPROVER1)
     fleet.rollout_worker.work()
     assert sorted(target.called()) == sorted(WAVES[0] + WAVES[1])
