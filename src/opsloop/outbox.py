@@ -251,6 +251,12 @@ class Dispatcher:
     def _claim(self, limit: int, transports: Collection[str] | None = None) -> list[int]:
         now = self.clock.now()
         served = [t for t in self.senders if transports is None or t in transports]
+        with self.db.snapshot() as session:  # most claims find nothing: they take no write lock to find out
+            due = session.exec(select(OutboxMessage.id).where(
+                OutboxMessage.status == PENDING, col(OutboxMessage.transport).in_(served),
+                col(OutboxMessage.next_attempt_at) <= now).limit(1))
+            if due.first() is None:
+                return []
         with self.db.transaction() as session:
             head = (
                 select(func.min(OutboxMessage.id))

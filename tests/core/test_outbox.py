@@ -6,6 +6,7 @@ import threading
 from datetime import timedelta
 from itertools import pairwise
 
+from sqlalchemy import event
 from sqlmodel import col, select
 
 from opsloop import outbox
@@ -125,7 +126,7 @@ def test_the_same_key_is_queued_once(db: Database, clock: FakeClock) -> None:
                                payload={"message": Message("hi").to_json()}, key="notice:INC-1:U1")
         again = outbox.enqueue(session, transport="chat", target="U1", now=clock.now(),
                                payload={"message": Message("hi").to_json()}, key="notice:INC-1:U1")
-    assert first is not None and again is None
+    assert first and not again
     with db.transaction() as session:
         assert outbox.depth(session) == 1
 
@@ -188,3 +189,25 @@ def test_two_workers_never_deliver_one_message_twice(db_url: str, clock: FakeClo
     assert sorted(texts) == sorted([f"a{i}" for i in range(20)] + [f"b{i}" for i in range(20)])
     assert [t for t in texts if t.startswith("a")] == [f"a{i}" for i in range(20)]
     setup.dispose()
+
+
+def test_a_claim_that_finds_nothing_due_takes_no_write_lock(db: Database, clock: FakeClock) -> None:
+    """Workers of every transport poll; on SQLite each write lock they took held up webhooks being stored."""
+    sender = RecordingSender()
+    sender.fail_next(1, "connection refused")  # its retry is due later, not now
+    queue(db, clock, "C1", "later")
+    d = dispatcher(db, clock, sender)
+    assert d.run_once() == 0
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert d.claim(10) == []
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert seen and not [s for s in seen if "FOR UPDATE" in s or "IMMEDIATE" in s], seen
+    clock.advance(seconds=120)
+    assert d.run_once() == 1 and sender.texts() == ["later"]
