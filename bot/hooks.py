@@ -42,7 +42,7 @@ from starlette.routing import Route
 from bot.bootstrap import Services
 from bot.edge import BadJSON, BodyIncomplete, BodyTooLarge, Tokens, bearer, parse_json, read_body, refuse
 from opsloop.intake import inbox as kinds
-from opsloop.intake.inbox import Accepted, Inbox
+from opsloop.intake.inbox import BATCH, Accepted, Inbox
 from opsloop.intake.payloads import AlertmanagerWebhook, ChangeEvent, PayloadError, parse, parse_v2
 
 log = logging.getLogger(__name__)
@@ -131,12 +131,13 @@ class InboxWorker:
     what is left, for at most `drain` seconds (the rest waits for the next start)."""
 
     def __init__(self, inbox: Inbox, *, busy: Callable[[], bool] = lambda: False, idle: float = 1.0,
-                 patience: float = 0.5, drain: float = 30.0) -> None:
+                 patience: float = 0.5, drain: float = 30.0, storm_batch: int = 8) -> None:
         self.inbox = inbox
         self.busy = busy
         self.idle = idle
         self.patience = patience
         self.drain = drain
+        self.storm_batch = storm_batch
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -168,13 +169,14 @@ class InboxWorker:
                 if self.busy() and time.monotonic() - waited_since < self.patience:
                     time.sleep(0.002)  # webhooks are being stored: they go first
                     continue
-                if not self._process_safely():
+                # during a storm, short transactions: the stores waiting behind each one wait less
+                if not self._process_safely(self.storm_batch if self.busy() else BATCH):
                     break
                 waited_since = time.monotonic()
 
-    def _process_safely(self) -> int:
+    def _process_safely(self, limit: int = BATCH) -> int:
         try:
-            return self.inbox.process()
+            return self.inbox.process(limit)
         except Exception:
             log.exception("processing the intake inbox failed; trying again")
             self._stop.wait(self.idle)

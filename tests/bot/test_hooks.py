@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
 from bot.bootstrap import Services
-from bot.hooks import hook_routes
+from bot.hooks import InboxWorker, hook_routes
 from bot.http import create_http_app
 from bot.settings import Settings
 from bot.slack.wiring import wire_slack
@@ -246,3 +246,27 @@ def test_webhooks_are_stored_while_every_core_thread_is_busy(hooks: LiveServer, 
     finally:
         release.set()
     assert stored(slack_services) == (1, 1)
+
+
+@pytest.mark.parametrize(("storming", "largest"), [(True, 2), (False, 5)])
+def test_while_webhooks_keep_arriving_the_worker_processes_in_short_transactions(
+        monkeypatch: pytest.MonkeyPatch, slack_services: Services, storming: bool, largest: int) -> None:
+    """Each processing transaction holds SQLite's write lock: during a storm, stores wait behind short ones."""
+    inbox_ = Inbox(slack_services.db, slack_services.intake, slack_services.clock)
+    inbox_.put([Accepted("prometheus", ALERTMANAGER, json.dumps(am_payload(f"G{n}", f"f{n}"))) for n in range(5)])
+    sizes: list[int] = []
+    process = inbox_.process
+
+    def counted(limit: int = inbox_module.BATCH) -> int:
+        done = process(limit)
+        sizes.append(done)
+        return done
+
+    monkeypatch.setattr(inbox_, "process", counted)
+    worker = InboxWorker(inbox_, busy=lambda: storming, patience=0.0, storm_batch=2, idle=0.05)
+    worker.start()
+    try:
+        assert stored(slack_services) == (5, 5)
+    finally:
+        worker.stop()
+    assert max(sizes) == largest and sum(sizes) == 5
