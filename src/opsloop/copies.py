@@ -51,5 +51,5 @@ def settle_copies(session: Session, *, keys: Sequence[str] = (), prefixes: Seque
         edit = settled(Message.from_json(message), outcome)
         queued += outbox.enqueue(session, transport=copy.transport, target=copy.target, now=now,
                                  key=f"settled:{copy.key}", update_key=copy.key, lane=copy.lane,
-                                 payload={"message": edit.to_json()}) is not None
+                                 payload={"message": edit.to_json()})
     return queued

@@ -32,6 +32,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -117,11 +119,11 @@ def enqueue(
     lane: str | None = None,
     supersede: bool = False,
     delay: timedelta = timedelta(0),
-) -> OutboxMessage | None:
-    """Queue a message in the caller's transaction.
+) -> bool:
+    """Queue a message in the caller's transaction; True when it was queued.
 
     A `key` makes the message idempotent: queueing the same key again is a
-    no-op that returns None (so nobody is told the same thing twice).
+    no-op that returns False (so nobody is told the same thing twice).
     `supersede` (with `update_key`) drops edits of the same message still
     waiting, since only the newest content matters: a burst of changes
     becomes one edit. `delay` holds a message back (with `supersede`: at
@@ -138,24 +140,18 @@ def enqueue(
         if earliest is not None:
             due = min(due, earliest)  # a steady stream of edits must not postpone the edit forever
         session.exec(update(OutboxMessage).where(*waiting).values(status=SUPERSEDED))
-    if key is not None:
-        existing = session.exec(select(OutboxMessage.id).where(OutboxMessage.key == key)).first()
-        if existing is not None:
-            return None
-    message = OutboxMessage(
-        key=key or f"auto:{uuid.uuid4().hex}",
-        transport=transport,
-        target=target,
-        lane=lane or f"{transport}:{target}",
-        thread_key=thread_key,
-        update_key=update_key,
-        payload=payload,
-        next_attempt_at=due,
-        created_at=now,
-    )
-    session.add(message)
-    session.flush()
-    return message
+    # One statement says "queue it unless this key was queued already": a SELECT first was a round
+    # trip per message, and two writers could both see no row and one then failed on the unique key.
+    dialect_insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    queued = session.execute(
+        dialect_insert(OutboxMessage)
+        .values(key=key or f"auto:{uuid.uuid4().hex}", transport=transport, target=target,
+                lane=lane or f"{transport}:{target}", thread_key=thread_key, update_key=update_key,
+                payload=payload, status=PENDING, attempts=0, next_attempt_at=due, created_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(col(OutboxMessage.id))
+    ).first()
+    return queued is not None
 
 
 def depth(session: Session) -> int:
