@@ -7,12 +7,12 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import col, select
 
 from opsloop import audit
 from opsloop.db import Database
-from opsloop.models import AuditEvent
+from opsloop.models import AuditEvent, AuditHead
 from tests.support import FakeClock
 
 
@@ -166,3 +166,54 @@ def test_record_many_links_exactly_as_record_does_one_by_one(db_url: str, clock:
         assert [(e.seq, e.hash) for e in session.exec(select(AuditEvent).order_by(col(AuditEvent.seq)))] == expected
         assert audit.verify(session).ok
     one_by_one.dispose()
+
+
+def test_the_head_row_is_written_once_per_transaction(db: Database, clock: FakeClock) -> None:
+    seen: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        with db.transaction() as session:
+            for i in range(3):
+                audit.record(session, at=clock.now(), actor="U1", action="x", subject=f"s{i}")
+            assert session.get(AuditHead, 1, with_for_update=True).seq == 3  # as a checkpoint reads it
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    assert len([s for s in seen if s.startswith("UPDATE audit_head")]) == 1
+    assert verdict(db).ok and verdict(db).checked == 3
+
+
+def actions(db: Database) -> list[str]:
+    with db.transaction() as session:
+        return list(session.exec(select(AuditEvent.action).order_by(col(AuditEvent.seq))))
+
+
+def test_a_savepoint_rolled_back_after_appends_keeps_the_chain_linear(db: Database, clock: FakeClock) -> None:
+    """The sweeper gives each timer a savepoint; one may begin after appends the head's row lacks."""
+    with db.transaction() as session:
+        audit.record(session, at=clock.now(), actor="U1", action="before", subject="s")
+        with pytest.raises(RuntimeError), session.begin_nested():
+            audit.record(session, at=clock.now(), actor="U1", action="undone", subject="s")
+            raise RuntimeError("the handler failed")
+        audit.record(session, at=clock.now(), actor="U1", action="after", subject="s")
+    assert actions(db) == ["before", "after"]
+    result = verdict(db)
+    assert result.ok and result.checked == 2
+
+
+def test_savepoints_released_and_rolled_back_inside_keep_the_chain_linear(db: Database, clock: FakeClock) -> None:
+    with db.transaction() as session:
+        audit.record(session, at=clock.now(), actor="U1", action="before", subject="s")
+        with session.begin_nested():
+            audit.record(session, at=clock.now(), actor="U1", action="inside", subject="s")
+            with pytest.raises(RuntimeError), session.begin_nested():
+                audit.record(session, at=clock.now(), actor="U1", action="undone", subject="s")
+                raise RuntimeError("the inner handler failed")
+            audit.record(session, at=clock.now(), actor="U1", action="inside again", subject="s")
+        audit.record(session, at=clock.now(), actor="U1", action="after", subject="s")
+    assert actions(db) == ["before", "inside", "inside again", "after"]
+    result = verdict(db)
+    assert result.ok and result.checked == 4
