@@ -141,7 +141,7 @@ def build_core(
     oncall = OnCall(db, policy, clock, authz)
     sla = Sla(policy, clock, workitems, Escalations(policy, authz, oncall, bus), bus)
     remediation = Remediation(db, policy, clock, authz, runbooks, executor, bus)
-    rollouts = Rollouts(db, policy, clock, authz, runbooks, bus)
+    rollouts = Rollouts(db, policy, clock, authz, runbooks, bus, sla.book)
     health = Health(db, policy, clock, authz, playbooks=playbooks)
     plays = Plays(health)
     digests = Digests(db, policy, clock, authz, digest_message)

@@ -27,16 +27,14 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from opsloop import audit, outbox
-from opsloop.authz import Authorizer
-from opsloop.clock import Clock
-from opsloop.db import Database
 from opsloop.durations import parse_duration
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.feeds.service import Feeds
 from opsloop.messages import Message, user
 from opsloop.oncall_models import OnCallOverride
 from opsloop.outbox import CHAT
-from opsloop.policy import Policy, Rotation
+from opsloop.policy import Rotation
+from opsloop.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +104,7 @@ def _time(text: str) -> time:
 
 
 @dataclass(eq=False)
-class OnCall:
-    db: Database
-    policy: Policy
-    clock: Clock
-    authz: Authorizer
+class OnCall(Service):
     feeds: Feeds = field(init=False)
 
     def __post_init__(self) -> None:

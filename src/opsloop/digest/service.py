@@ -27,9 +27,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from opsloop import audit, outbox
-from opsloop.authz import Authorizer
-from opsloop.clock import Clock
-from opsloop.db import Database
 from opsloop.digest import figures
 from opsloop.digest.chart import mttr_chart
 from opsloop.digest.control import Control, Point, individuals
@@ -40,6 +37,7 @@ from opsloop.messages import File, Message
 from opsloop.outbox import CHAT
 from opsloop.policy import Policy
 from opsloop.scheduled import safely
+from opsloop.service import Service
 from opsloop.types import OPSLOOP, Kind, Severity
 
 log = logging.getLogger(__name__)
@@ -81,11 +79,7 @@ def resolution_targets(policy: Policy) -> dict[str, float]:
 
 
 @dataclass(eq=False)
-class Digests:
-    db: Database
-    policy: Policy
-    clock: Clock
-    authz: Authorizer
+class Digests(Service):
     message: Callable[[Digest], Message]  # the digest as it is posted (opsloop.present.digest.message)
     # draws the chart (a server draws it in a child process: opsloop.digest.chart.drawn_apart)
     draw: Callable[..., bytes] = mttr_chart

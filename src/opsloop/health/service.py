@@ -28,9 +28,7 @@ from sqlalchemy import select as sa_select  # sqlmodel's is typed for at most fo
 from sqlmodel import Session, col, func, select
 
 from opsloop import audit
-from opsloop.authz import Authorizer, describe
-from opsloop.clock import Clock
-from opsloop.db import Database
+from opsloop.authz import describe
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.events import ClockBreached, ItemChanged, ItemCreated
 from opsloop.health import daily, prompts, report, signals
@@ -42,7 +40,7 @@ from opsloop.health.playbooks import Playbooks
 from opsloop.health.report import HealthReport
 from opsloop.health.score import HEALTHY, AccountFacts, Assessment, assess
 from opsloop.models import Account, WorkItemTenant
-from opsloop.policy import Policy
+from opsloop.service import Service
 from opsloop.status.availability import Availability, availability
 from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP
@@ -73,11 +71,7 @@ class AccountHealth:
 
 
 @dataclass(eq=False)
-class Health:
-    db: Database
-    policy: Policy
-    clock: Clock
-    authz: Authorizer
+class Health(Service):
     playbooks: Playbooks = field(kw_only=True)
     config: HealthPolicy = field(init=False)
     zone: ZoneInfo = field(init=False)

@@ -19,12 +19,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from opsloop import audit, outbox
-from opsloop.authz import Authorizer
 from opsloop.bus import Bus
-from opsloop.clock import Clock
 from opsloop.comms.isolation import check_public_text
 from opsloop.comms.models import PENDING, SENT, SKIPPED, SUPERSEDED, NoticeDraft, PublicItem, PublicUpdate
-from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.events import NoticeDraftPosted
 from opsloop.loops.context import phase_of
@@ -32,7 +29,7 @@ from opsloop.loops.models import FeedbackLoop
 from opsloop.loops.notices import Notices
 from opsloop.messages import user
 from opsloop.models import Account, WorkItem, WorkItemTenant
-from opsloop.policy import Policy
+from opsloop.service import Service
 from opsloop.types import OPSLOOP, is_system
 
 APPROVE = "notice.approve"
@@ -57,11 +54,7 @@ def family(event: str) -> str:
 
 
 @dataclass(eq=False)
-class Review:
-    db: Database
-    policy: Policy
-    clock: Clock
-    authz: Authorizer
+class Review(Service):
     notices: Notices
     bus: Bus
 

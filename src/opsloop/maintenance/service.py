@@ -24,9 +24,6 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from opsloop import audit
-from opsloop.authz import Authorizer
-from opsloop.clock import Clock
-from opsloop.db import Database
 from opsloop.errors import InvalidInput
 from opsloop.events import ItemChanged, ItemCreated
 from opsloop.intake.service import Intake
@@ -36,7 +33,7 @@ from opsloop.maintenance.models import MaintenanceWindow, open_windows
 from opsloop.maintenance.silences import Silences
 from opsloop.models import WorkItem
 from opsloop.oncall import parse_moment
-from opsloop.policy import Policy
+from opsloop.service import Service
 from opsloop.sla.models import PAUSED, RUNNING
 from opsloop.sla.service import Sla
 from opsloop.timers.models import Timer
@@ -58,11 +55,7 @@ class Outcome:
 
 
 @dataclass(eq=False)
-class Maintenance:
-    db: Database
-    policy: Policy
-    clock: Clock
-    authz: Authorizer
+class Maintenance(Service):
     items: WorkItems
     intake: Intake
     sla: Sla

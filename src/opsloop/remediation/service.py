@@ -26,7 +26,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,14 +34,10 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from opsloop import audit
-from opsloop.authz import Authorizer
 from opsloop.bus import Bus
-from opsloop.clock import Clock
-from opsloop.db import Database
 from opsloop.errors import IllegalTransition
 from opsloop.events import CallFinished, RunChanged, StepCompleted, StepOpened
 from opsloop.models import WorkItem
-from opsloop.policy import Policy
 from opsloop.remediation.decisions import CallDecisions
 from opsloop.remediation.gates import Gates
 from opsloop.remediation.http import Call, HttpExecutor, Outcome
@@ -58,10 +54,12 @@ from opsloop.remediation.models import (
 from opsloop.remediation.safety import Refused
 from opsloop.remediation.secrets import MissingSecret
 from opsloop.runbooks import states as S
+from opsloop.runbooks.engine import Engine
 from opsloop.runbooks.models import RunbookRun, RunbookStepRun
 from opsloop.runbooks.pinning import runbook_of, snapshot_of
 from opsloop.runbooks.runs import Runbooks
 from opsloop.runbooks.schema import ApprovalStep, HttpStep
+from opsloop.service import Service
 
 log = logging.getLogger(__name__)
 LEASE_MARGIN = timedelta(seconds=30)
@@ -91,23 +89,26 @@ def call_of(step: HttpStep, request: dict[str, object]) -> Call:
                 on_status=tuple(step.retry.on_status), outputs=dict(step.outputs))
 
 
-class Remediation:
-    def __init__(self, db: Database, policy: Policy, clock: Clock, authz: Authorizer, runbooks: Runbooks,
-                 executor: HttpExecutor, bus: Bus, *, worker: str | None = None) -> None:
-        self.db = db
-        self.policy = policy
-        self.clock = clock
-        self.authz = authz
-        self.runbooks = runbooks
-        self.executor = executor
-        self.bus = bus
-        self.worker = worker or worker_name()
-        self.gates = Gates(policy, clock, runbooks, bus)
-        self.decisions = CallDecisions(db, clock, authz, runbooks, self.gates, self.finish)
-        self.engine = runbooks.engine
-        self._calls = ThreadPoolExecutor(max_workers=policy.actions.concurrency,
+@dataclass(eq=False)
+class Remediation(Service):
+    runbooks: Runbooks
+    executor: HttpExecutor
+    bus: Bus
+    worker: str = field(default_factory=worker_name, kw_only=True)
+    gates: Gates = field(init=False)
+    decisions: CallDecisions = field(init=False)
+    engine: Engine = field(init=False)
+    _calls: ThreadPoolExecutor = field(init=False)
+    _free: threading.BoundedSemaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gates = Gates(self.policy, self.clock, self.runbooks, self.bus)
+        self.decisions = CallDecisions(self.db, self.clock, self.authz, self.runbooks, self.gates,
+                                       self.finish)
+        self.engine = self.runbooks.engine
+        self._calls = ThreadPoolExecutor(max_workers=self.policy.actions.concurrency,
                                          thread_name_prefix="opsloop-remediation")
-        self._free = threading.BoundedSemaphore(policy.actions.concurrency)
+        self._free = threading.BoundedSemaphore(self.policy.actions.concurrency)
 
     # ------------------------------------------------------------------ handlers
 

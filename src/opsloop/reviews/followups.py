@@ -20,19 +20,16 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from opsloop import audit
-from opsloop.authz import Authorizer
 from opsloop.bus import Bus
-from opsloop.clock import Clock
-from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.events import FollowUpClosed, FollowUpCreated, FollowUpReminded
 from opsloop.messages import user
 from opsloop.models import Counter, WorkItem
-from opsloop.policy import Policy
 from opsloop.reviews.models import FOLLOWUP_COUNTER, FollowUp
 from opsloop.reviews.themes import theme_of
 from opsloop.reviews.views import FollowUpView
 from opsloop.reviews.workdays import count_reminder, due
+from opsloop.service import Service
 from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind
@@ -49,11 +46,7 @@ Which = Literal["all", "mine", "overdue"]
 
 
 @dataclass(eq=False)
-class FollowUps:
-    db: Database
-    policy: Policy
-    clock: Clock
-    authz: Authorizer
+class FollowUps(Service):
     items: WorkItems
     bus: Bus
 

@@ -21,15 +21,11 @@ from typing import Any, NamedTuple
 from sqlmodel import Session, col, select
 
 from opsloop import audit
-from opsloop.authz import Authorizer
 from opsloop.bus import Bus
-from opsloop.clock import Clock
-from opsloop.db import Database
 from opsloop.errors import InvalidInput, NotFound
 from opsloop.events import ItemChanged, ReviewChanged, ReviewReminded
 from opsloop.loops.service import FeedbackLoops
 from opsloop.models import WorkItem
-from opsloop.policy import Policy
 from opsloop.reviews import record
 from opsloop.reviews.followups import FollowUps
 from opsloop.reviews.models import (
@@ -45,6 +41,7 @@ from opsloop.reviews.ownership import UNASSIGNED, arm, first_owner
 from opsloop.reviews.record import canonical
 from opsloop.reviews.views import ReviewView
 from opsloop.reviews.workdays import count_reminder, due
+from opsloop.service import Service
 from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind
@@ -68,11 +65,7 @@ Change = Callable[[Session, Review, WorkItem, Doc, datetime], Changed]
 
 
 @dataclass(eq=False)
-class Reviews:
-    db: Database
-    policy: Policy
-    clock: Clock
-    authz: Authorizer
+class Reviews(Service):
     items: WorkItems
     followups: FollowUps
     loops: FeedbackLoops

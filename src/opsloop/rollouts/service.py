@@ -12,7 +12,7 @@ keeps), so replicas serialise on one rollout and never deadlock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,14 +20,10 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from opsloop import audit
-from opsloop.authz import Authorizer
 from opsloop.bus import Bus
-from opsloop.clock import Clock
-from opsloop.db import Database
 from opsloop.errors import IllegalTransition, NotFound
 from opsloop.events import RolloutChanged, RunAttached, RunStarted, StepCompleted, StepOpened
 from opsloop.models import WorkItem
-from opsloop.policy import Policy
 from opsloop.rollouts import models as M
 from opsloop.rollouts.models import Rollout, RolloutTarget
 from opsloop.rollouts.report import (
@@ -48,6 +44,7 @@ from opsloop.runbooks.models import RunbookRun
 from opsloop.runbooks.pinning import runbook_of, snapshot_of
 from opsloop.runbooks.runs import Runbooks
 from opsloop.runbooks.schema import HttpStep
+from opsloop.service import Service
 from opsloop.sla.calendars import ALWAYS
 from opsloop.sla.clocks import ClockBook
 from opsloop.sla.models import SlaClock
@@ -68,17 +65,10 @@ def audit_rollout(session: Session, subject: str, rollout: Rollout, action: str,
 
 
 @dataclass(eq=False)
-class Rollouts:
-    db: Database
-    policy: Policy
-    clock: Clock
-    authz: Authorizer
+class Rollouts(Service):
     runbooks: Runbooks
     bus: Bus
-    book: ClockBook = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.book = ClockBook(self.policy)
+    book: ClockBook  # the SLA's: a rollout's deadline is an SLA clock
 
     # ------------------------------------------------------------------ handlers
 

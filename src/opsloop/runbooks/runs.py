@@ -9,17 +9,15 @@ A run renders only from its pinned snapshot, never from the file as it is now.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from opsloop.authz import Authorizer
 from opsloop.bus import Bus
-from opsloop.clock import Clock
-from opsloop.db import Database
 from opsloop.errors import ConfigError, DomainError, IllegalTransition, InvalidInput, NotFound
 from opsloop.events import (
     ApprovalDecided,
@@ -32,7 +30,6 @@ from opsloop.events import (
 )
 from opsloop.messages import user
 from opsloop.models import WorkItem
-from opsloop.policy import Policy
 from opsloop.routing import route
 from opsloop.runbooks import states as S
 from opsloop.runbooks import steps
@@ -41,6 +38,7 @@ from opsloop.runbooks.loader import Library, LoadedRunbook
 from opsloop.runbooks.models import RunbookRun, RunbookStepRun
 from opsloop.runbooks.pinning import pin, runbook_of, snapshot_of
 from opsloop.runbooks.schema import ApprovalStep, Runbook
+from opsloop.service import Service
 from opsloop.workitems import kind_of
 
 MAX_REASON = 500
@@ -70,17 +68,13 @@ class Plan:
 
 
 @dataclass(eq=False)
-class Runbooks:
-    db: Database
-    policy: Policy
-    clock: Clock
-    authz: Authorizer
+class Runbooks(Service):
     library: Library
     bus: Bus
-    engine: Engine = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.engine = Engine(self.policy, self.bus)
+    @cached_property
+    def engine(self) -> Engine:
+        return Engine(self.policy, self.bus)
 
     # ------------------------------------------------------------------ attaching (an ItemCreated handler)
 
