@@ -28,9 +28,8 @@ from opsloop.models import Counter, WorkItem
 from opsloop.reviews.models import FOLLOWUP_COUNTER, FollowUp
 from opsloop.reviews.themes import theme_of
 from opsloop.reviews.views import FollowUpView
-from opsloop.reviews.workdays import count_reminder, due
+from opsloop.reviews.workdays import calendar_of, count_reminder, due
 from opsloop.service import Service
-from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind
 from opsloop.workitems import WorkItems, find, kind_of
@@ -49,10 +48,6 @@ Which = Literal["all", "mine", "overdue"]
 class FollowUps(Service):
     items: WorkItems
     bus: Bus
-
-    @property
-    def calendar(self) -> WorkingTime:
-        return working_time(self.policy, self.policy.reviews.calendar)
 
     # ------------------------------------------------------------------ making and closing
 
@@ -86,8 +81,8 @@ class FollowUps(Service):
             theme = theme_of(session, item)
             found = FollowUp(ref=f"ACT-{number}", number=number, work_item_id=item.id, what=what,
                              owner=owner or actor, link=link, themes=[theme] if theme else [],
-                             created_by=actor, created_at=now,
-                             due_at=due(self.calendar, now, due_in or self.policy.reviews.followup_due))
+                             created_by=actor, created_at=now, due_at=due(
+                                 calendar_of(self.policy), now, due_in or self.policy.reviews.followup_due))
             session.add(found)
             session.flush()
             self._arm(session, found, now)
@@ -186,7 +181,7 @@ class FollowUps(Service):
             return "skipped: closed"
         item = session.get(WorkItem, found.work_item_id)
         assert item is not None
-        stage = count_reminder(session, found, timer, key="followup", calendar=self.calendar,
+        stage = count_reminder(session, found, timer, key="followup", calendar=calendar_of(self.policy),
                                every=self.policy.reviews.remind_every, now=now)
         audit.record(session, at=now, actor=OPSLOOP, action="followup.reminded", subject=found.ref,
                      after={"stage": stage, "n": found.reminders, "owner": found.owner})

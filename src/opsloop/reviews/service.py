@@ -40,9 +40,8 @@ from opsloop.reviews.models import (
 from opsloop.reviews.ownership import UNASSIGNED, arm, first_owner
 from opsloop.reviews.record import canonical
 from opsloop.reviews.views import ReviewView
-from opsloop.reviews.workdays import count_reminder, due
+from opsloop.reviews.workdays import calendar_of, count_reminder, due
 from opsloop.service import Service
-from opsloop.sla.calendars import WorkingTime, working_time
 from opsloop.timers.models import Timer
 from opsloop.types import OPSLOOP, Kind
 from opsloop.workitems import WorkItems, find, kind_of
@@ -70,10 +69,6 @@ class Reviews(Service):
     followups: FollowUps
     loops: FeedbackLoops
     bus: Bus
-
-    @property
-    def calendar(self) -> WorkingTime:
-        return working_time(self.policy, self.policy.reviews.calendar)
 
     # ------------------------------------------------------------------ drafting
 
@@ -117,7 +112,7 @@ class Reviews(Service):
             owner=owner,
             drafted_at=now,
             drafted_by=actor,
-            due_at=due(self.calendar, now, self.policy.reviews.due),
+            due_at=due(calendar_of(self.policy), now, self.policy.reviews.due),
         )
         session.add(review)
         session.flush()
@@ -310,7 +305,7 @@ class Reviews(Service):
             return "skipped: published"
         item = session.get(WorkItem, review.work_item_id)
         assert item is not None
-        stage = count_reminder(session, review, timer, key="review", calendar=self.calendar,
+        stage = count_reminder(session, review, timer, key="review", calendar=calendar_of(self.policy),
                                every=self.policy.reviews.remind_every, now=now)
         self._remind(session, review, item, stage, now)
         audit.record(session, at=now, actor=OPSLOOP, action="review.reminded", subject=item.ref,

@@ -13,10 +13,16 @@ from typing import Protocol
 
 from sqlmodel import Session
 
-from opsloop.sla.calendars import BusinessHours, WorkingTime
+from opsloop.policy import Policy
+from opsloop.sla.calendars import BusinessHours, WorkingTime, working_time
 from opsloop.timers.models import Timer
 
 _DAY = timedelta(days=1)
+
+
+def calendar_of(policy: Policy) -> WorkingTime:
+    """The calendar reviews and follow-ups fall due on: the policy's `reviews.calendar`."""
+    return working_time(policy, policy.reviews.calendar)
 
 
 def due(calendar: WorkingTime, start: datetime, duration: timedelta) -> datetime:
