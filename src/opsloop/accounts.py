@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, select
@@ -56,8 +56,9 @@ class AccountRow(BaseModel):
         return None if value is None else parse_window(value).text
 
 
-@dataclass(frozen=True)
-class ImportResult:
+class ImportResult(NamedTuple):
+    """How many of a file's accounts an import created, updated and left as they were."""
+
     created: int
     updated: int
     unchanged: int

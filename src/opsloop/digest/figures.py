@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, case, distinct, func, literal, or_
 from sqlalchemy.orm import aliased
@@ -54,8 +54,9 @@ class Speed:
     target: float | None = None  # mean SLA target of the same items' clocks, seconds
 
 
-@dataclass(frozen=True)
-class Tenant:
+class Tenant(NamedTuple):
+    """An account a breach touched, as the breach line names it (a row of the accounts table)."""
+
     id: str
     name: str
     arr: int

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from opsloop.health.config import FACTORS, HealthPolicy, Weights
 from opsloop.messages import escape
@@ -62,8 +62,9 @@ class Inputs:
     tickets_before: float | None = None
 
 
-@dataclass(frozen=True)
-class AccountFacts:
+class AccountFacts(NamedTuple):
+    """What scoring reads of an account (a row of the accounts table)."""
+
     id: str
     name: str
     tier: str

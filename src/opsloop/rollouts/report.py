@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlmodel import Session, col, func, select
 
@@ -39,16 +40,19 @@ CSV_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class WaveView:
+class WaveView(NamedTuple):
+    """A wave as the report shows it: its name, how many targets, how many in each state, and whether
+    it is the current one."""
+
     name: str
     size: int
     counts: dict[str, int]
     current: bool
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(NamedTuple):
+    """A target that failed (or waits), and why."""
+
     tenant: str
     state: str
     why: str

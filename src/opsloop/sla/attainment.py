@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import mean
+from typing import NamedTuple
 
 from sqlmodel import Session, col, func, select
 
@@ -28,8 +29,9 @@ class Outcomes:
         return self.met / self.total if self.total else None
 
 
-@dataclass(frozen=True)
-class Breach:
+class Breach(NamedTuple):
+    """A breached clock: the item's ref, the target and when it breached (a row of the query below)."""
+
     ref: str
     target: str
     breached_at: datetime
