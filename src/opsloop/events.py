@@ -6,10 +6,10 @@ says which handlers hear it and in which order. Events are small and
 immutable: the work item they are about (the row, as the transaction sees it)
 and plain values. A handler that needs more loads it in the same session.
 
-Adding an event: a frozen dataclass here, `at` first (every event says when),
-then what a handler needs to decide and a presenter needs to say; publish it
-where it happens; give it a row in the table. An event nobody hears yet is
-fine: it is there for the next feature.
+Adding an event: an `@event` class here (a frozen dataclass) that adds to `at` and `item` (every
+event says when, and which work item) what a handler needs to decide and a
+presenter needs to say; publish it where it happens; give it a row in the
+table. An event nobody hears yet is fine: it is there for the next feature.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, dataclass_transform
 
 from opsloop.models import WorkItem
 from opsloop.types import State
@@ -28,24 +28,33 @@ if TYPE_CHECKING:  # rows the events carry; the events module itself depends on 
     from opsloop.reviews.models import FollowUp, Review
 
 
-@dataclass(frozen=True, kw_only=True)
+E = TypeVar("E")
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(field,))
+def event(cls: type[E]) -> type[E]:
+    """Declares an event: a dataclass, frozen (what happened stays as it happened) and keyword-only."""
+    return dataclass(frozen=True, kw_only=True)(cls)
+
+
+@event
 class Event:
     at: datetime
+    item: WorkItem  # the work item it happened to (the row, as the publishing transaction sees it)
 
 
 # --------------------------------------------------------------------------- work items
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class ItemCreated(Event):
     """A work item (any kind) exists; its card is not posted yet (a handler in the table posts it)."""
 
-    item: WorkItem
     actor: str
     tenants: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class ItemChanged(Event):
     """`action` happened to a work item: a lifecycle step (`acknowledge`, `resolve` ...), `assign`,
     `tenants`, `severity`, `role`, or a recorded change (`pause`, `resume`, `update` ...).
@@ -56,7 +65,6 @@ class ItemChanged(Event):
     `quiet` keeps it off the item's thread (it is still on the card and the timeline);
     `debounce` folds a burst of machine-made changes into one card edit per period."""
 
-    item: WorkItem
     action: str
     actor: str
     before: State
@@ -69,20 +77,18 @@ class ItemChanged(Event):
     forced: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class AlertsUpdated(Event):
     """An incident's alerts changed (fired again, resolved) without changing its state."""
 
-    item: WorkItem
     debounce: timedelta = timedelta(0)
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class ChannelSettled(Event):
     """An incident's dedicated channel exists (`created`), or could not be made and the incident
     stays in `channel`, where it would have been (`reason` says why)."""
 
-    item: WorkItem
     channel: str
     created: bool
     reason: str | None = None
@@ -91,12 +97,11 @@ class ChannelSettled(Event):
 # --------------------------------------------------------------------------- runbooks
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class RunAttached(Event):
     """A runbook run was created on an item: by routing when the item was created, or by
     `/runbook run` (then `started_by` ran it by hand). Its checklist is not posted yet."""
 
-    item: WorkItem
     run_id: int
     runbook_id: str
     version: str
@@ -107,59 +112,53 @@ class RunAttached(Event):
     by_hand: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class RunNotAttached(Event):
     """Routing named a runbook for a new item that could not be attached (retired, invalid ...)."""
 
-    item: WorkItem
     runbook_id: str
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class RunStarted(Event):
     """A run that routing attached got its inputs and started (`/runbook run ID INC-n k=v`)."""
 
-    item: WorkItem
     run_id: int
     runbook_id: str
     version: str
     actor: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class RunChanged(Event):
     """Something about a run changed that its checklist shows (a call's state, an approval round)."""
 
-    item: WorkItem
     run_id: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class RunFinished(Event):
     """Every step of a run is over: `completed`, or `stopped` by a rejection."""
 
-    item: WorkItem
     run_id: int
     runbook_id: str
     state: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class StepOpened(Event):
     """A step's prerequisites are met: people can act on it, or (http) the executor can."""
 
-    item: WorkItem
     run_id: int
     step_id: str
     step_type: str  # manual | approval | http
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class StepActed(Event):
     """What a person's action on a step carries (the base of the two below; not published itself)."""
 
-    item: WorkItem
     run_id: int
     runbook_id: str
     step_id: str
@@ -170,14 +169,14 @@ class StepActed(Event):
     after: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class StepCompleted(StepActed):
     """A person did, skipped or worked around a step (`verb`: done | skip | workaround).
 
     Heard before the transaction commits: a handler may still refuse it by raising."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class ApprovalDecided(StepActed):
     """A person approved or rejected an approval step (`verb`: approve | reject); `after` is
     approved once enough approvals are in, rejected, or still open."""
@@ -189,13 +188,12 @@ class ApprovalDecided(StepActed):
 # --------------------------------------------------------------------------- rollouts
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class RolloutChanged(Event):
     """A fleet rollout (a `foreach: tenants` step) moved: `what` is started, wave, approval,
     progress, halted, resumed, aborted, rolling_back, rolled_back or completed. `wave` is the wave it
     is about, `tenants` the tenants that just started or finished it, `note` why (a halt's reason)."""
 
-    item: WorkItem
     run_id: int
     rollout_id: int
     step_id: str
@@ -209,11 +207,10 @@ class RolloutChanged(Event):
 # --------------------------------------------------------------------------- remediation
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class ApprovalRequested(Event):
     """An approval gate asks (again) for approval of the exact requests it lets through."""
 
-    item: WorkItem
     run_id: int
     round_id: int
     number: int  # 1 for the first request of this gate, then 2, 3 ...
@@ -227,12 +224,11 @@ class ApprovalRequested(Event):
     why: str | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class CallFinished(Event):
     """An http step's call has an outcome (`succeeded`, `failed`, `unknown`, or a person's
     `retry` / confirmation); `action` is the audit action it was recorded as."""
 
-    item: WorkItem
     run_id: int
     call_id: int
     step_id: str
@@ -241,11 +237,10 @@ class CallFinished(Event):
     outputs: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class GateReopened(Event):
     """An approval gate is asked again (the request changed, or the approval lapsed)."""
 
-    item: WorkItem
     run_id: int
     gate_id: str
     why: str
@@ -254,11 +249,10 @@ class GateReopened(Event):
 # --------------------------------------------------------------------------- SLA clocks
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class ClockWarned(Event):
     """A running clock used `fraction` of its target (a `warn_at` mark)."""
 
-    item: WorkItem
     clock_id: int
     target: str  # response | update | resolution
     target_seconds: int
@@ -266,22 +260,20 @@ class ClockWarned(Event):
     left: timedelta
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class ClockBreached(Event):
     """A clock's target passed while it was still running."""
 
-    item: WorkItem
     clock_id: int
     target: str
     target_seconds: int
     due_at: datetime | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class EscalationPaged(Event):
     """One level of an escalation chain was paged (`users` may be empty: nobody to page)."""
 
-    item: WorkItem
     timer_id: int
     chain: str
     level: int  # 1-based
@@ -292,11 +284,10 @@ class EscalationPaged(Event):
     users: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class EscalationExhausted(Event):
     """Every round of a chain was paged and nobody acknowledged."""
 
-    item: WorkItem
     chain: str
     rounds: int
 
@@ -304,24 +295,22 @@ class EscalationExhausted(Event):
 # --------------------------------------------------------------------------- customer notices
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class NoticeDraftPosted(Event):
     """A customer notice in review was drafted, edited, narrowed or decided: its reviewers' DMs show
     it (posted, or edited in place when `in_place`). `draft` is the row as it stood then; `previews`
     the exact notice each tenant would get."""
 
-    item: WorkItem
     draft: NoticeDraft
     previews: tuple[Preview, ...]
     in_place: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class LoopsOverdue(Event):
     """An item resolved `loops.report_after` ago still has feedback loops open: `still_open` as
     (audience, target) pairs; `to` is whom to tell (its comms owner or owner, else the ops channel)."""
 
-    item: WorkItem
     still_open: tuple[tuple[str, str], ...]
     to: str
 
@@ -329,52 +318,47 @@ class LoopsOverdue(Event):
 # --------------------------------------------------------------------------- reviews and follow-ups
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class FollowUpCreated(Event):
     """A follow-up (`ACT-n`) was made on a work item."""
 
-    item: WorkItem
     followup: FollowUp
     actor: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class FollowUpClosed(Event):
     """A follow-up was closed with a note."""
 
-    item: WorkItem
     followup: FollowUp
     actor: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class FollowUpReminded(Event):
     """A follow-up is due soon or overdue (`stage`): its owner is reminded (the `reminders`-th time)."""
 
-    item: WorkItem
     followup: FollowUp
     stage: str  # soon | overdue
     reminders: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class ReviewReminded(Event):
     """A review was drafted with no owner, or is due soon or overdue (`stage`): its owner is reminded,
     or, when nobody owns it, each of `assigners` (the people who may give it one) is asked."""
 
-    item: WorkItem
     review: Review
     stage: str  # drafted | soon | overdue
     reminders: int
     assigners: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class ReviewChanged(Event):
     """A review was drafted, saved, submitted, published or given another owner (`what`); `doc` is its
     newest version and `followups` its item's follow-ups."""
 
-    item: WorkItem
     review: Review
     what: str  # drafted | saved | submitted | published | owner
     actor: str
@@ -383,12 +367,11 @@ class ReviewChanged(Event):
     by: str = ""  # the person whose change drafted it (who resolved it): they see it in the thread, no DM
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class Recurred(Event):
     """A new work item hit a theme whose follow-ups were all closed (`text`: "recurred 9 days after
     ACT-4 was closed")."""
 
-    item: WorkItem
     theme: str
     followup: str
     text: str

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from sqlmodel import Session, select
 
 from opsloop.bus import Bus, HandlerTable, on
 from opsloop.db import Database
 from opsloop.errors import InvalidInput
-from opsloop.events import Event
-from opsloop.models import Counter
+from opsloop.events import Event, event
+from opsloop.models import Counter, WorkItem
 from tests.support import FakeClock
 
 
-@dataclass(frozen=True, kw_only=True)
+@event
 class Rang(Event):
     name: str
 
 
-@dataclass(frozen=True, kw_only=True)
+ITEM = WorkItem(ref="INC-1", kind="incident", number=1, title="Bell rang", severity="sev3", state="triggered",
+                created_by="U1")
+
+
+def rang(clock: FakeClock, name: str) -> Rang:
+    return Rang(at=clock.now(), item=ITEM, name=name)
+
+
+@event
 class Echoed(Event):
     name: str
 
@@ -34,7 +40,7 @@ class Bell:
 
     def first(self, session: Session, event: Rang) -> None:
         self.heard.append(f"first:{event.name}")
-        self.bus.publish(session, Echoed(at=event.at, name=event.name))  # heard after Rang's row
+        self.bus.publish(session, Echoed(at=event.at, item=event.item, name=event.name))  # heard after Rang's row
 
     def second(self, session: Session, event: Rang) -> None:
         self.heard.append(f"second:{event.name}")
@@ -61,9 +67,9 @@ def test_a_row_is_heard_in_order_and_what_a_handler_publishes_after_it(db: Datab
     heard: list[str] = []
     bus, _ = bus_with("first", "second", heard=heard)
     with db.transaction() as session:
-        bus.publish(session, Rang(at=clock.now(), name="a"))
+        bus.publish(session, rang(clock, "a"))
         assert heard == ["first:a", "second:a", "echo:a"]  # all of it before publish returns
-        bus.publish(session, Rang(at=clock.now(), name="b"))
+        bus.publish(session, rang(clock, "b"))
     assert heard == ["first:a", "second:a", "echo:a", "first:b", "second:b", "echo:b"]
 
 
@@ -72,19 +78,19 @@ def test_handlers_work_in_the_publishers_transaction_and_a_refusal_undoes_it(
 ) -> None:
     bus, _ = bus_with("count", "refuse", heard=[])
     with pytest.raises(InvalidInput, match="not late"), db.transaction() as session:
-        bus.publish(session, Rang(at=clock.now(), name="late"))
+        bus.publish(session, rang(clock, "late"))
     with db.transaction() as session:
         assert session.exec(select(Counter).where(Counter.name == "rang:late")).first() is None
     counting, _ = bus_with("count", heard=[])
     with db.transaction() as session:
-        counting.publish(session, Rang(at=clock.now(), name="kept"))
+        counting.publish(session, rang(clock, "kept"))
     with db.transaction() as session:
         assert session.exec(select(Counter.value).where(Counter.name == "rang:kept")).one() == 1
 
 
 def test_an_event_nobody_hears_is_fine_and_a_table_has_one_row_per_event(db: Database, clock: FakeClock) -> None:
     with db.transaction() as session:
-        Bus(HandlerTable()).publish(session, Rang(at=clock.now(), name="unheard"))
+        Bus(HandlerTable()).publish(session, rang(clock, "unheard"))
     bell = Bell(Bus(), [])
     with pytest.raises(ValueError, match="Rang has two rows"):
         HandlerTable(on(Rang, bell.first), on(Rang, bell.second))
