@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Generic, TypeVar
 
 from opsloop.commands.grammar import Context
 from opsloop.durations import parse_duration
@@ -21,6 +21,8 @@ _SEVERITY_LIKE = re.compile(r"^sev[-_]?\d+$", re.IGNORECASE)
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]{2,})$|^@([\w.\-']{1,80})$")
 _DURATION_LIKE = re.compile(r"^\d+[a-z]", re.IGNORECASE)
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+T = TypeVar("T")
 
 
 def _either(words: tuple[str, ...] | list[str]) -> str:
@@ -49,18 +51,24 @@ class Choice:
 
 
 @dataclass(frozen=True)
-class SeverityType:
-    label: str = "sev1..sev4"
-    noun: str = "a severity (sev1..sev4)"
+class Parsed(Generic[T]):
+    """A value recognised by how it looks (`looks`) and read by `parse`, whose ValueError refuses it:
+    in the words of `refusal` (`{token}` is the word given), else in the parser's own."""
+
+    label: str
+    noun: str
+    looks: re.Pattern[str]
+    parse: Callable[[str], T]
+    refusal: str = ""
 
     def claims(self, token: str) -> bool:
-        return _SEVERITY_LIKE.match(token) is not None
+        return self.looks.match(token) is not None
 
-    def read(self, token: str, ctx: Context) -> Severity:
+    def read(self, token: str, ctx: Context) -> T:
         try:
-            return Severity(token.lower())
-        except ValueError:
-            raise UsageError(f"'{token}' is not a severity: use sev1, sev2, sev3 or sev4") from None
+            return self.parse(token)
+        except ValueError as error:
+            raise UsageError(self.refusal.format(token=token) if self.refusal else str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -97,21 +105,6 @@ class RefType:
             raise UsageError(f"{ref} is {_A[kind]}: {ctx.command} takes {self.noun}; "
                              f"for {ref} use {COMMAND_OF[kind]}")
         return f"{kind.prefix}-{int(match.group(2))}"
-
-
-@dataclass(frozen=True)
-class DurationType:
-    label: str = "DURATION"
-    noun: str = "a duration (30m, 4h, 7d)"
-
-    def claims(self, token: str) -> bool:
-        return _DURATION_LIKE.match(token) is not None
-
-    def read(self, token: str, ctx: Context) -> Any:
-        try:
-            return parse_duration(token)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -183,8 +176,9 @@ class Number:
         return int(token)
 
 
-SEVERITY = SeverityType()
-DURATION = DurationType()
+SEVERITY = Parsed("sev1..sev4", "a severity (sev1..sev4)", _SEVERITY_LIKE, lambda t: Severity(t.lower()),
+                  "'{token}' is not a severity: use sev1, sev2, sev3 or sev4")
+DURATION = Parsed("DURATION", "a duration (30m, 4h, 7d)", _DURATION_LIKE, parse_duration)
 USER = UserType()
 TENANT = Pattern(_TENANT.pattern, "ID", "a tenant id (as in the account catalog, e.g. acme)", lower=True)
 RUNBOOK_ID = Pattern(r"[a-z0-9][a-z0-9_.-]{0,99}", "ID", "a runbook id (e.g. db-failover)")

@@ -66,17 +66,13 @@ class Pos:
 
 @dataclass(frozen=True)
 class Opt:
-    key: str
+    name: str  # as typed before the colon: severity:sev2
     type: ArgType
     many: bool = False
     required: bool = False
 
-    @property
-    def name(self) -> str:
-        return self.key
-
     def usage(self) -> str:
-        text = f"{self.key}:{self.type.label}" + (" ..." if self.many else "")
+        text = f"{self.name}:{self.type.label}" + (" ..." if self.many else "")
         return text if self.required else f"[{text}]"
 
 
@@ -94,16 +90,12 @@ class Flag:
 
 @dataclass(frozen=True)
 class Keyword:
-    word: str
+    name: str  # the word typed before the value: until 18:00
     type: ArgType
     optional: bool = False
 
-    @property
-    def name(self) -> str:
-        return self.word
-
     def usage(self) -> str:
-        text = f"{self.word} {self.type.label}"
+        text = f"{self.name} {self.type.label}"
         return f"[{text}]" if self.optional else text
 
 

@@ -29,9 +29,9 @@ def read(params: tuple[Param, ...], words: list[Token], ctx: Context, *, where: 
             values[param.name] = {}
         else:
             values[param.name] = None
-    options = {p.key: p for p in params if isinstance(p, Opt)}
+    options = {p.name: p for p in params if isinstance(p, Opt)}
     flags = {p.flag: p for p in params if isinstance(p, Flag)}
-    keywords = {p.word: p for p in params if isinstance(p, Keyword)}
+    keywords = {p.name: p for p in params if isinstance(p, Keyword)}
     anywhere = [p for p in params if isinstance(p, Anywhere)]
     pairs = next((p for p in params if isinstance(p, Pairs)), None)
     rest = next((p for p in params if isinstance(p, Rest)), None)
@@ -60,14 +60,14 @@ def read(params: tuple[Param, ...], words: list[Token], ctx: Context, *, where: 
         if option and option.group(1) in options:
             opt = options[option.group(1)]
             if not option.group(2):
-                raise fail(f"{opt.key}: needs a value, e.g. {opt.key}:{opt.type.label}")
-            value = _read(opt.type, option.group(2), ctx, f"{opt.key}: ")
+                raise fail(f"{opt.name}: needs a value, e.g. {opt.name}:{opt.type.label}")
+            value = _read(opt.type, option.group(2), ctx, f"{opt.name}: ")
             if opt.many:
-                values[opt.key].append(value)
-            elif values[opt.key] is not None:
-                raise fail(f"{opt.key}: given twice; give it once")
+                values[opt.name].append(value)
+            elif values[opt.name] is not None:
+                raise fail(f"{opt.name}: given twice; give it once")
             else:
-                values[opt.key] = value
+                values[opt.name] = value
             continue
         if option and options:
             near = closest(option.group(1), list(options), cutoff=0.7)
@@ -82,10 +82,10 @@ def read(params: tuple[Param, ...], words: list[Token], ctx: Context, *, where: 
                 taken.append(words[i].text)
                 i += 1
             if not taken:
-                raise fail(f"{keyword.word}: needs {keyword.type.noun} after it")
+                raise fail(f"{keyword.name}: needs {keyword.type.noun} after it")
             if values[keyword.name] is not None:
-                raise fail(f"{keyword.word}: given twice; give it once")
-            values[keyword.name] = _read(keyword.type, " ".join(taken), ctx, f"{keyword.word}: ")
+                raise fail(f"{keyword.name}: given twice; give it once")
+            values[keyword.name] = _read(keyword.type, " ".join(taken), ctx, f"{keyword.name}: ")
             continue
         claimed = next((p for p in anywhere if p.type.claims(text)), None)
         if claimed is not None:
@@ -118,10 +118,10 @@ def read(params: tuple[Param, ...], words: list[Token], ctx: Context, *, where: 
                     raise UsageError(f"{where} needs {param.type.noun} — {usage}")
                 continue
             values[param.name] = _read(param.type, stream.pop(0).text, ctx, "")
-        elif isinstance(param, Opt) and param.required and values[param.key] in (None, []):
-            raise UsageError(f"{where} needs {param.key}:{param.type.label} — {usage}")
-        elif isinstance(param, Keyword) and not param.optional and values[param.word] is None:
-            raise UsageError(f"{where} needs `{param.word} {param.type.label}` — {usage}")
+        elif isinstance(param, Opt) and param.required and values[param.name] in (None, []):
+            raise UsageError(f"{where} needs {param.name}:{param.type.label} — {usage}")
+        elif isinstance(param, Keyword) and not param.optional and values[param.name] is None:
+            raise UsageError(f"{where} needs `{param.name} {param.type.label}` — {usage}")
     if rest is not None:
         if rest.quoted:
             stray = next((t for t in stream if not t.quoted), None)
