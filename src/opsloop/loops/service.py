@@ -271,11 +271,14 @@ class FeedbackLoops:
 
     def counts(self, session: Session, item: WorkItem) -> tuple[int, int]:
         """(loops still open, loops in all) of the item."""
-        total = len(self._loops(session, item))
-        return (len(self.open_loops(session, item)), total) if total else (0, 0)
+        loops = self._loops(session, item)  # read once: the card asked for both, and read them twice
+        return (len(self._still_open(session, item, loops)), len(loops)) if loops else (0, 0)
 
     def open_loops(self, session: Session, item: WorkItem) -> list[FeedbackLoop]:
         """Loops whose resolution notice has not been delivered (or not yet sent)."""
+        return self._still_open(session, item, self._loops(session, item))
+
+    def _still_open(self, session: Session, item: WorkItem, loops: list[FeedbackLoop]) -> list[FeedbackLoop]:
         delivered = set(session.exec(
             select(OutboxMessage.key).join(
                 FeedbackLoop, col(FeedbackLoop.resolution_key) == col(OutboxMessage.key))
@@ -283,7 +286,7 @@ class FeedbackLoops:
         ))
         def skipped(loop: FeedbackLoop) -> bool:  # a person decided nobody hears the resolution
             return (loop.resolution_key or "").startswith("skipped:")
-        return [loop for loop in self._loops(session, item)
+        return [loop for loop in loops
                 if (loop.resolution_key not in delivered and not skipped(loop))
                 or "resolution" not in self._audience_named(loop.audience).events]
 
