@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from opsloop import audit
@@ -43,11 +42,10 @@ class Recurrences:
         session.add(ItemTheme(work_item_id=item.id, theme=theme))
         earlier = (select(FollowUp).join(ItemTheme, col(ItemTheme.work_item_id) == col(FollowUp.work_item_id))
                    .where(ItemTheme.theme == theme, col(FollowUp.work_item_id) != item.id))
-        still_open = session.exec(select(func.count()).select_from(
-            earlier.where(col(FollowUp.closed_at).is_(None)).subquery())).one()
-        last = session.exec(earlier.where(col(FollowUp.closed_at).is_not(None))
-                            .order_by(col(FollowUp.closed_at).desc(), col(FollowUp.id).desc())).first()
-        if still_open or last is None or last.closed_at is None or last.id is None:
+        # one read answers both: an open follow-up sorts first (then it did not recur), else the last closed
+        last = session.exec(earlier.order_by(col(FollowUp.closed_at).desc().nulls_first(),
+                                             col(FollowUp.id).desc())).first()
+        if last is None or last.closed_at is None or last.id is None:
             return
         found = Recurrence(work_item_id=item.id, theme=theme, followup_id=last.id, closed_at=last.closed_at,
                            at=event.at)
