@@ -43,6 +43,12 @@ def json_column(default: Any) -> Any:
     return Field(default_factory=default, sa_column=Column(JSONType, nullable=False))
 
 
+class IdRow(SQLModel):
+    """The columns of a table whose rows the database numbers: `id`, None until the row is flushed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+
+
 class Counter(SQLModel, table=True):
     """Per-kind sequence behind the human ids (INC-1, ESC-1, EXC-1)."""
 
@@ -73,7 +79,7 @@ class Account(SQLModel, table=True):
     updated_at: datetime | None = utc_column()
 
 
-class WorkItem(SQLModel, table=True):
+class WorkItem(IdRow, table=True):
     """An incident, escalation or exception, with the time of every transition."""
 
     __tablename__ = "work_items"
@@ -82,7 +88,6 @@ class WorkItem(SQLModel, table=True):
         Index("ix_work_items_kind_state", "kind", "state"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     ref: str = Field(max_length=32, unique=True)
     kind: str = Field(max_length=16)
     number: int
@@ -113,11 +118,10 @@ class WorkItemTenant(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="accounts.id", primary_key=True, index=True, max_length=64)
 
 
-class TimelineEvent(SQLModel, table=True):
+class TimelineEvent(IdRow, table=True):
     """A line in a work item's story, as people read it."""
 
     __tablename__ = "timeline_events"
-    id: int | None = Field(default=None, primary_key=True)
     work_item_id: int = Field(foreign_key="work_items.id", index=True, ondelete="CASCADE")
     at: datetime = utc_column(nullable=False)
     actor: str = Field(max_length=64)
@@ -152,7 +156,7 @@ class AuditHead(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
-class OutboxMessage(SQLModel, table=True):
+class OutboxMessage(IdRow, table=True):
     """A message to the outside world, written in the transaction that caused it.
 
     `lane` (transport + target) keeps order: only the oldest pending message
@@ -164,7 +168,6 @@ class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_status_lane_id", "status", "lane", "id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=200, unique=True)
     transport: str = Field(max_length=16)
     target: str = Field(max_length=254)
@@ -183,11 +186,10 @@ class OutboxMessage(SQLModel, table=True):
     external_target: str | None = Field(default=None, max_length=254)
 
 
-class OutboxAttempt(SQLModel, table=True):
+class OutboxAttempt(IdRow, table=True):
     """One try at delivering an outbox message."""
 
     __tablename__ = "outbox_attempts"
-    id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(foreign_key="outbox.id", index=True, ondelete="CASCADE")
     at: datetime = utc_column(nullable=False)
     ok: bool

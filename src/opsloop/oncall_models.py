@@ -5,18 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Index
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from opsloop.models import utc_column
+from opsloop.models import IdRow, utc_column
 
 
-class OnCallOverride(SQLModel, table=True):
+class OnCallOverride(IdRow, table=True):
     """`user` covers `team` from `starts_at` until `ends_at`; the newest override wins."""
 
     __tablename__ = "oncall_overrides"
     __table_args__ = (Index("ix_oncall_overrides_team_ends", "team", "ends_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     team: str = Field(max_length=64)
     user: str = Field(max_length=64)
     starts_at: datetime = utc_column(nullable=False)

@@ -6,16 +6,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, Text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from opsloop.models import json_column, utc_column
+from opsloop.models import IdRow, json_column, utc_column
 
 
-class ChangeEvent(SQLModel, table=True):
+class ChangeEvent(IdRow, table=True):
     __tablename__ = "change_events"
     __table_args__ = (Index("ix_change_events_service_at", "service", "happened_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     integration: str = Field(max_length=64)
     summary: str = Field(sa_column=Column(Text, nullable=False))
     source: str | None = Field(default=None, max_length=255)  # who made the change: ci, a person ...

@@ -17,18 +17,17 @@ from datetime import datetime
 from sqlalchemy import Column, Index, Text, or_
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from opsloop.models import json_column, utc_column
+from opsloop.models import IdRow, json_column, utc_column
 
 PENDING, SENT, SKIPPED, SUPERSEDED = "pending", "sent", "skipped", "superseded"
 
 
-class NoticeDraft(SQLModel, table=True):
+class NoticeDraft(IdRow, table=True):
     """A notice in review: `text` is the public wording every tenant's notice carries."""
 
     __tablename__ = "notice_drafts"
     __table_args__ = (Index("ix_notice_drafts_item_status", "work_item_id", "status"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     work_item_id: int = Field(foreign_key="work_items.id", ondelete="CASCADE")
     audience: str = Field(max_length=16)
     event: str = Field(max_length=16)  # start | update | cadence | resolution
@@ -44,13 +43,12 @@ class NoticeDraft(SQLModel, table=True):
     superseded_by: int | None = Field(default=None)
 
 
-class PublicUpdate(SQLModel, table=True):
+class PublicUpdate(IdRow, table=True):
     """An update a person approved and sent: what status pages show, newest last."""
 
     __tablename__ = "public_updates"
     __table_args__ = (Index("ix_public_updates_item_at", "work_item_id", "approved_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     work_item_id: int = Field(foreign_key="work_items.id", ondelete="CASCADE")
     # None: for everyone the item touches (and the public page, when the item is public);
     # a tenant id: for that tenant only (e.g. the notice of a tenant named later)

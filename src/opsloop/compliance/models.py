@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
-from opsloop.models import json_column, utc_column
+from opsloop.models import IdRow, json_column, utc_column
 
 
 class AuditPersonal(SQLModel, table=True):
@@ -38,10 +38,9 @@ class AuditPersonal(SQLModel, table=True):
     erased_in: int | None = Field(default=None, index=True)  # the seq of the privacy.erased event
 
 
-class AuditCheckpoint(SQLModel, table=True):
+class AuditCheckpoint(IdRow, table=True):
     __tablename__ = "audit_checkpoints"
 
-    id: int | None = Field(default=None, primary_key=True)
     seq: int = Field(index=True)
     hash: str = Field(max_length=64)
     at: datetime = utc_column(nullable=False)
@@ -60,10 +59,9 @@ class ComplianceRun(SQLModel, table=True):
     outcome: dict[str, Any] = json_column(dict)
 
 
-class ConfigStart(SQLModel, table=True):
+class ConfigStart(IdRow, table=True):
     __tablename__ = "config_starts"
 
-    id: int | None = Field(default=None, primary_key=True)
     at: datetime = utc_column(nullable=False, index=True)
     policy_sha256: str = Field(max_length=64)
     runbooks_sha256: str = Field(max_length=64)

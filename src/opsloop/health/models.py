@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from opsloop.models import json_column, utc_column
+from opsloop.models import IdRow, json_column, utc_column
 
 # prompt states: sent and unanswered, answered by the CSM, or silenced for a while
 OPEN, TAKEN, SNOOZED, DISMISSED = "open", "taken", "snoozed", "dismissed"
@@ -22,7 +22,7 @@ RENEWAL_OUTCOMES = (RENEWED, EXPANDED, CONTRACTED, CHURNED)
 LOST = (CHURNED, CONTRACTED)  # the outcomes a health score should have seen coming
 
 
-class HealthSignal(SQLModel, table=True):
+class HealthSignal(IdRow, table=True):
     """One measurement of a tenant (usage trend, NPS, ticket volume) at a time.
 
     (tenant, kind, at) is unique: a sender retrying a request replaces the value
@@ -34,7 +34,6 @@ class HealthSignal(SQLModel, table=True):
         UniqueConstraint("tenant_id", "kind", "at", name="uq_health_signals_tenant_kind_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="accounts.id", max_length=64, ondelete="CASCADE")
     kind: str = Field(max_length=16)  # usage | nps | tickets
     value: float
@@ -43,13 +42,12 @@ class HealthSignal(SQLModel, table=True):
     source: str = Field(max_length=64)  # the integration that sent it
 
 
-class HealthScore(SQLModel, table=True):
+class HealthScore(IdRow, table=True):
     """A tenant's score at a time, with the factors behind it (history: trends and prompts' "was")."""
 
     __tablename__ = "health_scores"
     __table_args__ = (Index("ix_health_scores_tenant_at", "tenant_id", "at", "id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="accounts.id", max_length=64, ondelete="CASCADE")
     at: datetime = utc_column(nullable=False)
     score: int
@@ -70,7 +68,7 @@ class ScoreRow:
     factors: dict[str, Any]
 
 
-class HealthPrompt(SQLModel, table=True):
+class HealthPrompt(IdRow, table=True):
     """One risk-intervention prompt to an account's CSM, and what came of it.
 
     A tenant has at most one current prompt (`ended_at` NULL; a partial unique
@@ -88,7 +86,6 @@ class HealthPrompt(SQLModel, table=True):
         Index("ix_health_prompts_tenant_opened", "tenant_id", "opened_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="accounts.id", max_length=64, ondelete="CASCADE")
     csm: str = Field(max_length=64)  # who was prompted
     opened_at: datetime = utc_column(nullable=False)
@@ -133,7 +130,7 @@ class HealthDailyRun(SQLModel, table=True):
     accounts: int = 0
 
 
-class RenewalOutcome(SQLModel, table=True):
+class RenewalOutcome(IdRow, table=True):
     """What an account's renewal came to, and its ARR before and after (NRR, gross retention).
 
     (tenant, date) is unique: importing the same outcome again replaces it. `arr_before` is the
@@ -146,7 +143,6 @@ class RenewalOutcome(SQLModel, table=True):
         Index("ix_renewal_outcomes_date", "date"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="accounts.id", max_length=64, ondelete="CASCADE")
     date: date
     outcome: str = Field(max_length=16)  # renewed | expanded | contracted | churned
@@ -156,7 +152,7 @@ class RenewalOutcome(SQLModel, table=True):
     recorded_at: datetime = utc_column(nullable=False)
 
 
-class HealthPlay(SQLModel, table=True):
+class HealthPlay(IdRow, table=True):
     """A CSM's play on an at-risk account: a playbook's steps with due dates, then an outcome.
 
     A tenant has at most one open play (`closed_at` NULL; a partial unique index). The
@@ -172,7 +168,6 @@ class HealthPlay(SQLModel, table=True):
         Index("ix_health_plays_closed_at", "closed_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="accounts.id", max_length=64, ondelete="CASCADE")
     prompt_id: int | None = Field(default=None, foreign_key="health_prompts.id", ondelete="SET NULL")
     owner: str = Field(max_length=64)  # who took it; reminders go to them
@@ -188,13 +183,12 @@ class HealthPlay(SQLModel, table=True):
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
-class HealthPlayStep(SQLModel, table=True):
+class HealthPlayStep(IdRow, table=True):
     """One step of a play's checklist, due at a moment computed on the business calendar."""
 
     __tablename__ = "health_play_steps"
     __table_args__ = (Index("ix_health_play_steps_play", "play_id", "position"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     play_id: int = Field(foreign_key="health_plays.id", ondelete="CASCADE")
     position: int
     step_id: str = Field(max_length=64)

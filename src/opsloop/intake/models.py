@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, Text, text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from opsloop.models import json_column, utc_column
+from opsloop.models import IdRow, json_column, utc_column
 
 
-class Alert(SQLModel, table=True):
+class Alert(IdRow, table=True):
     """An alert (Alertmanager fingerprint or Events v2 dedup key) and the incident it belongs to.
 
     `active` rows are the current incarnation of their key: at most one per
@@ -27,7 +27,6 @@ class Alert(SQLModel, table=True):
               sqlite_where=text("active"), postgresql_where=text("active")),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     integration: str = Field(max_length=64)
     key: str = Field(max_length=255)
     work_item_id: int = Field(foreign_key="work_items.id", index=True, ondelete="CASCADE")
@@ -45,7 +44,7 @@ class Alert(SQLModel, table=True):
     context: dict[str, Any] = json_column(dict)
 
 
-class AlertGroup(SQLModel, table=True):
+class AlertGroup(IdRow, table=True):
     """An Alertmanager group (`groupKey`): all its alerts belong to one incident."""
 
     __tablename__ = "alert_groups"
@@ -54,7 +53,6 @@ class AlertGroup(SQLModel, table=True):
               sqlite_where=text("active"), postgresql_where=text("active")),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     integration: str = Field(max_length=64)
     group_hash: str = Field(max_length=64)  # SHA-256 of the groupKey, which can be long
     group_key: str = Field(sa_column=Column(Text, nullable=False))
@@ -65,7 +63,7 @@ class AlertGroup(SQLModel, table=True):
     context: dict[str, Any] = json_column(dict)
 
 
-class InboxEntry(SQLModel, table=True):
+class InboxEntry(IdRow, table=True):
     """A webhook accepted and not yet turned into incidents: `opsloop.intake.inbox`.
 
     The HTTP intake answers once its request is stored here (a group commit), so a storm is
@@ -75,7 +73,6 @@ class InboxEntry(SQLModel, table=True):
 
     __tablename__ = "intake_inbox"
 
-    id: int | None = Field(default=None, primary_key=True)
     integration: str = Field(max_length=64)
     kind: str = Field(max_length=16)  # alertmanager | events_v2
     body: str = Field(sa_column=Column(Text, nullable=False))  # the payload as received (valid JSON)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Index, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from opsloop.models import utc_column
+from opsloop.models import IdRow, utc_column
 
 
-class FeedbackLoop(SQLModel, table=True):
+class FeedbackLoop(IdRow, table=True):
     """One (work item, audience, recipient): open until its resolution notice was delivered."""
 
     __tablename__ = "feedback_loops"
@@ -20,7 +20,6 @@ class FeedbackLoop(SQLModel, table=True):
         Index("ix_feedback_loops_next_notice_at", "next_notice_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     work_item_id: int = Field(foreign_key="work_items.id", index=True, ondelete="CASCADE")
     audience: str = Field(max_length=16)
     tenant_id: str = Field(default="", max_length=64)  # "" for audiences that are not per account
@@ -33,23 +32,21 @@ class FeedbackLoop(SQLModel, table=True):
     reported_at: datetime | None = utc_column()  # told the comms owner it stayed open
 
 
-class ThemeHit(SQLModel, table=True):
+class ThemeHit(IdRow, table=True):
     """A work item touching a theme (runbook, service or `theme:` label) at a time."""
 
     __tablename__ = "theme_hits"
     __table_args__ = (Index("ix_theme_hits_theme_at", "theme", "at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     work_item_id: int = Field(foreign_key="work_items.id", index=True, ondelete="CASCADE")
     theme: str = Field(max_length=128)
     at: datetime = utc_column(nullable=False)
 
 
-class PriorityNotice(SQLModel, table=True):
+class PriorityNotice(IdRow, table=True):
     """A product-priority post, so a theme is raised once per window."""
 
     __tablename__ = "priority_notices"
-    id: int | None = Field(default=None, primary_key=True)
     theme: str = Field(max_length=128, index=True)
     at: datetime = utc_column(nullable=False)
     tenants: int

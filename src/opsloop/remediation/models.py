@@ -22,20 +22,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, Text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from opsloop.models import json_column, utc_column
+from opsloop.models import IdRow, json_column, utc_column
 
 PENDING, APPROVED, SENDING = "pending", "approved", "sending"
 SUCCEEDED, FAILED, UNKNOWN = "succeeded", "failed", "unknown"
 CALL_STATES = (PENDING, APPROVED, SENDING, SUCCEEDED, FAILED, UNKNOWN)
 
 
-class RemediationCall(SQLModel, table=True):
+class RemediationCall(IdRow, table=True):
     __tablename__ = "remediation_calls"
     __table_args__ = (Index("ix_remediation_calls_state", "state", "id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     step_run_id: int = Field(foreign_key="runbook_step_runs.id", unique=True, ondelete="CASCADE")
     run_id: int = Field(foreign_key="runbook_runs.id", index=True, ondelete="CASCADE")
     step_id: str = Field(max_length=64)
@@ -58,11 +57,10 @@ class RemediationCall(SQLModel, table=True):
     decided_by: str | None = Field(default=None, max_length=64)  # who confirmed an unknown outcome
 
 
-class ApprovalRound(SQLModel, table=True):
+class ApprovalRound(IdRow, table=True):
     __tablename__ = "approval_rounds"
     __table_args__ = (Index("ix_approval_rounds_step_run", "step_run_id", "number"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     step_run_id: int = Field(foreign_key="runbook_step_runs.id", ondelete="CASCADE")
     number: int
     binding: dict[str, Any] = json_column(dict)  # gated http step id -> SHA-256 of its request

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from opsloop.models import json_column, utc_column
+from opsloop.models import IdRow, json_column, utc_column
 
 FOLLOWUP_COUNTER = "followup"  # the counters row behind ACT-n
 # the sections people write, in the order the document and the form show them
@@ -29,14 +29,13 @@ SECTIONS = (
 MAX_SECTION = 3000  # a Slack modal's multiline input holds at most 3000 characters
 
 
-class FollowUp(SQLModel, table=True):
+class FollowUp(IdRow, table=True):
     __tablename__ = "followups"
     __table_args__ = (
         Index("ix_followups_open_due", "closed_at", "due_at"),
         Index("ix_followups_owner", "owner"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     ref: str = Field(max_length=32, unique=True)  # ACT-n
     number: int
     work_item_id: int = Field(foreign_key="work_items.id", index=True, ondelete="CASCADE")
@@ -58,7 +57,7 @@ DRAFT, IN_REVIEW, PUBLISHED = "draft", "in review", "published"
 REVIEW_STATES = (DRAFT, IN_REVIEW, PUBLISHED)
 
 
-class Review(SQLModel, table=True):
+class Review(IdRow, table=True):
     """The post-incident review of one work item: an owner, a due date, draft -> in review -> published.
 
     Its words live in `ReviewVersion` rows, one per save; `version` is the newest. Once published,
@@ -67,7 +66,6 @@ class Review(SQLModel, table=True):
     __tablename__ = "reviews"
     __table_args__ = (Index("ix_reviews_state_due", "state", "due_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     work_item_id: int = Field(foreign_key="work_items.id", unique=True, ondelete="CASCADE")
     owner: str = Field(max_length=64)
     state: str = Field(default=DRAFT, max_length=16)
@@ -82,13 +80,12 @@ class Review(SQLModel, table=True):
     sha256: str | None = Field(default=None, max_length=64)
 
 
-class ReviewVersion(SQLModel, table=True):
+class ReviewVersion(IdRow, table=True):
     """One save of a review: the whole document (facts drafted from the record, people's sections)."""
 
     __tablename__ = "review_versions"
     __table_args__ = (UniqueConstraint("review_id", "version", name="uq_review_versions_review_version"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     review_id: int = Field(foreign_key="reviews.id", ondelete="CASCADE")
     version: int
     saved_at: datetime = utc_column(nullable=False)

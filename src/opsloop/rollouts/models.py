@@ -23,9 +23,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from opsloop.models import json_column, utc_column
+from opsloop.models import IdRow, json_column, utc_column
 
 # rollout states
 PINNED, RUNNING, PAUSING, APPROVAL = "pinned", "running", "pausing", "approval"
@@ -44,14 +44,13 @@ CLAIMABLE = frozenset({PENDING, RB_PENDING})
 IN_FLIGHT = frozenset({SENDING, RB_SENDING})
 
 
-class Rollout(SQLModel, table=True):
+class Rollout(IdRow, table=True):
     __tablename__ = "rollouts"
     __table_args__ = (
         UniqueConstraint("run_id", "step_id", name="uq_rollouts_run_step"),
         Index("ix_rollouts_state", "state"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="runbook_runs.id", ondelete="CASCADE")
     step_id: str = Field(max_length=64)
     work_item_id: int = Field(foreign_key="work_items.id", index=True, ondelete="CASCADE")
@@ -74,14 +73,13 @@ class Rollout(SQLModel, table=True):
     finished_at: datetime | None = utc_column()
 
 
-class RolloutTarget(SQLModel, table=True):
+class RolloutTarget(IdRow, table=True):
     __tablename__ = "rollout_targets"
     __table_args__ = (
         UniqueConstraint("rollout_id", "tenant_id", name="uq_rollout_targets_tenant"),
         Index("ix_rollout_targets_claim", "rollout_id", "state", "position"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     rollout_id: int = Field(foreign_key="rollouts.id", ondelete="CASCADE")
     tenant_id: str = Field(max_length=64)
     position: int

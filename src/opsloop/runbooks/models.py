@@ -6,18 +6,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from opsloop.models import json_column, utc_column
+from opsloop.models import IdRow, json_column, utc_column
 
 
-class RunbookSnapshot(SQLModel, table=True):
+class RunbookSnapshot(IdRow, table=True):
     """The exact bytes of one runbook version as it was first used; runs render from these."""
 
     __tablename__ = "runbook_snapshots"
     __table_args__ = (Index("ix_runbook_snapshots_runbook_version", "runbook_id", "version"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     runbook_id: str = Field(max_length=64)
     version: str = Field(max_length=64)
     sha256: str = Field(max_length=64, unique=True)
@@ -25,12 +24,11 @@ class RunbookSnapshot(SQLModel, table=True):
     first_seen: datetime = utc_column(nullable=False)
 
 
-class RunbookRun(SQLModel, table=True):
+class RunbookRun(IdRow, table=True):
     """A runbook running on a work item, pinned to one snapshot with its inputs."""
 
     __tablename__ = "runbook_runs"
 
-    id: int | None = Field(default=None, primary_key=True)
     work_item_id: int = Field(foreign_key="work_items.id", index=True, ondelete="CASCADE")
     snapshot_id: int = Field(foreign_key="runbook_snapshots.id", index=True)
     runbook_id: str = Field(max_length=64, index=True)
@@ -42,7 +40,7 @@ class RunbookRun(SQLModel, table=True):
     finished_at: datetime | None = utc_column()
 
 
-class RunbookStepRun(SQLModel, table=True):
+class RunbookStepRun(IdRow, table=True):
     """One step of a run: its state, who moved it, why, and what it produced."""
 
     __tablename__ = "runbook_step_runs"
@@ -51,7 +49,6 @@ class RunbookStepRun(SQLModel, table=True):
         Index("ix_runbook_step_runs_step_state", "step_id", "state"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="runbook_runs.id", index=True, ondelete="CASCADE")
     step_id: str = Field(max_length=64)
     position: int

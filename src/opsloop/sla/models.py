@@ -14,9 +14,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Index
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from opsloop.models import utc_column
+from opsloop.models import IdRow, utc_column
 
 RUNNING, PAUSED, MET, BREACHED, STOPPED = "running", "paused", "met", "breached", "stopped"
 # a response target that nobody answered: the alerts mitigated or resolved the item by themselves
@@ -24,14 +24,13 @@ NO_RESPONSE = "no_response"
 SETTLED = (MET, BREACHED, NO_RESPONSE)
 
 
-class SlaClock(SQLModel, table=True):
+class SlaClock(IdRow, table=True):
     __tablename__ = "sla_clocks"
     __table_args__ = (
         Index("ix_sla_clocks_item_target", "work_item_id", "target", "id"),
         Index("ix_sla_clocks_settled_at", "settled_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     work_item_id: int = Field(foreign_key="work_items.id", ondelete="CASCADE")
     target: str = Field(max_length=16)  # response | update | resolution
     policy_index: int  # which sla.policies entry matched

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from opsloop.models import utc_column
+from opsloop.models import IdRow, utc_column
 
 
 class StatusKey(SQLModel, table=True):
@@ -24,11 +24,10 @@ class StatusKey(SQLModel, table=True):
     created_at: datetime = utc_column(nullable=False)
 
 
-class StatusLink(SQLModel, table=True):
+class StatusLink(IdRow, table=True):
     """One tenant's status page link, active until revoked."""
 
     __tablename__ = "status_links"
-    id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="accounts.id", index=True, max_length=64, ondelete="CASCADE")
     nonce: str = Field(max_length=64, unique=True)
     created_at: datetime = utc_column(nullable=False)

@@ -16,12 +16,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, Text, text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from opsloop.models import json_column, utc_column
+from opsloop.models import IdRow, json_column, utc_column
 
 
-class Timer(SQLModel, table=True):
+class Timer(IdRow, table=True):
     __tablename__ = "timers"
     __table_args__ = (
         # the sweeper's claim reads only unfired rows in due order: a partial index keeps
@@ -32,7 +32,6 @@ class Timer(SQLModel, table=True):
         Index("ix_timers_clock", "clock_id"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=32)  # warn | breach | page | ...
     due_at: datetime = utc_column(nullable=False)
     work_item_id: int | None = Field(default=None, foreign_key="work_items.id", ondelete="CASCADE")
