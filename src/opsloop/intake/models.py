@@ -11,6 +11,13 @@ from sqlmodel import Field
 from opsloop.models import IdRow, json_column, utc_column
 
 
+def one_active(name: str, key: str) -> Index:
+    """At most one `active` row per integration and `key`: a partial unique index, so two concurrent
+    senders cannot open two incidents for one alert or one group."""
+    return Index(name, "integration", key, unique=True,
+                 sqlite_where=text("active"), postgresql_where=text("active"))
+
+
 class Alert(IdRow, table=True):
     """An alert (Alertmanager fingerprint or Events v2 dedup key) and the incident it belongs to.
 
@@ -22,10 +29,7 @@ class Alert(IdRow, table=True):
     """
 
     __tablename__ = "alerts"
-    __table_args__ = (
-        Index("uq_alerts_active_key", "integration", "key", unique=True,
-              sqlite_where=text("active"), postgresql_where=text("active")),
-    )
+    __table_args__ = (one_active("uq_alerts_active_key", "key"),)
 
     integration: str = Field(max_length=64)
     key: str = Field(max_length=255)
@@ -48,10 +52,7 @@ class AlertGroup(IdRow, table=True):
     """An Alertmanager group (`groupKey`): all its alerts belong to one incident."""
 
     __tablename__ = "alert_groups"
-    __table_args__ = (
-        Index("uq_alert_groups_active_key", "integration", "group_hash", unique=True,
-              sqlite_where=text("active"), postgresql_where=text("active")),
-    )
+    __table_args__ = (one_active("uq_alert_groups_active_key", "group_hash"),)
 
     integration: str = Field(max_length=64)
     group_hash: str = Field(max_length=64)  # SHA-256 of the groupKey, which can be long
