@@ -23,13 +23,14 @@ import base64
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
 from opsloop.compliance import bundle_readme, export, reader
 from opsloop.compliance.chain import sha256
@@ -41,6 +42,8 @@ from opsloop.errors import InvalidInput
 from opsloop.models import WorkItem
 from opsloop.remediation.models import RemediationCall
 from opsloop.runbooks.models import RunbookRun, RunbookSnapshot, RunbookStepRun
+
+Q = TypeVar("Q", bound="Select[*tuple[Any, ...]]")
 
 
 @dataclass
@@ -101,7 +104,7 @@ def build(session: Session, *, since: datetime, until: datetime, out: Path, sign
     return summary
 
 
-def _lines(rows: Iterator[str]) -> bytes:
+def _lines(rows: Iterable[str]) -> bytes:
     return "".join(f"{row}\n" for row in rows).encode()
 
 
@@ -148,14 +151,19 @@ def _checkpoints(session: Session, keys: list[Verifier], files: dict[str, bytes]
     return anchors
 
 
+def _of_period(query: Q, made: type[RunbookRun | RemediationCall], since: datetime, until: datetime) -> Q:
+    """`query` (of `made` and its run) with each run's work item, for the rows of `made` created in the
+    period, oldest first."""
+    return (query.join(WorkItem, col(WorkItem.id) == col(RunbookRun.work_item_id))
+            .where(col(made.created_at) >= since, col(made.created_at) < until)
+            .order_by(col(made.id)))
+
+
 def _runbooks(session: Session, since: datetime, until: datetime, files: dict[str, bytes]) -> int:
-    runs = session.exec(
+    runs = session.exec(_of_period(
         select(RunbookRun, RunbookSnapshot, WorkItem)
-        .join(RunbookSnapshot, col(RunbookSnapshot.id) == col(RunbookRun.snapshot_id))
-        .join(WorkItem, col(WorkItem.id) == col(RunbookRun.work_item_id))
-        .where(col(RunbookRun.created_at) >= since, col(RunbookRun.created_at) < until)
-        .order_by(col(RunbookRun.id))
-    ).all()
+        .join(RunbookSnapshot, col(RunbookSnapshot.id) == col(RunbookRun.snapshot_id)),
+        RunbookRun, since, until)).all()
     versions: dict[str, dict[str, Any]] = {}
     lines = []
     for run, snapshot, item in runs:
@@ -178,18 +186,15 @@ def _runbooks(session: Session, since: datetime, until: datetime, files: dict[st
                       for s in steps]}, sort_keys=True, ensure_ascii=False))
     listed = sorted(versions.values(), key=lambda v: (v["runbook"], v["version"]))
     files["runbook-versions.json"] = (json.dumps(listed, indent=2, sort_keys=True) + "\n").encode()
-    files["runbook-runs.jsonl"] = "".join(f"{line}\n" for line in lines).encode()
+    files["runbook-runs.jsonl"] = _lines(lines)
     return len(lines)
 
 
 def _remediation(session: Session, since: datetime, until: datetime, files: dict[str, bytes]) -> int:
-    calls = session.exec(
+    calls = session.exec(_of_period(
         select(RemediationCall, RunbookRun, WorkItem)
-        .join(RunbookRun, col(RunbookRun.id) == col(RemediationCall.run_id))
-        .join(WorkItem, col(WorkItem.id) == col(RunbookRun.work_item_id))
-        .where(col(RemediationCall.created_at) >= since, col(RemediationCall.created_at) < until)
-        .order_by(col(RemediationCall.id))
-    ).all()
+        .join(RunbookRun, col(RunbookRun.id) == col(RemediationCall.run_id)),
+        RemediationCall, since, until)).all()
     lines = []
     for call, run, item in calls:
         gates = session.exec(select(RunbookStepRun).where(RunbookStepRun.run_id == run.id)).all()
@@ -204,7 +209,7 @@ def _remediation(session: Session, since: datetime, until: datetime, files: dict
             "attempts": call.attempts, "error": call.error, "approved_by": approvers,
             "decided_by": call.decided_by, "created_at": call.created_at.isoformat(),
             "finished_at": _iso(call.finished_at)}, sort_keys=True, ensure_ascii=False))
-    files["remediation.jsonl"] = "".join(f"{line}\n" for line in lines).encode()
+    files["remediation.jsonl"] = _lines(lines)
     return len(lines)
 
 
