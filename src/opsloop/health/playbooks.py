@@ -23,18 +23,16 @@ is 48 working hours.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from opsloop.errors import ConfigError
 from opsloop.fields import Duration, Strict
 from opsloop.health.config import FACTORS, RULES
-from opsloop.policy_loader import _StrictLoader, format_location
+from opsloop.policy_loader import format_location
 from opsloop.runbooks.versions import Version, content_hash
-from opsloop.yaml_files import YamlDirectory
+from opsloop.yaml_files import YamlDirectory, validated
 
 MAX_FILE = 64 * 1024
 ACTIVE, DEPRECATED, RETIRED = "active", "deprecated", "retired"
@@ -96,31 +94,19 @@ class LoadedPlaybook:
 
 def parse(data: bytes, source: str, *, expected_id: str | None = None) -> LoadedPlaybook:
     """Validate one playbook's bytes (memoised by content, like runbooks); errors name `source`."""
-    return _parse(data, source, expected_id)
-
-
-@lru_cache(maxsize=128)
-def _parse(data: bytes, source: str, expected_id: str | None) -> LoadedPlaybook:
-    if len(data) > MAX_FILE:
-        raise ConfigError(f"{source}: the file is {len(data)} bytes; at most {MAX_FILE}")
-    try:
-        raw = yaml.load(data.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except (UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ConfigError(f"{source}: not a YAML text file: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: a playbook is a mapping (schema_version, id, version, steps, ...)")
-    try:
-        playbook = Playbook.model_validate(raw)
-    except ValidationError as error:
-        lines = []
-        for problem in error.errors():
-            message = problem["msg"].removeprefix("Value error, ")
-            message = {"extra_forbidden": "unknown key", "missing": "required"}.get(problem["type"], message)
-            lines.append(f"{source}: {format_location(problem['loc'])}: {message}")
-        raise ConfigError("\n".join(lines)) from None
-    if expected_id is not None and playbook.id != expected_id:
-        raise ConfigError(f"{source}: id: {playbook.id!r} must match the file name ({expected_id}.yaml)")
+    playbook = validated(Playbook, data, source, expected_id, at_most=MAX_FILE, kind="playbook",
+                         problems=_problems)
     return LoadedPlaybook(playbook, source, data, content_hash(data))
+
+
+def _problems(error: ValidationError, raw: dict[str, Any]) -> list[str]:
+    """Pydantic's errors as `steps[0].due: reason` lines."""
+    lines = []
+    for problem in error.errors():
+        message = problem["msg"].removeprefix("Value error, ")
+        message = {"extra_forbidden": "unknown key", "missing": "required"}.get(problem["type"], message)
+        lines.append(f"{format_location(problem['loc'])}: {message}")
+    return lines
 
 
 class Playbooks(YamlDirectory[LoadedPlaybook]):

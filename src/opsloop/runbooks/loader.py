@@ -6,17 +6,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from opsloop.errors import ConfigError
-from opsloop.policy_loader import _StrictLoader  # the policy's YAML reader: duplicate keys are refused
 from opsloop.runbooks.schema import STEP_TYPES, Runbook
 from opsloop.runbooks.versions import content_hash
-from opsloop.yaml_files import YamlDirectory
+from opsloop.yaml_files import YamlDirectory, validated
 
 MAX_FILE = 256 * 1024
 
@@ -34,35 +30,10 @@ class LoadedRunbook:
 
 
 def parse(data: bytes, source: str, *, expected_id: str | None = None) -> LoadedRunbook:
-    """Validate one runbook's bytes; `source` names it in errors.
-
-    The result depends only on the arguments and the models are frozen, so it
-    is memoised: every declare reads the file (an edit counts at once) but the
-    same bytes are parsed and validated once. Errors are not cached.
-    """
-    return _parse(data, source, expected_id)
-
-
-@lru_cache(maxsize=256)
-def _parse(data: bytes, source: str, expected_id: str | None) -> LoadedRunbook:
-    if len(data) > MAX_FILE:
-        raise ConfigError(f"{source}: the file is {len(data)} bytes; at most {MAX_FILE}")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{source}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    try:
-        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{source}: invalid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: a runbook is a mapping (schema_version, id, version, steps, ...)")
-    try:
-        runbook = Runbook.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError("\n".join(f"{source}: {line}" for line in problems(error, raw))) from None
-    if expected_id is not None and runbook.id != expected_id:
-        raise ConfigError(f"{source}: id: {runbook.id!r} must match the file name ({expected_id}.yaml)")
+    """Validate one runbook's bytes; `source` names it in errors. Every declare reads the file (an
+    edit counts at once) but the same bytes are validated once (`validated` memoises)."""
+    runbook = validated(Runbook, data, source, expected_id, at_most=MAX_FILE, kind="runbook",
+                        problems=problems)
     return LoadedRunbook(runbook, source, data, content_hash(data))
 
 
