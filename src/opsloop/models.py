@@ -49,14 +49,6 @@ class IdRow(SQLModel):
     id: int | None = Field(default=None, primary_key=True)
 
 
-class Counter(SQLModel, table=True):
-    """Per-kind sequence behind the human ids (INC-1, ESC-1, EXC-1)."""
-
-    __tablename__ = "counters"
-    name: str = Field(primary_key=True, max_length=32)
-    value: int = 0
-
-
 class Account(SQLModel, table=True):
     """A customer account (tenant)."""
 
@@ -77,6 +69,14 @@ class Account(SQLModel, table=True):
     # its own maintenance window, e.g. "sun 02:00-06:00" in the policy's timezone (opsloop.tenant_windows)
     window: str | None = Field(default=None, max_length=64)
     updated_at: datetime | None = utc_column()
+
+
+class Counter(SQLModel, table=True):
+    """Per-kind sequence behind the human ids (INC-1, ESC-1, EXC-1)."""
+
+    __tablename__ = "counters"
+    name: str = Field(primary_key=True, max_length=32)
+    value: int = 0
 
 
 class WorkItem(IdRow, table=True):
