@@ -33,9 +33,10 @@ class Engine:
         self.bus = bus
 
     def advance(self, session: Session, run: RunbookRun, runbook: Runbook, item: WorkItem,
-                 tenants: list[str], now: datetime) -> None:
-        """Open every step whose prerequisites are met; post notify steps; finish the run."""
-        rows = {s.step_id: s for s in self.steps(session, run)}
+                 tenants: list[str], now: datetime, *, step_rows: list[RunbookStepRun] | None = None) -> None:
+        """Open every step whose prerequisites are met; post notify steps; finish the run. `step_rows`:
+        the run's rows when the caller holds them (it has just inserted them); else they are read."""
+        rows = {s.step_id: s for s in (self.steps(session, run) if step_rows is None else step_rows)}
         changed = True
         while changed:
             changed = False

@@ -214,19 +214,20 @@ class Runbooks(Service):
         session.add(run)
         session.flush()
         assert run.id is not None
-        # one multi-row insert, not an INSERT ... RETURNING per step: nothing here needs their ids,
-        # and `advance` reads the rows back (profile: 6 of a declare's statements on the sample runbook)
-        if runbook.steps:
-            session.execute(insert(RunbookStepRun), [
-                RunbookStepRun(run_id=run.id, step_id=step.id, position=position, state=S.WAITING,
-                               updated_at=now).model_dump(exclude={"id"})
-                for position, step in enumerate(runbook.steps)])
+        # One multi-row INSERT ... RETURNING hands `advance` the rows it moves, as objects of this session
+        # (not an INSERT per step, nor a SELECT of what was just written). The rows are plain dicts:
+        # building a RunbookStepRun each only to dump it was a quarter of attaching (pydantic inspects
+        # the `list` default factory's signature on every construction).
+        rows = list(session.scalars(insert(RunbookStepRun).returning(RunbookStepRun), [
+            {"run_id": run.id, "step_id": step.id, "position": position, "state": S.WAITING,
+             "outputs": {}, "approvals": [], "updated_at": now}
+            for position, step in enumerate(runbook.steps)])) if runbook.steps else []
         self.engine.audit(session, actor, "runbook.attached" if missing else "runbook.started", item, now,
                           after={"run": run.id, "runbook": runbook.id, "version": runbook.version,
                                  "sha256": loaded.sha256, "inputs": values,
                                  **({"missing_inputs": missing} if missing else {})})
         if not missing:
-            self.engine.advance(session, run, runbook, item, tenants, now)
+            self.engine.advance(session, run, runbook, item, tenants, now, step_rows=rows)
         return run, repinned
 
     # ------------------------------------------------------------------ moving steps
