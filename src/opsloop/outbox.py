@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, update
+from sqlalchemy import Table, func, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from opsloop.clock import Clock
 from opsloop.db import Database
@@ -142,16 +142,23 @@ def enqueue(
         session.exec(update(OutboxMessage).where(*waiting).values(status=SUPERSEDED))
     # One statement says "queue it unless this key was queued already": a SELECT first was a round
     # trip per message, and two writers could both see no row and one then failed on the unique key.
-    dialect_insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    queued = session.execute(
-        dialect_insert(OutboxMessage)
-        .values(key=key or f"auto:{uuid.uuid4().hex}", transport=transport, target=target,
-                lane=lane or f"{transport}:{target}", thread_key=thread_key, update_key=update_key,
-                payload=payload, status=PENDING, attempts=0, next_attempt_at=due, created_at=now)
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(col(OutboxMessage.id))
-    ).first()
+    # The statement is built once per dialect, on the table: building it per call through the ORM's
+    # bulk insert cost ~6 times the INSERT itself. What the session holds goes first, as it always did.
+    session.flush()
+    queued = session.execute(_QUEUE[session.get_bind().dialect.name], {
+        "key": key or f"auto:{uuid.uuid4().hex}", "transport": transport, "target": target,
+        "lane": lane or f"{transport}:{target}", "thread_key": thread_key, "update_key": update_key,
+        "payload": payload, "status": PENDING, "attempts": 0, "next_attempt_at": due, "created_at": now,
+    }).first()
     return queued is not None
+
+
+_OUTBOX: Table = SQLModel.metadata.tables[OutboxMessage.__tablename__]
+_QUEUE = {  # INSERT ... ON CONFLICT (key) DO NOTHING RETURNING id, on each database opsloop runs on
+    "sqlite": sqlite_insert(_OUTBOX).on_conflict_do_nothing(index_elements=["key"]).returning(_OUTBOX.c.id),
+    "postgresql": postgresql_insert(_OUTBOX).on_conflict_do_nothing(index_elements=["key"])
+    .returning(_OUTBOX.c.id),
+}
 
 
 def depth(session: Session) -> int:
