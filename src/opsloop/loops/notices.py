@@ -74,8 +74,22 @@ class Notices:
     def enqueue(self, session: Session, loop: FeedbackLoop, item: WorkItem, accounts: list[Account],
                 event: str, now: datetime, message: str = "") -> None:
         """Queue one notice to the loop's recipient (once: the outbox key names the loop and notice)."""
-        headline, rest = self.render(loop, item, accounts, event, now, message)
         loop.notices += 1
+        self._queue(session, loop, item, accounts, event, now, message)
+
+    def enqueue_many(self, session: Session, loops: list[FeedbackLoop], item: WorkItem,
+                     accounts: list[Account], event: str, now: datetime) -> None:
+        """`enqueue` to each loop; loops just opened go in with their first notice counted (one INSERT
+        each, not an INSERT and then an UPDATE of the count)."""
+        for loop in loops:
+            loop.notices += 1
+        session.flush()  # the keys name the loops' ids
+        for loop in loops:
+            self._queue(session, loop, item, accounts, event, now)
+
+    def _queue(self, session: Session, loop: FeedbackLoop, item: WorkItem, accounts: list[Account],
+               event: str, now: datetime, message: str = "") -> None:
+        headline, rest = self.render(loop, item, accounts, event, now, message)
         key = f"loop:{loop.id}:{event}:{loop.notices}"
         if event == "resolution":
             loop.resolution_key = key

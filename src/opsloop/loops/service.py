@@ -193,8 +193,7 @@ class FeedbackLoops:
         if accounts is None:
             accounts = self._accounts(session, self._tenant_ids(session, item))
         if name != CUSTOMERS and audience.sends(name) == "auto":
-            for loop in loops:
-                self.notices.enqueue(session, loop, item, accounts, event, now)
+            self.notices.enqueue_many(session, loops, item, accounts, event, now)
             return
         tenants = sorted({loop.tenant_id for loop in loops if loop.tenant_id})
         latest = None
@@ -382,8 +381,7 @@ class FeedbackLoops:
         loop = FeedbackLoop(work_item_id=item.id, audience=r.audience, tenant_id=r.tenant_id,
                             transport=r.transport, target=r.target, opened_at=now,
                             next_notice_at=now + cadence if cadence else None)
-        session.add(loop)
-        session.flush()
+        session.add(loop)  # not flushed yet: one announced goes in with its first notice counted
         open_now.add(_identity(loop))
         return loop
 
