@@ -75,7 +75,7 @@ class FeedbackLoops:
         window: that it is planned, in advance; one waiting for approval once it is approved)."""
         if event.item.kind == Kind.MAINTENANCE.value and event.item.state == State.REQUESTED.value:
             return
-        self._start(session, event.item, list(event.tenants), event.at, every_tenant=True)
+        self._start(session, event.item, list(event.tenants), event.at, created=True)
 
     def follow(self, session: Session, event: ItemChanged) -> None:
         """Drafts of a past phase are superseded; new tenants' audiences are told (the current state);
@@ -139,14 +139,15 @@ class FeedbackLoops:
                                 now=event.at)
 
     def _start(self, session: Session, item: WorkItem, tenants: list[str], now: datetime, *,
-               every_tenant: bool = False) -> None:
-        """Open the loops of the audiences `tenants` concern and announce them. `every_tenant`: the
-        tenants are all the item's (at creation), so the announcements need not read them again."""
+               created: bool = False) -> None:
+        """Open the loops of the audiences `tenants` concern and announce them. `created`: the item was
+        just created, so `tenants` are all of its tenants (the announcements need not read them again)
+        and it has no loops nor hold timer yet (nothing to read either)."""
         accounts = self._accounts(session, tenants)
-        told = accounts if every_tenant else None
+        told = accounts if created else None
         planned = item.kind == Kind.MAINTENANCE.value  # planned work: told in advance, no hold
         fresh: dict[str, list[FeedbackLoop]] = defaultdict(list)
-        open_now = {_identity(loop) for loop in self._loops(session, item)}
+        open_now = set() if created else {_identity(loop) for loop in self._loops(session, item)}
         for recipient in recipients(self.policy, item, accounts):
             loop = self._open(session, item, recipient, now, open_now)
             if loop is not None:
@@ -162,7 +163,7 @@ class FeedbackLoops:
             if name != CUSTOMERS or planned:
                 self._announce(session, item, name, loops, event, now, accounts=told)
             elif self._holding(item, now):
-                self._hold(session, item, now)
+                self._hold(session, item, now, created=created)
             else:  # a tenant named later hears of the state the item is in now
                 self._announce(session, item, name, loops, event, now, accounts=told)
         if not planned:  # planned work is no recurring problem
@@ -213,13 +214,15 @@ class FeedbackLoops:
         """Whether customers are still held back (the item is younger than `loops.hold`)."""
         return (item.resolved_at or now) < item.created_at + self.policy.loops.hold
 
-    def _hold(self, session: Session, item: WorkItem, now: datetime) -> None:
-        """One hold timer per item: when it fires, customers named by then hear the state of then."""
-        waiting = session.exec(select(Timer.id).where(Timer.work_item_id == item.id, Timer.kind == HOLD,
-                                                      col(Timer.fired_at).is_(None))).first()
-        if waiting is None:
-            session.add(Timer(kind=HOLD, due_at=item.created_at + self.policy.loops.hold,
-                              work_item_id=item.id, payload={}, created_at=now))
+    def _hold(self, session: Session, item: WorkItem, now: datetime, *, created: bool = False) -> None:
+        """One hold timer per item: when it fires, customers named by then hear the state of then.
+        `created`: the item was just created, so it has none yet (not looked for)."""
+        waiting = select(Timer.id).where(Timer.work_item_id == item.id, Timer.kind == HOLD,
+                                         col(Timer.fired_at).is_(None))
+        if not created and session.exec(waiting).first() is not None:
+            return
+        session.add(Timer(kind=HOLD, due_at=item.created_at + self.policy.loops.hold,
+                          work_item_id=item.id, payload={}, created_at=now))
 
     # ------------------------------------------------------------------ a review's public part
 
