@@ -77,7 +77,7 @@ class Sla:
         """A new item held to an SLA policy gets its clocks (and, maybe, its escalation chain). A person
         who declares an incident is responding (`sla.declared_meets_response`): its response target is
         met at once, and no chain pages anyone to respond."""
-        self._start(session, event.item, event.at, declared=self._declared(event.item))
+        self._start(session, event.item, event.at, declared=self._declared(event.item), new=True)
 
     def _declared(self, item: WorkItem) -> bool:
         """Declared by a person, who is taken as responding (`sla.declared_meets_response`)."""
@@ -128,12 +128,15 @@ class Sla:
             audit.record(session, at=now, actor=event.actor, action="sla.settled", subject=item.ref,
                          after=outcome)
 
-    def _start(self, session: Session, item: WorkItem, now: datetime, *, declared: bool = False) -> None:
+    def _start(self, session: Session, item: WorkItem, now: datetime, *, declared: bool = False,
+               new: bool = False) -> None:
+        """Start the item's clocks. `new`: it was just created, so it has no clocks to end (not read)."""
         assert item.id is not None
         match = match_policy(self.policy, item, tier_of(session, item.id))
         if match is None:
             return
-        for clock in self.book.current(session, item.id, lock=True).values():  # a reopen ends the old cycle
+        old = {} if new else self.book.current(session, item.id, lock=True)
+        for clock in old.values():  # a reopen ends the old cycle
             if clock.state in (RUNNING, PAUSED):
                 self.book.abandon(session, clock, now)
         started = {}
