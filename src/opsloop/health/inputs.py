@@ -65,19 +65,18 @@ def _incidents(session: Session, out: dict[str, Inputs], only: dict[str, Inputs]
             out[tenant].incidents[severity] = count
     rank = func.row_number().over(partition_by=col(WorkItemTenant.tenant_id),
                                   order_by=(_SEVERITY_ORDER, col(WorkItem.created_at).desc())).label("rank")
-    ranked = (select(WorkItemTenant.tenant_id, WorkItem.id, rank)
+    # the ranked rows carry what the evidence shows (plain columns: building thousands of WorkItem
+    # objects cost more than the queries); joining the ranked subquery back to work_items made SQLite
+    # rescan it per row, and reading them in a second query by id was a statement more
+    ranked = (select(WorkItemTenant.tenant_id, WorkItem.ref, WorkItem.severity, WorkItem.title)
+              .add_columns(rank)
               .join(WorkItem, col(WorkItem.id) == col(WorkItemTenant.work_item_id))
               .where(*touching).subquery())
-    worst = session.exec(select(ranked.c.tenant_id, ranked.c.id).where(ranked.c.rank <= EVIDENCE)
-                         .order_by(ranked.c.tenant_id, ranked.c.rank)).all()
-    # a second query by primary key: joining the ranked subquery back makes SQLite rescan it per row
-    # (plain columns: building thousands of WorkItem objects cost more than the queries)
-    items = {item_id: ItemRef(ref, severity, title) for item_id, ref, severity, title in session.exec(
-        select(WorkItem.id, WorkItem.ref, WorkItem.severity, WorkItem.title)
-        .where(col(WorkItem.id).in_({item_id for _, item_id in worst})))}
-    for tenant, item_id in worst:
+    for tenant, ref, severity, title in session.exec(
+            select(ranked.c.tenant_id, ranked.c.ref, ranked.c.severity, ranked.c.title)
+            .where(ranked.c.rank <= EVIDENCE).order_by(ranked.c.tenant_id, ranked.c.rank)).all():
         if tenant in out:
-            out[tenant].incident_refs.append(items[item_id])
+            out[tenant].incident_refs.append(ItemRef(ref, severity, title))
 
 
 def _breaches(session: Session, out: dict[str, Inputs], only: dict[str, Inputs] | _All,
