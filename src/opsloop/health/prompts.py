@@ -49,6 +49,8 @@ def current(session: Session, tenant: str) -> HealthPrompt | None:
 def current_many(session: Session, tenants: Sequence[str] | None, *,
                  lock: bool = False) -> dict[str, HealthPrompt]:
     """The current prompt of each tenant that has one (`None`: of every tenant)."""
+    if tenants is not None and not tenants:
+        return {}  # nothing to read (a rescore usually has no prompt to look at: one query saved)
     query = select(HealthPrompt).where(col(HealthPrompt.ended_at).is_(None))
     if tenants is not None:
         query = query.where(col(HealthPrompt.tenant_id).in_(tenants))
