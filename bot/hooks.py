@@ -127,8 +127,9 @@ class InboxWorker:
     """Processes the inbox (`opsloop.intake.inbox`) on a thread of its own: woken after each commit
     of accepted webhooks, and every `idle` seconds (what another replica accepted, what a crash
     left). While webhooks wait to be stored it lets them go first, for at most `patience` seconds,
-    so a storm is accepted at full speed and turned into incidents right after. Stopping processes
-    what is left, for at most `drain` seconds (the rest waits for the next start)."""
+    so a storm is accepted at full speed and turned into incidents right after; while it goes on,
+    each transaction takes `storm_batch` entries (on SQLite a store waits behind a short one). Stopping
+    processes what is left, for at most `drain` seconds (the rest waits for the next start)."""
 
     def __init__(self, inbox: Inbox, *, busy: Callable[[], bool] = lambda: False, idle: float = 1.0,
                  patience: float = 0.5, drain: float = 30.0, storm_batch: int = 8) -> None:
