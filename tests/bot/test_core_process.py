@@ -1,0 +1,141 @@
+"""The core process of `opsloop serve` (bot.core_process): calls, errors, draining, the inbox.
+
+Each test forks a real core process from the services the test built (as `cmd_serve` does) and
+reaches it only through `ProcessCorePool`; the database (a file or PostgreSQL) is what both see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pickle
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from bot.bootstrap import Services
+from bot.core_process import CoreUnavailable, ProcessCorePool
+from opsloop.errors import NotFound, UsageError
+from opsloop.intake.inbox import ALERTMANAGER, Accepted, Inbox
+from opsloop.messages import Reply
+from opsloop.models import WorkItem
+from tests.bot.test_hooks import am_payload
+from tests.support import PATIENCE, wait_until
+
+RESPONDER = "U0RESP1"  # a responder in the sample policy
+
+
+@pytest.fixture
+def core(services: Services) -> Iterator[ProcessCorePool]:
+    pool = ProcessCorePool(services, lambda _services: None)  # no Slack: no outbox workers, no scheduler
+    pool.start()
+    yield pool
+    pool.stop(timeout=PATIENCE)
+
+
+def incidents(services: Services) -> list[str]:
+    with services.db.snapshot() as session:
+        return [item.title for item in session.exec(select(WorkItem).order_by(WorkItem.id))]
+
+
+def test_a_command_is_carried_out_and_answered_by_the_core_process(services: Services,
+                                                                    core: ProcessCorePool) -> None:
+    async def declare() -> Reply:
+        return await core.run(services.commands.handle, "/incident", 'declare "Checkout down" sev2',
+                              actor=RESPONDER, channel="C0OPS")
+
+    reply = asyncio.run(declare())
+    assert "INC-1" in reply.text
+    assert incidents(services) == ["Checkout down"]  # written by the core, seen here
+    assert core.pending == 0 and core.expected_wait() > 0  # it has timed a call
+
+
+def test_replies_with_messages_and_forms_come_back_whole(services: Services, core: ProcessCorePool) -> None:
+    async def scenario() -> tuple[Reply, Reply]:
+        await core.run(services.commands.handle, "/incident", 'declare "Disk full" sev3', actor=RESPONDER)
+        account = await core.run(services.commands.handle, "/health", "acme", actor="U0CSM1")
+        form = await core.run(services.commands.press, "notice.compose", "INC-1", actor=RESPONDER)
+        return account, form
+
+    account, form = asyncio.run(scenario())
+    assert account.message is not None and account.message.fields and form.form is not None
+    for reply in (account, form):  # what the core sent is what was made: frozen dataclasses, equal
+        assert pickle.loads(pickle.dumps(reply)) == reply
+
+
+def test_a_domain_error_comes_back_as_itself(services: Services, core: ProcessCorePool) -> None:
+    async def acknowledge_nothing() -> Any:
+        return await core.run(services.commands.handle, "/incident", "ack INC-404", actor=RESPONDER)
+
+    async def unknown_command() -> Any:
+        return await core.run(services.commands.handle, "/nope", "", actor=RESPONDER)
+
+    with pytest.raises(NotFound, match="INC-404"):
+        asyncio.run(acknowledge_nothing())
+    with pytest.raises(UsageError, match="unknown command /nope"):
+        asyncio.run(unknown_command())
+    assert core.pending == 0
+
+
+def test_only_methods_of_the_services_are_sent(services: Services, core: ProcessCorePool) -> None:
+    async def scenario() -> None:
+        await core.run(len, "abc")  # type: ignore[arg-type]
+
+    with pytest.raises(TypeError, match="not a method of a service"):
+        asyncio.run(scenario())
+
+
+def test_drain_waits_until_every_call_sent_was_carried_out(services: Services, core: ProcessCorePool) -> None:
+    async def submit_and_leave() -> None:  # acknowledged and handed over; nobody awaits the answers
+        for n in range(6):
+            core.run(services.commands.handle, "/incident", f'declare "burst {n}" sev3', actor=RESPONDER)
+
+    asyncio.run(submit_and_leave())
+    assert core.drain(timeout=PATIENCE) is True
+    assert core.pending == 0
+    assert sorted(incidents(services)) == [f"burst {n}" for n in range(6)]
+
+
+def test_a_webhook_stored_here_is_processed_by_the_core_process(services: Services,
+                                                                core: ProcessCorePool) -> None:
+    opened: list[int] = []
+    core.intake_created = opened.append
+    Inbox(services.db, services.intake, services.clock).put(
+        [Accepted("prometheus", ALERTMANAGER, json.dumps(am_payload("DiskFull", "fp1")))])
+    core.wake_inbox()
+    wait_until(lambda: len(incidents(services)) == 1, what="the core process to open the incident")
+    wait_until(lambda: opened == [1], what="the parent to hear of the incident opened")
+
+
+def test_stopping_finishes_the_inbox_and_later_calls_fail(services: Services, core: ProcessCorePool) -> None:
+    Inbox(services.db, services.intake, services.clock).put(
+        [Accepted("prometheus", ALERTMANAGER, json.dumps(am_payload("CpuHot", "fp2")))])
+    core.webhook_arrived()  # a storm seems on: the worker waits, and is not woken
+    core.stop(timeout=PATIENCE)
+    assert len(incidents(services)) == 1  # processed before the core process exited
+    assert core.problem == "the core process exited (code 0)"
+
+    async def too_late() -> Any:
+        return await core.run(services.commands.handle, "/incident", "list", actor=RESPONDER)
+
+    with pytest.raises(CoreUnavailable):
+        asyncio.run(too_late())
+
+
+def test_when_the_core_process_dies_its_calls_fail_and_it_is_reported(services: Services,
+                                                                      core: ProcessCorePool) -> None:
+    assert core.problem is None
+    process = core._process
+    assert process is not None
+    process.kill()
+    process.join(PATIENCE)
+    wait_until(lambda: core.problem is not None and "exited" in core.problem, what="the death to be seen")
+
+    async def after() -> Any:
+        return await core.run(services.commands.handle, "/incident", "list", actor=RESPONDER)
+
+    with pytest.raises(CoreUnavailable):
+        asyncio.run(after())
+    assert core.pending == 0
