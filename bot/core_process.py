@@ -11,7 +11,8 @@ so it shares the parent's memory), runs everything that is the core's work:
 
 The parent keeps the edge: verifying, acknowledging, the grammar-only help,
 storing accepted webhooks, /metrics and /readyz. Under a burst of declares the
-core's threads hold *their* GIL, not the event loop's.
+core's threads hold *their* GIL, not the event loop's, and the core process runs
+at a lower CPU priority (`CORE_NICENESS`), so it never takes the edge's CPU either.
 
 They talk over one pipe. The parent sends a call as (service, method, args,
 kwargs): `fn` is a bound method of a service on `Services` (e.g.
@@ -39,6 +40,7 @@ import itertools
 import logging
 import math
 import multiprocessing
+import os
 import pickle
 import signal
 import threading
@@ -65,6 +67,10 @@ log = logging.getLogger(__name__)
 
 CALL, WAKE, STATS, STOP = "call", "wake", "stats", "stop"  # parent -> child
 DONE, COUNTS, CREATED = "done", "counts", "created"  # child -> parent
+# the core process yields the CPU to the edge: on a busy machine (a burst of declares keeps the core
+# busy for seconds) an acknowledgement then waits for neither the core's GIL nor its CPU time; the
+# core gets whatever the edge leaves, which under a burst is nearly all of it
+CORE_NICENESS = 10
 STOP_GRACE = 45.0  # seconds, beyond the drain, for the inbox and the workers to stop
 
 
@@ -312,6 +318,7 @@ def _serve(conn: Connection, parents: Connection, services: Services, prepare: P
     parents.close()  # the parent's end: without this copy closed, the parent's exit is never seen
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it, after draining
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.nice(CORE_NICENESS)
     services.db.engine.dispose(close=False)  # the parent's connections stay the parent's
     sending = threading.Lock()
 
