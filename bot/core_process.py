@@ -17,8 +17,9 @@ at a lower CPU priority (`CORE_NICENESS`), so it never takes the edge's CPU eith
 They talk over one pipe. The parent sends a call as (service, method, args,
 kwargs): `fn` is a bound method of a service on `Services` (e.g.
 `services.commands.handle`), and the child runs the same method of its own
-copy. Results and errors come back pickled (an `OpsloopError` as itself,
-anything else with the core's traceback as a note). The parent also sends a
+copy. Results and errors come back pickled (any exception as its own class,
+with its attributes; anything but an `OpsloopError` with the core's traceback
+as a note). The parent also sends a
 wake after each stored batch of webhooks, and keeps the time the last webhook
 came in where the child reads it (shared memory): while a storm is being
 stored, the inbox worker lets it go first, as in one process.
@@ -259,7 +260,8 @@ class ProcessCorePool:
                 continue
             kind = message[0]
             if kind == DONE:
-                self._answered(*message[1:])
+                _, call, ok, value, took = message
+                self._answered(call, ok, value if ok else value.rebuilt(), took)
             elif kind == COUNTS:
                 with self._changed:
                     asked = self._asked.get(message[1])
@@ -285,9 +287,9 @@ class ProcessCorePool:
     def _gone(self) -> None:
         """The pipe closed: the core process stopped (asked to, or died). Nothing outstanding will
         be answered: each call fails, so nothing waits for it."""
-        if self._process is not None:
-            self._process.join(5)
-        if not self._stopping:
+        if not self._stopping:  # (when stopping, `stop` waits for the process)
+            if self._process is not None:
+                self._process.join(5)
             code = self._process.exitcode if self._process is not None else None
             log.error("the core process exited unexpectedly (code %s): commands, presses and webhook "
                       "processing stop until opsloop serve is restarted", code)
@@ -380,16 +382,33 @@ def _call(send: Callable[[tuple[Any, ...]], None], services: Services, call: int
         send((DONE, call, False, _portable(error), answer[-1]))
 
 
-def _portable(error: Exception) -> Exception:
-    """`error` as it can cross the pipe: itself if it pickles both ways, else `CoreFailed` with its
-    text. Anything but an `OpsloopError` is a bug: it carries the core's traceback as a note."""
+@dataclass(frozen=True)
+class _Raised:
+    """An exception as it crosses the pipe: its class, `args` and attributes. It is rebuilt without
+    calling its `__init__`, whose parameters need not be its `args` (`SignalError(message,
+    field=...)` has args `("field: message",)`): pickling the exception itself would call it."""
+
+    kind: type[Exception]
+    args: tuple[Any, ...]
+    state: dict[str, Any]
+
+    def rebuilt(self) -> Exception:
+        error = self.kind.__new__(self.kind, *self.args)
+        error.args = self.args
+        error.__dict__.update(self.state)
+        return error
+
+
+def _portable(error: Exception) -> _Raised:
+    """`error` as it can cross the pipe, or `CoreFailed` with its text when its class or attributes
+    do not pickle. Anything but an `OpsloopError` is a bug: it carries the core's traceback as a note."""
     if not isinstance(error, OpsloopError):
         error.add_note("in the core process:\n" + "".join(traceback.format_exception(error)).rstrip())
+    raised = _Raised(type(error), error.args, dict(vars(error)))
     try:
-        pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes, just made
+        pickle.dumps(raised)
     except Exception:
         failed = CoreFailed(f"{type(error).__name__}: {error}")
-        for note in getattr(error, "__notes__", []):
-            failed.add_note(note)
-        return failed
-    return error
+        failed.__dict__.update({"__notes__": list(getattr(error, "__notes__", []))})
+        return _Raised(CoreFailed, failed.args, dict(vars(failed)))
+    return raised

@@ -17,7 +17,8 @@ from sqlmodel import select
 
 from bot.bootstrap import Services
 from bot.core_process import CoreUnavailable, ProcessCorePool
-from opsloop.errors import NotFound, UsageError
+from opsloop.errors import NotFound, OpsloopError, UsageError
+from opsloop.health.signals import SignalError
 from opsloop.intake.inbox import ALERTMANAGER, Accepted, Inbox
 from opsloop.messages import Reply
 from opsloop.models import WorkItem
@@ -72,11 +73,30 @@ def test_a_domain_error_comes_back_as_itself(services: Services, core: ProcessCo
     async def unknown_command() -> Any:
         return await core.run(services.commands.handle, "/nope", "", actor=RESPONDER)
 
+    async def bad_signal() -> Any:  # its __init__ takes (message, *, field): not its args
+        return await core.run(services.health.ingest, [{"tenant": "globex", "kind": "nps", "value": 101,
+                                                        "at": "2026-11-23T08:00:00Z"}], source="test")
+
     with pytest.raises(NotFound, match="INC-404"):
         asyncio.run(acknowledge_nothing())
     with pytest.raises(UsageError, match="unknown command /nope"):
         asyncio.run(unknown_command())
+    with pytest.raises(SignalError) as raised:
+        asyncio.run(bad_signal())
+    assert raised.value.field == "[0].value" and "nps is -100..100" in str(raised.value)
     assert core.pending == 0
+
+
+def test_a_bug_in_the_core_comes_back_with_the_core_s_traceback(services: Services,
+                                                               core: ProcessCorePool) -> None:
+    async def broken() -> Any:  # text that is not text: an error no domain rule raised
+        return await core.run(services.commands.handle, "/incident", None, actor=RESPONDER)  # type: ignore[arg-type]
+
+    with pytest.raises(Exception) as raised:
+        asyncio.run(broken())
+    assert not isinstance(raised.value, OpsloopError)
+    assert any("in the core process:" in note and "Traceback" in note
+               for note in getattr(raised.value, "__notes__", []))
 
 
 def test_only_methods_of_the_services_are_sent(services: Services, core: ProcessCorePool) -> None:
