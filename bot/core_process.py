@@ -20,9 +20,10 @@ kwargs): `fn` is a bound method of a service on `Services` (e.g.
 copy. Results and errors come back pickled (any exception as its own class,
 with its attributes; anything but an `OpsloopError` with the core's traceback
 as a note). The parent also sends a
-wake after each stored batch of webhooks, and keeps the time the last webhook
-came in where the child reads it (shared memory): while a storm is being
-stored, the inbox worker lets it go first, as in one process.
+wake after each stored batch of webhooks, and keeps where the child reads it
+(shared memory) whether webhooks wait to be stored and when the last came in:
+while a storm is being stored, the inbox worker lets it go first, as in one
+process.
 
 Stopping (`stop`) happens after the parent drained (`drain`: every call it
 acknowledged has been answered): the child finishes what it runs, processes
@@ -104,7 +105,8 @@ class ProcessCorePool:
         self.threads = threads
         self.intake_created: Callable[[int], None] = lambda _count: None  # incidents the inbox opened
         self._context = multiprocessing.get_context("fork")
-        self._last_webhook = self._context.Value("d", -math.inf, lock=False)  # time.monotonic()
+        # time.monotonic() of the last webhook at the edge, +inf while some wait to be stored
+        self._last_webhook = self._context.Value("d", -math.inf, lock=False)
         self._names = {id(getattr(services, f.name)): f.name for f in fields(services)}
         self._conn: Connection | None = None
         self._process: BaseProcess | None = None
@@ -189,7 +191,7 @@ class ProcessCorePool:
         """`fn(*args, **kwargs)` in the core process; `fn` is a bound method of a service of
         `Services` (its arguments and result must pickle)."""
         service = getattr(fn, "__self__", None)
-        name = self._names.get(id(service))
+        name = self._names.get(id(service)) if service is not None else None
         if name is None:
             raise TypeError(f"{fn!r} is not a method of a service of Services")
         loop = asyncio.get_running_loop()
@@ -216,9 +218,10 @@ class ProcessCorePool:
 
     # ---------------------------------------------------------------- the edge's signals
 
-    def webhook_arrived(self) -> None:
-        """A webhook came in (or a batch was just stored): the inbox worker lets the storm go first."""
-        self._last_webhook.value = time.monotonic()
+    def storm(self, since: float) -> None:
+        """When webhooks were last seen at the edge (+inf: some wait to be stored now): within
+        `STORM_QUIET` of it, the inbox worker lets the storm go first (`Batcher.busy`)."""
+        self._last_webhook.value = since
 
     def wake_inbox(self) -> None:
         """Webhooks were stored: the inbox worker processes them (when the storm lets it)."""
@@ -318,8 +321,10 @@ def _serve(conn: Connection, parents: Connection, services: Services, prepare: P
            last_webhook: Any) -> None:
     """The core process: run calls and the workers until told to stop (or the parent is gone)."""
     parents.close()  # the parent's end: without this copy closed, the parent's exit is never seen
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it, after draining
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # the parent stops it, after draining. Caught, not ignored: an ignored signal stays ignored in
+    # the processes it starts (the digest's chart is drawn in one), which then cannot be terminated
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _left_to_the_parent)
     os.nice(CORE_NICENESS)
     services.db.engine.dispose(close=False)  # the parent's connections stay the parent's
     sending = threading.Lock()
@@ -364,6 +369,11 @@ def _serve(conn: Connection, parents: Connection, services: Services, prepare: P
         for background in reversed(started):
             background.stop()
         conn.close()
+
+
+def _left_to_the_parent(signum: int, frame: object) -> None:
+    """SIGINT or SIGTERM reached the core process (a terminal's Ctrl-C, a process group's kill): the
+    parent got it too, and stops the core once it has drained."""
 
 
 def _call(send: Callable[[tuple[Any, ...]], None], services: Services, call: int, name: str, method: str,

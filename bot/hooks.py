@@ -62,14 +62,16 @@ class Batcher:
     def __init__(self, store: Callable[[Sequence[Accepted]], None], *,
                  window: float = 0.0, max_batch: int = 500,
                  stored: Callable[[], None] = lambda: None,
-                 arrived: Callable[[], None] = lambda: None) -> None:
+                 storm: Callable[[float], None] = lambda _since: None) -> None:
         self.store = store
         # a thread of its own: a backlog of commands on the core's threads never delays a webhook
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsloop-intake")
         self.window = window
         self.max_batch = max_batch
         self.stored = stored  # after each commit (wakes the inbox worker)
-        self.arrived = arrived  # as each webhook comes in, and after each commit (a storm is on)
+        # told when webhooks were last seen as they change: +inf while some wait to be stored, else
+        # when the last came in (`busy`, for an inbox worker in another process)
+        self.storm = storm
         self._queue: asyncio.Queue[tuple[Accepted, asyncio.Future[bool]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._storing = 0
@@ -87,7 +89,7 @@ class Batcher:
         """Store `entry` with the webhooks arriving with it; False: it could not be stored (the
         database is away), and nothing was."""
         self._last = time.monotonic()
-        self.arrived()
+        self.storm(math.inf)
         if self._queue is None or self._task is None or self._task.done():
             self._queue = asyncio.Queue()
             self._task = asyncio.create_task(self._run(self._queue))
@@ -106,7 +108,7 @@ class Batcher:
                 await self._store(batch)
             finally:
                 self._storing -= 1
-            self.arrived()
+            self.storm(self._last if queue.empty() else math.inf)
             self.stored()
 
     async def _store(self, batch: list[tuple[Accepted, asyncio.Future[bool]]]) -> None:
@@ -125,6 +127,7 @@ class Batcher:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        self.storm(self._last)
         await asyncio.to_thread(self._thread.shutdown, wait=True)  # a batch being stored is finished
 
 
@@ -189,12 +192,13 @@ class InboxWorker:
 
 
 class CoreIntake(Protocol):
-    """The inbox worker of another process (`bot.core_process`): told of each webhook as it comes
-    in and woken after each stored batch; it reports the incidents it opened."""
+    """The inbox worker of another process (`bot.core_process`): told while webhooks wait to be
+    stored and when the last came in (`Batcher.storm`), and woken after each stored batch; it
+    reports the incidents it opened."""
 
     intake_created: Callable[[int], None]
 
-    def webhook_arrived(self) -> None: ...
+    def storm(self, since: float) -> None: ...
 
     def wake_inbox(self) -> None: ...
 
@@ -234,7 +238,7 @@ def hook_routes(services: Services, registry: CollectorRegistry, *, core: CoreIn
         worker = InboxWorker(inbox, busy=lambda: batcher.busy)
         batcher.stored = worker.wake
     else:
-        batcher.stored, batcher.arrived = core.wake_inbox, core.webhook_arrived
+        batcher.stored, batcher.storm = core.wake_inbox, core.storm
         core.intake_created = created.inc
 
     async def alertmanager(request: Request) -> Response:

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import pickle
+import signal
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +22,7 @@ from sqlmodel import select
 
 from bot.bootstrap import Services
 from bot.core_process import CoreUnavailable, ProcessCorePool
+from bot.hooks import STORM_QUIET, Batcher
 from opsloop.errors import NotFound, OpsloopError, UsageError
 from opsloop.health.signals import SignalError
 from opsloop.intake.inbox import ALERTMANAGER, Accepted, Inbox
@@ -100,11 +106,19 @@ def test_a_bug_in_the_core_comes_back_with_the_core_s_traceback(services: Servic
 
 
 def test_only_methods_of_the_services_are_sent(services: Services, core: ProcessCorePool) -> None:
-    async def scenario() -> None:
-        await core.run(len, "abc")  # type: ignore[arg-type]
+    def declare_here(text: str) -> None:  # a function of this process: nothing the core has
+        services.commands.handle("/incident", text, actor=RESPONDER)
 
-    with pytest.raises(TypeError, match="not a method of a service"):
-        asyncio.run(scenario())
+    async def function() -> None:
+        await core.run(declare_here, 'declare "x" sev3')
+
+    async def builtin() -> None:
+        await core.run(len, "abc")
+
+    for scenario in (function, builtin):
+        with pytest.raises(TypeError, match="not a method of a service"):
+            asyncio.run(scenario())
+    assert incidents(services) == [] and core.pending == 0
 
 
 def test_drain_waits_until_every_call_sent_was_carried_out(services: Services, core: ProcessCorePool) -> None:
@@ -132,7 +146,7 @@ def test_a_webhook_stored_here_is_processed_by_the_core_process(services: Servic
 def test_stopping_finishes_the_inbox_and_later_calls_fail(services: Services, core: ProcessCorePool) -> None:
     Inbox(services.db, services.intake, services.clock).put(
         [Accepted("prometheus", ALERTMANAGER, json.dumps(am_payload("CpuHot", "fp2")))])
-    core.webhook_arrived()  # a storm seems on: the worker waits, and is not woken
+    core.storm(math.inf)  # webhooks wait to be stored: the worker lets them go first, and is not woken
     core.stop(timeout=PATIENCE)
     assert len(incidents(services)) == 1  # processed before the core process exited
     assert core.problem == "the core process exited (code 0)"
@@ -159,3 +173,46 @@ def test_when_the_core_process_dies_its_calls_fail_and_it_is_reported(services: 
     with pytest.raises(CoreUnavailable):
         asyncio.run(after())
     assert core.pending == 0
+
+
+def _signals(pid: int, field: str) -> int:
+    """A signal mask of /proc/PID/status (`SigIgn`, `SigCgt`): bit n-1 is signal n."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def test_the_core_process_catches_sigterm_rather_than_ignoring_it(core: ProcessCorePool) -> None:
+    """An ignored signal stays ignored in every process the core starts: the digest's chart pool
+    then could not terminate its worker, and its job, the scheduler and the stop hung forever."""
+    assert core._process is not None and core._process.pid is not None
+    pid = core._process.pid
+    bits = {signum: 1 << (signum - 1) for signum in (signal.SIGTERM, signal.SIGINT)}
+    wait_until(lambda: all(_signals(pid, "SigCgt") & bit for bit in bits.values()),
+               what="the core process to catch SIGTERM and SIGINT")
+    assert not any(_signals(pid, "SigIgn") & bit for bit in bits.values())
+
+
+def test_the_batcher_says_a_storm_is_on_while_webhooks_wait_to_be_stored() -> None:
+    """What the core process's inbox worker reads. While a batch is being stored the senders wait
+    for their answers and nothing new comes in: the storm is still on (it once looked over after
+    `STORM_QUIET`, and the worker's long transactions then slowed a long storm down fivefold)."""
+    seen: list[float] = []
+    release = threading.Event()
+    batcher = Batcher(lambda _entries: release.wait(PATIENCE), storm=seen.append)
+
+    async def scenario() -> bool:
+        answer = asyncio.ensure_future(batcher.submit(Accepted("prometheus", ALERTMANAGER, "{}")))
+        while batcher._storing == 0:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(STORM_QUIET * 2)  # nothing new came in for longer than the quiet
+        assert seen[-1] == math.inf
+        release.set()
+        stored = await answer
+        await batcher.close()
+        return stored
+
+    before = time.monotonic()
+    assert asyncio.run(scenario()) is True
+    assert before <= seen[-1] <= time.monotonic()  # over: the last webhook came in then
