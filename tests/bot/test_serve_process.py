@@ -128,3 +128,25 @@ def test_serve_answers_commands_and_turns_webhooks_into_incidents_in_its_core_pr
     wait_until(lambda: not Path(f"/proc/{core}").exists(), what="the core process to end")
     said = served.log.read_text()
     assert "Traceback" not in said and "core process" not in said  # no unexpected exit, no kill
+
+
+def test_when_the_core_process_dies_serve_says_it_is_not_ready_and_still_acknowledges(served: Served) -> None:
+    [core] = _children(served.server.pid)
+    os.kill(core, signal.SIGKILL)
+
+    def readiness() -> httpx.Response:
+        return httpx.get(f"{served.url}/readyz", timeout=30)
+
+    wait_until(lambda: readiness().status_code == 503, what="/readyz to say the core is gone")
+    assert "the core process exited" in readiness().json()["reason"]
+    assert "the core process exited unexpectedly" in served.log.read_text()
+
+    body = command_body("/incident", 'declare "Nobody home" sev3', user="U0RESP1", respond_to=served.mock.url)
+    answer = httpx.post(f"{served.url}/slack/events", content=body,
+                        headers={"Content-Type": FORM, **sign(body, SECRET)}, timeout=30)
+    assert answer.status_code == 200  # acknowledged, and the person is told it did not work
+    wait_until(lambda: any("went wrong" in r for r in responses(served.mock)) or "went wrong" in answer.text,
+               what="the person to be told")
+    assert served.rows("SELECT title FROM work_items") == []
+    served.server.send_signal(signal.SIGTERM)
+    assert served.server.wait(timeout=120) in (0, -signal.SIGTERM)
