@@ -19,17 +19,16 @@ kwargs): `fn` is a bound method of a service on `Services` (e.g.
 `services.commands.handle`), and the child runs the same method of its own
 copy. Results and errors come back pickled (any exception as its own class,
 with its attributes; anything but an `OpsloopError` with the core's traceback
-as a note). The parent also sends a
-wake after each stored batch of webhooks, and keeps where the child reads it
-(shared memory) whether webhooks wait to be stored and when the last came in:
-while a storm is being stored, the inbox worker lets it go first, as in one
-process.
+as a note). The parent also sends a wake after each stored batch of webhooks,
+and keeps where the child reads it (shared memory) whether webhooks wait to be
+stored and when the last came in: while a storm is being stored, the inbox
+worker lets it go first, as in one process.
 
 Stopping (`stop`) happens after the parent drained (`drain`: every call it
 acknowledged has been answered): the child finishes what it runs, processes
-what is left in the inbox, stops its workers and exits. It ignores SIGINT and
-SIGTERM (the parent says when), and stops the same way if the parent goes
-away. If it dies, the parent logs it, fails what was outstanding and /readyz
+what is left in the inbox, stops its workers and exits. SIGINT and SIGTERM do
+not stop it (the parent, which gets them too, says when), and it stops the same
+way if the parent goes away. If it dies, the parent logs it, fails what was outstanding and /readyz
 says the core is unavailable.
 """
 
@@ -264,7 +263,7 @@ class ProcessCorePool:
             kind = message[0]
             if kind == DONE:
                 _, call, ok, value, took = message
-                self._answered(call, ok, value if ok else value.rebuilt(), took)
+                self._answered(call, ok, value if ok else _rebuilt(value), took)
             elif kind == COUNTS:
                 with self._changed:
                     asked = self._asked.get(message[1])
@@ -303,6 +302,13 @@ class ProcessCorePool:
                     asked.set_result(None)
         for call in outstanding:
             self._answered(call, False, CoreUnavailable("the core process stopped"), 0.0)
+
+
+def _rebuilt(raised: _Raised) -> Exception:
+    try:
+        return raised.rebuilt()
+    except Exception as error:  # a class whose __new__ wants more: its text still comes back
+        return CoreFailed(f"{raised.kind.__name__}: {raised.args} (not rebuilt: {error})")
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
