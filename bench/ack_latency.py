@@ -28,7 +28,8 @@ missing); if that cannot be had, the peer is skipped, saying so.
 
 Targets: SPEC p99 < 100 ms at 32 concurrent requests; issue 21: opsloop's p99 at
 most 0.1x the peer's (floor 0.2x) for declares and for the mixed run, with at
-least 10x its requests per second; opsloop serve under 250 MB resident.
+least 10x its requests per second; opsloop serve under 250 MB (PSS summed over its
+processes: the edge, the core process and their helpers).
 """
 
 from __future__ import annotations

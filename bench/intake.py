@@ -7,7 +7,7 @@ group, as Alertmanager batches a group) from `--senders` concurrent
 clients, then prints alerts accepted (answered: stored) per second, how long
 until all were processed into incidents, incidents created (and any group
 that got more than one: duplicates), the Slack messages queued and the
-server's resident memory after the storm.
+server's memory after the storm (PSS summed over its processes).
 
 When `prometheus-alertmanager` is installed (`.ci/run` installs it), the
 same storm (the same alerts, groups, batches and senders) is first sent to
@@ -24,7 +24,7 @@ each taking half the senders, and their rate is printed against one replica's.
 
 Goals (issue 21): opsloop >= 1.0x Alertmanager on SQLite (floor 0.3x), >= 0.5x on
 PostgreSQL (floor 0.15x); two replicas >= 1.6x one; zero duplicate incidents; at most 2 Slack
-posts per group; under 250 MB resident.
+posts per group; under 250 MB (PSS, summed over the processes of one server).
 """
 
 from __future__ import annotations

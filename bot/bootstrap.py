@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, Unpack
 
-from bot.core_pool import CorePool
+from bot.core_pool import CorePool, Pool
 from bot.settings import Settings
 from opsloop.compliance.startup import fingerprint, record_start
 from opsloop.core import Core
@@ -36,7 +36,7 @@ class Services(Core):
     # started (in order) and stopped (in reverse) by the long-running servers
     background: list[Worker] = field(default_factory=list)
     # the threads async adapters (Slack listeners, webhooks) run the synchronous core in
-    pool: CorePool = field(default_factory=CorePool)
+    pool: Pool = field(default_factory=CorePool)
 
 
 def bootstrap(settings: Settings, **options: Unpack[Options]) -> Services:

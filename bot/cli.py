@@ -29,6 +29,7 @@ from opsloop.digest.chart import drawn_apart
 from opsloop.errors import ConfigError, OpsloopError
 from opsloop.health import outcomes, present
 from opsloop.health.calibrate import NotEnoughData
+from opsloop.outbox import Dispatcher
 from opsloop.present import digest as digest_words
 from opsloop.types import OPSLOOP
 
@@ -145,23 +146,36 @@ def _lines(interactive: bool, prompt: Callable[[], str]) -> Iterator[str]:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """The edge (this process) and the core (a process of its own, `bot.core_process`): forked
+    right after the bootstrap, before any thread starts; stopped after uvicorn stopped serving."""
     import uvicorn
 
+    from bot.core_process import ProcessCorePool
     from bot.http import create_http_app
     from bot.scheduler import SchedulerWorker
     from bot.senders import outbound_senders
     from bot.slack.wiring import wire_slack
 
+    def core_workers(services: Services) -> Dispatcher:
+        """In the core process: the outbox delivering through Slack and the other transports, and
+        the scheduler."""
+        dispatcher = wire_slack(services, extra_senders=outbound_senders(settings))
+        services.background.append(SchedulerWorker(services))
+        return dispatcher
+
     certfile, keyfile = _tls_files(args)
     services = bootstrap(settings)
     long_running(services)
     record_started(services, mode="serve")
-    dispatcher = wire_slack(services, extra_senders=outbound_senders(settings))
-    services.background.append(SchedulerWorker(services))
-    app = create_http_app(services, settings, dispatcher=dispatcher)
+    services.pool = core = ProcessCorePool(services, core_workers)
+    app = create_http_app(services, settings, core=core)  # refuses without Slack's token and secret
     freeze_startup_heap()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
-                access_log=False, server_header=False, ssl_certfile=certfile, ssl_keyfile=keyfile)
+    core.start()
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
+                    access_log=False, server_header=False, ssl_certfile=certfile, ssl_keyfile=keyfile)
+    finally:
+        core.stop()  # done already by the app's shutdown, unless it never started
     return OK
 
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -31,6 +31,20 @@ log = logging.getLogger(__name__)
 DEFAULT_THREADS = 2  # waits on PostgreSQL overlap; more only contend for the GIL
 DRAIN_TIMEOUT = 60.0  # seconds a stopping server waits for acknowledged work
 SMOOTHING = 0.2  # weight of the newest call in the running mean of call durations
+
+
+class Pool(Protocol):
+    """What the adapters run the core on: `CorePool` (threads of this process) or
+    `bot.core_process.ProcessCorePool` (threads of the core process, in `opsloop serve`)."""
+
+    @property
+    def pending(self) -> int: ...
+
+    def expected_wait(self) -> float: ...
+
+    def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]: ...
+
+    def drain(self, timeout: float | None = DRAIN_TIMEOUT) -> bool: ...
 
 
 class CorePool:

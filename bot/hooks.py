@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter
 from starlette.requests import Request
@@ -51,6 +51,7 @@ T = TypeVar("T")
 EVENTS_V2 = ("/hooks/events/v2", "/hooks/events/v2/enqueue")
 CHANGES = "/hooks/events/v2/change/enqueue"
 HOOK_ROUTES = ("/hooks/alertmanager", *EVENTS_V2, CHANGES)
+STORM_QUIET = 0.05  # seconds without a webhook after which a storm is over
 
 
 class Batcher:
@@ -60,18 +61,22 @@ class Batcher:
 
     def __init__(self, store: Callable[[Sequence[Accepted]], None], *,
                  window: float = 0.0, max_batch: int = 500,
-                 stored: Callable[[], None] = lambda: None) -> None:
+                 stored: Callable[[], None] = lambda: None,
+                 storm: Callable[[float], None] = lambda _since: None) -> None:
         self.store = store
         # a thread of its own: a backlog of commands on the core's threads never delays a webhook
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsloop-intake")
         self.window = window
         self.max_batch = max_batch
         self.stored = stored  # after each commit (wakes the inbox worker)
+        # told when webhooks were last seen as they change: +inf while some wait to be stored, else
+        # when the last came in (`busy`, for an inbox worker in another process)
+        self.storm = storm
         self._queue: asyncio.Queue[tuple[Accepted, asyncio.Future[bool]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._storing = 0
         self._last = -math.inf  # when a webhook last came in
-        self.quiet = 0.05  # seconds without a webhook after which a storm is over
+        self.quiet = STORM_QUIET
 
     @property
     def busy(self) -> bool:
@@ -84,6 +89,7 @@ class Batcher:
         """Store `entry` with the webhooks arriving with it; False: it could not be stored (the
         database is away), and nothing was."""
         self._last = time.monotonic()
+        self.storm(math.inf)
         if self._queue is None or self._task is None or self._task.done():
             self._queue = asyncio.Queue()
             self._task = asyncio.create_task(self._run(self._queue))
@@ -102,6 +108,7 @@ class Batcher:
                 await self._store(batch)
             finally:
                 self._storing -= 1
+            self.storm(self._last if queue.empty() else math.inf)
             self.stored()
 
     async def _store(self, batch: list[tuple[Accepted, asyncio.Future[bool]]]) -> None:
@@ -120,6 +127,7 @@ class Batcher:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        self.storm(self._last)
         await asyncio.to_thread(self._thread.shutdown, wait=True)  # a batch being stored is finished
 
 
@@ -184,24 +192,40 @@ class InboxWorker:
             return 0
 
 
+class CoreIntake(Protocol):
+    """The inbox worker of another process (`bot.core_process`): told while webhooks wait to be
+    stored and when the last came in (`Batcher.storm`), and woken after each stored batch; it
+    reports the incidents it opened."""
+
+    intake_created: Callable[[int], None]
+
+    def storm(self, since: float) -> None: ...
+
+    def wake_inbox(self) -> None: ...
+
+
 @dataclass
 class Hooks:
     """The webhook routes, the group commit that stores what they accept, and the worker that
-    processes it (started and stopped with the server)."""
+    processes it (started and stopped with the server; None: the core process runs it)."""
 
     routes: list[Route]
     batcher: Batcher
-    worker: InboxWorker
+    worker: InboxWorker | None
 
     def start(self) -> None:
-        self.worker.start()  # what a previous run accepted and did not process goes first
+        if self.worker is not None:
+            self.worker.start()  # what a previous run accepted and did not process goes first
 
     async def stop(self) -> None:
         await self.batcher.close()
-        await asyncio.to_thread(self.worker.stop)
+        if self.worker is not None:
+            await asyncio.to_thread(self.worker.stop)
 
 
-def hook_routes(services: Services, registry: CollectorRegistry) -> Hooks:
+def hook_routes(services: Services, registry: CollectorRegistry, *, core: CoreIntake | None = None) -> Hooks:
+    """The webhook routes; what they store is processed by an inbox worker of their own, or by the
+    core process's (`core`)."""
     alertmanager_tokens = Tokens.of(services.policy, "alertmanager", os.environ)
     events_tokens = Tokens.of(services.policy, "events_v2", os.environ)
     received = Counter("opsloop_intake_signals", "Webhook payloads by integration kind and outcome",
@@ -210,8 +234,13 @@ def hook_routes(services: Services, registry: CollectorRegistry) -> Hooks:
     inbox = Inbox(services.db, services.intake, services.clock,
                   processed=lambda outcomes: created.inc(sum(len(o.created) for o in outcomes)))
     batcher = Batcher(inbox.put)
-    worker = InboxWorker(inbox, busy=lambda: batcher.busy)
-    batcher.stored = worker.wake
+    worker: InboxWorker | None = None
+    if core is None:
+        worker = InboxWorker(inbox, busy=lambda: batcher.busy)
+        batcher.stored = worker.wake
+    else:
+        batcher.stored, batcher.storm = core.wake_inbox, core.storm
+        core.intake_created = created.inc
 
     async def alertmanager(request: Request) -> Response:
         name = alertmanager_tokens.identify(bearer(request.headers.get("authorization")))

@@ -10,7 +10,10 @@
     GET  /openapi.json   the OpenAPI document of these routes (bot.openapi)
 
 The lifespan starts `services.background` (the outbox worker, and whatever
-else registers there, e.g. the scheduler) and stops it in reverse order.
+else registers there, e.g. the scheduler) and stops it in reverse order. With
+`core` (`opsloop serve`) the core runs in a process of its own
+(`bot.core_process`): the workers run there, and this process keeps the edge;
+the lifespan stops that process last.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -32,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import openapi
 from bot.bootstrap import Services
+from bot.core_process import ProcessCorePool
 from bot.hooks import HOOK_ROUTES, hook_routes
 from bot.hooks_heartbeat import heartbeat_route
 from bot.hooks_signals import signals_route
@@ -42,7 +46,7 @@ from bot.slack.verify import ReplayKeeper, SlackVerifier, slack_endpoint
 from bot.status_routes import not_found_handler, status_routes
 from opsloop import outbox
 from opsloop.intake.inbox import inbox_depth
-from opsloop.outbox import Dispatcher
+from opsloop.outbox import DeliveryStats, Dispatcher
 from opsloop.replays import Replays
 
 log = logging.getLogger(__name__)
@@ -52,8 +56,10 @@ ROUTES = ("/slack/events", "/healthz", "/readyz", "/metrics", "/openapi.json", *
 
 
 def create_http_app(
-    services: Services, settings: Settings, *, dispatcher: Dispatcher | None = None
+    services: Services, settings: Settings, *, dispatcher: Dispatcher | None = None,
+    core: ProcessCorePool | None = None,
 ) -> Starlette:
+    """The app; with `core` (started, and `services.pool`), the core's work is that process's."""
     slack_app = create_slack_app(services, settings)
     assert settings.slack_signing_secret is not None  # create_slack_app refuses to build without it
     verifier = SlackVerifier(settings.slack_signing_secret.get_secret_value())
@@ -61,7 +67,8 @@ def create_http_app(
     slack_events = slack_endpoint(slack_app.app, verifier, replays)
     keeper = ReplayKeeper(replays, now=verifier.now)
     registry = CollectorRegistry()
-    registry.register(_OutboxCollector(services, dispatcher))
+    registry.register(_OutboxCollector(services, core.delivery_stats if core is not None else
+                                       (lambda: dispatcher.stats if dispatcher is not None else None)))
     requests = Counter("opsloop_http_requests", "HTTP requests by route and status",
                        ["route", "status"], registry=registry)
     latency = Histogram("opsloop_http_request_duration_seconds", "Time to answer, by route", ["route"],
@@ -69,13 +76,14 @@ def create_http_app(
                         buckets=(.005, .01, .015, .02, .025, .03, .04, .05, .06, .07, .08, .09, .1,
                                  .125, .15, .2, .25, .5, 1, 2.5, 5))
 
-    hooks = hook_routes(services, registry)
+    hooks = hook_routes(services, registry, core=core)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        problem = await asyncio.to_thread(_readiness_problem, services)
+        problem = core.problem if core is not None else None
+        problem = problem or await asyncio.to_thread(_readiness_problem, services)
         if problem is not None:
             return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503)
         return JSONResponse({"status": "ready"})
@@ -105,6 +113,8 @@ def create_http_app(
             await finish_owed(services.pool)  # before the workers stop: its messages still go out
             for worker in reversed(started):
                 worker.stop()
+            if core is not None:  # after the drain: what it ran was answered
+                await asyncio.to_thread(core.stop)
             await asyncio.to_thread(keeper.stop)
             await slack_app.session.close()
 
@@ -134,9 +144,9 @@ def _readiness_problem(services: Services) -> str | None:
 class _OutboxCollector(Collector):
     """Read at scrape time: the outbox's depth from the database, the dispatcher's counters."""
 
-    def __init__(self, services: Services, dispatcher: Dispatcher | None) -> None:
+    def __init__(self, services: Services, delivery: Callable[[], DeliveryStats | None]) -> None:
         self.services = services
-        self.dispatcher = dispatcher
+        self.delivery = delivery
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         try:
@@ -154,9 +164,9 @@ class _OutboxCollector(Collector):
                                 "processed, kept with their error (-1: unknown)", value=set_aside)
         yield GaugeMetricFamily("opsloop_core_pending", "Core calls (commands, presses, intake) "
                                 "running or queued behind the core threads", value=self.services.pool.pending)
-        if self.dispatcher is None:
+        stats = self.delivery()
+        if stats is None:
             return
-        stats = self.dispatcher.stats
         for name, help_text, value in (
             ("opsloop_outbox_delivered", "Messages delivered", stats.delivered),
             ("opsloop_outbox_delivery_failures", "Failed delivery attempts (retried or not)", stats.failures),

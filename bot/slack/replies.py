@@ -20,7 +20,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.core_pool import DRAIN_TIMEOUT, CorePool
+from bot.core_pool import DRAIN_TIMEOUT, Pool
 from bot.slack.blocks import MAX_BLOCKS, MAX_SECTION_TEXT, chunks, fallback_text, modal, render
 from opsloop.errors import OpsloopError
 from opsloop.messages import Message, Reply
@@ -36,7 +36,7 @@ def later(work: Coroutine[Any, Any, object]) -> None:
     task.add_done_callback(_finished)
 
 
-async def finish_owed(pool: CorePool, timeout: float = DRAIN_TIMEOUT) -> None:
+async def finish_owed(pool: Pool, timeout: float = DRAIN_TIMEOUT) -> None:
     """Before a server stops: carry out what was acknowledged, then send the answers owed."""
     await asyncio.to_thread(pool.drain, timeout)
     if _running:
