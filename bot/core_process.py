@@ -151,6 +151,14 @@ class ProcessCorePool:
             return f"the core process exited (code {self._process.exitcode})"
         return "the core process is stopping" if self._stopping else None
 
+    @property
+    def exited(self) -> str | None:
+        """How the core process ended when nobody asked it to (None: running, stopping or not started)."""
+        process = self._process
+        if process is None or self._stopping or process.is_alive():
+            return None
+        return f"the core process exited (code {process.exitcode})"
+
     def stop(self, timeout: float = DRAIN_TIMEOUT) -> None:
         """Tell the core process to finish and stop (after `drain`), and wait for it."""
         process = self._process

@@ -79,6 +79,10 @@ def create_http_app(
     hooks = hook_routes(services, registry, core=core)
 
     async def healthz(request: Request) -> Response:
+        # liveness: a server whose core process died acknowledges but can do nothing, and is not
+        # restarted from within (forking again once threads run is unsafe): the supervisor restarts it
+        if core is not None and core.exited is not None:
+            return JSONResponse({"status": "down", "reason": core.exited}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:

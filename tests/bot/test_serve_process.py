@@ -121,6 +121,7 @@ def test_serve_answers_commands_and_turns_webhooks_into_incidents_in_its_core_pr
     metrics = httpx.get(f"{served.url}/metrics", timeout=30).text
     assert "opsloop_intake_incidents_created_total 1.0" in metrics
     assert "opsloop_outbox_delivered_total" in metrics
+    assert httpx.get(f"{served.url}/healthz", timeout=30).json() == {"status": "ok"}
 
     served.server.send_signal(signal.SIGTERM)
     # uvicorn shuts down, then raises the signal it caught again: the status says SIGTERM ended it
@@ -139,6 +140,8 @@ def test_when_the_core_process_dies_serve_says_it_is_not_ready_and_still_acknowl
 
     wait_until(lambda: readiness().status_code == 503, what="/readyz to say the core is gone")
     assert "the core process exited" in readiness().json()["reason"]
+    liveness = httpx.get(f"{served.url}/healthz", timeout=30)  # a supervisor restarts it
+    assert liveness.status_code == 503 and "the core process exited" in liveness.json()["reason"]
     assert "the core process exited unexpectedly" in served.log.read_text()
 
     body = command_body("/incident", 'declare "Nobody home" sev3', user="U0RESP1", respond_to=served.mock.url)
