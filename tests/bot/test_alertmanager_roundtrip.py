@@ -7,7 +7,6 @@ that reason, where the binary is missing.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from bot.bootstrap import Services
 from opsloop.intake.models import Alert
 from opsloop.models import WorkItem
 from tests.bot.live_server import LiveServer
+from tests.bot.processes import free_port, wait_ready
 from tests.bot.test_hooks import AM_TOKEN, V2_KEY, hooks  # noqa: F401 - the fixture
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -31,12 +31,6 @@ pytestmark = [
                        "(apt-get install prometheus-alertmanager; .ci/run does)"),
     pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),  # the HTTP round trip, not storage
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_alertmanager(tmp_path: Path, receiver: str, *, group_by: str = "[alertname]") -> subprocess.Popen[bytes]:
@@ -59,17 +53,9 @@ receivers:
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{process.url}/-/ready", timeout=1).status_code == 200:  # type: ignore[attr-defined]
-                return process
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError(f"alertmanager did not start: {process.stderr.read().decode()[-500:]}")
-        time.sleep(0.1)
+    wait_ready(process, lambda: httpx.get(f"{process.url}/-/ready", timeout=1),  # type: ignore[attr-defined]
+               what="alertmanager", said=lambda: process.stderr.read().decode(), timeout=20)  # type: ignore[union-attr]
+    return process
 
 
 @contextmanager

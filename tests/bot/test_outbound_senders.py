@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from email import message_from_bytes
 from typing import Any
@@ -20,6 +19,7 @@ from opsloop.comms.models import NoticeDraft
 from opsloop.models import OutboxMessage
 from opsloop.outbox import DeliveryError, Dispatcher, PermanentDeliveryError
 from opsloop.types import Severity
+from tests.bot.processes import free_port
 from tests.support import FakeClock
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # senders, not storage
@@ -32,12 +32,6 @@ class Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

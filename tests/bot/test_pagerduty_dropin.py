@@ -10,7 +10,6 @@ import os
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,10 +19,10 @@ import httpx
 import pagerduty
 import pytest
 import trustme
-from sqlalchemy import create_engine, text
 
 from bot.cli import main
 from tests.bot.mock_slack import MockSlack
+from tests.bot.processes import free_port, rows, wait_ready
 from tests.support import ROOT, wait_until
 
 pytestmark = pytest.mark.slow
@@ -39,26 +38,9 @@ class Served:
     def rows(self, query: str) -> list[tuple[object, ...]]:
         """What `query` finds once every accepted event has been processed (the server answers when
         an event is stored, and turns it into incidents right after)."""
-        engine = create_engine(self.database)
-
-        def waiting() -> int:
-            with engine.connect() as connection:
-                return int(connection.execute(text("SELECT count(*) FROM intake_inbox")).scalar_one())
-
-        try:
-            wait_until(lambda: waiting() == 0, what="the accepted events to be processed")
-            with engine.connect() as connection:
-                return [tuple(row) for row in connection.execute(text(query))]
-        finally:
-            engine.dispose()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+        wait_until(lambda: rows(self.database, "SELECT count(*) FROM intake_inbox") == [(0,)],
+                   what="the accepted events to be processed")
+        return rows(self.database, query)
 
 
 @pytest.fixture
@@ -72,7 +54,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     ca.configure_trust(tls)
     mock = MockSlack().start()
     database = f"sqlite:///{tmp_path / 'opsloop.db'}"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "OPSLOOP_DATABASE_URL": database,
            "OPSLOOP_CONFIG": str(ROOT / "opsloop.yml"), "OPSLOOP_RUNBOOKS_DIR": str(ROOT / "runbooks"),
            "OPSLOOP_SLACK_API_URL": mock.api_url, "SLACK_BOT_TOKEN": "xoxb-test",
@@ -83,17 +65,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
         [sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--ssl-certfile", str(certfile),
          "--ssl-keyfile", str(keyfile)], env=env, cwd=tmp_path, stderr=log.open("wb"))
     try:
-        deadline = time.monotonic() + 90  # a loaded CI machine starts slowly
-        while True:
-            try:
-                if httpx.get(f"https://localhost:{port}/healthz", verify=tls, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError(f"opsloop serve did not start: {log.read_text()[-800:]}")
-            time.sleep(0.1)
+        wait_ready(server, lambda: httpx.get(f"https://localhost:{port}/healthz", verify=tls, timeout=1),
+                   what="opsloop serve", said=log.read_text)
         yield Served(f"https://localhost:{port}/hooks/events", tls, database)
     finally:
         server.terminate()

@@ -9,20 +9,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.bot.e2e import posts, responses
 from tests.bot.mock_slack import MockSlack
+from tests.bot.processes import free_port, rows, wait_ready
 from tests.bot.slack_requests import FORM, command_body, sign
 from tests.bot.test_hooks import am_payload
 from tests.support import ROOT, wait_until
@@ -40,18 +38,7 @@ class Served:
     log: Path
 
     def rows(self, query: str) -> list[tuple[object, ...]]:
-        engine = create_engine(self.database)
-        try:
-            with engine.connect() as connection:
-                return [tuple(row) for row in connection.execute(text(query))]
-        finally:
-            engine.dispose()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+        return rows(self.database, query)
 
 
 def _children(pid: int) -> list[int]:
@@ -69,7 +56,7 @@ def _children(pid: int) -> list[int]:
 def served(tmp_path: Path) -> Iterator[Served]:
     mock = MockSlack().start()
     database = f"sqlite:///{tmp_path / 'opsloop.db'}"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "OPSLOOP_DATABASE_URL": database,
            "OPSLOOP_CONFIG": str(ROOT / "opsloop.yml"), "OPSLOOP_RUNBOOKS_DIR": str(ROOT / "runbooks"),
            "OPSLOOP_SLACK_API_URL": mock.api_url, "SLACK_BOT_TOKEN": "xoxb-test",
@@ -79,17 +66,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
                               cwd=tmp_path, stderr=log.open("wb"))
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90  # a loaded CI machine starts slowly
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError(f"opsloop serve did not start: {log.read_text()[-800:]}")
-            time.sleep(0.1)
+        wait_ready(server, lambda: httpx.get(f"{url}/readyz", timeout=1), what="opsloop serve",
+                   said=log.read_text)
         yield Served(server, url, database, mock, log)
     finally:
         if server.poll() is None:
@@ -118,9 +96,13 @@ def test_serve_answers_commands_and_turns_webhooks_into_incidents_in_its_core_pr
                what="the core process to open the webhook's incident")
     # the core process's outbox workers deliver to Slack: the incidents' cards are posted
     wait_until(lambda: len(posts(served.mock)) >= 2, what="the cards to be posted")
-    metrics = httpx.get(f"{served.url}/metrics", timeout=30).text
-    assert "opsloop_intake_incidents_created_total 1.0" in metrics
-    assert "opsloop_outbox_delivered_total" in metrics
+    def metrics() -> str:
+        return httpx.get(f"{served.url}/metrics", timeout=30).text
+
+    # the core process tells the edge what the inbox opened over the pipe, just after its commit
+    wait_until(lambda: "opsloop_intake_incidents_created_total 1.0" in metrics(),
+               what="the edge's metric of incidents the core process opened")
+    assert "opsloop_outbox_delivered_total" in metrics()
     assert httpx.get(f"{served.url}/healthz", timeout=30).json() == {"status": "ok"}
 
     served.server.send_signal(signal.SIGTERM)

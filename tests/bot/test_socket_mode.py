@@ -25,10 +25,10 @@ from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp import WSMsgType, web
-from sqlalchemy import create_engine, text
 
 from tests.bot.e2e import buttons, fields, posts, responses, slack_policy, write_policy
 from tests.bot.mock_slack import Call, MockSlack
+from tests.bot.processes import rows
 from tests.bot.slack_requests import command_body, press_body
 from tests.support import PATIENCE, ROOT, wait_until
 
@@ -150,12 +150,7 @@ class Bot:
         self.process, self.log, self.database = process, log, database
 
     def rows(self, query: str) -> list[tuple[Any, ...]]:
-        engine = create_engine(self.database)
-        try:
-            with engine.connect() as connection:
-                return [tuple(r) for r in connection.execute(text(query))]
-        finally:
-            engine.dispose()
+        return rows(self.database, query)
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:]
