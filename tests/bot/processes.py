@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -9,6 +10,16 @@ from collections.abc import Callable
 
 import httpx
 from sqlalchemy import create_engine, text
+
+from tests.support import ROOT
+
+
+def serve_env(database: str, slack_api_url: str, **extra: str) -> dict[str, str]:
+    """The environment of an `opsloop serve` on the sample policy, runbooks and `database`, whose
+    Slack is the mock at `slack_api_url`; `extra` adds secrets, tokens, a log level."""
+    return {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "OPSLOOP_DATABASE_URL": database,
+            "OPSLOOP_CONFIG": str(ROOT / "opsloop.yml"), "OPSLOOP_RUNBOOKS_DIR": str(ROOT / "runbooks"),
+            "OPSLOOP_SLACK_API_URL": slack_api_url, "SLACK_BOT_TOKEN": "xoxb-test", **extra}
 
 
 def free_port() -> int:

@@ -6,7 +6,6 @@ from a throwaway CA (trustme) that the client is told to trust.
 
 from __future__ import annotations
 
-import os
 import ssl
 import subprocess
 import sys
@@ -22,8 +21,8 @@ import trustme
 
 from bot.cli import main
 from tests.bot.mock_slack import MockSlack
-from tests.bot.processes import free_port, rows, wait_ready
-from tests.support import ROOT, wait_until
+from tests.bot.processes import free_port, rows, serve_env, wait_ready
+from tests.support import wait_until
 
 pytestmark = pytest.mark.slow
 KEY = "pd-routing-key-0123456789abcdef"
@@ -55,11 +54,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
     mock = MockSlack().start()
     database = f"sqlite:///{tmp_path / 'opsloop.db'}"
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "OPSLOOP_DATABASE_URL": database,
-           "OPSLOOP_CONFIG": str(ROOT / "opsloop.yml"), "OPSLOOP_RUNBOOKS_DIR": str(ROOT / "runbooks"),
-           "OPSLOOP_SLACK_API_URL": mock.api_url, "SLACK_BOT_TOKEN": "xoxb-test",
-           "SLACK_SIGNING_SECRET": "test-secret", "OPSLOOP_ROUTING_KEY_MONITORS": KEY,
-           "OPSLOOP_LOG_LEVEL": "ERROR"}
+    env = serve_env(database, mock.api_url, SLACK_SIGNING_SECRET="test-secret", OPSLOOP_ROUTING_KEY_MONITORS=KEY,
+                    OPSLOOP_LOG_LEVEL="ERROR")
     log = tmp_path / "serve.log"
     server = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--ssl-certfile", str(certfile),

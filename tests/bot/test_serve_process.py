@@ -20,10 +20,10 @@ import pytest
 
 from tests.bot.e2e import posts, responses
 from tests.bot.mock_slack import MockSlack
-from tests.bot.processes import free_port, rows, wait_ready
+from tests.bot.processes import free_port, rows, serve_env, wait_ready
 from tests.bot.slack_requests import FORM, command_body, sign
 from tests.bot.test_hooks import am_payload
-from tests.support import ROOT, wait_until
+from tests.support import wait_until
 
 pytestmark = pytest.mark.slow
 SECRET, TOKEN = "serve-signing-secret", "serve-alertmanager-token"
@@ -57,10 +57,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
     mock = MockSlack().start()
     database = f"sqlite:///{tmp_path / 'opsloop.db'}"
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "OPSLOOP_DATABASE_URL": database,
-           "OPSLOOP_CONFIG": str(ROOT / "opsloop.yml"), "OPSLOOP_RUNBOOKS_DIR": str(ROOT / "runbooks"),
-           "OPSLOOP_SLACK_API_URL": mock.api_url, "SLACK_BOT_TOKEN": "xoxb-test",
-           "SLACK_SIGNING_SECRET": SECRET, "OPSLOOP_TOKEN_PROMETHEUS": TOKEN, "OPSLOOP_LOG_LEVEL": "WARNING"}
+    env = serve_env(database, mock.api_url, SLACK_SIGNING_SECRET=SECRET, OPSLOOP_TOKEN_PROMETHEUS=TOKEN,
+                    OPSLOOP_LOG_LEVEL="WARNING")
     log = tmp_path / "serve.log"
     server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)], env=env,
                               cwd=tmp_path, stderr=log.open("wb"))
