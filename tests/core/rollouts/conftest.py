@@ -62,6 +62,10 @@ def tenant_ids(n: int = 50) -> list[str]:
     return [f"t{i:02d}" for i in range(1, n + 1)]
 
 
+# the waves `fleet-patch` cuts the 50 tenants into: 1, 10%, 40%, the rest
+WAVES = [tenant_ids()[:1], tenant_ids()[1:6], tenant_ids()[6:26], tenant_ids()[26:]]
+
+
 def catalog(n: int = 50) -> list[dict[str, object]]:
     return [{"id": t, "name": f"Tenant {t}", "tier": TIERS[i % 3], "region": "eu" if i % 2 else "us",
              "arr": 1000 * i, "contact_email": f"ops@{t}.example"} for i, t in enumerate(tenant_ids(n))]

@@ -23,6 +23,7 @@ from tests.core.rollouts.conftest import (
     APPROVER1,
     APPROVER2,
     STARTER,
+    WAVES,
     Target,
     require_approval,
     rollout,
@@ -31,8 +32,6 @@ from tests.core.rollouts.conftest import (
     tenant_ids,
 )
 from tests.support import FakeClock, at_once
-
-WAVES = [tenant_ids()[:1], tenant_ids()[1:6], tenant_ids()[6:26], tenant_ids()[26:]]  # 1, 10%, 40%, rest
 
 
 def step_state(services: Core, step: str) -> str:

@@ -17,6 +17,7 @@ from opsloop.rollouts import requests as rollout_requests
 from tests.core.rollouts.conftest import (
     APPROVER1,
     APPROVER2,
+    WAVES,
     Target,
     require_approval,
     rollout,
@@ -24,8 +25,6 @@ from tests.core.rollouts.conftest import (
     states,
     tenant_ids,
 )
-
-WAVES = [tenant_ids()[:1], tenant_ids()[1:6], tenant_ids()[6:26], tenant_ids()[26:]]  # 1, 10%, 40%, rest
 
 
 @pytest.fixture(autouse=True)
